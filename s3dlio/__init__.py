@@ -1,0 +1,54 @@
+"""s3dlio: fast object storage I/O for AI/ML — S3, Azure Blob, local and O_DIRECT files, memory.
+
+>>> import s3dlio
+>>> s3dlio.put("mem://demo/hello.txt", b"hi")
+>>> bytes(s3dlio.get("mem://demo/hello.txt"))
+b'hi'
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .config import Config, configure
+from .errors import (
+    AlreadyExistsError,
+    ConfigError,
+    InvalidUriError,
+    NotFoundError,
+    PermissionDeniedError,
+    S3dlioError,
+    TransferError,
+)
+from .ops import *  # noqa: F403 - the operations are the package's API
+from .oplog import finalize_op_log, init_op_log, is_op_log_active, set_client_id
+from .ops import __all__ as _ops_all
+from .store import ObjectMeta
+from .uri import ObjectUri, join, parse
+
+try:
+    __version__ = version("s3dlio")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "AlreadyExistsError",
+    "Config",
+    "ConfigError",
+    "InvalidUriError",
+    "NotFoundError",
+    "ObjectMeta",
+    "ObjectUri",
+    "PermissionDeniedError",
+    "S3dlioError",
+    "TransferError",
+    "__version__",
+    "configure",
+    "finalize_op_log",
+    "init_op_log",
+    "is_op_log_active",
+    "set_client_id",
+    "join",
+    "parse",
+    *_ops_all,
+]

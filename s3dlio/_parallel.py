@@ -1,0 +1,120 @@
+"""Run blocking store calls on shared worker threads with bounded concurrency.
+
+Store calls release the GIL while they wait, so threads give real parallelism. Batch calls
+start at most ``max_in_flight`` loops that pull the next item from a shared iterator: no
+Future per item, which matters at 4 KiB where per-op overhead is the cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, ParamSpec, TypeVar
+
+__all__ = ["executor", "run_async", "map_bounded", "iter_bounded"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
+
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
+_pool_lock = threading.Lock()
+
+
+def executor() -> ThreadPoolExecutor:
+    """The process-wide pool (rebuilt in a forked child, whose inherited threads are gone)."""
+    global _pool, _pool_pid
+    pid = os.getpid()
+    if _pool is None or _pool_pid != pid:
+        with _pool_lock:
+            if _pool is None or _pool_pid != pid:
+                _pool = ThreadPoolExecutor(max_workers=512, thread_name_prefix="s3dlio")
+                _pool_pid = pid
+    return _pool
+
+
+async def run_async(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Await ``fn(*args, **kwargs)`` run on the pool: the body of every ``*_async`` twin."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(executor(), functools.partial(fn, *args, **kwargs))
+
+
+def map_bounded(
+    fn: Callable[[T], R],
+    items: Sequence[T] | Iterable[T],
+    max_in_flight: int,
+    *,
+    return_exceptions: bool = False,
+) -> list[R | BaseException]:
+    """``[fn(x) for x in items]`` with at most ``max_in_flight`` calls running at once.
+
+    Results keep the input order. The first error stops new calls and is raised once the
+    running ones finish, unless ``return_exceptions`` puts each error in its slot.
+    """
+    seq = items if isinstance(items, Sequence) else list(items)
+    n = len(seq)
+    results: list[Any] = [None] * n
+    if n == 0:
+        return results
+    counter = iter(range(n))
+    first_error: list[BaseException] = []
+
+    def worker() -> None:
+        for i in counter:  # next() on a range iterator is atomic under the GIL
+            if first_error:
+                return
+            try:
+                results[i] = fn(seq[i])
+            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+                if return_exceptions:
+                    results[i] = exc
+                else:
+                    first_error.append(exc)
+                    return
+
+    workers = min(max_in_flight, n)
+    if workers == 1:
+        worker()
+    else:
+        futures: list[Future[None]] = [executor().submit(worker) for _ in range(workers - 1)]
+        worker()  # the calling thread works too
+        for future in futures:
+            future.result()
+    if first_error:
+        raise first_error[0]
+    return results
+
+
+def iter_bounded(
+    fn: Callable[[T], R], items: Iterable[T], max_in_flight: int
+) -> Iterator[tuple[T, R | BaseException]]:
+    """Yield ``(item, fn(item) or its exception)`` in input order, ``max_in_flight`` ahead.
+
+    For streams too long to hold: only the window of running calls is in memory.
+    """
+    pool = executor()
+    window: deque[tuple[T, Future[R]]] = deque()
+    it = iter(items)
+    try:
+        for item in it:
+            window.append((item, pool.submit(fn, item)))
+            if len(window) >= max_in_flight:
+                yield _settle(*window.popleft())
+        while window:
+            yield _settle(*window.popleft())
+    finally:
+        for _, future in window:  # the consumer stopped early: do not start what is queued
+            future.cancel()
+
+
+def _settle(item: T, future: Future[R]) -> tuple[T, R | BaseException]:
+    try:
+        return item, future.result()
+    except BaseException as exc:  # noqa: BLE001 - handed to the caller
+        return item, exc

@@ -1,0 +1,73 @@
+"""Which keys a URI selects: a literal key, a prefix, or a regex as its last part.
+
+Pure logic, no I/O. The rules (from the original product): the last path part may be a
+regex; a trailing ``/`` means everything at that level; ``recursive`` drops ``/`` as a level
+separator. A plain last part selects a name prefix when listing and an exact name otherwise
+(``rm s3://b/obj_1`` must never remove ``obj_10``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import InvalidUriError
+
+__all__ = ["Selection", "select"]
+
+_META = frozenset(".^$*+?{}[]\\|()")
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """``prefix`` goes to the server; ``matches`` filters keys relative to ``base``."""
+
+    base: str
+    prefix: str
+    recursive: bool
+    regex: re.Pattern[str] | None
+    #: Besides ``regex``, a relative name selected when it equals (or, for listings, starts
+    #: with) this literal; None when only ``regex`` decides.
+    literal: str | None
+    name_prefix: bool
+
+    def matches(self, key: str) -> bool:
+        """True when ``key`` (a full key, or a common prefix ending in ``/``) is selected."""
+        rel = key[len(self.base) :]
+        if not self.recursive:
+            rel = rel.rstrip("/")
+        if self.regex is not None and self.regex.fullmatch(rel):
+            return True
+        if self.literal is None:
+            return False
+        if self.name_prefix:
+            return rel.startswith(self.literal)
+        return rel == self.literal
+
+
+def select(key: str, *, recursive: bool = False, pattern: str | None = None, exact: bool = False) -> Selection:
+    """The selection for ``key``; ``exact`` turns a plain last part into an exact name."""
+    base, slash, last = key.rpartition("/")
+    base += slash
+    regex = None
+    if pattern is not None:
+        regex = _compile(pattern, what="pattern")
+        return Selection(base, key, recursive, regex, None, name_prefix=False)
+    if not last:
+        return Selection(base, base, recursive, None, "", name_prefix=True)
+    head = next((i for i, ch in enumerate(last) if ch in _META), None)
+    if head is not None:
+        try:
+            regex = re.compile(last)
+        except re.error:
+            regex = None  # not a regex after all: a literal name with odd characters
+        else:
+            return Selection(base, base + last[:head], recursive, regex, last, name_prefix=False)
+    return Selection(base, key, recursive, None, last, name_prefix=not exact)
+
+
+def _compile(pattern: str, *, what: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise InvalidUriError(f"{what} {pattern!r} is not a valid regular expression: {exc}") from None

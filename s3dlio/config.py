@@ -1,0 +1,175 @@
+"""Settings, resolved as: explicit arguments > environment > ``.env`` in the working directory.
+
+A :class:`Config` is frozen and picklable; it holds settings, never connections, so it can
+travel to worker processes. Secrets never appear in its ``repr``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from functools import cache
+from typing import Any, Literal
+
+from .errors import ConfigError
+
+__all__ = ["Config", "EngineName", "configure", "default_config"]
+
+EngineName = Literal["auto", "fast", "portable"]
+
+MiB = 1024 * 1024
+
+# Environment variable -> Config field. Earlier names win when several are set.
+_ENV: dict[str, tuple[str, ...]] = {
+    "endpoint_url": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_S3_ENDPOINT"),
+    "region": ("AWS_REGION", "AWS_DEFAULT_REGION"),
+    "access_key_id": ("AWS_ACCESS_KEY_ID",),
+    "secret_access_key": ("AWS_SECRET_ACCESS_KEY",),
+    "session_token": ("AWS_SESSION_TOKEN",),
+    "profile": ("AWS_PROFILE",),
+    "ca_bundle": ("AWS_CA_BUNDLE_PATH", "AWS_CA_BUNDLE"),
+    "azure_account_name": ("AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT"),
+    "azure_account_key": ("AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_KEY"),
+    "azure_connection_string": ("AZURE_STORAGE_CONNECTION_STRING",),
+    "azure_endpoint": ("AZURE_STORAGE_ENDPOINT", "AZURE_BLOB_ENDPOINT"),
+    "azure_use_emulator": ("AZURE_STORAGE_USE_EMULATOR",),
+    "engine": ("S3DLIO_ENGINE",),
+    "max_in_flight": ("S3DLIO_MAX_IN_FLIGHT",),
+    "max_bytes_in_flight": ("S3DLIO_MAX_BYTES_IN_FLIGHT",),
+    "part_size": ("S3DLIO_PART_SIZE",),
+    "connect_timeout": ("S3DLIO_CONNECT_TIMEOUT",),
+    "request_timeout": ("S3DLIO_REQUEST_TIMEOUT",),
+    "max_attempts": ("S3DLIO_MAX_ATTEMPTS", "AWS_MAX_ATTEMPTS"),
+}
+
+_SECRETS = frozenset({"secret_access_key", "session_token", "azure_account_key", "azure_connection_string"})
+
+# Azurite's published development account (documented by Microsoft; not a secret).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a store needs besides the URI. Build with :meth:`resolve`, not directly."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    profile: str | None = None
+    ca_bundle: str | None = None
+    azure_account_name: str | None = None
+    azure_account_key: str | None = field(default=None, repr=False)
+    azure_connection_string: str | None = field(default=None, repr=False)
+    azure_endpoint: str | None = None
+    azure_use_emulator: bool = False
+    engine: EngineName = "auto"
+    #: Requests in flight per batch operation.
+    max_in_flight: int = 64
+    #: Bytes in flight per batch operation (backpressure: memory stays flat).
+    max_bytes_in_flight: int = 512 * MiB
+    part_size: int = 8 * MiB
+    connect_timeout: float = 10.0
+    request_timeout: float = 120.0
+    max_attempts: int = 4
+
+    def __post_init__(self) -> None:
+        if self.engine not in ("auto", "fast", "portable"):
+            raise ConfigError(f"S3DLIO_ENGINE={self.engine!r}: use fast, portable or auto")
+        for name in ("max_in_flight", "max_bytes_in_flight", "part_size", "max_attempts"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)!r}: must be at least 1")
+        for name in ("connect_timeout", "request_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name}={getattr(self, name)!r}: must be a positive number of seconds")
+        if self.ca_bundle is not None and not os.path.isfile(self.ca_bundle):
+            raise ConfigError(
+                f"CA bundle {self.ca_bundle!r} (AWS_CA_BUNDLE_PATH) does not exist; point it at a PEM file"
+            )
+        if self.endpoint_url is not None and not self.endpoint_url.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"endpoint {self.endpoint_url!r}: must start with http:// or https://, e.g. http://127.0.0.1:9000"
+            )
+
+    @classmethod
+    def resolve(cls, **overrides: Any) -> Config:
+        """Build a config: ``overrides`` (None means unset) > environment > ``.env`` > defaults."""
+        values: dict[str, Any] = {}
+        env = _environment()
+        for f in fields(cls):
+            value = overrides.get(f.name)
+            if value is None:
+                value = next((env[n] for n in _ENV.get(f.name, ()) if env.get(n)), None)
+            if value is not None:
+                values[f.name] = _convert(f.name, value, f.type)
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {sorted(unknown)}; known: {[f.name for f in fields(cls)]}")
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with some settings changed."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _environment() -> Mapping[str, str]:
+    dotenv = _dotenv(os.getcwd())
+    return {**dotenv, **os.environ}
+
+
+@cache
+def _dotenv(cwd: str) -> dict[str, str]:
+    path = os.path.join(cwd, ".env")
+    if not os.path.isfile(path):
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def _convert(name: str, value: Any, kind: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    kind = str(kind)
+    try:
+        if kind.startswith("bool"):
+            low = value.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(value)
+        if kind.startswith("int"):
+            from .sizes import parse_size
+
+            return parse_size(value)
+        if kind.startswith("float"):
+            return float(value)
+    except ValueError:
+        env = "/".join(_ENV.get(name, (name,)))
+        raise ConfigError(f"{env}={value!r}: not a valid {kind.split()[0]} for {name}") from None
+    return value
+
+
+_default: Config | None = None
+
+
+def default_config() -> Config:
+    """The process-wide config: what :func:`configure` set, else resolved from the environment."""
+    global _default
+    if _default is None:
+        _default = Config.resolve()
+    return _default
+
+
+def configure(**settings: Any) -> Config:
+    """Set process-wide settings (e.g. ``endpoint_url=...``); unset ones come from the environment."""
+    global _default
+    _default = Config.resolve(**settings)
+    from .store import registry
+
+    registry.clear()
+    return _default

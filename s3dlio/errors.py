@@ -1,0 +1,62 @@
+"""One exception hierarchy for every backend and engine.
+
+::
+
+    S3dlioError
+     ├── NotFoundError          (also FileNotFoundError)
+     ├── PermissionDeniedError  (also PermissionError)
+     ├── AlreadyExistsError     (also FileExistsError)
+     ├── InvalidUriError        (also ValueError)
+     ├── ConfigError            (also ValueError)
+     └── TransferError          (also OSError): the service failed, timed out or was unreachable
+
+Engines translate their dependency's errors into these at one place each (``map_errors`` in
+the engine module), so callers never see a botocore, obstore or azure exception.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyExistsError",
+    "ConfigError",
+    "InvalidUriError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "S3dlioError",
+    "TransferError",
+]
+
+
+class S3dlioError(Exception):
+    """Base of every error s3dlio raises on purpose."""
+
+    #: Exit status the CLI uses when this error ends a command.
+    exit_code: int = 1
+
+
+class NotFoundError(S3dlioError, FileNotFoundError):
+    """The object, bucket, container or path does not exist."""
+
+
+class PermissionDeniedError(S3dlioError, PermissionError):
+    """The service refused the credentials or the operation."""
+
+
+class AlreadyExistsError(S3dlioError, FileExistsError):
+    """The bucket or object already exists and the operation will not overwrite it."""
+
+
+class InvalidUriError(S3dlioError, ValueError):
+    """A URI that s3dlio cannot parse."""
+
+    exit_code = 2
+
+
+class ConfigError(S3dlioError, ValueError):
+    """A setting (argument, environment variable or .env entry) is missing or wrong."""
+
+    exit_code = 2
+
+
+class TransferError(S3dlioError, OSError):
+    """The request failed after retries: server error, timeout, unreachable endpoint, short body."""

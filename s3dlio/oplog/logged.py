@@ -1,0 +1,115 @@
+"""The one decorator that records every store operation in the op-log.
+
+It wraps any :class:`~s3dlio.store.Store`, so every backend and both engines are logged the
+same way and nothing else in the code knows about logging.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..store.base import DeleteFailure, ObjectMeta, Store
+from .writer import OpLogWriter
+
+if TYPE_CHECKING:
+    from collections.abc import Buffer
+
+__all__ = ["LoggedStore"]
+
+T = TypeVar("T")
+
+
+def _message(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class LoggedStore(Store):
+    """Forwards to ``inner`` and logs one line per operation (batch deletes: one line, n keys)."""
+
+    def __init__(self, inner: Store, writer: OpLogWriter) -> None:
+        self.inner = inner
+        self.writer = writer
+        self.scheme, self.bucket, self.config = inner.scheme, inner.bucket, inner.config
+        self.endpoint, self.engine = inner.endpoint, inner.engine
+        self._root = f"{inner.bucket}/" if inner.bucket else "/"
+
+    def _log(self, op: str, key: str, start: int, *, error: BaseException | None = None, **fields: Any) -> None:
+        self.writer.log(
+            op,
+            file=self._root + key,
+            endpoint=self.endpoint,
+            start_ns=start,
+            end_ns=time.time_ns(),
+            error="" if error is None else _message(error),
+            **fields,
+        )
+
+    def _call(self, op: str, key: str, fn: Callable[[], T], size: Callable[[T], int] | None = None) -> T:
+        start = time.time_ns()
+        try:
+            result = fn()
+        except BaseException as exc:
+            self._log(op, key, start, error=exc)
+            raise
+        self._log(op, key, start, bytes=size(result) if size else 0)
+        return result
+
+    def get(self, key: str) -> Buffer:
+        return self.get_timed(key)[0]
+
+    def get_timed(self, key: str) -> tuple[Buffer, int | None]:
+        start = time.time_ns()
+        try:
+            data, first_byte = self.inner.get_timed(key)
+        except BaseException as exc:
+            self._log("GET", key, start, error=exc)
+            raise
+        self._log("GET", key, start, bytes=memoryview(data).nbytes, first_byte_ns=first_byte)
+        return data, first_byte
+
+    def get_range(self, key: str, start: int, end: int) -> Buffer:
+        return self._call("GET", key, lambda: self.inner.get_range(key, start, end), lambda b: memoryview(b).nbytes)
+
+    def head(self, key: str) -> ObjectMeta:
+        return self._call("STAT", key, lambda: self.inner.head(key))
+
+    def list(self, prefix: str, *, delimiter: bool = False) -> Iterator[ObjectMeta | str]:
+        start = time.time_ns()
+        count = 0
+        try:
+            for item in self.inner.list(prefix, delimiter=delimiter):
+                count += 1
+                yield item
+        except BaseException as exc:
+            if not isinstance(exc, GeneratorExit):
+                self._log("LIST", prefix, start, n_objects=count, error=exc)
+                raise
+        self._log("LIST", prefix, start, n_objects=count)
+
+    def put(self, key: str, data: Buffer) -> None:
+        nbytes = memoryview(data).nbytes
+        self._call("PUT", key, lambda: self.inner.put(key, data), lambda _: nbytes)
+
+    def delete(self, key: str) -> None:
+        self._call("DELETE", key, lambda: self.inner.delete(key))
+
+    def delete_many(self, keys: Sequence[str]) -> list[DeleteFailure]:
+        start = time.time_ns()
+        failures = self.inner.delete_many(keys)
+        error = failures[0].error if failures else None
+        self._log("DELETE", keys[0] if keys else "", start, n_objects=len(keys) - len(failures), error=error)
+        return failures
+
+    def create_bucket(self) -> None:
+        self._call("CREATE_BUCKET", "", self.inner.create_bucket)
+
+    def delete_bucket(self) -> None:
+        self._call("DELETE_BUCKET", "", self.inner.delete_bucket)
+
+    def list_buckets(self) -> list[str]:
+        return self._call("LIST", "", self.inner.list_buckets)
+
+    def close(self) -> None:
+        self.inner.close()

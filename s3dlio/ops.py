@@ -1,0 +1,426 @@
+"""What users call: object operations by URI, each with an ``_async`` twin.
+
+Every function parses its URI, opens the store that serves it (cached per process) and calls
+one store method; batch functions bound requests in flight. The twins run the same body on
+the shared worker threads, so sync and async behave identically.
+"""
+
+from __future__ import annotations
+
+import glob
+import mmap
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+from . import _parallel
+from ._select import Selection, select
+from .config import default_config
+from .errors import InvalidUriError, NotFoundError
+from .oplog import current_writer
+from .oplog.logged import LoggedStore
+from .store import ObjectMeta, Store, open_store
+from .uri import ObjectUri, parse
+
+if TYPE_CHECKING:
+    from collections.abc import Buffer
+
+__all__ = [
+    "Entry", "TransferStats", "resolve",
+    "get", "get_range", "get_many", "get_many_stats", "put", "put_many",
+    "list", "list_entries", "stat", "exists", "delete",
+    "create_bucket", "delete_bucket", "list_buckets", "upload", "download", "copy",
+    "get_async", "get_range_async", "get_many_async", "get_many_stats_async", "put_async",
+    "put_many_async", "list_async", "stat_async", "exists_async", "delete_async",
+    "create_bucket_async", "delete_bucket_async", "list_buckets_async", "upload_async",
+    "download_async", "copy_async",
+]  # fmt: skip
+
+_list = list  # ``list`` the builtin, shadowed below by the operation of that name
+
+
+class Entry(NamedTuple):
+    """One listing result: a full URI, with metadata for objects and None for common prefixes."""
+
+    uri: str
+    meta: ObjectMeta | None
+
+
+@dataclass(frozen=True, slots=True)
+class TransferStats:
+    """Counts and wall time of a batch transfer whose data was discarded."""
+
+    objects: int
+    bytes: int
+    seconds: float
+
+    @property
+    def ops_per_s(self) -> float:
+        return self.objects / self.seconds if self.seconds else 0.0
+
+    @property
+    def mib_per_s(self) -> float:
+        return self.bytes / self.seconds / 2**20 if self.seconds else 0.0
+
+
+def resolve(uri: str | ObjectUri) -> tuple[ObjectUri, Store]:
+    """The parsed URI and the store serving it, op-logged when the op-log is on.
+
+    The one way layers above (loader, checkpoint, CLI) reach a store.
+    """
+    parsed = parse(uri)
+    return parsed, _logged(open_store(parsed))
+
+
+def _logged(store: Store) -> Store:
+    writer = current_writer()
+    if writer is None:
+        return store
+    key = (id(store), id(writer))
+    logged = _logged_stores.get(key)
+    if logged is None or logged.inner is not store or logged.writer is not writer:
+        logged = _logged_stores[key] = LoggedStore(store, writer)
+    return logged
+
+
+_logged_stores: dict[tuple[int, int], LoggedStore] = {}
+
+
+def _in_flight(max_in_flight: int | None) -> int:
+    n = max_in_flight if max_in_flight is not None else default_config().max_in_flight
+    if n < 1:
+        raise InvalidUriError(f"max_in_flight={n}: must be at least 1")
+    return n
+
+
+# -- reads -------------------------------------------------------------------------------
+def get(uri: str) -> Buffer:
+    """The whole object at ``uri`` as a zero-copy buffer (``memoryview(x)``, ``numpy.frombuffer(x)``)."""
+    parsed, store = resolve(uri)
+    return store.get(parsed.key)
+
+
+def get_range(uri: str, offset: int, length: int | None = None) -> Buffer:
+    """``length`` bytes from ``offset`` (to the end when None); clipped at the object's end."""
+    if offset < 0 or (length is not None and length < 0):
+        raise InvalidUriError(f"get_range {uri}: offset={offset} length={length}: both must be >= 0")
+    parsed, store = resolve(uri)
+    if length is None:
+        return store.get_range(parsed.key, offset, store.head(parsed.key).size)
+    return store.get_range(parsed.key, offset, offset + length)
+
+
+def get_many(
+    uris: Iterable[str], max_in_flight: int | None = None, *, return_exceptions: bool = False
+) -> _list[Buffer | BaseException]:
+    """Fetch many objects concurrently; results in input order.
+
+    The first failure is raised (after running requests finish) unless ``return_exceptions``
+    puts each error in its slot instead.
+    """
+    targets = [resolve(u) for u in uris]
+    return _parallel.map_bounded(
+        lambda t: t[1].get(t[0].key), targets, _in_flight(max_in_flight), return_exceptions=return_exceptions
+    )
+
+
+def get_many_stats(uris: Iterable[str], max_in_flight: int | None = None) -> TransferStats:
+    """Fetch many objects and discard the data: counts and wall time, memory stays flat."""
+    targets = [resolve(u) for u in uris]
+    start = time.perf_counter()
+    sizes = _parallel.map_bounded(
+        lambda t: memoryview(t[1].get(t[0].key)).nbytes, targets, _in_flight(max_in_flight)
+    )
+    return TransferStats(len(sizes), sum(sizes), time.perf_counter() - start)  # type: ignore[arg-type]
+
+
+def stat(uri: str) -> ObjectMeta:
+    """Full metadata of one object (None for what the backend does not keep)."""
+    parsed, store = resolve(uri)
+    return store.head(parsed.key)
+
+
+def exists(uri: str) -> bool:
+    """True when the object exists."""
+    try:
+        stat(uri)
+    except NotFoundError:
+        return False
+    return True
+
+
+# -- listing ---------------------------------------------------------------------------------
+def _matching(store: Store, sel: Selection) -> Iterator[tuple[str, ObjectMeta | None]]:
+    """``(key, metadata)`` of what ``sel`` selects; metadata is None for common prefixes."""
+    for item in store.list(sel.prefix, delimiter=not sel.recursive):
+        if isinstance(item, str):
+            if sel.matches(item):
+                yield item, None
+        elif sel.matches(item.key):
+            yield item.key, item
+
+
+def list_entries(uri: str, recursive: bool = False, pattern: str | None = None) -> Iterator[Entry]:
+    """Stream what :func:`list` selects, with each object's metadata (size, date, etag)."""
+    parsed, store = resolve(uri)
+    sel = select(parsed.key, recursive=recursive, pattern=pattern)
+    return (Entry(str(parsed.with_key(key)), meta) for key, meta in _matching(store, sel))
+
+
+def list(uri: str, recursive: bool = False, pattern: str | None = None) -> _list[str]:  # noqa: A001
+    """Full URIs under ``uri``. The last part may be a regex; a trailing ``/`` lists a level.
+
+    Without ``recursive``, ``/`` separates levels and common prefixes come back ending in
+    ``/``; with it, everything below. A plain last part is a name prefix
+    (``s3://b/data/img_`` lists ``img_0``, ``img_1``...); ``pattern`` is an explicit regex
+    matched against the path relative to the URI's directory.
+    """
+    return [entry.uri for entry in list_entries(uri, recursive, pattern)]
+
+
+def _objects(uri: str, recursive: bool, pattern: str | None) -> tuple[ObjectUri, Store, _list[str]]:
+    """Keys of the objects a delete/download/copy selects (never a name prefix)."""
+    parsed, store = resolve(uri)
+    sel = select(parsed.key, recursive=recursive, pattern=pattern, exact=True)
+    keys = [key for key, meta in _matching(store, sel) if meta is not None]
+    if sel.literal and not sel.recursive and pattern is None and parsed.key in keys:
+        keys = [parsed.key]  # an exact key wins over its reading as a regex
+    return parsed, store, keys
+
+
+# -- writes --------------------------------------------------------------------------------
+def put(uri: str, data: Buffer) -> None:
+    """Write ``data`` (any buffer-protocol object: bytes, memoryview, numpy array) to ``uri``."""
+    parsed, store = resolve(uri)
+    if parsed.is_prefix:
+        raise InvalidUriError(f"put {uri}: the URI names a prefix; add an object name after the last '/'")
+    store.put(parsed.key, data)
+
+
+def put_many(items: Iterable[tuple[str, Buffer]], max_in_flight: int | None = None) -> None:
+    """Write many objects concurrently; the first failure is raised."""
+    _parallel.map_bounded(lambda item: put(*item), _list(items), _in_flight(max_in_flight))
+
+
+def delete(uri: str, recursive: bool = False, pattern: str | None = None) -> int:
+    """Delete an object, everything at a prefix level (``.../``), or what a regex selects.
+
+    Returns how many objects were deleted. ``recursive`` reaches below the level. Deletes go
+    out in batches of 1000.
+    """
+    parsed, store, keys = _objects(uri, recursive, pattern)
+    failures = []
+    for i in range(0, len(keys), 1000):
+        failures += store.delete_many(keys[i : i + 1000])
+    if failures:
+        raise failures[0].error
+    return len(keys)
+
+
+# -- buckets -------------------------------------------------------------------------------
+def _bucket_store(uri: str) -> tuple[ObjectUri, Store]:
+    """Bucket management always runs on the portable engine: obstore cannot do it."""
+    parsed = parse(uri) if not uri.endswith("://") else ObjectUri(uri[:-3], "", "")  # type: ignore[arg-type]
+    if parsed.scheme not in ("s3", "az", "mem"):
+        raise InvalidUriError(f"{uri}: buckets exist only for s3://, az:// and mem://")
+    return parsed, _logged(open_store(parsed, default_config().replace(engine="portable")))
+
+
+def create_bucket(uri: str) -> None:
+    """Create the bucket/container of ``uri`` (``s3://name``). AlreadyExistsError if it exists."""
+    _bucket_store(uri)[1].create_bucket()
+
+
+def delete_bucket(uri: str) -> None:
+    """Delete the (empty) bucket/container of ``uri``."""
+    _bucket_store(uri)[1].delete_bucket()
+
+
+def list_buckets(uri: str = "s3://") -> _list[str]:
+    """Bucket (container) URIs visible with the configured credentials."""
+    parsed, store = _bucket_store(uri)
+    return [f"{parsed.scheme}://{name}" for name in store.list_buckets()]
+
+
+# -- files <-> objects -------------------------------------------------------------------------
+def _read_file(path: str) -> Buffer:
+    """The file's bytes without a copy in Python: a read-only map (empty files give b"")."""
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return b""
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def _glob_root(pattern: str) -> str:
+    parts = []
+    for part in os.path.abspath(pattern).split(os.sep):
+        if glob.has_magic(part):
+            break
+        parts.append(part)
+    root = os.sep.join(parts)
+    return root if os.path.isdir(root) else os.path.dirname(root)
+
+
+def upload(local_glob: str, dest_prefix: str, max_in_flight: int | None = None) -> _list[str]:
+    """Upload local files matching a glob (``**`` recurses) under ``dest_prefix``.
+
+    Object names keep the files' paths relative to the glob's fixed directory part. Returns
+    the URIs written.
+    """
+    paths = sorted(p for p in glob.glob(os.path.expanduser(local_glob), recursive=True) if os.path.isfile(p))
+    if not paths:
+        raise NotFoundError(f"upload {local_glob}: no local file matches")
+    root = _glob_root(local_glob)
+    dest = parse(dest_prefix)
+    uris = [str(dest.with_key(_join_key(dest.key, os.path.relpath(p, root)))) for p in paths]
+    _parallel.map_bounded(lambda pu: put(pu[1], _read_file(pu[0])), _list(zip(paths, uris, strict=True)),
+                          _in_flight(max_in_flight))  # fmt: skip
+    return uris
+
+
+def _join_key(prefix: str, rel: str) -> str:
+    rel = rel.replace(os.sep, "/")
+    if not prefix or prefix.endswith("/"):
+        return prefix + rel
+    return prefix + "/" + rel
+
+
+def _write_file(path: str, data: Buffer) -> None:
+    """Write atomically: a reader never sees half a file."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.s3dlio-{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def download(src: str, dest_dir: str, recursive: bool = False, max_in_flight: int | None = None) -> _list[str]:
+    """Download the objects ``src`` selects (a key, a prefix ``.../``, a regex) into ``dest_dir``.
+
+    Files keep their path relative to the URI's directory part. Returns the local paths.
+    """
+    parsed, store, keys = _objects(src, recursive, None)
+    if not keys:
+        raise NotFoundError(f"download {src}: no object matches")
+    base = select(parsed.key).base
+    dest_dir = os.path.abspath(dest_dir)
+    paths = [os.path.join(dest_dir, *k[len(base):].split("/")) for k in keys]
+
+    def one(kp: tuple[str, str]) -> None:
+        _write_file(kp[1], store.get(kp[0]))
+
+    _parallel.map_bounded(one, _list(zip(keys, paths, strict=True)), _in_flight(max_in_flight))
+    return paths
+
+
+def copy(src: str, dst: str, recursive: bool = False, max_in_flight: int | None = None) -> int:
+    """Copy objects between any two schemes; returns how many were copied.
+
+    One object to a key, or to ``dst`` ending in ``/`` keeping its name; a prefix, a regex or
+    ``recursive`` copies everything selected under ``dst``, keeping relative paths.
+    """
+    parsed, store, keys = _objects(src, recursive, None)
+    if not keys:
+        raise NotFoundError(f"copy {src}: no object matches")
+    target = parse(dst)
+    single = len(keys) == 1 and keys[0] == parsed.key
+    base = select(parsed.key).base
+    dst_keys = [
+        target.key if single and not target.is_prefix else _join_key(target.key, k[len(base):]) for k in keys
+    ]
+    dst_store = resolve(target)[1]
+    _parallel.map_bounded(lambda kd: dst_store.put(kd[1], store.get(kd[0])), _list(zip(keys, dst_keys, strict=True)),
+                          _in_flight(max_in_flight))  # fmt: skip
+    return len(keys)
+
+
+# -- async twins -----------------------------------------------------------------------------
+async def get_async(uri: str) -> Buffer:
+    """Async twin of :func:`get`."""
+    return await _parallel.run_async(get, uri)
+
+
+async def get_range_async(uri: str, offset: int, length: int | None = None) -> Buffer:
+    """Async twin of :func:`get_range`."""
+    return await _parallel.run_async(get_range, uri, offset, length)
+
+
+async def get_many_async(
+    uris: Iterable[str], max_in_flight: int | None = None, *, return_exceptions: bool = False
+) -> _list[Buffer | BaseException]:
+    """Async twin of :func:`get_many`."""
+    return await _parallel.run_async(get_many, _list(uris), max_in_flight, return_exceptions=return_exceptions)
+
+
+async def get_many_stats_async(uris: Iterable[str], max_in_flight: int | None = None) -> TransferStats:
+    """Async twin of :func:`get_many_stats`."""
+    return await _parallel.run_async(get_many_stats, _list(uris), max_in_flight)
+
+
+async def put_async(uri: str, data: Buffer) -> None:
+    """Async twin of :func:`put`."""
+    await _parallel.run_async(put, uri, data)
+
+
+async def put_many_async(items: Iterable[tuple[str, Buffer]], max_in_flight: int | None = None) -> None:
+    """Async twin of :func:`put_many`."""
+    await _parallel.run_async(put_many, _list(items), max_in_flight)
+
+
+async def list_async(uri: str, recursive: bool = False, pattern: str | None = None) -> _list[str]:
+    """Async twin of :func:`list`."""
+    return await _parallel.run_async(list, uri, recursive, pattern)
+
+
+async def stat_async(uri: str) -> ObjectMeta:
+    """Async twin of :func:`stat`."""
+    return await _parallel.run_async(stat, uri)
+
+
+async def exists_async(uri: str) -> bool:
+    """Async twin of :func:`exists`."""
+    return await _parallel.run_async(exists, uri)
+
+
+async def delete_async(uri: str, recursive: bool = False, pattern: str | None = None) -> int:
+    """Async twin of :func:`delete`."""
+    return await _parallel.run_async(delete, uri, recursive, pattern)
+
+
+async def create_bucket_async(uri: str) -> None:
+    """Async twin of :func:`create_bucket`."""
+    await _parallel.run_async(create_bucket, uri)
+
+
+async def delete_bucket_async(uri: str) -> None:
+    """Async twin of :func:`delete_bucket`."""
+    await _parallel.run_async(delete_bucket, uri)
+
+
+async def list_buckets_async(uri: str = "s3://") -> _list[str]:
+    """Async twin of :func:`list_buckets`."""
+    return await _parallel.run_async(list_buckets, uri)
+
+
+async def upload_async(local_glob: str, dest_prefix: str, max_in_flight: int | None = None) -> _list[str]:
+    """Async twin of :func:`upload`."""
+    return await _parallel.run_async(upload, local_glob, dest_prefix, max_in_flight)
+
+
+async def download_async(
+    src: str, dest_dir: str, recursive: bool = False, max_in_flight: int | None = None
+) -> _list[str]:
+    """Async twin of :func:`download`."""
+    return await _parallel.run_async(download, src, dest_dir, recursive, max_in_flight)
+
+
+async def copy_async(src: str, dst: str, recursive: bool = False, max_in_flight: int | None = None) -> int:
+    """Async twin of :func:`copy`."""
+    return await _parallel.run_async(copy, src, dst, recursive, max_in_flight)

@@ -1,0 +1,146 @@
+"""The Store interface every backend and engine implements, and the metadata it returns.
+
+A store is one bucket, container or filesystem root. Its methods are synchronous and release
+the GIL while they wait (obstore's sync API, boto3, os): measured on obstore 0.12.1, the sync
+calls from worker threads cost less client CPU than its async ones, linearly in size (see
+shared/DESIGN.md §2). The ``*_async`` twins in :mod:`s3dlio.ops` run these on a thread pool.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Buffer
+
+    from ..config import Config
+
+__all__ = ["ObjectMeta", "Store", "DeleteFailure"]
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectMeta:
+    """What ``stat`` and ``list`` report about one object. None where the backend has no value."""
+
+    key: str
+    size: int
+    last_modified: datetime | None = None
+    etag: str | None = None
+    content_type: str | None = None
+    content_language: str | None = None
+    storage_class: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    version_id: str | None = None
+    replication_status: str | None = None
+    server_side_encryption: str | None = None
+    ssekms_key_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, for JSON output."""
+        out = {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        if self.last_modified is not None:
+            out["last_modified"] = self.last_modified.isoformat().replace("+00:00", "Z")
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteFailure:
+    """One key a batch delete could not remove, and why."""
+
+    key: str
+    error: Exception
+
+
+class Store(abc.ABC):
+    """One bucket/container/root. Keys are relative to it and never start with ``/``.
+
+    Errors are s3dlio's own (:mod:`s3dlio.errors`), raised the same way by every backend:
+    a missing object or bucket is :class:`~s3dlio.errors.NotFoundError`, and so on.
+    """
+
+    #: URI scheme served, e.g. ``"s3"``.
+    scheme: str
+    #: Bucket/container/store name; ``""`` for filesystem roots.
+    bucket: str
+    #: Where requests go, for the op-log: ``http://127.0.0.1:9000`` or ``file://``.
+    endpoint: str
+    #: ``"fast"`` or ``"portable"``.
+    engine: str
+
+    def __init__(self, bucket: str, config: Config) -> None:
+        self.bucket = bucket
+        self.config = config
+
+    # -- reads ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def get(self, key: str) -> Buffer:
+        """The whole object as a buffer-protocol object (zero-copy where the engine allows)."""
+
+    def get_timed(self, key: str) -> tuple[Buffer, int | None]:
+        """``get`` plus when its first response byte arrived (``time.time_ns()``), if known.
+
+        Only the op-log asks for this; engines that see the response headers before the body
+        override it.
+        """
+        return self.get(key), None
+
+    @abc.abstractmethod
+    def get_range(self, key: str, start: int, end: int) -> Buffer:
+        """Bytes ``[start, end)``; ``end`` past the object's size is clipped to it.
+
+        ``start`` at or past the end of a non-empty object returns an empty buffer.
+        """
+
+    @abc.abstractmethod
+    def head(self, key: str) -> ObjectMeta:
+        """Full metadata of one object (the fields :class:`ObjectMeta` lists)."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str, *, delimiter: bool = False) -> Iterator[ObjectMeta | str]:
+        """Objects whose key starts with ``prefix``, streamed page by page.
+
+        With ``delimiter``, keys below the next ``/`` after the prefix are folded into common
+        prefixes, yielded as ``str`` ending in ``/``.
+        """
+
+    # -- writes --------------------------------------------------------------------------
+    @abc.abstractmethod
+    def put(self, key: str, data: Buffer) -> None:
+        """Write one whole object from any buffer-protocol object, replacing what was there."""
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> None:
+        """Delete one object. Deleting a missing key is not an error (as in S3)."""
+
+    def delete_many(self, keys: Sequence[str]) -> list[DeleteFailure]:
+        """Delete keys (at most 1000 per call); return the ones that failed."""
+        failures = []
+        for key in keys:
+            try:
+                self.delete(key)
+            except Exception as exc:  # noqa: BLE001 - reported to the caller per key
+                failures.append(DeleteFailure(key, exc))
+        return failures
+
+    # -- containers ----------------------------------------------------------------------
+    def create_bucket(self) -> None:
+        """Create this store's bucket/container. AlreadyExistsError if it exists."""
+        raise NotImplementedError(f"{self.scheme}:// has no buckets to create")
+
+    def delete_bucket(self) -> None:
+        """Delete this store's (empty) bucket/container. NotFoundError if it does not exist."""
+        raise NotImplementedError(f"{self.scheme}:// has no buckets to delete")
+
+    def list_buckets(self) -> list[str]:
+        """Names of the buckets/containers the credentials can see."""
+        raise NotImplementedError(f"{self.scheme}:// has no buckets to list")
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections. The store must not be used afterwards."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.scheme}://{self.bucket} engine={self.engine}>"
