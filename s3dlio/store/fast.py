@@ -1,0 +1,680 @@
+"""The fast engine: obstore (Rust ``object_store``) behind the :class:`Store` interface.
+
+Only obstore's *sync* calls are used: they release the GIL and cost client CPU linearly in
+the body size, while its async body reads grow super-linearly (shared/DESIGN.md §2). Reads
+return obstore's ``Bytes`` as-is (buffer protocol, zero-copy); writes hand obstore a
+``memoryview`` of the caller's buffer (no copy in Python).
+
+obstore addresses keys as ``object_store`` paths, so it cannot name keys with empty, ``.``
+or ``..`` segments or a leading/trailing ``/`` (it would silently strip the slashes); such
+keys raise :class:`InvalidUriError` naming the portable engine, which can. Its listing
+prefixes are whole path segments, so a partial prefix (``data/fi``) is served by listing
+the parent segment from just before the prefix and filtering.
+"""
+
+from __future__ import annotations
+
+import builtins
+import mimetypes
+import os
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import obstore
+from obstore import exceptions as obx
+from obstore.store import AzureStore, LocalStore, MemoryStore, S3Store
+
+from ..config import AZURITE_ACCOUNT, AZURITE_KEY, Config
+from ..errors import (
+    AlreadyExistsError,
+    ConfigError,
+    InvalidUriError,
+    NotFoundError,
+    PermissionDeniedError,
+    S3dlioError,
+    TransferError,
+)
+from ..uri import ObjectUri
+from . import engine
+from .base import DeleteFailure, ObjectMeta, Store
+
+if TYPE_CHECKING:
+    from collections.abc import Buffer
+
+__all__ = ["FastStore", "map_errors", "open_fast_store"]
+
+_MiB = 1024 * 1024
+_EMPTY = obstore.Bytes(b"")
+# GetResult.attributes keys that are not user metadata.
+_STANDARD_ATTRIBUTES = frozenset(
+    {
+        "Content-Type",
+        "Content-Language",
+        "Content-Encoding",
+        "Content-Disposition",
+        "Cache-Control",
+        "Storage-Class",
+    }
+)
+_FIX_ENGINE = "use the portable engine for it (S3DLIO_ENGINE=portable)"
+
+
+def open_fast_store(uri: ObjectUri, config: Config) -> Store:
+    """The obstore-backed store for ``uri``'s scheme and bucket."""
+    engine.mark_fast_started()
+    if uri.scheme == "s3":
+        return FastS3Store(uri.bucket, config)
+    if uri.scheme == "az":
+        return FastAzureStore(uri.bucket, config, account=uri.account)
+    if uri.scheme == "file":
+        return FastLocalStore(config)
+    if uri.scheme == "mem":
+        return FastMemoryStore(uri.bucket, config)
+    raise InvalidUriError(f"{uri}: the fast engine has no store for {uri.scheme}://")
+
+
+# -- errors ----------------------------------------------------------------------------------
+@contextmanager
+def map_errors(op: str, target: str, *, endpoint: str | None = None, hint: str = "") -> Iterator[None]:
+    """Turn obstore and OS errors raised inside the block into s3dlio's, once, at the edge.
+
+    ``target`` is the URI the operation was about; ``hint`` is appended to credential errors.
+    """
+    try:
+        yield
+    except S3dlioError:
+        raise
+    except Exception as exc:
+        raise _translate(op, target, exc, endpoint, hint) from exc
+
+
+_STATUS = re.compile(r"status(?: code)?: (\d{3})")
+_CODE = re.compile(r"<Code>([^<]{1,100})</Code>")
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+_SECRET_QUERY = re.compile(r"((?:sig|X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token)=)[^&\s]+", re.I)
+_BUCKET_MISSING = ("NoSuchBucket", "ContainerNotFound", "container does not exist", "bucket does not exist")
+
+
+def _translate(op: str, target: str, exc: Exception, endpoint: str | None, hint: str) -> S3dlioError:
+    text = str(exc)
+    status = int(m.group(1)) if (m := _STATUS.search(text)) else None
+    code = m.group(1) if (m := _CODE.search(text)) else None
+    os_errno = int(m.group(1)) if (m := _OS_ERROR.search(text)) else None
+    why = f" ({code})" if code else ""
+    where = f" {endpoint}" if endpoint else " the endpoint"
+    if isinstance(exc, ValueError | obx.InvalidPathError):
+        return InvalidUriError(
+            f"{op} {target}: the fast engine (obstore) cannot address this key; {_FIX_ENGINE}"
+        )
+    if _bucket_missing(text):
+        bucket = target.split("://", 1)[-1].split("/", 1)[0]
+        return NotFoundError(
+            f"{op} {target}: bucket/container '{bucket}' does not exist; create it first or check the name"
+        )
+    if os_errno in (20, 21) or isinstance(exc, NotADirectoryError | IsADirectoryError):
+        cls = AlreadyExistsError if op == "put" else NotFoundError
+        return cls(f"{op} {target}: a file or directory is in the way ({_short(text)})")
+    if isinstance(exc, FileNotFoundError | obx.NotFoundError) or status == 404 or os_errno == 2:
+        return NotFoundError(f"{op} {target}: not found")
+    if "169.254.169.254" in text or (status is None and "credential" in text.lower()):
+        return PermissionDeniedError(
+            f"{op} {target}: could not obtain credentials; set AWS_ACCESS_KEY_ID and "
+            f"AWS_SECRET_ACCESS_KEY, or AWS_PROFILE ({_short(text)})"
+        )
+    if (
+        isinstance(exc, PermissionError | obx.PermissionDeniedError | obx.UnauthenticatedError)
+        or status in (401, 403)
+        or os_errno in (1, 13)
+    ):
+        return PermissionDeniedError(
+            f"{op} {target}: access denied{why}; check the credentials and their permissions{hint}"
+        )
+    if isinstance(exc, FileExistsError | obx.AlreadyExistsError) or os_errno == 17:
+        return AlreadyExistsError(f"{op} {target}: already exists")
+    if "InvalidCertificate" in text or "certificate verify failed" in text:
+        return TransferError(
+            f"{op} {target}: TLS certificate verification failed for{where}; if it uses a private CA, "
+            "set AWS_CA_BUNDLE_PATH to that CA's PEM bundle"
+        )
+    if isinstance(exc, TimeoutError) or "timed out" in text or "kind: Timeout" in text or "TimedOut" in text:
+        return TransferError(
+            f"{op} {target}: timed out talking to{where} (S3DLIO_CONNECT_TIMEOUT, S3DLIO_REQUEST_TIMEOUT)"
+        )
+    if status is None and ("error sending request" in text or "kind: Connect" in text or "dns error" in text):
+        return TransferError(
+            f"{op} {target}: cannot reach{where}; check the endpoint (AWS_ENDPOINT_URL / AZURE_STORAGE_ENDPOINT) "
+            "and that the server is running"
+        )
+    if status is not None:
+        return TransferError(f"{op} {target}: the service answered HTTP {status}{why}")
+    if os_errno == 28:
+        return TransferError(f"{op} {target}: no space left on device")
+    return TransferError(f"{op} {target}: {_short(text)}")
+
+
+def _bucket_missing(text: str) -> bool:
+    return any(marker in text for marker in _BUCKET_MISSING)
+
+
+def _short(text: str) -> str:
+    """First line of an obstore message, without bodies, and with signed-URL secrets blanked."""
+    line = text.split("\n", 1)[0].split(": <?xml", 1)[0]
+    line = _SECRET_QUERY.sub(r"\1REDACTED", line)
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
+def _range_past_end(text: str) -> bool:
+    return "StartTooLarge" in text or "InvalidRange" in text or "status code: 416" in text
+
+
+# -- the store -------------------------------------------------------------------------------
+class FastStore(Store):
+    """A Store whose every request is one sync obstore call (GIL released while it waits)."""
+
+    engine = "fast"
+    #: The backend lists keys in lexicographic order, so a partial-prefix listing may stop early.
+    _sorted_listing = True
+    #: Keys per batch-delete request.
+    _delete_batch = 1000
+    #: Whether large puts use obstore's parallel multipart upload.
+    _multipart = True
+    #: Appended to access-denied messages.
+    _credential_hint = ""
+
+    def __init__(self, bucket: str, config: Config, inner: Any, *, scheme: str, endpoint: str) -> None:
+        super().__init__(bucket, config)
+        self.scheme = scheme
+        self.endpoint = endpoint
+        self._inner = inner
+        self._account: str | None = None
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _uri(self, key: str) -> str:
+        return f"{self.scheme}://{self.bucket}/{key}"
+
+    def _errors(self, op: str, key: str) -> Any:
+        return map_errors(op, self._uri(key), endpoint=self.endpoint, hint=self._credential_hint)
+
+    def _check_key(self, op: str, key: str) -> None:
+        """Reject keys obstore would reject or silently rewrite (it strips slashes)."""
+        if not key:
+            raise InvalidUriError(
+                f"{op} {self._uri(key)}: the URI names no object; add a key after the last '/'"
+            )
+        if key.startswith("/") or key.endswith("/") or "//" in key or _dot_segment(key):
+            raise InvalidUriError(
+                f"{op} {self._uri(key)}: the key has an empty, '.' or '..' segment or a leading/trailing '/', "
+                f"which the fast engine cannot address; {_FIX_ENGINE}"
+            )
+
+    def _default_content_type(self, key: str) -> str | None:
+        """The content type to report when the backend stores none (files, memory)."""
+        return None
+
+    # -- reads -----------------------------------------------------------------------------
+    def get(self, key: str) -> Buffer:
+        self._check_key("get", key)
+        with self._errors("get", key):
+            return obstore.get(self._inner, key).bytes()
+
+    def get_range(self, key: str, start: int, end: int) -> Buffer:
+        self._check_key("get", key)
+        if start < 0 or end < 0:
+            raise ValueError(f"get_range {self._uri(key)}: start={start}, end={end} must not be negative")
+        if end <= start:
+            self.head(key)  # an empty range of a missing object is still NotFoundError
+            return _EMPTY
+        with self._errors("get", key):
+            try:
+                return obstore.get_range(self._inner, key, start=start, end=end)
+            except (obx.GenericError, ValueError) as exc:
+                if _range_past_end(str(exc)):
+                    return _EMPTY
+                raise
+
+    def head(self, key: str) -> ObjectMeta:
+        self._check_key("head", key)
+        with self._errors("head", key):
+            result = obstore.get(self._inner, key, options={"head": True})
+            meta, attributes = result.meta, result.attributes
+        return ObjectMeta(
+            key=key,
+            size=meta["size"],
+            last_modified=_utc(meta["last_modified"]),
+            etag=_etag(meta["e_tag"]),
+            content_type=attributes.get("Content-Type") or self._default_content_type(key),
+            content_language=attributes.get("Content-Language"),
+            storage_class=attributes.get("Storage-Class"),
+            metadata={k: v for k, v in attributes.items() if k not in _STANDARD_ATTRIBUTES},
+            version_id=meta["version"],
+        )
+
+    def list(self, prefix: str, *, delimiter: bool = False) -> Iterator[ObjectMeta | str]:
+        # obstore prefixes are whole segments: list the parent segment, keep what matches.
+        parent = prefix.rstrip("/") if prefix.endswith("/") else prefix.rpartition("/")[0]
+        partial = not prefix.endswith("/") and prefix != ""
+        with self._errors("list", prefix):
+            if delimiter:
+                result = obstore.list_with_delimiter(self._inner, parent or None)
+                for item in result["objects"]:
+                    if not partial or item["path"].startswith(prefix):
+                        yield _meta(item)
+                for common in result["common_prefixes"]:
+                    if not partial or common.startswith(prefix):
+                        yield common + "/"
+                return
+            offset = _list_offset(prefix, parent) if partial else None
+            stream = obstore.list(self._inner, parent or None, offset=offset, chunk_size=1000)
+            for page in stream:
+                for item in page:
+                    path = item["path"]
+                    if partial and not path.startswith(prefix):
+                        if self._sorted_listing and path > prefix:
+                            return
+                        continue
+                    yield _meta(item)
+
+    # -- writes ----------------------------------------------------------------------------
+    def put(self, key: str, data: Buffer) -> None:
+        self._check_key("put", key)
+        view = self._writable(data)
+        chunk = max(self.config.part_size, 5 * _MiB)  # S3 parts are at least 5 MiB
+        multipart = self._multipart and view.nbytes > 2 * chunk
+        concurrency = max(1, min(16, self.config.max_in_flight, self.config.max_bytes_in_flight // chunk))
+        with self._errors("put", key):
+            obstore.put(
+                self._inner, key, view, use_multipart=multipart, chunk_size=chunk, max_concurrency=concurrency
+            )
+
+    def _writable(self, data: Buffer) -> memoryview:
+        """A flat unsigned-byte view of ``data`` (obstore takes only 1-D uint8 buffers)."""
+        view = memoryview(data)
+        if not view.c_contiguous:
+            view = memoryview(view.tobytes())  # the one unavoidable copy: a strided buffer
+        if view.ndim != 1 or view.format != "B":
+            view = view.cast("B")
+        return view
+
+    def delete(self, key: str) -> None:
+        self._check_key("delete", key)
+        with self._errors("delete", key):
+            try:
+                obstore.delete(self._inner, key)
+            except FileNotFoundError as exc:  # a missing key is fine, a missing bucket is not
+                if _bucket_missing(str(exc)):
+                    raise
+
+    def delete_many(self, keys: Sequence[str]) -> builtins.list[DeleteFailure]:
+        failures: builtins.list[DeleteFailure] = []
+        for i in range(0, len(keys), self._delete_batch):
+            chunk: builtins.list[str] = []
+            for key in keys[i : i + self._delete_batch]:
+                try:
+                    self._check_key("delete", key)
+                    chunk.append(key)
+                except InvalidUriError as exc:
+                    failures.append(DeleteFailure(key, exc))
+            if not chunk:
+                continue
+            try:
+                with self._errors("delete", chunk[0]):
+                    obstore.delete(self._inner, chunk)
+                continue
+            except NotFoundError as exc:
+                if _bucket_missing(str(exc.__cause__)):
+                    raise
+            except (PermissionDeniedError, InvalidUriError):
+                pass
+            # Some keys failed (or were missing where that is an error): settle them one by one,
+            # since obstore reports only the first failure of a batch.
+            for key in chunk:
+                try:
+                    self.delete(key)
+                except S3dlioError as exc:
+                    failures.append(DeleteFailure(key, exc))
+        return failures
+
+    # -- copying ---------------------------------------------------------------------------
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Copies and pickles re-open the store by URI (the obstore handle stays behind)."""
+        return (_reopen, (self.scheme, self.bucket, self._account, self.config))
+
+
+def _reopen(scheme: str, bucket: str, account: str | None, config: Config) -> Store:
+    return open_fast_store(ObjectUri(scheme, bucket, "", account), config)  # type: ignore[arg-type]
+
+
+def _list_offset(prefix: str, parent: str) -> str | None:
+    """A key just below ``prefix`` that obstore accepts as ``offset`` (list keys after it), so a
+    partial prefix skips the parent's keys that sort before it; None when there is none."""
+    last = prefix[-1]
+    candidates = [prefix[:-1] + chr(ord(last) - 1)] if ord(last) > 0x21 else []
+    for candidate in [*candidates, prefix[:-1]]:
+        segment = candidate[len(parent) + 1 :] if parent else candidate
+        if segment and segment not in (".", "..") and "/" not in segment and candidate.isprintable():
+            return candidate
+    return None
+
+
+def _dot_segment(key: str) -> bool:
+    return (
+        key in (".", "..")
+        or key.startswith(("./", "../"))
+        or "/./" in key
+        or "/../" in key
+        or key.endswith(("/.", "/.."))
+    )
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _etag(value: str | None) -> str | None:
+    """ETags quoted, as S3 and HTTP write them (obstore's Azure listing drops the quotes)."""
+    if value is None or value.startswith(('"', "W/")):
+        return value
+    return f'"{value}"'
+
+
+def _meta(item: Any) -> ObjectMeta:
+    return ObjectMeta(
+        key=item["path"],
+        size=item["size"],
+        last_modified=_utc(item["last_modified"]),
+        etag=_etag(item["e_tag"]),
+        version_id=item["version"],
+    )
+
+
+# -- client settings -------------------------------------------------------------------------
+def _client_options(config: Config, endpoint: str | None) -> dict[str, Any]:
+    """HTTP settings shared by S3 and Azure. There is deliberately no way to skip TLS checks."""
+    options: dict[str, Any] = {
+        "connect_timeout": timedelta(seconds=config.connect_timeout),
+        # A stalled read fails after request_timeout; an overall cap would fail big objects
+        # on slow links, so the whole-request limit is only a backstop.
+        "read_timeout": timedelta(seconds=config.request_timeout),
+        "timeout": timedelta(hours=24),
+    }
+    if endpoint is not None and endpoint.startswith("http://"):
+        options["allow_http"] = True
+    if config.ca_bundle:
+        try:
+            with open(config.ca_bundle, "rb") as f:
+                pem = f.read()
+        except OSError as exc:
+            raise ConfigError(
+                f"CA bundle {config.ca_bundle!r} (AWS_CA_BUNDLE_PATH) cannot be read: {exc}"
+            ) from exc
+        if b"-----BEGIN CERTIFICATE-----" not in pem:
+            raise ConfigError(
+                f"CA bundle {config.ca_bundle!r} (AWS_CA_BUNDLE_PATH) holds no PEM certificate "
+                "('-----BEGIN CERTIFICATE-----' blocks)"
+            )
+        options["root_certificate"] = pem  # added to the system roots, which stay trusted
+    return options
+
+
+def _retry_config(config: Config) -> dict[str, Any]:
+    # Short backoff: with 4 attempts a refused connection fails in about a second.
+    return {
+        "max_retries": config.max_attempts - 1,
+        "retry_timeout": timedelta(seconds=config.request_timeout),
+        "backoff": {
+            "init_backoff": timedelta(milliseconds=100),
+            "max_backoff": timedelta(seconds=5),
+            "base": 2,
+        },
+    }
+
+
+def _build(kind: str, factory: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return factory(*args, **kwargs)
+    except (obx.BaseError, ValueError) as exc:
+        raise ConfigError(f"cannot configure the {kind} client: {_short(str(exc))}") from exc
+
+
+class FastS3Store(FastStore):
+    """An S3 bucket; bucket create/delete/list go through the portable (boto3) store."""
+
+    def __init__(self, bucket: str, config: Config) -> None:
+        region = config.region or "us-east-1"
+        kwargs: dict[str, Any] = {"region": region}
+        anonymous = False
+        if config.endpoint_url:
+            kwargs["endpoint"] = config.endpoint_url
+            kwargs["virtual_hosted_style_request"] = False  # path style: MinIO, Ceph, moto, ...
+        if config.access_key_id and config.secret_access_key:
+            kwargs["access_key_id"] = config.access_key_id
+            kwargs["secret_access_key"] = config.secret_access_key
+            if config.session_token:
+                kwargs["token"] = config.session_token
+        else:
+            provider, session_region = _boto3_credentials(config.profile)
+            if provider is not None:
+                kwargs["credential_provider"] = provider
+                kwargs["region"] = config.region or session_region or region
+            else:
+                kwargs["skip_signature"] = True  # public buckets still work; private ones say 403
+                anonymous = True
+        endpoint = config.endpoint_url or f"https://s3.{kwargs['region']}.amazonaws.com"
+        inner = _build(
+            "S3",
+            S3Store,
+            bucket,
+            client_options=_client_options(config, endpoint),
+            retry_config=_retry_config(config),
+            **kwargs,
+        )
+        super().__init__(bucket, config, inner, scheme="s3", endpoint=endpoint)
+        if anonymous:
+            self._credential_hint = (
+                " (no AWS credentials were found, so the request was anonymous: set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
+            )
+        self._portable: Any = None
+
+    def _bucket_store(self) -> Any:
+        if self._portable is None:
+            from .s3 import S3Store as PortableS3Store
+
+            self._portable = PortableS3Store(self.bucket, self.config)
+        return self._portable
+
+    def create_bucket(self) -> None:
+        self._bucket_store().create_bucket()
+
+    def delete_bucket(self) -> None:
+        self._bucket_store().delete_bucket()
+
+    def list_buckets(self) -> builtins.list[str]:
+        return list(self._bucket_store().list_buckets())
+
+
+def _boto3_credentials(profile: str | None) -> tuple[Any, str | None]:
+    """boto3's credential chain (profiles, SSO, web identity, instance roles), refreshed by obstore."""
+    import boto3
+    from botocore.exceptions import BotoCoreError
+    from obstore.auth.boto3 import Boto3CredentialProvider
+
+    try:
+        session = boto3.Session(profile_name=profile)
+        if session.get_credentials() is None:
+            if profile:
+                raise ConfigError(f"AWS_PROFILE={profile!r}: the profile has no credentials")
+            return None, session.region_name
+        return Boto3CredentialProvider(session), session.region_name
+    except BotoCoreError as exc:
+        raise ConfigError(f"AWS credentials (profile {profile!r}): {exc}") from exc
+
+
+class FastAzureStore(FastStore):
+    """An Azure Blob container; container create/delete/list go through azure-storage-blob."""
+
+    _delete_batch = 256  # Azure's blob batch limit
+
+    def __init__(self, container: str, config: Config, account: str | None = None) -> None:
+        settings = _azure_settings(config, account, container)
+        endpoint = settings.get("endpoint") or f"https://{settings['account_name']}.blob.core.windows.net"
+        inner = _build(
+            "Azure",
+            AzureStore,
+            container,
+            client_options=_client_options(config, endpoint),
+            retry_config=_retry_config(config),
+            **settings,
+        )
+        super().__init__(container, config, inner, scheme="az", endpoint=endpoint)
+        self._account = account
+        self._credential_hint = " (AZURE_STORAGE_ACCOUNT_NAME / AZURE_STORAGE_ACCOUNT_KEY)"
+        self._portable: Any = None
+
+    def _bucket_store(self) -> Any:
+        if self._portable is None:
+            from .azure import AzureStore as PortableAzureStore
+
+            self._portable = PortableAzureStore(self.bucket, self.config, account=self._account)
+        return self._portable
+
+    def create_bucket(self) -> None:
+        self._bucket_store().create_bucket()
+
+    def delete_bucket(self) -> None:
+        self._bucket_store().delete_bucket()
+
+    def list_buckets(self) -> builtins.list[str]:
+        return list(self._bucket_store().list_buckets())
+
+
+def _azure_settings(config: Config, account: str | None, container: str) -> dict[str, Any]:
+    """Account, key/SAS and endpoint from config, connection string and emulator defaults."""
+    parts = _connection_string(config.azure_connection_string)
+    emulator = config.azure_use_emulator or parts.get("usedevelopmentstorage", "").lower() == "true"
+    name = (
+        account
+        or config.azure_account_name
+        or parts.get("accountname")
+        or (AZURITE_ACCOUNT if emulator else None)
+    )
+    if not name:
+        raise ConfigError(
+            f"az://{container}: no storage account; set AZURE_STORAGE_ACCOUNT_NAME or write "
+            f"https://ACCOUNT.blob.core.windows.net/{container}/key"
+        )
+    settings: dict[str, Any] = {"account_name": name}
+    key = (
+        config.azure_account_key
+        or parts.get("accountkey")
+        or (AZURITE_KEY if emulator and name == AZURITE_ACCOUNT else None)
+    )
+    if key:
+        settings["account_key"] = key
+    if parts.get("sharedaccesssignature"):
+        settings["sas_key"] = parts["sharedaccesssignature"]
+    endpoint = config.azure_endpoint or parts.get("blobendpoint")
+    if not endpoint and "endpointsuffix" in parts:
+        endpoint = f"{parts.get('defaultendpointsprotocol', 'https')}://{name}.blob.{parts['endpointsuffix']}"
+    if not endpoint and emulator:
+        endpoint = f"http://127.0.0.1:10000/{name}"
+    if endpoint:
+        settings["endpoint"] = endpoint.rstrip("/")
+    return settings
+
+
+def _connection_string(value: str | None) -> dict[str, str]:
+    """``Key=Value;...`` pairs, keys lower-cased (values such as account keys contain ``=``)."""
+    parts: dict[str, str] = {}
+    for piece in (value or "").split(";"):
+        name, sep, val = piece.partition("=")
+        if sep and name.strip():
+            parts[name.strip().lower()] = val.strip()
+    return parts
+
+
+class FastLocalStore(FastStore):
+    """The local filesystem; keys are absolute paths without their leading ``/``."""
+
+    _sorted_listing = False  # directory walks come in no particular order
+    _multipart = False
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(
+            "", config, _build("file", LocalStore, prefix="/"), scheme="file", endpoint="file://"
+        )
+
+    def _uri(self, key: str) -> str:
+        return f"file:///{key}"
+
+    def _default_content_type(self, key: str) -> str | None:
+        # As the portable engine reports it, so both engines agree.
+        return mimetypes.guess_type(key, strict=False)[0] or "application/octet-stream"
+
+
+_memory_stores: dict[str, MemoryStore] = {}
+# Names that exist as buckets: created, or written to (stores spring up on first put, like
+# directories), as in the portable engine's memory store.
+_memory_buckets: set[str] = set()
+_memory_lock = threading.Lock()
+
+
+class FastMemoryStore(FastStore):
+    """An in-process store shared by every ``mem://NAME`` store of this process."""
+
+    _multipart = False
+
+    def __init__(self, name: str, config: Config) -> None:
+        with _memory_lock:
+            inner = _memory_stores.get(name)
+            if inner is None:
+                inner = _memory_stores[name] = MemoryStore()
+        super().__init__(name, config, inner, scheme="mem", endpoint="mem://")
+
+    def _default_content_type(self, key: str) -> str | None:
+        return "application/octet-stream"
+
+    def put(self, key: str, data: Buffer) -> None:
+        super().put(key, data)
+        if self.bucket not in _memory_buckets:
+            with _memory_lock:
+                _memory_buckets.add(self.bucket)
+
+    def _writable(self, data: Buffer) -> memoryview:
+        # MemoryStore keeps the very buffer it is given: copy mutable ones, or a later
+        # change to the caller's array would change the stored object.
+        view = super()._writable(data)
+        return view if view.readonly else memoryview(view.tobytes())
+
+    def create_bucket(self) -> None:
+        with _memory_lock:
+            if self.bucket in _memory_buckets:
+                raise AlreadyExistsError(f"create_bucket mem://{self.bucket}: already exists")
+            _memory_buckets.add(self.bucket)
+
+    def delete_bucket(self) -> None:
+        with _memory_lock:
+            if self.bucket not in _memory_buckets:
+                raise NotFoundError(f"delete_bucket mem://{self.bucket}: not found")
+            if next(iter(obstore.list(self._inner, chunk_size=1)), None):
+                raise S3dlioError(
+                    f"delete_bucket mem://{self.bucket}: not empty; delete the objects first: "
+                    f"s3dlio rm -r mem://{self.bucket}/"
+                )
+            _memory_buckets.discard(self.bucket)
+
+    def list_buckets(self) -> builtins.list[str]:
+        with _memory_lock:
+            return sorted(_memory_buckets)
+
+
+def _reset_after_fork() -> None:
+    global _memory_lock
+    _memory_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
