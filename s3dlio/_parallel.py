@@ -72,7 +72,7 @@ def map_bounded(
             try:
                 results[i] = fn(seq[i])
             except BaseException as exc:  # noqa: BLE001 - handed back to the caller
-                if return_exceptions:
+                if return_exceptions and isinstance(exc, Exception):
                     results[i] = exc
                 else:
                     first_error.append(exc)

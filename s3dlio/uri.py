@@ -88,7 +88,7 @@ def parse(uri: str | ObjectUri) -> ObjectUri:
             raise InvalidUriError(
                 f"{uri!r}: one slash after '{scheme}:'; write {scheme}://{uri.split(':/', 1)[1].lstrip('/')}"
             )
-        return _path("file", os.path.abspath(uri), uri)
+        return _path("file", os.path.abspath(uri) + ("/" if uri.endswith("/") else ""), uri)
     scheme, rest = uri.split("://", 1)
     scheme = scheme.lower()
     if scheme in ("file", "direct"):

@@ -1,0 +1,263 @@
+"""The ``s3dlio`` command: the click group, its global options, and how a run ends.
+
+Every error ends the run with one line on stderr, ``s3dlio: error: <message>``, and an exit
+status: 0 success, 1 failure (or some objects of a batch failed), 2 usage or configuration
+error (:attr:`s3dlio.S3dlioError.exit_code`; click's usage errors). ``-v`` adds the cause
+chain, ``-vv`` the traceback. A closed pipe (``s3dlio ls ... | head``) ends the run quietly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..errors import ConfigError, S3dlioError
+from . import bench, buckets, objects, oplog
+from ._output import State, error_lines
+
+__all__ = ["cli", "main"]
+
+HELP = """Fast object storage I/O for AI/ML: S3, Azure Blob, local and O_DIRECT files.
+
+\b
+URIs:  s3://bucket/key   az://container/key   file:///path (or a plain path)
+       direct:///path (O_DIRECT)   mem://name/key (in-process; tests only)
+
+The last part of a URI may be a regular expression; a trailing / selects everything at
+that level, and -r/--recursive everything below it. Credentials and endpoints come from
+the environment or a .env file (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_REGION,
+AWS_CA_BUNDLE_PATH, AZURE_STORAGE_ACCOUNT_NAME, ...).
+
+\b
+Examples:
+  s3dlio put -c -n 100 -s 8MiB s3://bucket/data/
+  s3dlio ls s3://bucket/data/
+  s3dlio ls --long 's3://bucket/data/object_.*_of_100\\.dat'
+  s3dlio get -j 32 s3://bucket/data/
+  s3dlio download -r s3://bucket/data/ ./data
+  s3dlio cp ./model.bin az://container/models/
+  s3dlio --op-log ops.tsv.zst get s3://bucket/data/
+  s3dlio rm -r s3://bucket/data/
+
+\b
+Exit status: 0 success, 1 failure (some objects failed), 2 usage or configuration error.
+"""
+
+#: Other names a command answers to.
+ALIASES = {"list": "ls", "rm": "delete"}
+
+
+class CommandError(click.ClickException):
+    """An error that ends a command, shown as one line (plus the cause chain with ``-v``)."""
+
+    def __init__(self, exc: BaseException, verbose: int = 0) -> None:
+        super().__init__(str(exc))
+        code = getattr(exc, "exit_code", 1) if isinstance(exc, S3dlioError) else 1
+        self.exit_code = code  # type: ignore[misc,unused-ignore]  # a ClassVar in click's stubs
+        self.lines = error_lines(exc, verbose)
+        if verbose >= 2:
+            self.lines.append("".join(traceback.format_exception(exc)).rstrip())
+
+    def show(self, file: Any = None) -> None:
+        click.echo("\n".join(self.lines), file=file, err=True)
+
+
+class S3dlioGroup(click.Group):
+    """A group with command aliases, one-line errors and quiet broken pipes."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, ALIASES.get(cmd_name, cmd_name))
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, cmd, rest = super().resolve_command(ctx, args)
+        return (cmd.name if cmd is not None else name), cmd, rest
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = {v: k for k, v in ALIASES.items()}
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is None or cmd.hidden:
+                continue
+            shown = f"{name}, {names[name]}" if name in names else name
+            rows.append((shown, cmd.get_short_help_str(formatter.width - 20)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except BrokenPipeError:
+            _silence_stdout()
+            raise click.exceptions.Exit(0) from None
+        except Exception as exc:
+            state = ctx.find_object(State)
+            raise CommandError(exc, state.verbose if state else 0) from exc
+
+    def main(  # type: ignore[override,unused-ignore]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        code = _run(self, args, prog_name or "s3dlio", complete_var, **extra)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _run(group: click.Group, args: Sequence[str] | None, prog_name: str, complete_var: str | None,
+         **extra: Any) -> int:  # fmt: skip
+    """Run the group in click's non-standalone mode and turn every ending into an exit status."""
+    try:
+        rv = click.Group.main(group, args, prog_name, complete_var, standalone_mode=False, **extra)
+        code = rv if isinstance(rv, int) else 0
+        sys.stdout.flush()
+        return code
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()
+        return exc.exit_code
+    except click.UsageError as exc:
+        hint = f"; see '{exc.ctx.command_path} --help'" if exc.ctx is not None else ""
+        click.echo(f"s3dlio: error: {exc.format_message().rstrip('.')}{hint}", err=True)
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("s3dlio: interrupted", err=True)
+        return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 0
+    except S3dlioError as exc:
+        click.echo("\n".join(error_lines(exc)), err=True)
+        return exc.exit_code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush cannot fail on a closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass  # not a real file (e.g. click's CliRunner): nothing to protect
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time (click's CliRunner swaps it)."""
+
+    @property  # type: ignore[override,unused-ignore]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def _setup_logging(verbose: int) -> Callable[[], None]:
+    """Log to stderr at info (``-v``) or debug (``-vv``); returns what undoes it."""
+    if verbose <= 0:
+        return lambda: None
+    root = logging.getLogger()
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("s3dlio: %(levelname)s: %(name)s: %(message)s"))
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if verbose == 1 else logging.DEBUG)
+
+    def undo() -> None:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+
+    return undo
+
+
+def _finalize_op_log() -> None:
+    from ..oplog import finalize_op_log
+
+    dropped = finalize_op_log()
+    if dropped:
+        click.echo(
+            f"s3dlio: warning: the op-log dropped {dropped} entries; "
+            "set S3DLIO_OPLOG_LOSSLESS=true to keep every one",
+            err=True,
+        )
+
+
+@click.group(
+    "s3dlio",
+    cls=S3dlioGroup,
+    help=HELP,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option("-v", "--verbose", count=True, help="More logging: -v info (and error causes), -vv debug.")
+@click.option(
+    "--op-log",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Write a warp-replay compatible op-log of every storage operation (.tsv or .tsv.zst).",
+)
+@click.option(
+    "--endpoint-url", metavar="URL", help="S3 endpoint, e.g. http://127.0.0.1:9000 (AWS_ENDPOINT_URL)."
+)
+@click.option("--region", help="S3 region (AWS_REGION).")
+@click.option(
+    "--ca-bundle", metavar="PEM", help="Trust the CAs in this PEM bundle for TLS (AWS_CA_BUNDLE_PATH)."
+)
+@click.version_option(__version__, "-V", "--version", prog_name="s3dlio", message="%(prog)s %(version)s")
+@click.pass_context
+def cli(
+    ctx: click.Context,
+    verbose: int,
+    op_log: str | None,
+    endpoint_url: str | None,
+    region: str | None,
+    ca_bundle: str | None,
+) -> None:
+    ctx.obj = State(verbose=verbose)
+    ctx.call_on_close(_setup_logging(verbose))
+    if endpoint_url is not None or region is not None or ca_bundle is not None:
+        from ..config import configure
+
+        configure(endpoint_url=endpoint_url, region=region, ca_bundle=ca_bundle)
+    if op_log:
+        from ..oplog import init_op_log
+
+        try:
+            init_op_log(op_log)
+        except OSError as exc:
+            raise ConfigError(
+                f"--op-log {op_log!r}: cannot write it ({exc.strerror or exc}); "
+                "name a file in a directory that exists and is writable"
+            ) from exc
+        ctx.call_on_close(_finalize_op_log)
+
+
+for _command in (*objects.COMMANDS, *buckets.COMMANDS, *oplog.COMMANDS, bench.bench_command):
+    cli.add_command(_command)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``s3dlio`` console script."""
+    try:
+        cli.main(args=argv, prog_name="s3dlio")
+    except S3dlioError as exc:  # raised outside a command (e.g. while importing a backend)
+        click.echo("\n".join(error_lines(exc)), err=True)
+        sys.exit(exc.exit_code)

@@ -1,0 +1,65 @@
+"""The output helpers: human numbers, one-line errors with causes, the progress line."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import pytest
+
+from s3dlio.cli._output import Progress, error_lines, mb, rate, seconds
+from s3dlio.errors import NotFoundError
+
+
+def test_numbers_use_decimal_megabytes() -> None:
+    assert mb(24_000_000_000) == "24000.00"
+    assert mb(0) == "0.00"
+    assert rate(10, 0) == 0.0 and rate(10, 4) == 2.5
+    assert seconds(4.345053775) == "4.345s"
+
+
+def test_error_lines_and_causes() -> None:
+    try:
+        try:
+            raise OSError("connection reset")
+        except OSError as inner:
+            raise NotFoundError("get s3://b/k: not found; check the key") from inner
+    except NotFoundError as exc:
+        assert error_lines(exc) == ["s3dlio: error: get s3://b/k: not found; check the key"]
+        assert error_lines(exc, verbose=1)[1] == "  caused by: OSError: connection reset"
+    assert error_lines(ValueError("odd")) == ["s3dlio: error: ValueError: odd"]
+
+
+class Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_draws_only_on_a_terminal_after_the_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TERM", raising=False)
+    quiet = io.StringIO()
+    with Progress("get", 10, stream=quiet, delay=0, interval=0.01) as progress:
+        progress.advance(1, 100)
+        time.sleep(0.05)
+    assert quiet.getvalue() == ""
+
+    fast = Tty()
+    with Progress("get", 10, stream=fast, delay=5):
+        pass  # finished before the delay: nothing drawn
+    assert fast.getvalue() == ""
+
+    tty = Tty()
+    with Progress("get", 4, 4_000_000, stream=tty, delay=0, interval=0.01) as progress:
+        progress.advance(2, 2_000_000)
+        time.sleep(0.05)
+    text = tty.getvalue()
+    assert "get  [############............] 2/4  2.00 MB" in text
+    assert text.endswith("\r\x1b[K")  # the line is cleared at the end
+
+
+def test_progress_line_without_totals() -> None:
+    progress = Progress("ls", stream=io.StringIO(), enabled=False)
+    progress.advance(3)
+    assert progress.line().startswith("ls  3  0.00 MB  ")
+    spinner = Progress("delete", stream=io.StringIO(), enabled=False, counting=False)
+    assert spinner.line().startswith("delete  ")
