@@ -20,6 +20,8 @@ __all__ = ["LoggedStore"]
 
 T = TypeVar("T")
 
+_time_ns = time.time_ns
+
 
 def _message(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
@@ -35,48 +37,62 @@ class LoggedStore(Store):
         self.endpoint, self.engine = inner.endpoint, inner.engine
         self._root = f"{inner.bucket}/" if inner.bucket else "/"
 
-    def _log(self, op: str, key: str, start: int, *, error: BaseException | None = None, **fields: Any) -> None:
+    def _log(
+        self, op: str, key: str, start: int, *, error: BaseException | None = None, **fields: Any
+    ) -> None:
         self.writer.log(
             op,
             file=self._root + key,
             endpoint=self.endpoint,
             start_ns=start,
-            end_ns=time.time_ns(),
+            end_ns=_time_ns(),
             error="" if error is None else _message(error),
             **fields,
         )
 
+    def _emit(self, op: str, key: str, start: int, nbytes: int, first_byte: int | None = None) -> None:
+        self.writer.log_ok(op, self._root + key, self.endpoint, start, _time_ns(), nbytes, first_byte)
+
     def _call(self, op: str, key: str, fn: Callable[[], T], size: Callable[[T], int] | None = None) -> T:
-        start = time.time_ns()
+        start = _time_ns()
         try:
             result = fn()
         except BaseException as exc:
             self._log(op, key, start, error=exc)
             raise
-        self._log(op, key, start, bytes=size(result) if size else 0)
+        self._emit(op, key, start, size(result) if size else 0)
         return result
 
     def get(self, key: str) -> Buffer:
-        return self.get_timed(key)[0]
-
-    def get_timed(self, key: str) -> tuple[Buffer, int | None]:
-        start = time.time_ns()
+        start = _time_ns()
         try:
             data, first_byte = self.inner.get_timed(key)
         except BaseException as exc:
             self._log("GET", key, start, error=exc)
             raise
-        self._log("GET", key, start, bytes=memoryview(data).nbytes, first_byte_ns=first_byte)
+        self._emit("GET", key, start, memoryview(data).nbytes, first_byte)
+        return data
+
+    def get_timed(self, key: str) -> tuple[Buffer, int | None]:
+        start = _time_ns()
+        try:
+            data, first_byte = self.inner.get_timed(key)
+        except BaseException as exc:
+            self._log("GET", key, start, error=exc)
+            raise
+        self._emit("GET", key, start, memoryview(data).nbytes, first_byte)
         return data, first_byte
 
     def get_range(self, key: str, start: int, end: int) -> Buffer:
-        return self._call("GET", key, lambda: self.inner.get_range(key, start, end), lambda b: memoryview(b).nbytes)
+        return self._call(
+            "GET", key, lambda: self.inner.get_range(key, start, end), lambda b: memoryview(b).nbytes
+        )
 
     def head(self, key: str) -> ObjectMeta:
         return self._call("STAT", key, lambda: self.inner.head(key))
 
     def list(self, prefix: str, *, delimiter: bool = False) -> Iterator[ObjectMeta | str]:
-        start = time.time_ns()
+        start = _time_ns()
         count = 0
         try:
             for item in self.inner.list(prefix, delimiter=delimiter):
@@ -96,7 +112,7 @@ class LoggedStore(Store):
         self._call("DELETE", key, lambda: self.inner.delete(key))
 
     def delete_many(self, keys: Sequence[str]) -> list[DeleteFailure]:
-        start = time.time_ns()
+        start = _time_ns()
         failures = self.inner.delete_many(keys)
         error = failures[0].error if failures else None
         self._log("DELETE", keys[0] if keys else "", start, n_objects=len(keys) - len(failures), error=error)
