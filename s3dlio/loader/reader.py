@@ -1,0 +1,107 @@
+"""A read-only, seekable file over a fetched buffer, without copying the buffer.
+
+``read()`` returns ``bytes`` (a copy of the asked range, as file APIs promise);
+``readinto()`` copies straight into the caller's buffer; :meth:`getbuffer` gives the
+zero-copy ``memoryview`` for ``numpy.frombuffer`` / ``torch.frombuffer``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Buffer
+
+__all__ = ["BufferReader"]
+
+
+class BufferReader(io.BufferedIOBase):
+    """A file-like view of one buffer (an object, or a record inside one)."""
+
+    def __init__(self, buffer: Buffer, name: str = "") -> None:
+        super().__init__()
+        self._view = memoryview(buffer).cast("B")
+        self._pos = 0
+        self.name = name
+
+    # -- what makes it a file ------------------------------------------------------------
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return False
+
+    def _check(self) -> None:
+        if self.closed:
+            raise ValueError(f"I/O operation on closed reader {self.name}")
+
+    def read(self, size: int | None = -1) -> bytes:
+        self._check()
+        end = len(self._view) if size is None or size < 0 else min(len(self._view), self._pos + size)
+        start, self._pos = self._pos, max(self._pos, end)
+        return bytes(self._view[start:end])
+
+    read1 = read
+
+    def readinto(self, buffer: Buffer) -> int:
+        self._check()
+        target = memoryview(buffer).cast("B")
+        count = max(0, min(len(target), len(self._view) - self._pos))
+        target[:count] = self._view[self._pos : self._pos + count]
+        self._pos += count
+        return count
+
+    readinto1 = readinto
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        self._check()
+        if whence == os.SEEK_SET:
+            pos = offset
+        elif whence == os.SEEK_CUR:
+            pos = self._pos + offset
+        elif whence == os.SEEK_END:
+            pos = len(self._view) + offset
+        else:
+            raise ValueError(f"seek whence={whence!r}: use os.SEEK_SET, SEEK_CUR or SEEK_END")
+        if pos < 0:
+            raise ValueError(f"seek to {pos} in {self.name}: negative position")
+        self._pos = pos
+        return pos
+
+    def tell(self) -> int:
+        self._check()
+        return self._pos
+
+    # -- zero copy -----------------------------------------------------------------------
+    def getbuffer(self) -> memoryview:
+        """The whole buffer as a read-only ``memoryview`` (no copy)."""
+        self._check()
+        return self._view.toreadonly()
+
+    @property
+    def size(self) -> int:
+        """Bytes in the buffer."""
+        return len(self._view)
+
+    def __len__(self) -> int:
+        return len(self._view)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # across processes the bytes travel anyway: pickle a copy of them and the attributes
+        state = {k: v for k, v in self.__dict__.items() if k != "_view"}
+        return (_rebuild, (type(self), bytes(self._view), state))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {len(self._view)} bytes at {self._pos}>"
+
+
+def _rebuild(cls: type[BufferReader], data: bytes, state: dict[str, object]) -> BufferReader:
+    reader = cls.__new__(cls)
+    BufferReader.__init__(reader, data)
+    reader.__dict__.update(state)
+    return reader

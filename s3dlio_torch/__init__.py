@@ -1,0 +1,19 @@
+"""PyTorch datasets on s3dlio: drop-in names of s3torchconnector, exact-once sharding, resume.
+
+>>> from s3dlio_torch import S3IterableDataset                       # doctest: +SKIP
+>>> ds = S3IterableDataset.from_prefix("s3://bucket/train/", region="us-east-1",
+...                                    shuffle=True, seed=0, transform=decode)
+>>> loader = torch.utils.data.DataLoader(ds, batch_size=32, num_workers=8)
+"""
+
+from __future__ import annotations
+
+try:
+    import torch  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError("s3dlio_torch needs PyTorch: pip install 's3dlio[torch]'") from exc
+
+from .datasets import S3IterableDataset, S3MapDataset
+from .reader import S3Reader, identity
+
+__all__ = ["S3IterableDataset", "S3MapDataset", "S3Reader", "identity"]

@@ -1,0 +1,231 @@
+"""``S3IterableDataset`` and ``S3MapDataset`` with s3torchconnector's names, on :mod:`s3dlio.loader`.
+
+Swapping ``from s3torchconnector import ...`` for ``from s3dlio_torch import ...`` is enough
+for common code. Beyond it: exact-once sharding over ranks and workers (on by default),
+seeded per-epoch shuffling, bounded prefetch, skip-on-error, and resume
+(``state_dict``/``load_state_dict``, picked up per worker by torchdata's
+``StatefulDataLoader``). Datasets pickle as settings plus a compact key list; stores open
+in each worker on first use. The parent lists with the portable engine, so workers forked
+from it still get the fast engine.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import torch.utils.data
+
+from s3dlio.config import Config, default_config
+from s3dlio.loader import KeyFileSource, Loader, MapSource, PrefixSource, UriListSource
+from s3dlio.loader.sources import KeySource
+
+from .reader import ToReader, identity
+
+__all__ = ["S3IterableDataset", "S3MapDataset"]
+
+
+def _config(region: str | None, endpoint: str | None, config: Config | None) -> Config:
+    return (config or default_config()).replace(region=region or None, endpoint_url=endpoint or None)
+
+
+class _SharedEpoch:
+    """The epoch, in shared memory: ``set_epoch`` in the parent reaches persistent workers.
+
+    It travels to workers by inheritance (fork, or pickling while a worker is spawned);
+    any other pickling (copy, save) keeps the plain value.
+    """
+
+    def __init__(self, value: int = 0) -> None:
+        self._shared = multiprocessing.RawValue("q", value)
+
+    @property
+    def value(self) -> int:
+        return int(self._shared.value)
+
+    @value.setter
+    def value(self, epoch: int) -> None:
+        self._shared.value = int(epoch)
+
+    def __getstate__(self) -> dict[str, Any]:
+        from multiprocessing.context import get_spawning_popen
+
+        if get_spawning_popen() is not None:
+            return {"shared": self._shared}
+        return {"value": self.value}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        shared = state.get("shared")
+        self._shared = shared if shared is not None else multiprocessing.RawValue("q", state["value"])
+
+
+class S3IterableDataset(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
+    """An iterable dataset of objects: build it with :meth:`from_prefix` or :meth:`from_objects`.
+
+    Items are ``transform(S3Reader)`` (default: the reader). ``enable_sharding`` (default
+    True, unlike s3torchconnector) splits the objects over ranks (``rank``/``world_size``,
+    else torch.distributed / RANK / JAX, read when the dataset is built) and DataLoader
+    workers, each object exactly once per epoch (padded to equal counts; ``uneven="drop"``
+    cuts instead). Other keywords go to :class:`s3dlio.loader.Loader`: ``shuffle``, ``seed``,
+    ``samples``, ``shuffle_group``, ``block``, ``max_in_flight``, ``max_bytes_in_flight``,
+    ``in_order``, ``on_error``, ``retries``, ``hedge_after``, ``uneven``.
+    """
+
+    def __init__(
+        self,
+        source: KeySource | Sequence[str],
+        *,
+        region: str | None = None,
+        endpoint: str | None = None,
+        transform: Callable[[Any], Any] = identity,
+        enable_sharding: bool = True,
+        rank: int | None = None,
+        world_size: int | None = None,
+        config: Config | None = None,
+        s3client_config: Any = None,
+        reader_constructor: Any = None,
+        **options: Any,
+    ) -> None:
+        del s3client_config, reader_constructor  # s3torchconnector's; objects are fetched whole here
+        self._region, self._endpoint = region, endpoint
+        self._enable_sharding = enable_sharding
+        if not enable_sharding:
+            rank, world_size = 0, 1
+        self._loader = Loader(
+            source, config=_config(region, endpoint, config), transform=ToReader(transform),
+            rank=rank, world_size=world_size, **options,
+        )  # fmt: skip
+        self._epoch = _SharedEpoch()
+
+    @classmethod
+    def from_prefix(
+        cls, s3_uri: str, *, pattern: str | None = None, key_cache: bool | str = True, refresh: bool = False,
+        region: str | None = None, endpoint: str | None = None, config: Config | None = None, **kwargs: Any,
+    ) -> S3IterableDataset:  # fmt: skip
+        """Every object under ``s3_uri`` (listed once; the key list is cached locally unless
+        ``key_cache=False``; ``refresh=True`` lists again)."""
+        src = PrefixSource(s3_uri, pattern, True, key_cache, refresh, _config(region, endpoint, config))
+        return cls(src, region=region, endpoint=endpoint, config=config, **kwargs)
+
+    @classmethod
+    def from_objects(cls, object_uris: str | Iterable[str], **kwargs: Any) -> S3IterableDataset:
+        """The objects ``object_uris`` names, in that order (before shuffling)."""
+        return cls(UriListSource(object_uris), **kwargs)
+
+    @classmethod
+    def from_key_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> S3IterableDataset:
+        """The objects a key file lists (one URI per line; local, or itself an object)."""
+        return cls(KeyFileSource(os.fspath(path), kwargs.get("config")), **kwargs)
+
+    @property
+    def region(self) -> str | None:
+        return self._region
+
+    @property
+    def endpoint(self) -> str | None:
+        return self._endpoint
+
+    @property
+    def loader(self) -> Loader:
+        """The s3dlio loader behind this dataset (its ``skipped``, ``keys``, ``plan``)."""
+        return self._loader
+
+    def set_epoch(self, epoch: int) -> None:
+        """Order of the next epochs (call before each; reaches persistent workers too)."""
+        self._epoch.value = epoch
+
+    def __len__(self) -> int:
+        """Objects this rank reads per epoch (``samples="object"``)."""
+        if self._loader.reading.samples != "object":
+            raise TypeError("len() of a record dataset is unknown until its objects are read")
+        return len(self._loader)
+
+    def __iter__(self) -> Iterator[Any]:
+        worker_id, num_workers = (0, 1)
+        info = torch.utils.data.get_worker_info()
+        if info is not None and self._enable_sharding:
+            worker_id, num_workers = info.id, info.num_workers
+        epoch = self._loader.resume_epoch
+        return self._loader.iterate(worker_id, num_workers, self._epoch.value if epoch is None else epoch)
+
+    # -- resume (torchdata StatefulDataLoader calls these in each worker) ---------------
+    def state_dict(self) -> dict[str, Any]:
+        """This process's position: per worker inside a DataLoader worker, else rank-level."""
+        return self._loader.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume the next iteration from ``state`` (checked against this dataset)."""
+        self._loader.load_state_dict(state)
+
+    def state_at(self, consumed: int, epoch: int | None = None) -> dict[str, Any]:
+        """Rank-level state after ``consumed`` objects of ``epoch`` (default: the current epoch).
+
+        Exact for any number of workers when ``block`` equals the DataLoader's ``batch_size``.
+        """
+        return self._loader.state_at(consumed, self._epoch.value if epoch is None else epoch)
+
+    @property
+    def skipped(self) -> int:
+        """Objects or samples skipped in this process (``on_error="skip"``)."""
+        return self._loader.skipped
+
+
+class S3MapDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """A map-style dataset of objects: ``ds[i]`` is ``transform(S3Reader of object i)``.
+
+    Keys are listed when the dataset is built (portable engine, so forked DataLoader workers
+    keep the fast one). Use a sampler (``DistributedSampler``, ``RandomSampler``) to shard
+    and shuffle.
+    """
+
+    def __init__(
+        self,
+        source: KeySource | Sequence[str],
+        *,
+        region: str | None = None,
+        endpoint: str | None = None,
+        transform: Callable[[Any], Any] = identity,
+        config: Config | None = None,
+        retries: int = 2,
+        s3client_config: Any = None,
+        reader_constructor: Any = None,
+    ) -> None:
+        del s3client_config, reader_constructor
+        self._region, self._endpoint = region, endpoint
+        self._source = MapSource(
+            source, config=_config(region, endpoint, config), transform=ToReader(transform), retries=retries
+        )
+
+    @classmethod
+    def from_prefix(
+        cls, s3_uri: str, *, pattern: str | None = None, key_cache: bool | str = True, refresh: bool = False,
+        region: str | None = None, endpoint: str | None = None, config: Config | None = None, **kwargs: Any,
+    ) -> S3MapDataset:  # fmt: skip
+        """Every object under ``s3_uri`` (key list cached as in :class:`S3IterableDataset`)."""
+        src = PrefixSource(s3_uri, pattern, True, key_cache, refresh, _config(region, endpoint, config))
+        return cls(src, region=region, endpoint=endpoint, config=config, **kwargs)
+
+    @classmethod
+    def from_objects(cls, object_uris: str | Iterable[str], **kwargs: Any) -> S3MapDataset:
+        """The objects ``object_uris`` names, indexed in that order."""
+        return cls(UriListSource(object_uris), **kwargs)
+
+    @property
+    def region(self) -> str | None:
+        return self._region
+
+    @property
+    def endpoint(self) -> str | None:
+        return self._endpoint
+
+    def uri(self, index: int) -> str:
+        """URI of item ``index``."""
+        return self._source.uri(index)
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __getitem__(self, index: int) -> Any:
+        return self._source[index]
