@@ -1,0 +1,433 @@
+"""Azure Blob Storage through azure-storage-blob: the portable engine's ``az://`` store.
+
+The SDK is an optional extra, imported when the first Azure store opens. Its single-shot
+upload insists on ``bytes``, so a non-bytes buffer is copied once per upload (or once per
+block for large ones); downloads return the SDK's bytes. Retries back off for seconds, not
+the SDK default of 15 s and more, so an unreachable endpoint fails in seconds.
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC
+from typing import TYPE_CHECKING, Any
+
+from ..config import AZURITE_ACCOUNT, AZURITE_KEY
+from ..errors import (
+    AlreadyExistsError,
+    ConfigError,
+    InvalidUriError,
+    NotFoundError,
+    PermissionDeniedError,
+    S3dlioError,
+    TransferError,
+)
+from .base import DeleteFailure, ObjectMeta, Store
+from .local import byte_view, check_range
+
+if TYPE_CHECKING:
+    from collections.abc import Buffer
+
+    from ..config import Config
+
+__all__ = ["AzureStore", "map_errors"]
+
+_EMULATOR_URL = f"http://127.0.0.1:10000/{AZURITE_ACCOUNT}"
+#: Azure's limit of sub-requests per blob batch.
+_DELETE_BATCH = 256
+_SINGLE_PUT_PARTS = 4
+
+
+def _code(exc: Any) -> str:
+    code = getattr(exc, "error_code", None)
+    return str(getattr(code, "value", code) or "")
+
+
+@contextmanager
+def map_errors(op: str, uri: str, endpoint: str = "the Azure endpoint") -> Iterator[None]:
+    """Turn azure-core errors from ``op`` on ``uri`` into s3dlio's (the one place for Azure)."""
+    from azure.core import exceptions as ax
+
+    try:
+        yield
+    except S3dlioError:
+        raise
+    except ax.AzureError as exc:
+        raise _translate(exc, op, uri, endpoint) from exc
+    except ValueError as exc:  # the SDK's argument checks, e.g. an empty blob name
+        raise InvalidUriError(f"{op} {uri}: {exc}") from exc
+
+
+def _translate(exc: Any, op: str, uri: str, endpoint: str) -> S3dlioError:
+    from azure.core import exceptions as ax
+
+    where = f"{op} {uri}"
+    container = uri.split("/")[2] if uri.startswith("az://") else uri
+    code = _code(exc)
+    status = getattr(exc, "status_code", None) or 0
+    if code == "ContainerNotFound":
+        return NotFoundError(
+            f"{where}: container {container!r} does not exist; create it with s3dlio mb az://{container}"
+        )
+    if isinstance(exc, ax.ResourceNotFoundError) or status == 404:
+        return NotFoundError(f"{where}: not found")
+    if isinstance(exc, ax.ClientAuthenticationError) or status in (401, 403):
+        return PermissionDeniedError(
+            f"{where}: access denied ({code or status}); check AZURE_STORAGE_ACCOUNT_KEY "
+            "(or AZURE_STORAGE_CONNECTION_STRING) and the container's access policy"
+        )
+    if code == "ContainerBeingDeleted":
+        return TransferError(f"{where}: container {container!r} is being deleted; try again in a minute")
+    if isinstance(exc, ax.ResourceExistsError) or code.endswith("AlreadyExists"):
+        return AlreadyExistsError(f"{where}: already exists")
+    if isinstance(exc, ax.ServiceRequestError):
+        if "certificate verify failed" in str(exc).lower():
+            return TransferError(  # the fast engine raises the same
+                f"{where}: certificate verify failed for {endpoint}; "
+                "trust your CA with AWS_CA_BUNDLE_PATH=/path/ca.pem"
+            )
+        return TransferError(
+            f"{where}: could not connect to {endpoint}; check AZURE_STORAGE_ENDPOINT and that the service is running"
+        )
+    if isinstance(exc, ax.ServiceResponseError):
+        return TransferError(
+            f"{where}: {endpoint} dropped or timed out the response; raise S3DLIO_REQUEST_TIMEOUT"
+        )
+    if status >= 500:
+        return TransferError(
+            f"{where}: the service answered {status} {code} on every attempt; try again later"
+        )
+    if status:
+        return S3dlioError(f"{where}: {status} {code or getattr(exc, 'reason', '')}")
+    return TransferError(f"{where}: {type(exc).__name__}")
+
+
+class _ChunkReader(io.RawIOBase):
+    """A seekable file-like over a memoryview; reads copy one block to bytes (the SDK needs bytes)."""
+
+    def __init__(self, view: memoryview) -> None:
+        super().__init__()
+        self._view, self._pos = view, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def read(self, size: int | None = -1) -> bytes:
+        stop = len(self._view) if size is None or size < 0 else min(len(self._view), self._pos + size)
+        chunk = self._view[self._pos : stop].tobytes() if self._pos < stop else b""
+        self._pos += len(chunk)
+        return chunk
+
+
+class AzureStore(Store):
+    """One Azure Blob container."""
+
+    scheme = "az"
+    engine = "portable"
+
+    def __init__(self, container: str, config: Config, account: str | None = None) -> None:
+        super().__init__(container, config)
+        try:
+            import azure.storage.blob  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "az:// on the portable engine needs the Azure SDK: pip install 's3dlio[azure]'"
+            ) from None
+        self.account = account
+        self._connection = _parse_connection_string(config.azure_connection_string)
+        if config.azure_use_emulator or self._connection.get("usedevelopmentstorage", "").lower() == "true":
+            self.account = AZURITE_ACCOUNT
+            self.endpoint = config.azure_endpoint or _EMULATOR_URL
+        elif self._connection:
+            self.account = self._connection.get("accountname") or account
+            self.endpoint = self._connection.get("blobendpoint") or (
+                f"{self._connection.get('defaultendpointsprotocol', 'https')}://{self.account}.blob."
+                f"{self._connection.get('endpointsuffix', 'core.windows.net')}"
+            )
+        else:
+            self.account = account or config.azure_account_name
+            if not self.account:
+                raise ConfigError(
+                    f"az://{container}: no Azure storage account; set AZURE_STORAGE_ACCOUNT_NAME "
+                    "(or use https://ACCOUNT.blob.core.windows.net/container/key)"
+                )
+            self.endpoint = config.azure_endpoint or f"https://{self.account}.blob.core.windows.net"
+        self._service_obj: Any = None
+        self._container_obj: Any = None
+        self._pid = 0
+        self._lock = threading.Lock()
+        self._lock_pid = os.getpid()
+
+    def uri(self, key: str | None = None) -> str:
+        return f"az://{self.bucket}" + ("" if key is None else f"/{key}")
+
+    def _errors(self, op: str, key: str | None = None) -> Any:
+        return map_errors(op, self.uri(key), self.endpoint)
+
+    @property
+    def _service(self) -> Any:
+        """This process's BlobServiceClient, built on first use (a forked child builds its own)."""
+        pid = os.getpid()
+        if self._service_obj is not None and self._pid == pid:
+            return self._service_obj
+        if self._lock_pid != pid:  # a lock held by a parent thread at fork would never be released
+            self._lock, self._lock_pid = threading.Lock(), pid
+        with self._lock:
+            if self._service_obj is None or self._pid != pid:
+                with self._errors("connect"):
+                    self._service_obj = _build_service(self.config, self.endpoint, self.account)
+                    self._container_obj = None
+                self._pid = pid
+        return self._service_obj
+
+    @property
+    def _container(self) -> Any:
+        """This process's ContainerClient (none for a store opened only to list containers)."""
+        service = self._service
+        container = self._container_obj
+        if container is None:
+            with self._errors("connect"):
+                container = self._container_obj = service.get_container_client(self.bucket)
+        return container
+
+    # -- reads ---------------------------------------------------------------------------
+    def get(self, key: str) -> Buffer:
+        with self._errors("get", key):
+            return self._container.download_blob(key, max_concurrency=self._workers()).readall()
+
+    def get_range(self, key: str, start: int, end: int) -> Buffer:
+        from azure.core.exceptions import HttpResponseError
+
+        check_range(start, end)
+        with self._errors("get_range", key):
+            if end <= start:
+                self._container.get_blob_client(key).get_blob_properties()  # NotFoundError if missing
+                return b""
+            try:
+                stream = self._container.download_blob(
+                    key, offset=start, length=end - start, max_concurrency=self._workers()
+                )
+                return stream.readall()
+            except HttpResponseError as exc:
+                if exc.status_code == 416:  # start past the end, or an empty blob
+                    return b""
+                raise
+
+    def head(self, key: str) -> ObjectMeta:
+        with self._errors("head", key):
+            p = self._container.get_blob_client(key).get_blob_properties()
+        settings = p.content_settings
+        replication = None
+        if p.object_replication_destination_policy:
+            replication = "REPLICA"
+        elif p.object_replication_source_properties:
+            rules = p.object_replication_source_properties[0].rules
+            replication = str(rules[0].status).upper() if rules else None
+        return ObjectMeta(
+            key=key,
+            size=p.size,
+            last_modified=p.last_modified.astimezone(UTC) if p.last_modified else None,
+            etag=p.etag,
+            content_type=settings.content_type,
+            content_language=settings.content_language,
+            storage_class=str(getattr(p.blob_tier, "value", p.blob_tier)) if p.blob_tier else None,
+            metadata=dict(p.metadata or {}),
+            version_id=p.version_id,
+            replication_status=replication,
+            server_side_encryption="AES256" if p.server_encrypted else None,
+            ssekms_key_id=p.encryption_scope,
+        )
+
+    def list(self, prefix: str, *, delimiter: bool = False) -> Iterator[ObjectMeta | str]:
+        from azure.storage.blob import BlobPrefix
+
+        with self._errors("list", prefix):
+            container = self._container
+            if delimiter:
+                paged = container.walk_blobs(name_starts_with=prefix or None, delimiter="/")
+            else:
+                paged = container.list_blobs(name_starts_with=prefix or None)
+            pages = iter(paged.by_page())
+        while True:
+            with self._errors("list", prefix):
+                page = next(pages, None)
+                items = None if page is None else list(page)
+            if items is None:
+                return
+            # Azurite returns a page's prefixes before its blobs; sort into key order.
+            items.sort(key=lambda item: item.name)
+            for item in items:
+                if isinstance(item, BlobPrefix):
+                    yield item.name
+                else:
+                    yield _list_meta(item)
+
+    # -- writes --------------------------------------------------------------------------
+    def put(self, key: str, data: Buffer) -> None:
+        view = byte_view(data)
+        if len(view) <= _SINGLE_PUT_PARTS * self.config.part_size:
+            body: Any = data if type(data) is bytes else view.tobytes()
+        else:
+            body = _ChunkReader(view)
+        with self._errors("put", key):
+            self._container.upload_blob(
+                key, body, length=len(view), overwrite=True, max_concurrency=self._workers()
+            )
+
+    def delete(self, key: str) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with self._errors("delete", key):
+            try:
+                self._container.delete_blob(key, delete_snapshots="include")
+            except ResourceNotFoundError as exc:
+                if _code(exc) != "BlobNotFound":
+                    raise
+
+    def delete_many(self, keys: Sequence[str]) -> builtins.list[DeleteFailure]:
+        """Blob batch deletes of 256; missing blobs count as deleted, as in S3."""
+        failures: builtins.list[DeleteFailure] = []
+        for first in range(0, len(keys), _DELETE_BATCH):
+            batch = list(keys[first : first + _DELETE_BATCH])
+            with self._errors("delete_many", batch[0]):
+                responses = self._container.delete_blobs(
+                    *batch, delete_snapshots="include", raise_on_any_failure=False
+                )
+            for key, response in zip(batch, responses, strict=True):
+                if response.status_code < 300:
+                    continue
+                code = response.headers.get("x-ms-error-code", "")
+                if code == "BlobNotFound":
+                    continue
+                if code == "ContainerNotFound":
+                    raise NotFoundError(
+                        f"delete_many {self.uri()}: container {self.bucket!r} does not exist; "
+                        f"create it with s3dlio mb az://{self.bucket}"
+                    )
+                failures.append(DeleteFailure(key, _batch_error(response.status_code, code, self.uri(key))))
+        return failures
+
+    # -- containers ----------------------------------------------------------------------
+    def create_bucket(self) -> None:
+        with self._errors("create_bucket"):
+            self._container.create_container()
+
+    def delete_bucket(self) -> None:
+        """Delete the container if it is empty: Azure would delete its blobs too, S3 refuses."""
+        with self._errors("delete_bucket"):
+            if next(iter(self._container.list_blobs(results_per_page=1)), None) is not None:
+                raise S3dlioError(
+                    f"delete_bucket {self.uri()}: container is not empty; "
+                    f"delete the objects first: s3dlio rm -r az://{self.bucket}/"
+                )
+            self._container.delete_container()
+
+    def list_buckets(self) -> builtins.list[str]:
+        with self._errors("list_buckets"):
+            return [c.name for c in self._service.list_containers()]
+
+    def _workers(self) -> int:
+        return max(1, min(8, self.config.max_in_flight))
+
+    def close(self) -> None:
+        service, self._service_obj, self._container_obj = self._service_obj, None, None
+        if service is not None and self._pid == os.getpid():
+            service.close()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle settings, not connections: the unpickled store builds its own client."""
+        return (type(self), (self.bucket, self.config, self.account))
+
+
+def _build_service(config: Config, endpoint: str, account: str | None) -> Any:
+    """A BlobServiceClient with s3dlio's timeouts, retries, pool size and CA bundle."""
+    import requests
+    from azure.core.pipeline.transport import RequestsTransport
+    from azure.storage.blob import BlobServiceClient, ExponentialRetry
+
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=config.max_in_flight)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    options: dict[str, Any] = {
+        "transport": RequestsTransport(
+            session=session,
+            session_owner=True,
+            connection_timeout=config.connect_timeout,
+            read_timeout=config.request_timeout,
+            connection_verify=config.ca_bundle or True,
+            # Bytes per read of a response body: 4 KiB (azure-core's default) costs 6.1 client
+            # cpu-s per GiB on Azurite, 1 MiB 2.5 cpu-s and 3.7x the throughput.
+            connection_data_block_size=1024 * 1024,
+        ),
+        # Waits of about 2, 3 and 4 s (the SDK's default starts at 15 s).
+        "retry_policy": ExponentialRetry(
+            initial_backoff=0.5,  # type: ignore[arg-type]  # typed int, used as float
+            increment_base=1.5,  # type: ignore[arg-type]
+            random_jitter_range=0.5,  # type: ignore[arg-type]
+            retry_total=config.max_attempts - 1,
+        ),
+        "max_block_size": config.part_size,
+        "max_single_put_size": _SINGLE_PUT_PARTS * config.part_size,
+        "max_chunk_get_size": config.part_size,
+    }
+    if config.azure_connection_string and not config.azure_use_emulator:
+        return BlobServiceClient.from_connection_string(config.azure_connection_string, **options)
+    if config.azure_use_emulator:
+        credential: Any = {"account_name": AZURITE_ACCOUNT, "account_key": AZURITE_KEY}
+    elif config.azure_account_key:
+        credential = {"account_name": account, "account_key": config.azure_account_key}
+    else:
+        credential = _default_credential()
+    return BlobServiceClient(endpoint, credential=credential, **options)
+
+
+def _default_credential() -> Any:
+    """Entra ID through azure-identity when installed; else anonymous (public containers)."""
+    try:
+        from azure.identity import DefaultAzureCredential  # type: ignore[import-untyped, unused-ignore]
+    except ImportError:
+        return None
+    return DefaultAzureCredential()
+
+
+def _parse_connection_string(value: str | None) -> dict[str, str]:
+    if not value:
+        return {}
+    pairs = (part.split("=", 1) for part in value.split(";") if "=" in part)
+    return {k.strip().lower(): v.strip() for k, v in pairs}
+
+
+def _list_meta(item: Any) -> ObjectMeta:
+    return ObjectMeta(
+        key=item.name,
+        size=item.size,
+        last_modified=item.last_modified.astimezone(UTC) if item.last_modified else None,
+        etag=item.etag,
+        content_type=item.content_settings.content_type if item.content_settings else None,
+        storage_class=str(getattr(item.blob_tier, "value", item.blob_tier)) if item.blob_tier else None,
+    )
+
+
+def _batch_error(status: int, code: str, uri: str) -> S3dlioError:
+    if status in (401, 403):
+        return PermissionDeniedError(f"delete {uri}: access denied ({code or status})")
+    if status >= 500:
+        return TransferError(f"delete {uri}: the service answered {status} {code}")
+    return S3dlioError(f"delete {uri}: {status} {code}")

@@ -1,0 +1,435 @@
+"""S3 through boto3: the portable engine's ``s3://`` store.
+
+boto3 is pure Python and survives ``fork``; clients are thread-safe, so a store builds one
+per process, lazily. Non-bytes buffers are sent through :class:`BufferReader`, a file-like
+over a memoryview that botocore reads in slices: no copy in Python (measured on moto, 50 MiB
+PUT: 0.08 client cpu-s vs 0.12 s for ``bytes(view)``; equal at 4 KiB). Objects larger than
+four parts go up as a multipart upload whose parts are slices of the caller's buffer.
+"""
+
+from __future__ import annotations
+
+import builtins
+import heapq
+import io
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
+from datetime import UTC
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import botocore.config
+import botocore.exceptions as bx
+
+from ..errors import (
+    AlreadyExistsError,
+    ConfigError,
+    InvalidUriError,
+    NotFoundError,
+    PermissionDeniedError,
+    S3dlioError,
+    TransferError,
+)
+from .base import DeleteFailure, ObjectMeta, Store
+from .local import byte_view, check_range
+
+if TYPE_CHECKING:
+    from collections.abc import Buffer
+
+    from ..config import Config
+
+__all__ = ["BufferReader", "S3Store", "map_errors"]
+
+MiB = 1024 * 1024
+#: S3's smallest part (but the last) and largest part count.
+_MIN_PART = 5 * MiB
+_MAX_PARTS = 10_000
+#: Objects above this many parts go up as multipart uploads.
+_MULTIPART_PARTS = 4
+_DELETE_BATCH = 1000
+
+_NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound", "NoSuchBucket", "NoSuchUpload", "NoSuchVersion"})
+_DENIED = frozenset(
+    {
+        "AccessDenied",
+        "403",
+        "Forbidden",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "InvalidToken",
+        "TokenRefreshRequired",
+        "AllAccessDisabled",
+        "AccountProblem",
+        "InvalidSecurity",
+    }
+)
+_BUSY = frozenset(
+    {
+        "SlowDown",
+        "ServiceUnavailable",
+        "InternalError",
+        "RequestTimeout",
+        "Throttling",
+        "RequestTimeTooSkewed",
+    }
+)
+
+
+class BufferReader(io.RawIOBase):
+    """A seekable file-like over a memoryview whose reads are slices of it (no copy)."""
+
+    def __init__(self, view: memoryview) -> None:
+        super().__init__()
+        self._view = view
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def __len__(self) -> int:
+        return len(self._view)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def read(self, size: int | None = -1) -> memoryview:  # type: ignore[override, unused-ignore]
+        stop = len(self._view) if size is None or size < 0 else min(len(self._view), self._pos + size)
+        chunk = self._view[self._pos : stop] if self._pos < stop else self._view[0:0]
+        self._pos += len(chunk)
+        return chunk
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self.read(len(memoryview(buffer)))
+        memoryview(buffer).cast("B")[: len(chunk)] = chunk
+        return len(chunk)
+
+
+@contextmanager
+def map_errors(op: str, uri: str, config: Config | None = None) -> Iterator[None]:
+    """Turn botocore errors from ``op`` on ``uri`` into s3dlio's (the one place for S3)."""
+    try:
+        yield
+    except S3dlioError:
+        raise
+    except bx.ClientError as exc:
+        raise _client_error(exc, op, uri) from exc
+    except bx.BotoCoreError as exc:
+        raise _botocore_error(exc, op, uri, config) from exc
+
+
+def _client_error(exc: bx.ClientError, op: str, uri: str) -> S3dlioError:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    where = f"{op} {uri}"
+    bucket = uri.split("/")[2] if uri.startswith("s3://") else uri
+    if code == "NoSuchBucket":
+        return NotFoundError(
+            f"{where}: bucket {bucket!r} does not exist; create it with s3dlio mb s3://{bucket}"
+        )
+    if code in _NOT_FOUND or status == 404:
+        return NotFoundError(f"{where}: not found")
+    if code in _DENIED or status in (401, 403):
+        return PermissionDeniedError(
+            f"{where}: access denied ({code or status}); check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+            "(or AWS_PROFILE) and the bucket's policy"
+        )
+    if code == "BucketAlreadyOwnedByYou":
+        return AlreadyExistsError(f"{where}: bucket {bucket!r} already exists (and is yours)")
+    if code == "BucketAlreadyExists":
+        return AlreadyExistsError(
+            f"{where}: bucket name {bucket!r} is taken by another account; choose another"
+        )
+    if code == "BucketNotEmpty":
+        return S3dlioError(
+            f"{where}: bucket is not empty; delete the objects first: s3dlio rm -r s3://{bucket}/"
+        )
+    if code == "InvalidBucketName":
+        return InvalidUriError(
+            f"{where}: {bucket!r} is not a valid bucket name (3-63 lowercase letters, digits, '-')"
+        )
+    if code in _BUSY or status >= 500:
+        return TransferError(
+            f"{where}: the service answered {status} {code} on every attempt; try again later "
+            "or lower S3DLIO_MAX_IN_FLIGHT"
+        )
+    message = str(error.get("Message", "")).strip()
+    return S3dlioError(f"{where}: {status} {code}" + (f": {message}" if message else ""))
+
+
+def _botocore_error(exc: bx.BotoCoreError, op: str, uri: str, config: Config | None) -> S3dlioError:
+    where = f"{op} {uri}"
+    endpoint = (config.endpoint_url if config else None) or "the S3 endpoint"
+    if isinstance(exc, bx.SSLError):
+        if "certificate verify failed" in str(exc).lower():
+            return TransferError(  # the fast engine raises the same
+                f"{where}: certificate verify failed for {endpoint}; "
+                "trust your CA with AWS_CA_BUNDLE_PATH=/path/ca.pem"
+            )
+        return TransferError(
+            f"{where}: TLS failed with {endpoint} ({exc}); check https:// vs http:// in the endpoint"
+        )
+    if isinstance(exc, bx.ProfileNotFound):
+        return ConfigError(f"{where}: {exc}; set AWS_PROFILE to a profile in ~/.aws/config")
+    if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError | bx.CredentialRetrievalError):
+        return ConfigError(
+            f"{where}: no usable credentials ({exc}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+            "or AWS_PROFILE"
+        )
+    if isinstance(exc, bx.ConnectTimeoutError):
+        return TransferError(f"{where}: connecting to {endpoint} timed out; check the endpoint and network")
+    if isinstance(exc, bx.ReadTimeoutError):
+        return TransferError(f"{where}: {endpoint} stopped answering; raise S3DLIO_REQUEST_TIMEOUT or retry")
+    if isinstance(exc, bx.EndpointConnectionError | bx.ProxyConnectionError):
+        return TransferError(
+            f"{where}: could not connect to {endpoint}; check AWS_ENDPOINT_URL and that the server is running"
+        )
+    if isinstance(exc, bx.ParamValidationError):
+        return InvalidUriError(f"{where}: {exc}")
+    return TransferError(f"{where}: {exc}")
+
+
+class S3Store(Store):
+    """One S3 bucket through boto3."""
+
+    scheme = "s3"
+    engine = "portable"
+
+    def __init__(self, bucket: str, config: Config) -> None:
+        super().__init__(bucket, config)
+        self.endpoint = config.endpoint_url or f"https://s3.{config.region or 'us-east-1'}.amazonaws.com"
+        self._client_obj: Any = None
+        self._pid = 0
+        self._lock = threading.Lock()
+        self._lock_pid = os.getpid()
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def _errors(self, op: str, key: str | None = None) -> Any:
+        return map_errors(op, self.uri(key) if key is not None else f"s3://{self.bucket}", self.config)
+
+    @property
+    def _client(self) -> Any:
+        """This process's boto3 client, built on first use (a forked child builds its own)."""
+        pid = os.getpid()
+        if self._client_obj is not None and self._pid == pid:
+            return self._client_obj
+        if self._lock_pid != pid:  # a lock held by a parent thread at fork would never be released
+            self._lock, self._lock_pid = threading.Lock(), pid
+        with self._lock:
+            if self._client_obj is None or self._pid != pid:
+                with self._errors("connect"):
+                    self._client_obj = _build_client(self.config)
+                self._pid = pid
+        return self._client_obj
+
+    # -- reads ---------------------------------------------------------------------------
+    def get(self, key: str) -> Buffer:
+        with self._errors("get", key):
+            body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            return body.read()  # type: ignore[no-any-return, unused-ignore]
+
+    def get_range(self, key: str, start: int, end: int) -> Buffer:
+        check_range(start, end)
+        with self._errors("get_range", key):
+            if end <= start:
+                self._client.head_object(Bucket=self.bucket, Key=key)  # still NotFoundError if missing
+                return b""
+            try:
+                response = self._client.get_object(
+                    Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end - 1}"
+                )
+            except bx.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                    return b""  # start at or past the end, or an empty object
+                raise
+            return response["Body"].read()  # type: ignore[no-any-return, unused-ignore]
+
+    def head(self, key: str) -> ObjectMeta:
+        with self._errors("head", key):
+            r = self._client.head_object(Bucket=self.bucket, Key=key)
+        return ObjectMeta(
+            key=key,
+            size=r["ContentLength"],
+            last_modified=r["LastModified"].astimezone(UTC),
+            etag=r.get("ETag"),
+            content_type=r.get("ContentType"),
+            content_language=r.get("ContentLanguage"),
+            storage_class=r.get("StorageClass"),
+            metadata=dict(r.get("Metadata") or {}),
+            version_id=r.get("VersionId"),
+            replication_status=r.get("ReplicationStatus"),
+            server_side_encryption=r.get("ServerSideEncryption"),
+            ssekms_key_id=r.get("SSEKMSKeyId"),
+        )
+
+    def list(self, prefix: str, *, delimiter: bool = False) -> Iterator[ObjectMeta | str]:
+        args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        if delimiter:
+            args["Delimiter"] = "/"
+        with self._errors("list", prefix):
+            pages = iter(self._client.get_paginator("list_objects_v2").paginate(**args))
+        while True:
+            with self._errors("list", prefix):
+                page = next(pages, None)
+            if page is None:
+                return
+            objects = (_list_meta(o) for o in page.get("Contents", ()))
+            prefixes = (p["Prefix"] for p in page.get("CommonPrefixes", ()))
+            # Both are sorted; S3 returns them apart, so merge them into one key order.
+            yield from heapq.merge(
+                objects, prefixes, key=lambda item: item if isinstance(item, str) else item.key
+            )
+
+    # -- writes --------------------------------------------------------------------------
+    def put(self, key: str, data: Buffer) -> None:
+        view = byte_view(data)
+        part = max(self.config.part_size, _MIN_PART, -(-len(view) // _MAX_PARTS))
+        with self._errors("put", key):
+            if len(view) > _MULTIPART_PARTS * part:
+                self._put_multipart(key, view, part)
+                return
+            body = data if type(data) is bytes else BufferReader(view)
+            self._client.put_object(Bucket=self.bucket, Key=key, Body=body)
+
+    def _put_multipart(self, key: str, view: memoryview, part: int) -> None:
+        """Upload slices of ``view`` as parts, several at once; abort the upload on failure."""
+        client = self._client
+        upload = client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+
+        def send(number: int) -> dict[str, Any]:
+            chunk = view[(number - 1) * part : number * part]
+            r = client.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=upload, PartNumber=number, Body=BufferReader(chunk)
+            )
+            done = {"PartNumber": number, "ETag": r["ETag"]}
+            done.update({k: v for k, v in r.items() if k.startswith("Checksum") and k != "ChecksumType"})
+            return done
+
+        count = -(-len(view) // part)
+        workers = max(1, min(count, self.config.max_in_flight, self.config.max_bytes_in_flight // part))
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="s3dlio-part")
+        try:
+            try:
+                parts = list(pool.map(send, range(1, count + 1)))
+            finally:
+                pool.shutdown(cancel_futures=True)  # after a failure, send no more parts
+            client.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            # Cleanup after a failure must not hide the failure.
+            with suppress(S3dlioError), self._errors("abort_multipart_upload", key):
+                client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload)
+            raise
+
+    def delete(self, key: str) -> None:
+        with self._errors("delete", key):
+            self._client.delete_object(Bucket=self.bucket, Key=key)
+
+    def delete_many(self, keys: Sequence[str]) -> builtins.list[DeleteFailure]:
+        """DeleteObjects in batches of 1000; missing keys count as deleted, as in S3."""
+        failures: builtins.list[DeleteFailure] = []
+        for first in range(0, len(keys), _DELETE_BATCH):
+            batch = keys[first : first + _DELETE_BATCH]
+            with self._errors("delete_many", batch[0]):
+                r = self._client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
+                )
+            for err in r.get("Errors", ()):
+                fake = bx.ClientError(
+                    {"Error": {"Code": err.get("Code"), "Message": err.get("Message")}}, "DeleteObjects"
+                )
+                failures.append(
+                    DeleteFailure(err["Key"], _client_error(fake, "delete", self.uri(err["Key"])))
+                )
+        return failures
+
+    # -- buckets -------------------------------------------------------------------------
+    def create_bucket(self) -> None:
+        """Create the bucket; AlreadyExistsError if it exists (us-east-1 answers 200 to a repeat)."""
+        with self._errors("create_bucket"):
+            try:
+                self._client.head_bucket(Bucket=self.bucket)
+            except bx.ClientError as exc:
+                if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") not in (403, 404):
+                    raise
+            else:
+                raise AlreadyExistsError(f"create_bucket s3://{self.bucket}: already exists")
+            args: dict[str, Any] = {"Bucket": self.bucket}
+            region = self._client.meta.region_name
+            if region and region != "us-east-1":
+                args["CreateBucketConfiguration"] = {"LocationConstraint": region}
+            self._client.create_bucket(**args)
+
+    def delete_bucket(self) -> None:
+        with self._errors("delete_bucket"):
+            self._client.delete_bucket(Bucket=self.bucket)
+
+    def list_buckets(self) -> builtins.list[str]:
+        with self._errors("list_buckets"):
+            client = self._client
+            if client.can_paginate("list_buckets"):
+                pages = client.get_paginator("list_buckets").paginate()
+                return [b["Name"] for page in pages for b in page.get("Buckets", ())]
+            return [b["Name"] for b in client.list_buckets().get("Buckets", ())]
+
+    def close(self) -> None:
+        client, self._client_obj = self._client_obj, None
+        if client is not None and self._pid == os.getpid():
+            client.close()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle settings, not connections: the unpickled store builds its own client."""
+        return (type(self), (self.bucket, self.config))
+
+
+def _build_client(config: Config) -> Any:
+    """A boto3 S3 client from settings: profile, else explicit keys, else boto3's own chain."""
+    if config.profile:
+        session = boto3.session.Session(profile_name=config.profile)
+    elif config.access_key_id and config.secret_access_key:
+        session = boto3.session.Session(
+            aws_access_key_id=config.access_key_id,
+            aws_secret_access_key=config.secret_access_key,
+            aws_session_token=config.session_token,
+        )
+    else:
+        session = boto3.session.Session()
+    options = botocore.config.Config(
+        s3={"addressing_style": "path"} if config.endpoint_url else None,
+        connect_timeout=config.connect_timeout,
+        read_timeout=config.request_timeout,
+        retries={"total_max_attempts": config.max_attempts, "mode": "standard"},
+        max_pool_connections=config.max_in_flight,
+    )
+    return session.client(
+        "s3",
+        endpoint_url=config.endpoint_url,
+        region_name=config.region or session.region_name or "us-east-1",
+        config=options,
+        verify=config.ca_bundle,
+    )
+
+
+def _list_meta(item: dict[str, Any]) -> ObjectMeta:
+    return ObjectMeta(
+        key=item["Key"],
+        size=item["Size"],
+        last_modified=item["LastModified"].astimezone(UTC),
+        etag=item.get("ETag"),
+        storage_class=item.get("StorageClass"),
+    )
