@@ -15,14 +15,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
-from . import _parallel
+from . import _parallel, ranged
 from ._select import Selection, select
-from .config import default_config
+from .config import Config, default_config
 from .errors import InvalidUriError, NotFoundError
 from .oplog import current_writer
 from .oplog.logged import LoggedStore
 from .store import ObjectMeta, Store, open_store
 from .uri import ObjectUri, parse
+from .verify import verify_enabled, verify_put
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
@@ -65,13 +66,14 @@ class TransferStats:
         return self.bytes / self.seconds / 2**20 if self.seconds else 0.0
 
 
-def resolve(uri: str | ObjectUri) -> tuple[ObjectUri, Store]:
+def resolve(uri: str | ObjectUri, config: Config | None = None) -> tuple[ObjectUri, Store]:
     """The parsed URI and the store serving it, op-logged when the op-log is on.
 
-    The one way layers above (loader, checkpoint, CLI) reach a store.
+    The one way layers above (loader, checkpoint, CLI) reach a store; ``config`` overrides
+    the process-wide settings (e.g. ``engine="portable"`` to list without starting obstore).
     """
     parsed = parse(uri)
-    return parsed, _logged(open_store(parsed))
+    return parsed, _logged(open_store(parsed, config))
 
 
 def _logged(store: Store) -> Store:
@@ -97,9 +99,14 @@ def _in_flight(max_in_flight: int | None) -> int:
 
 # -- reads -------------------------------------------------------------------------------
 def get(uri: str) -> Buffer:
-    """The whole object at ``uri`` as a zero-copy buffer (``memoryview(x)``, ``numpy.frombuffer(x)``)."""
+    """The whole object at ``uri`` as a zero-copy buffer (``memoryview(x)``, ``numpy.frombuffer(x)``).
+
+    Objects above ``S3DLIO_RANGE_THRESHOLD`` (32 MiB) arrive as parallel ranges in one buffer.
+    """
     parsed, store = resolve(uri)
-    return store.get(parsed.key)
+    if parsed.scheme == "mem":  # in-process: nothing to parallelise
+        return store.get(parsed.key)
+    return ranged.get(store, parsed.key, config=store.config, uri=uri)
 
 
 def get_range(uri: str, offset: int, length: int | None = None) -> Buffer:
@@ -191,12 +198,17 @@ def _objects(uri: str, recursive: bool, pattern: str | None) -> tuple[ObjectUri,
 
 
 # -- writes --------------------------------------------------------------------------------
-def put(uri: str, data: Buffer) -> None:
-    """Write ``data`` (any buffer-protocol object: bytes, memoryview, numpy array) to ``uri``."""
+def put(uri: str, data: Buffer, *, verify: bool | None = None) -> None:
+    """Write ``data`` (any buffer-protocol object: bytes, memoryview, numpy array) to ``uri``.
+
+    ``verify`` (default ``S3DLIO_PUT_VERIFY``) checks the result with a HEAD (size, MD5 ETag).
+    """
     parsed, store = resolve(uri)
     if parsed.is_prefix:
         raise InvalidUriError(f"put {uri}: the URI names a prefix; add an object name after the last '/'")
     store.put(parsed.key, data)
+    if verify_enabled(verify):
+        verify_put(store, parsed.key, uri, data)
 
 
 def put_many(items: Iterable[tuple[str, Buffer]], max_in_flight: int | None = None) -> None:
@@ -225,7 +237,7 @@ def _bucket_store(uri: str) -> tuple[ObjectUri, Store]:
     parsed = parse(uri) if not uri.endswith("://") else ObjectUri(uri[:-3], "", "")  # type: ignore[arg-type]
     if parsed.scheme not in ("s3", "az", "mem"):
         raise InvalidUriError(f"{uri}: buckets exist only for s3://, az:// and mem://")
-    return parsed, _logged(open_store(parsed, default_config().replace(engine="portable")))
+    return resolve(parsed, default_config().replace(engine="portable"))
 
 
 def create_bucket(uri: str) -> None:
@@ -364,9 +376,9 @@ async def get_many_stats_async(uris: Iterable[str], max_in_flight: int | None = 
     return await _parallel.run_async(get_many_stats, _list(uris), max_in_flight)
 
 
-async def put_async(uri: str, data: Buffer) -> None:
+async def put_async(uri: str, data: Buffer, *, verify: bool | None = None) -> None:
     """Async twin of :func:`put`."""
-    await _parallel.run_async(put, uri, data)
+    await _parallel.run_async(put, uri, data, verify=verify)
 
 
 async def put_many_async(items: Iterable[tuple[str, Buffer]], max_in_flight: int | None = None) -> None:

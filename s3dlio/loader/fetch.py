@@ -1,7 +1,7 @@
 """Get one object for the loader: retried when it fails, re-requested when it is slow.
 
 A :class:`Fetcher` holds settings only (it pickles into DataLoader workers); stores are
-opened per process on first use, through :func:`s3dlio.store.open_store`, so each worker
+opened per process on first use, through :func:`s3dlio.ops.resolve`, so each worker
 picks its own engine (fast, or portable in a forked child of a fast-engine parent).
 """
 
@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .._parallel import executor
-from ..config import Config, default_config
+from ..config import Config
 from ..errors import ConfigError, InvalidUriError, NotFoundError, PermissionDeniedError
-from ..store import open_store
-from ..uri import parse
+from ..ops import resolve
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
@@ -50,8 +49,8 @@ class Fetcher:
 
     def get(self, uri: str) -> Buffer:
         """One attempt, no retry."""
-        parsed = parse(uri)
-        return open_store(parsed, self.config or default_config()).get(parsed.key)
+        parsed, store = resolve(uri, self.config)
+        return store.get(parsed.key)
 
     def __call__(self, uri: str) -> Buffer:
         attempt = 0

@@ -20,7 +20,8 @@ from typing import Protocol, runtime_checkable
 from .._select import select
 from ..config import Config, default_config
 from ..errors import ConfigError, NotFoundError, S3dlioError
-from ..store import ObjectMeta, Store, open_store
+from ..ops import resolve
+from ..store import ObjectMeta, Store
 from ..store import engine as _engine
 from ..uri import ObjectUri, parse
 from .keylist import HEADER, KeyList, encode_line
@@ -57,9 +58,9 @@ def listing_store(parsed: ObjectUri, config: Config) -> Store:
     process that already started the fast engine keeps using it.
     """
     if parsed.scheme == "mem" or _engine.fast_started_here():
-        return open_store(parsed, config)
+        return resolve(parsed, config)[1]
     try:
-        return open_store(parsed, config.replace(engine="portable"))
+        return resolve(parsed, config.replace(engine="portable"))[1]
     except ConfigError as exc:  # e.g. az:// without the Azure SDK: list with the fast engine
         warnings.warn(
             f"s3dlio: listing {parsed} with the fast engine ({exc}); DataLoader workers forked from this "
@@ -67,7 +68,7 @@ def listing_store(parsed: ObjectUri, config: Config) -> Store:
             RuntimeWarning,
             stacklevel=3,
         )
-        return open_store(parsed, config)
+        return resolve(parsed, config)[1]
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import heapq
 import io
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from collections.abc import Buffer
 
     from ..config import Config
+    from .base import Upload
 
 __all__ = ["BufferReader", "S3Store", "map_errors"]
 
@@ -238,9 +240,13 @@ class S3Store(Store):
 
     # -- reads ---------------------------------------------------------------------------
     def get(self, key: str) -> Buffer:
+        return self.get_timed(key)[0]
+
+    def get_timed(self, key: str) -> tuple[Buffer, int | None]:
         with self._errors("get", key):
-            body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
-            return body.read()  # type: ignore[no-any-return, unused-ignore]
+            body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]  # headers are in
+            first_byte = time.time_ns()
+            return body.read(), first_byte
 
     def get_range(self, key: str, start: int, end: int) -> Buffer:
         check_range(start, end)
@@ -295,6 +301,11 @@ class S3Store(Store):
             )
 
     # -- writes --------------------------------------------------------------------------
+    def open_upload(self, key: str, *, part_size: int, content_type: str | None = None) -> Upload:
+        from .upload_s3 import S3Upload
+
+        return S3Upload(self, key, part_size, content_type)
+
     def put(self, key: str, data: Buffer) -> None:
         view = byte_view(data)
         part = max(self.config.part_size, _MIN_PART, -(-len(view) // _MAX_PARTS))
