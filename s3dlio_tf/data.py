@@ -1,0 +1,332 @@
+"""``tf.data`` sources on s3dlio: objects (or their records) and TFRecord shards on object storage.
+
+TensorFlow 2.21's own filesystem no longer speaks ``s3://``, so these read through s3dlio
+and hand the bytes to ``tf.data``. Crossing from Python into a ``tf.data`` pipeline costs
+about 100 us per element, so elements cross in chunks (one 1-D string tensor of up to
+``chunk`` elements) and are unbatched inside TensorFlow: 30x faster for small records.
+
+Order and sharding follow :mod:`s3dlio.loader`: a pure function of (seed, epoch), split
+over ranks exactly once per epoch. Each new iteration of the dataset (``for``, ``repeat``,
+``model.fit`` epochs) reads the next epoch, so ``shuffle=True`` reshuffles every pass.
+"""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import os
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from s3dlio.config import Config, default_config
+from s3dlio.errors import ConfigError, S3dlioError
+from s3dlio.formats.tfrecord import iter_tfrecords
+from s3dlio.loader import (
+    EpochPlan,
+    Fetcher,
+    KeySource,
+    Loader,
+    PrefixSource,
+    Sample,
+    as_source,
+    prefetch,
+    resolve_rank_world,
+)
+from s3dlio.loader.plan import Uneven
+from s3dlio.loader.samples import SampleKind, Splitter
+
+__all__ = ["TFRecordDataset", "dataset"]
+
+Source = KeySource | str | os.PathLike[str] | Sequence[str]
+_STRING = tf.TensorSpec((), tf.string)
+_CHUNK_BYTES = 16 << 20
+
+
+def _source(source: Source, pattern: str | None, key_cache: bool | str, refresh: bool,
+            config: Config | None) -> KeySource:  # fmt: skip
+    if isinstance(source, str):
+        return PrefixSource(source, pattern, True, key_cache, refresh, config)
+    if pattern is not None:
+        raise ConfigError(f"pattern={pattern!r} applies to a prefix URI, not to {type(source).__name__}")
+    return as_source(source, config)
+
+
+def _rank_world(
+    rank: int | None, world_size: int | None, input_context: tf.distribute.InputContext | None
+) -> tuple[int | None, int | None]:
+    """``InputContext`` (``distribute_datasets_from_function``) gives the input pipeline as rank."""
+    if input_context is None:
+        return rank, world_size
+    pipeline = (input_context.input_pipeline_id, input_context.num_input_pipelines)
+    if (rank, world_size) not in ((None, None), pipeline):
+        raise ConfigError(
+            f"rank={rank} world_size={world_size} disagree with input_context "
+            f"(input pipeline {pipeline[0]} of {pipeline[1]}); pass one or the other"
+        )
+    return pipeline
+
+
+def _finish(ds: tf.data.Dataset, world_size: int, name: str | None = None) -> tf.data.Dataset:
+    """Prefetch; and when we sharded, stop ``tf.distribute`` from sharding a second time."""
+    if world_size > 1:
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        ds = ds.with_options(options)
+    return ds.prefetch(tf.data.AUTOTUNE, name=name)
+
+
+class _Epochs:
+    """The epoch each new iteration reads: ``start``, then one more per iteration if ``advance``."""
+
+    def __init__(self, start: int, advance: bool) -> None:
+        self._counter = itertools.count(start) if advance else itertools.repeat(start)
+
+    def next(self) -> int:
+        return next(self._counter)
+
+
+# -- chunking elements across the Python -> TensorFlow boundary -----------------------------------
+def _to_bytes(sample: Sample) -> bytes:
+    data = sample.data
+    try:
+        return bytes(memoryview(data))
+    except TypeError:
+        raise ConfigError(
+            f"{sample.where}: the sample is a {type(data).__name__}, not bytes; pass transform= and "
+            "output_signature= to turn it into tensors"
+        ) from None
+
+
+def _fixed(signature: Any) -> bool:
+    """True when every leaf is a TensorSpec of fully known shape: elements can be stacked."""
+    leaves = tf.nest.flatten(signature)
+    return all(isinstance(s, tf.TensorSpec) and s.shape.is_fully_defined() for s in leaves)
+
+
+def _stack(signature: Any, items: list[Any]) -> Any:
+    """A chunk: each leaf of ``signature`` stacked over ``items`` along a new first axis."""
+    if signature == _STRING:
+        return np.array(items, dtype=object)
+    specs = tf.nest.flatten(signature)
+    columns: list[list[Any]] = [[] for _ in specs]
+    for item in items:
+        for column, value in zip(columns, tf.nest.flatten(item), strict=True):
+            column.append(value)
+    arrays = [
+        np.array(col, dtype=object)
+        if spec.dtype == tf.string
+        else np.stack(col).astype(spec.dtype.as_numpy_dtype)
+        for spec, col in zip(specs, columns, strict=True)
+    ]
+    return tf.nest.pack_sequence_as(signature, arrays)
+
+
+def _chunked(items: Iterator[Any], size: int, nbytes: Callable[[Any], int]) -> Iterator[list[Any]]:
+    """Lists of up to ``size`` items, cut early at 16 MiB so big objects cross one at a time."""
+    chunk: list[Any] = []
+    held = 0
+    for item in items:
+        chunk.append(item)
+        held += nbytes(item)
+        if len(chunk) >= size or held >= _CHUNK_BYTES:
+            yield chunk
+            chunk, held = [], 0
+    if chunk:
+        yield chunk
+
+
+def _from_elements(make: Callable[[], Iterator[Any]], signature: Any, chunk: int) -> tf.data.Dataset:
+    """A dataset of ``make()``'s elements, crossing into TensorFlow ``chunk`` at a time."""
+    if chunk < 1:
+        raise ConfigError(f"chunk={chunk}: must be at least 1")
+    if chunk == 1 or not _fixed(signature):
+        return tf.data.Dataset.from_generator(make, output_signature=signature)
+    batched = tf.nest.map_structure(lambda s: tf.TensorSpec((None, *s.shape), s.dtype), signature)
+    size = len if signature == _STRING else (lambda _: 0)
+
+    def chunks() -> Iterator[Any]:
+        for items in _chunked(make(), chunk, size):
+            yield _stack(signature, items)
+
+    return tf.data.Dataset.from_generator(chunks, output_signature=batched).unbatch()
+
+
+# -- dataset(): objects or their samples, via the s3dlio Loader ---------------------------------------
+def dataset(
+    source: Source,
+    *,
+    samples: SampleKind | Splitter = "object",
+    transform: Callable[[Sample], Any] | None = None,
+    output_signature: Any = None,
+    shuffle: bool = False,
+    seed: int = 0,
+    epoch: int = 0,
+    reshuffle_each_iteration: bool = True,
+    rank: int | None = None,
+    world_size: int | None = None,
+    input_context: tf.distribute.InputContext | None = None,
+    pattern: str | None = None,
+    key_cache: bool | str = True,
+    refresh: bool = False,
+    chunk: int = 64,
+    config: Config | None = None,
+    **loader_options: Any,
+) -> tf.data.Dataset:
+    """A ``tf.data.Dataset`` of the objects under a prefix (or a URI list, or a key file).
+
+    Elements are scalar ``tf.string`` tensors: each object's bytes, or each record with
+    ``samples="tfrecord"`` (any ``samples=`` of :class:`s3dlio.loader.Loader`). For decoded
+    elements give ``transform(sample) -> value`` and its ``output_signature``.
+
+    Each object is read exactly once per epoch across ``world_size`` ranks (``rank``/
+    ``world_size``, else ``input_context`` from ``distribute_datasets_from_function``, else
+    torch.distributed / ``RANK``/``WORLD_SIZE``); every rank gets the same count. Iteration
+    ``k`` reads epoch ``epoch + k`` (``reshuffle_each_iteration=False``: always ``epoch``).
+    Other keywords go to the Loader: ``max_in_flight``, ``max_bytes_in_flight``, ``uneven``,
+    ``shuffle_group``, ``on_error``, ``retries``, ``hedge_after``, ``in_order``, ``block``.
+    """
+    if output_signature is None:
+        if transform is not None:
+            raise ConfigError("transform= needs output_signature= (the tf.TensorSpec of what it returns)")
+        if samples in ("tar", "npz"):
+            raise ConfigError(
+                f"samples={samples!r} gives dicts, not bytes: pass transform= and output_signature="
+            )
+        output_signature, transform = _STRING, _to_bytes
+    rank, world_size = _rank_world(rank, world_size, input_context)
+    loader = Loader(
+        _source(source, pattern, key_cache, refresh, config), config=config, samples=samples,
+        transform=transform, shuffle=shuffle, seed=seed, rank=rank, world_size=world_size, **loader_options,
+    )  # fmt: skip
+    epochs = _Epochs(epoch, reshuffle_each_iteration)
+
+    def elements() -> Iterator[Any]:
+        return loader.iterate(0, 1, epochs.next())
+
+    ds = _from_elements(elements, output_signature, chunk)
+    if samples == "object" and loader.reading.on_error == "raise":
+        ds = ds.apply(tf.data.experimental.assert_cardinality(len(loader)))  # Keras sees the epoch length
+    return _finish(ds, loader.world_size)
+
+
+# -- TFRecordDataset(): shards fetched whole, records split (CRC checked), interleaved -----------------
+def _decompress(data: Any, compression: str, uri: str) -> Any:
+    if compression == "":
+        return data
+    try:
+        return gzip.decompress(data) if compression == "GZIP" else zlib.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ConfigError(f"{uri}: not {compression}-compressed ({exc}); check compression_type") from exc
+
+
+def _compression(compression_type: str | None) -> str:
+    value = (compression_type or "").upper()
+    if value not in ("", "GZIP", "ZLIB"):
+        raise ConfigError(f"compression_type={compression_type!r}: use None, '', 'GZIP' or 'ZLIB'")
+    return value
+
+
+class _ShardReader:
+    """Fetch one shard (retried), undo compression, and list its records (CRCs checked)."""
+
+    def __init__(self, fetcher: Fetcher, compression: str, verify: bool) -> None:
+        self.fetcher, self.compression, self.verify = fetcher, compression, verify
+
+    def records(self, uri: str) -> list[memoryview]:
+        try:
+            data = _decompress(self.fetcher(uri), self.compression, uri)
+            return list(iter_tfrecords(data, self.verify))
+        except S3dlioError as exc:
+            if uri in str(exc):
+                raise
+            raise type(exc)(f"{uri}: {exc}") from exc
+
+
+def TFRecordDataset(  # noqa: N802 - named as tf.data.TFRecordDataset, which it replaces
+    filenames: Source,
+    compression_type: str | None = None,
+    buffer_size: int | None = None,
+    num_parallel_reads: int | None = None,
+    name: str | None = None,
+    *,
+    deterministic: bool | None = None,
+    shuffle: bool = False,
+    seed: int = 0,
+    epoch: int = 0,
+    reshuffle_each_iteration: bool = True,
+    rank: int | None = None,
+    world_size: int | None = None,
+    input_context: tf.distribute.InputContext | None = None,
+    uneven: Uneven | None = None,
+    pattern: str | None = None,
+    key_cache: bool | str = True,
+    refresh: bool = False,
+    verify: bool = True,
+    max_in_flight: int = 4,
+    max_bytes_in_flight: int | None = None,
+    retries: int = 2,
+    hedge_after: float | None = None,
+    chunk: int = 256,
+    config: Config | None = None,
+) -> tf.data.Dataset:
+    """``tf.data.TFRecordDataset`` over TFRecord shards on object storage: same records, same order.
+
+    ``filenames``: a prefix URI (listed; ``pattern=`` filters, e.g. ``r".*\\.tfrecord"``),
+    a list of URIs, or a key file. ``num_parallel_reads=None`` reads shards one after
+    another, fetching ``max_in_flight`` ahead; ``N`` (or ``tf.data.AUTOTUNE``) interleaves
+    ``N`` shards record by record, like TensorFlow's. Shards are fetched whole and split
+    with CRCs checked (``verify=False`` skips them). Ranks (``rank``/``world_size`` or
+    ``input_context``) split the files as ``tf.data``'s FILE auto-sharding does, every
+    ``world_size``-th file (``uneven="pad"``/``"drop"``: equal file counts, as the Loader);
+    ``shuffle`` permutes the files per epoch; shuffle records with ``.shuffle(buffer)`` after.
+    ``buffer_size`` is accepted and unused.
+    """
+    del buffer_size
+    compression = _compression(compression_type)
+    rank, world_size = resolve_rank_world(*_rank_world(rank, world_size, input_context))
+    keys = _source(filenames, pattern, key_cache, refresh, config).keys()
+    # uneven=None: the whole epoch's permutation, then every world_size-th file (tf.data's FILE sharding)
+    plan = EpochPlan(
+        len(keys), *((0, 1) if uneven is None else (rank, world_size)), shuffle, seed, uneven or "pad"
+    )
+    mine = slice(rank, None, world_size) if uneven is None else slice(None)
+    reader = _ShardReader(Fetcher(config, retries, hedge_after=hedge_after), compression, verify)
+    epochs = _Epochs(epoch, reshuffle_each_iteration)
+    max_bytes = max_bytes_in_flight or (config or default_config()).max_bytes_in_flight
+
+    def files() -> list[str]:
+        return [keys[int(i)] for i in plan.rank_order(epochs.next())[mine]]
+
+    if num_parallel_reads is None:
+
+        def records() -> Iterator[bytes]:
+            fetched = prefetch(reader.records, files(), max_in_flight=max_in_flight, max_bytes=max_bytes,
+                               size=lambda rs: sum(r.nbytes for r in rs))  # fmt: skip
+            for _, result in fetched:
+                if isinstance(result, BaseException):
+                    raise result
+                yield from (bytes(r) for r in result)
+
+        ds = _from_elements(records, _STRING, chunk)
+    else:
+
+        def shard_chunks(uri: bytes) -> Iterator[np.ndarray]:
+            records = (bytes(r) for r in reader.records(uri.decode()))
+            for part in _chunked(records, chunk, len):
+                yield np.array(part, dtype=object)
+
+        def one(uri: tf.Tensor) -> tf.data.Dataset:
+            return tf.data.Dataset.from_generator(
+                shard_chunks, args=(uri,), output_signature=tf.TensorSpec((None,), tf.string)
+            ).unbatch()
+
+        names = tf.data.Dataset.from_generator(files, output_signature=_STRING)
+        ds = names.interleave(
+            one, cycle_length=num_parallel_reads, block_length=1,
+            num_parallel_calls=num_parallel_reads, deterministic=deterministic,
+        )  # fmt: skip
+    return _finish(ds, world_size, name)
