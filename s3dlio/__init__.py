@@ -20,8 +20,9 @@ from .errors import (
     S3dlioError,
     TransferError,
 )
-from .ops import *  # noqa: F403 - the operations are the package's API
+from .large import get_into, get_into_async, open_reader, open_writer, open_writer_async
 from .oplog import finalize_op_log, init_op_log, is_op_log_active, set_client_id
+from .ops import *  # noqa: F403 - the operations are the package's API
 from .ops import __all__ as _ops_all
 from .store import ObjectMeta
 from .uri import ObjectUri, join, parse
@@ -50,5 +51,10 @@ __all__ = [
     "set_client_id",
     "join",
     "parse",
+    "get_into",
+    "get_into_async",
+    "open_reader",
+    "open_writer",
+    "open_writer_async",
     *_ops_all,
 ]

@@ -13,7 +13,19 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("s3dlio_torch needs PyTorch: pip install 's3dlio[torch]'") from exc
 
+from . import dcp
+from .checkpoint import CheckpointManager, S3Checkpoint, load, save
 from .datasets import S3IterableDataset, S3MapDataset
 from .reader import S3Reader, identity
 
-__all__ = ["S3IterableDataset", "S3MapDataset", "S3Reader", "identity"]
+__all__ = [
+    "CheckpointManager",
+    "S3Checkpoint",
+    "S3IterableDataset",
+    "S3MapDataset",
+    "S3Reader",
+    "dcp",
+    "identity",
+    "load",
+    "save",
+]

@@ -10,13 +10,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..store.base import DeleteFailure, ObjectMeta, Store
+from ..store.base import DeleteFailure, ObjectMeta, Store, Upload
 from .writer import OpLogWriter
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
 
-__all__ = ["LoggedStore"]
+__all__ = ["LoggedStore", "LoggedUpload"]
 
 T = TypeVar("T")
 
@@ -108,6 +108,10 @@ class LoggedStore(Store):
         nbytes = memoryview(data).nbytes
         self._call("PUT", key, lambda: self.inner.put(key, data), lambda _: nbytes)
 
+    def open_upload(self, key: str, *, part_size: int, content_type: str | None = None) -> Upload:
+        inner = self.inner.open_upload(key, part_size=part_size, content_type=content_type)
+        return LoggedUpload(self, key, inner)
+
     def delete(self, key: str) -> None:
         self._call("DELETE", key, lambda: self.inner.delete(key))
 
@@ -129,3 +133,37 @@ class LoggedStore(Store):
 
     def close(self) -> None:
         self.inner.close()
+
+
+class LoggedUpload:
+    """One PUT line per streamed object (parts are not operations of their own in warp's log):
+    from the first part to ``complete``, with all its bytes; an abort logs the PUT as failed."""
+
+    def __init__(self, store: LoggedStore, key: str, inner: Upload) -> None:
+        self._store, self._key, self._inner = store, key, inner
+        self.part_size, self.max_parts, self.retry_parts = inner.part_size, inner.max_parts, inner.retry_parts
+        self._start: int | None = None
+
+    def upload_part(self, index: int, offset: int, data: memoryview) -> None:
+        if self._start is None:
+            self._start = _time_ns()
+        self._inner.upload_part(index, offset, data)
+
+    def complete(self, size: int) -> None:
+        start = self._start or _time_ns()
+        try:
+            self._inner.complete(size)
+        except BaseException as exc:
+            self._store._log("PUT", self._key, start, error=exc)
+            raise
+        self._store._emit("PUT", self._key, start, size)
+
+    def abort(self) -> None:
+        start, self._start = self._start, None
+        self._inner.abort()
+        if start is not None:
+            self._store._log("PUT", self._key, start, error=RuntimeError("upload aborted"))
+
+    def put_whole(self, data: memoryview) -> None:
+        nbytes = data.nbytes
+        self._store._call("PUT", self._key, lambda: self._inner.put_whole(data), lambda _: nbytes)

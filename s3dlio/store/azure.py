@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Buffer
 
     from ..config import Config
+    from .base import Upload
 
 __all__ = ["AzureStore", "map_errors"]
 
@@ -279,6 +280,11 @@ class AzureStore(Store):
                     yield _list_meta(item)
 
     # -- writes --------------------------------------------------------------------------
+    def open_upload(self, key: str, *, part_size: int, content_type: str | None = None) -> Upload:
+        from .upload_azure import AzureUpload
+
+        return AzureUpload(self, key, part_size, content_type)
+
     def put(self, key: str, data: Buffer) -> None:
         view = byte_view(data)
         if len(view) <= _SINGLE_PUT_PARTS * self.config.part_size:

@@ -12,14 +12,14 @@ import abc
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
 
     from ..config import Config
 
-__all__ = ["ObjectMeta", "Store", "DeleteFailure"]
+__all__ = ["ObjectMeta", "Store", "DeleteFailure", "Upload"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +53,37 @@ class DeleteFailure:
 
     key: str
     error: Exception
+
+
+class Upload(Protocol):
+    """One object being written in parts, as :func:`s3dlio.open_writer` drives it.
+
+    Nothing exists on the service until the first part or :meth:`put_whole`: an object
+    smaller than one part goes up as one plain PUT. Parts are ``part_size`` bytes, but the
+    last; ``upload_part`` returns once the service holds the part (so the caller may reuse
+    the buffer) and may run for several parts at once. After :meth:`abort` nothing the upload
+    wrote is left behind, where the service allows it.
+    """
+
+    #: Size of every part but the last (the store may raise what was asked, e.g. S3's 5 MiB).
+    part_size: int
+    #: Most parts one object may have (S3: 10,000).
+    max_parts: int
+    #: True when a failed part may be sent again alone; False when the engine retries parts
+    #: itself and a failed part ends the upload (obstore's streaming upload).
+    retry_parts: bool
+
+    def upload_part(self, index: int, offset: int, data: memoryview) -> None:
+        """Send part ``index`` (0-based), the bytes at ``offset`` of the object."""
+
+    def complete(self, size: int) -> None:
+        """Make the object from all parts (``size`` bytes in all); it then replaces any old one."""
+
+    def abort(self) -> None:
+        """Discard the parts sent so far. Safe to call when nothing was sent, and twice."""
+
+    def put_whole(self, data: memoryview) -> None:
+        """Write the whole object in one request (objects of at most one part)."""
 
 
 class Store(abc.ABC):
@@ -111,6 +142,16 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def put(self, key: str, data: Buffer) -> None:
         """Write one whole object from any buffer-protocol object, replacing what was there."""
+
+    def open_upload(self, key: str, *, part_size: int, content_type: str | None = None) -> Upload:
+        """Start writing ``key`` in parts (see :class:`Upload`); nothing is sent yet.
+
+        This default keeps the parts in memory and puts them as one object on ``complete``:
+        right for in-process stores. Stores that can stream override it.
+        """
+        from .upload_memory import BufferedUpload
+
+        return BufferedUpload(self, key, part_size)
 
     @abc.abstractmethod
     def delete(self, key: str) -> None:

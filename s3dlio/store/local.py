@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import Buffer
 
     from ..config import Config
+    from .base import Upload
 
 __all__ = ["LocalStore", "byte_view", "check_range", "map_errors"]
 
@@ -182,6 +183,11 @@ class LocalStore(Store):
                 yield file_meta(key, st)
 
     # -- writes --------------------------------------------------------------------------
+    def open_upload(self, key: str, *, part_size: int, content_type: str | None = None) -> Upload:
+        from .upload_local import LocalUpload
+
+        return LocalUpload(key, part_size, uri=self.uri(key), direct=self.scheme == "direct")
+
     def put(self, key: str, data: Buffer) -> None:
         view = byte_view(data)
         with map_errors("put", self.uri(key)):

@@ -272,4 +272,7 @@ def test_fork_workers_get_the_fast_engine_unless_the_parent_started_it(prefix: s
 def test_public_api_is_pinned() -> None:
     import s3dlio_torch
 
-    assert sorted(s3dlio_torch.__all__) == ["S3IterableDataset", "S3MapDataset", "S3Reader", "identity"]
+    assert sorted(s3dlio_torch.__all__) == [
+        "CheckpointManager", "S3Checkpoint", "S3IterableDataset", "S3MapDataset", "S3Reader",
+        "dcp", "identity", "load", "save",
+    ]  # fmt: skip

@@ -1,0 +1,210 @@
+"""A checkpoint store under one URI prefix: save (sync or async), latest, load, retention.
+
+Every rank writes its own shards in parallel, then reports them; rank 0 checks the reported
+sizes against a listing and writes the manifest last (see :mod:`.commit`). A checkpoint
+exists once its manifest does, so a save that dies part-way leaves ``latest`` where it was.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from io import BufferedIOBase
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+from .. import _parallel
+from . import layout, retention
+from ._checksum import ALGORITHM, ChecksumWriter, byte_view, checksum
+from ._objects import open_write
+from .async_save import AsyncSave, AsyncSaves, stage
+from .commit import Coordinator, PollCoordinator, TorchCoordinator, _torch_dist, default_save_id, detect
+from .errors import CheckpointCommitError
+from .manifest import Manifest, RankReport, ShardRecord
+from .reading import CheckpointReader
+
+if TYPE_CHECKING:
+    from collections.abc import Buffer
+
+__all__ = ["CheckpointStore", "ShardSource"]
+
+log = logging.getLogger("s3dlio.checkpoint")
+
+#: A shard is a buffer (bytes, memoryview, numpy array), or a callable that writes it to a
+#: binary stream (``lambda f: torch.save(state, f)``) so it never exists whole in memory.
+ShardSource: TypeAlias = "Buffer | Callable[[BufferedIOBase], Any]"
+
+
+class CheckpointStore(CheckpointReader):
+    """Checkpoints of one training run under ``uri`` (``s3://bucket/run1/``, ``file:///ckpt``).
+
+    ``rank``/``world_size`` default to torch.distributed's (when initialised), else to
+    ``RANK``/``WORLD_SIZE``, else 0/1. ``spread`` puts shards under hashed prefixes (see
+    :mod:`.layout`). ``keep_last``/``keep_every`` prune old checkpoints after each commit.
+    ``coordinator``: ``"auto"`` (torch collective when initialised, else polling), ``"poll"``,
+    or an object with ``gather(report)``.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        rank: int | None = None,
+        world_size: int | None = None,
+        framework: str = "bytes",
+        spread: bool = False,
+        keep_last: int | None = None,
+        keep_every: int | None = None,
+        commit_timeout: float = 600.0,
+        max_in_flight: int | None = None,
+        coordinator: Literal["auto", "poll"] | Coordinator = "auto",
+        save_id: str | None = None,
+    ) -> None:
+        rank, world_size = detect(rank, world_size)
+        super().__init__(uri, rank=rank, max_in_flight=max_in_flight)
+        retention.steps_to_delete([], [], keep_last, keep_every)  # validates the settings
+        self.world_size = world_size
+        self.framework = framework
+        self.spread = spread
+        self.keep_last = keep_last
+        self.keep_every = keep_every
+        self.commit_timeout = commit_timeout
+        self.save_id = default_save_id() if save_id is None else save_id
+        self._coordinator = coordinator
+        self._async = AsyncSaves()
+
+    # -- saving ------------------------------------------------------------------------------
+    def save(
+        self, step: int, shards: Mapping[str, ShardSource], metadata: Mapping[str, Any] | None = None
+    ) -> Manifest | None:
+        """Write this rank's ``shards`` for ``step`` and commit it when all ranks are done.
+
+        Returns the manifest on rank 0 (None on other ranks). Raises the error of an earlier
+        :meth:`save_async` first, if it failed.
+        """
+        self._async.wait()
+        return self._save(step, shards, metadata, self._pick_coordinator(background=False))
+
+    def save_async(
+        self, step: int, shards: Mapping[str, ShardSource], metadata: Mapping[str, Any] | None = None
+    ) -> AsyncSave:
+        """Copy the buffers of ``shards`` and return; upload and commit in the background.
+
+        Callables are called in the background: they must hold their own staged copy.
+        The previous async save is waited for first, and its error raised here.
+        """
+        self._async.wait()
+        staged = stage(shards)
+        meta = dict(metadata or {})
+        coordinator = self._pick_coordinator(background=True)
+        return self._async.submit(
+            step, self.step_uri(step), lambda: self._save(step, staged, meta, coordinator)
+        )
+
+    def wait(self) -> Manifest | None:
+        """Wait for the async save in flight; raise its error (once) if it failed."""
+        return self._async.wait()
+
+    def _pick_coordinator(self, background: bool) -> Coordinator:
+        chosen = self._coordinator
+        if not isinstance(chosen, str):
+            return chosen
+        dist = _torch_dist()
+        if (
+            chosen == "auto"
+            and not background
+            and dist is not None
+            and dist.get_world_size() == self.world_size
+        ):
+            return TorchCoordinator()
+        return PollCoordinator(self._store, self._root, self._where, self.commit_timeout)
+
+    def _save(
+        self, step: int, shards: Mapping[str, ShardSource], metadata: Mapping[str, Any] | None,
+        coordinator: Coordinator,
+    ) -> Manifest | None:  # fmt: skip
+        where = self.step_uri(step)
+        items = [(layout.validate_name(name), src) for name, src in shards.items()]
+        try:
+            json.dumps(dict(metadata or {}))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: checkpoint metadata must be JSON-serialisable: {exc}") from None
+        store = self._store
+        if self._exists(self._root + layout.manifest_key(step)):
+            raise CheckpointCommitError(f"{where}: already committed; delete it first (store.delete({step}))")
+        failure: BaseException | None = None
+        records: list[ShardRecord] = []
+        try:
+            store.delete(self._root + layout.rank_file_key(step, self.rank))  # a crashed attempt's report
+            records = _parallel.map_bounded(lambda it: self._write_shard(step, *it), items, self._in_flight)  # type: ignore[assignment]
+        except Exception as exc:
+            failure = exc
+        error = None if failure is None else f"{type(failure).__name__}: {failure}"
+        report = RankReport(step, self.rank, self.world_size, self.save_id, tuple(records), error)
+        try:
+            store.put(self._root + layout.rank_file_key(step, self.rank), report.to_json())
+        except Exception:
+            if failure is None:
+                raise
+        if failure is not None and isinstance(coordinator, PollCoordinator):
+            raise failure
+        reports = [report] if self.world_size == 1 else coordinator.gather(report)
+        if failure is not None:
+            raise failure
+        if reports is None:
+            return None
+        failed = [r for r in reports if r.error]
+        if failed:
+            raise CheckpointCommitError(
+                f"{where}: not committed: rank {failed[0].rank} failed: {failed[0].error}; latest is unchanged"
+            )
+        return self._commit(step, reports, metadata) if self.rank == 0 else None
+
+    def _write_shard(self, step: int, name: str, source: ShardSource) -> ShardRecord:
+        key = layout.shard_key(step, self.rank, name, spread=self.spread)
+        if callable(source):
+            with open_write(self._where(self._root + key)) as raw:
+                counted = ChecksumWriter(raw)
+                source(counted)
+            return ShardRecord(self.rank, name, key, counted.size, counted.crc)
+        view = byte_view(source)
+        crc = checksum(view)
+        self._store.put(self._root + key, view)
+        return ShardRecord(self.rank, name, key, view.nbytes, crc)
+
+    def _commit(self, step: int, reports: list[RankReport], metadata: Mapping[str, Any] | None) -> Manifest:
+        where = self.step_uri(step)
+        shards = tuple(s for r in sorted(reports, key=lambda r: r.rank) for s in r.shards)
+        sizes = self._sizes(step)
+        for s in shards:
+            if sizes.get(self._root + s.key) != s.size:
+                raise CheckpointCommitError(
+                    f"{where}: not committed: shard {s.key} of rank {s.rank} should have {s.size} bytes, "
+                    f"the listing shows {sizes.get(self._root + s.key)}; latest is unchanged"
+                )
+        manifest = Manifest(step, self.world_size, shards, self.framework, ALGORITHM, dict(metadata or {}))
+        self._store.put(self._root + layout.manifest_key(step), manifest.to_json())
+        if self.keep_last is not None or self.keep_every is not None:
+            try:
+                self.apply_retention()
+            except Exception as exc:  # noqa: BLE001 - the checkpoint is committed; pruning retries next time
+                log.warning(
+                    "%s: retention failed (%s); old checkpoints kept until the next save", self.uri, exc
+                )
+        return manifest
+
+    # -- deleting ---------------------------------------------------------------------------
+    def delete(self, step: int) -> None:
+        """Delete one checkpoint (manifest first, so it never looks complete half-deleted)."""
+        retention.delete_step(self._store, self._root, step)
+
+    def apply_retention(self) -> list[int]:
+        """Delete what ``keep_last``/``keep_every`` do not keep; returns the deleted steps."""
+        complete, incomplete = self._classify()
+        doomed = retention.steps_to_delete(complete, incomplete, self.keep_last, self.keep_every)
+        for step in doomed:
+            self.delete(step)
+        return doomed
+
+    def __repr__(self) -> str:
+        return f"CheckpointStore({self.uri!r}, rank={self.rank}, world_size={self.world_size})"

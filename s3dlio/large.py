@@ -1,0 +1,130 @@
+"""What users call for large objects: streaming writer and reader, ``get_into``.
+
+See ``docs/large-objects.md``. Every function resolves its URI like :mod:`s3dlio.ops`
+(op-logged when the op-log is on) and works on every backend: ``s3://``, ``az://``,
+``file://``, ``direct://`` and ``mem://``.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from . import _parallel, ranged
+from .errors import InvalidUriError
+from .ops import resolve
+from .reader import ObjectReader
+from .verify import verify_enabled
+from .writer import ObjectWriter
+
+if TYPE_CHECKING:
+    from collections.abc import Buffer
+
+__all__ = ["AsyncObjectWriter", "ObjectReader", "ObjectWriter", "get_into", "get_into_async", "open_reader",
+           "open_writer", "open_writer_async"]  # fmt: skip
+
+
+def open_writer(
+    uri: str,
+    *,
+    part_size: int | None = None,
+    max_in_flight: int | None = None,
+    content_type: str | None = None,
+    verify: bool | None = None,
+) -> ObjectWriter:
+    """A binary file that writes the object ``uri`` in parts; the object appears on ``close``.
+
+    ``part_size`` (default ``S3DLIO_PART_SIZE``, 8 MiB; S3 raises it to 5 MiB at least) and
+    ``max_in_flight`` (default 8) bound memory at ``(max_in_flight + 1) * part_size``.
+    ``verify`` (default ``S3DLIO_PUT_VERIFY``) checks size and MD5 ETag after completing.
+    Use it as a context manager: an exception inside the block aborts the upload::
+
+        with s3dlio.open_writer("s3://bucket/big.bin") as w:
+            for chunk in chunks:
+                w.write(chunk)
+    """
+    parsed, store = resolve(uri)
+    if parsed.is_prefix:
+        raise InvalidUriError(
+            f"open_writer {uri}: the URI names a prefix; add an object name after the last '/'"
+        )
+    config = store.config
+    size = part_size if part_size is not None else config.part_size
+    if size < 1:
+        raise InvalidUriError(f"open_writer {uri}: part_size={size}: must be at least 1")
+    in_flight = max_in_flight if max_in_flight is not None else min(8, config.max_in_flight)
+    upload = store.open_upload(parsed.key, part_size=size, content_type=content_type)
+    return ObjectWriter(uri, store, parsed.key, upload, max_in_flight=in_flight,
+                        attempts=config.max_attempts, verify=verify_enabled(verify))  # fmt: skip
+
+
+class AsyncObjectWriter:
+    """Async twin of :class:`ObjectWriter`: each method awaits the sync one on a worker thread."""
+
+    def __init__(self, writer: ObjectWriter) -> None:
+        self.writer = writer
+
+    async def write(self, data: Buffer) -> int:
+        return await _parallel.run_async(self.writer.write, data)
+
+    async def reserve(self, n: int | None = None) -> memoryview:
+        return await _parallel.run_async(self.writer.reserve, n)
+
+    async def commit(self, n: int) -> None:
+        await _parallel.run_async(self.writer.commit, n)
+
+    def tell(self) -> int:
+        return self.writer.tell()
+
+    async def close(self) -> None:
+        await _parallel.run_async(self.writer.close)
+
+    async def abort(self) -> None:
+        await _parallel.run_async(self.writer.abort)
+
+    async def __aenter__(self) -> AsyncObjectWriter:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await _parallel.run_async(self.writer.__exit__, kind, exc, tb)
+
+
+def open_writer_async(
+    uri: str,
+    *,
+    part_size: int | None = None,
+    max_in_flight: int | None = None,
+    content_type: str | None = None,
+    verify: bool | None = None,
+) -> AsyncObjectWriter:
+    """Async twin of :func:`open_writer`: ``async with open_writer_async(uri) as w: await w.write(b)``."""
+    return AsyncObjectWriter(open_writer(uri, part_size=part_size, max_in_flight=max_in_flight,
+                                         content_type=content_type, verify=verify))  # fmt: skip
+
+
+def open_reader(uri: str, *, read_ahead: int = 2, block_size: int | None = None) -> ObjectReader:
+    """A seekable binary file over the object ``uri``, read in blocks with background read-ahead.
+
+    ``block_size`` defaults to ``S3DLIO_PART_SIZE`` (8 MiB); ``read_ahead`` blocks are fetched
+    ahead while reads are sequential (0 turns that off). One HEAD at open gives the size.
+    """
+    parsed, store = resolve(uri)
+    return ObjectReader(uri, store, parsed.key, config=store.config, block_size=block_size,
+                        read_ahead=read_ahead)  # fmt: skip
+
+
+def get_into(uri: str, buffer: Buffer) -> int:
+    """Fill ``buffer`` (a bytearray, numpy array, ``tensor.numpy()``...) with the object; returns its size.
+
+    Objects of ``S3DLIO_RANGE_THRESHOLD`` (32 MiB) or more arrive in parallel ranges, each
+    copied straight into its place. ValueError when the object does not fit.
+    """
+    parsed, store = resolve(uri)
+    return ranged.get_into(store, parsed.key, buffer, config=store.config, uri=uri)
+
+
+async def get_into_async(uri: str, buffer: Buffer) -> int:
+    """Async twin of :func:`get_into`."""
+    return await _parallel.run_async(get_into, uri, buffer)

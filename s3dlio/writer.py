@@ -1,0 +1,211 @@
+"""``open_writer``: stream one large object up in parts, from any producer, in bounded memory.
+
+The writer is the same for every backend; an :class:`~s3dlio.store.base.Upload` from the
+store does the requests. Bytes reach a part one of three ways:
+
+- a large ``write``: the whole parts inside it are sent straight from memoryview slices of
+  the caller's buffer (no copy), and ``write`` returns once they are uploaded, so the
+  caller may reuse its buffer;
+- a small ``write``: copied once into the current part buffer;
+- ``reserve(n)`` / ``commit(n)``: the producer fills the part buffer itself (numpy writes
+  into the view), so the bytes go from producer to network with no copy in between.
+
+Full parts go up on worker threads while the caller keeps writing; at most
+``max_in_flight`` parts are in flight (a write blocks beyond that), so memory stays at
+``(max_in_flight + 1) * part_size`` whatever the object's size. An object of at most one
+part goes up with a single PUT on ``close``. An exception inside ``with``, ``abort()``, or a
+writer dropped unclosed, aborts the upload: nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from concurrent.futures import Future
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ._parts import PartSender
+from .retry import retrying
+from .store.local import byte_view
+from .verify import PartDigests, verify_written
+
+if TYPE_CHECKING:
+    from collections.abc import Buffer
+
+    from .store.base import Store, Upload
+
+__all__ = ["ObjectWriter"]
+
+
+class ObjectWriter(io.BufferedIOBase):
+    """A write-only binary file whose bytes become one object when it closes."""
+
+    def __init__(self, uri: str, store: Store, key: str, upload: Upload, *, max_in_flight: int, attempts: int,
+                 verify: bool) -> None:  # fmt: skip
+        super().__init__()
+        self.name = uri
+        self._store, self._key, self._upload = store, key, upload
+        self._part_size = upload.part_size
+        self._digests = PartDigests() if verify else None
+        self._parts = PartSender(uri, upload, max_in_flight=max_in_flight, attempts=attempts,
+                                 digests=self._digests)  # fmt: skip
+        self._buf: memoryview | None = None  # the part being filled
+        self._fill = 0
+        self._reserved = 0
+        self._done = False
+
+    # -- io.BufferedIOBase -----------------------------------------------------------------
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def closed(self) -> bool:
+        return self._done
+
+    def tell(self) -> int:
+        """Bytes written so far."""
+        return self._parts.sent + self._fill
+
+    def flush(self) -> None:
+        """No-op: parts go up as they fill; the object exists only after ``close``."""
+
+    def write(self, data: Buffer) -> int:
+        self._check_open()
+        view = byte_view(data)
+        n, pos, size = len(view), 0, self._part_size
+        borrowed: list[Future[None]] = []
+        try:
+            while pos < n:
+                if self._fill == size:
+                    self._flush()
+                if self._fill == 0 and n - pos > size:  # a whole part of the caller's buffer: no copy
+                    borrowed.append(self._parts.submit(view[pos : pos + size], None))
+                    pos += size
+                    continue
+                buf = self._buffer()
+                take = min(size - self._fill, n - pos)
+                buf[self._fill : self._fill + take] = view[pos : pos + take]
+                self._fill += take
+                pos += take
+        except BaseException:
+            for future in borrowed:  # never return while a part still reads the caller's buffer
+                future.exception()
+            raise
+        for future in borrowed:  # the caller may reuse its buffer once these are up
+            future.result()
+        return n
+
+    def reserve(self, n: int | None = None) -> memoryview:
+        """A writable view of up to ``n`` bytes (all that is left of the part when None).
+
+        Fill it, then :meth:`commit` the bytes written; do not touch the view afterwards.
+        """
+        self._check_open()
+        if self._fill == self._part_size:
+            self._flush()
+        room = self._part_size - self._fill
+        self._reserved = room if n is None else max(0, min(n, room))
+        return self._buffer()[self._fill : self._fill + self._reserved]
+
+    def commit(self, n: int) -> None:
+        """Count ``n`` bytes of the last :meth:`reserve` as written."""
+        self._check_open()
+        if not 0 <= n <= self._reserved:
+            raise ValueError(f"commit({n}): the last reserve() gave {self._reserved} bytes")
+        self._fill += n
+        self._reserved = 0
+
+    def close(self) -> None:
+        """Finish the object (idempotent). On failure the upload is aborted and the error raised."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            if self._parts.count == 0:  # at most one part: a single PUT
+                data = self._buf[: self._fill] if self._buf is not None else memoryview(b"")
+                size = len(data)
+                if self._digests is not None:
+                    self._digests.add(0, data)
+                retrying(lambda: self._upload.put_whole(data), attempts=self._parts.attempts,
+                         what=f"put {self.name}")  # fmt: skip
+            else:
+                if self._fill:
+                    self._flush()
+                self._parts.wait()
+                size = self._parts.sent
+                self._upload.complete(size)
+            if self._digests is not None:
+                verify_written(self._store, self._key, self.name, size, self._digests)
+        except BaseException:
+            self._abort_quietly()
+            raise
+        finally:
+            self._release()
+
+    def abort(self) -> None:
+        """Discard everything written: the object is not created (or keeps its old content)."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            self._parts.wait(raise_errors=False)
+            self._upload.abort()
+        finally:
+            self._release()
+
+    def __enter__(self) -> ObjectWriter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None:
+            self.close()
+        else:
+            self._abort_quietly()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_done", True):
+            warnings.warn(f"{self.name}: writer dropped without close(); the upload was aborted",
+                          ResourceWarning, stacklevel=2)  # fmt: skip
+            self._abort_quietly()
+
+    def __repr__(self) -> str:
+        return f"<ObjectWriter {self.name} part_size={self._part_size} written={self.tell()}>"
+
+    def __getstate__(self) -> Any:
+        raise TypeError(f"{self.name}: a writer cannot be pickled; open one in each process")
+
+    # -- parts -----------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._done:
+            raise ValueError(f"{self.name}: write to a closed writer")
+        if self._parts.error is not None:
+            raise self._parts.error
+
+    def _buffer(self) -> memoryview:
+        if self._buf is None:
+            self._buf = self._parts.buffer()
+        return self._buf
+
+    def _flush(self) -> None:
+        """Send the current part buffer; the next write starts a new one."""
+        buf, fill = self._buffer(), self._fill
+        self._buf, self._fill = None, 0
+        self._parts.submit(buf[:fill], buf)
+
+    def _abort_quietly(self) -> None:
+        """Abort after a failure; a failing abort must not hide the failure that caused it."""
+        self._done = True
+        try:
+            self._parts.wait(raise_errors=False)
+            self._upload.abort()
+        except Exception:  # noqa: BLE001 - the original error matters more
+            pass
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        self._buf = None
+        self._parts.release()

@@ -1,0 +1,50 @@
+"""JAX on s3dlio: Grain data sources, per-process array iterables, Orbax checkpoints.
+
+>>> from s3dlio_jax import S3DataSource, CheckpointManager, save_args     # doctest: +SKIP
+>>> source = S3DataSource.from_prefix("s3://bucket/train/", transform=decode)
+>>> loader = grain.DataLoader(data_source=source, sampler=grain.samplers.IndexSampler(
+...     len(source), shard_options=grain.sharding.ShardByJaxProcess(), shuffle=True, seed=0),
+...     worker_count=8)
+>>> mngr = CheckpointManager("s3://bucket/ckpt/", max_to_keep=3)
+>>> mngr.save(step, args=save_args(params, data_iter=iterator))
+
+The data names import without JAX, Orbax or Grain (Grain's worker processes import only
+them); the checkpoint names load Orbax on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .data import S3DataSource, S3Iterable, load_npy, stack, to_array, to_bytes
+
+_CHECKPOINT = (
+    "ArrayTreeHandler",
+    "ArrayTreeRestore",
+    "ArrayTreeSave",
+    "CheckpointManager",
+    "LoaderStateHandler",
+    "LoaderStateRestore",
+    "LoaderStateSave",
+    "manager_options",
+    "restore_args",
+    "save_args",
+)
+
+__all__ = ["S3DataSource", "S3Iterable", "load_npy", "stack", "to_array", "to_bytes", *_CHECKPOINT]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CHECKPOINT:
+        try:
+            from . import checkpoint
+        except ImportError as exc:
+            raise ImportError(
+                f"s3dlio_jax.{name} needs JAX and Orbax: pip install 's3dlio[jax]' ({exc})"
+            ) from exc
+        return getattr(checkpoint, name)
+    raise AttributeError(f"module 's3dlio_jax' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

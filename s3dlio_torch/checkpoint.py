@@ -1,0 +1,156 @@
+"""``torch.save``/``torch.load`` on object storage, s3torchconnector's ``S3Checkpoint``, and
+:class:`CheckpointManager`: torch state on the sharded, checksummed core store.
+
+>>> import s3dlio_torch                                                 # doctest: +SKIP
+>>> s3dlio_torch.save(model.state_dict(), "s3://bucket/model.pt")      # streamed, never whole
+>>> model.load_state_dict(s3dlio_torch.load("s3://bucket/model.pt"))
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import io
+from collections.abc import Mapping
+from typing import IO, Any, cast
+
+import torch
+from torch.utils._pytree import tree_map
+
+from s3dlio.checkpoint import AsyncSave, CheckpointStore, Manifest
+from s3dlio.checkpoint._objects import open_read, open_write
+from s3dlio.config import Config, default_config
+from s3dlio.large import ObjectReader, ObjectWriter
+from s3dlio.loader.reader import BufferReader
+
+__all__ = ["CheckpointManager", "S3Checkpoint", "load", "save"]
+
+
+def save(obj: Any, uri: str, **kwargs: Any) -> None:
+    """``torch.save(obj)`` streamed to ``uri`` through the multipart writer.
+
+    Nothing is written if serialising fails. ``kwargs`` go to :func:`torch.save`.
+    """
+    with open_write(uri) as stream:
+        torch.save(obj, cast(IO[bytes], stream), **kwargs)
+
+
+def load(uri: str, map_location: Any = None, **kwargs: Any) -> Any:
+    """``torch.load`` from ``uri`` through the seekable reader. ``kwargs`` go to :func:`torch.load`
+    (``weights_only`` keeps torch's default, True)."""
+    with open_read(uri) as stream:
+        return torch.load(cast(IO[bytes], stream), map_location=map_location, **kwargs)
+
+
+class S3Checkpoint:
+    """Drop-in for s3torchconnector's ``S3Checkpoint``: file-likes for ``torch.save``/``load``.
+
+    >>> ckpt = S3Checkpoint(region="us-east-1")                          # doctest: +SKIP
+    >>> with ckpt.writer("s3://bucket/epoch1.pt") as f:
+    ...     torch.save(model.state_dict(), f)
+    >>> with ckpt.reader("s3://bucket/epoch1.pt") as f:
+    ...     state = torch.load(f)
+
+    Any scheme s3dlio serves works (``az://``, ``file://``). ``region``/``endpoint`` must agree
+    with the process-wide settings (``s3dlio.configure(region=..., endpoint_url=...)``).
+    """
+
+    def __init__(self, region: str | None = None, endpoint: str | None = None, **_ignored: Any) -> None:
+        self.region = region
+        self.endpoint = endpoint
+        _check_settings(default_config(), region, endpoint)
+
+    def writer(self, uri: str) -> ObjectWriter:
+        """A write-only stream: the object exists once it is closed; ``abort()`` discards it."""
+        _check_settings(default_config(), self.region, self.endpoint)
+        return open_write(uri)
+
+    def reader(self, uri: str) -> ObjectReader:
+        """A seekable read stream over the object (``readinto`` supported)."""
+        _check_settings(default_config(), self.region, self.endpoint)
+        return open_read(uri)
+
+
+def _check_settings(config: Config, region: str | None, endpoint: str | None) -> None:
+    if region is not None and config.region != region:
+        raise ValueError(
+            f"S3Checkpoint(region={region!r}) but s3dlio is configured for {config.region!r}; "
+            f"call s3dlio.configure(region={region!r}) or set AWS_REGION"
+        )
+    if endpoint is not None and config.endpoint_url != endpoint:
+        raise ValueError(
+            f"S3Checkpoint(endpoint={endpoint!r}) but s3dlio is configured for {config.endpoint_url!r}; "
+            f"call s3dlio.configure(endpoint_url={endpoint!r}) or set AWS_ENDPOINT_URL"
+        )
+
+
+def _torch_save(obj: Any, stream: io.BufferedIOBase) -> None:
+    torch.save(obj, cast(IO[bytes], stream))
+
+
+def stage(obj: Any) -> Any:
+    """A private CPU copy of ``obj``: tensors cloned, other leaves deep-copied."""
+
+    def one(x: Any) -> Any:
+        if isinstance(x, torch.Tensor):
+            return x.detach().to("cpu", copy=True)
+        return copy.deepcopy(x)
+
+    return tree_map(one, obj)
+
+
+class CheckpointManager:
+    """Torch state (``{"model": sd, "optim": sd}``) on :class:`~s3dlio.checkpoint.CheckpointStore`.
+
+    Each entry is one shard per rank, streamed through ``torch.save``; loads verify every
+    checksum before deserialising anything. ``store_kwargs`` go to ``CheckpointStore``
+    (``keep_last``, ``keep_every``, ``spread``, ``rank``, ``world_size``, ...).
+    """
+
+    def __init__(self, uri: str, **store_kwargs: Any) -> None:
+        store_kwargs.setdefault("framework", "torch")
+        self.store = CheckpointStore(uri, **store_kwargs)
+
+    def save(
+        self, step: int, state: Mapping[str, Any], metadata: Mapping[str, Any] | None = None
+    ) -> Manifest | None:
+        """Save ``state`` as checkpoint ``step``; the manifest on rank 0, None elsewhere."""
+        return self.store.save(step, self._shards(state), metadata)
+
+    def save_async(
+        self, step: int, state: Mapping[str, Any], metadata: Mapping[str, Any] | None = None
+    ) -> AsyncSave:
+        """Copy ``state`` to CPU memory and return; serialise and upload in the background.
+
+        Training may change the tensors as soon as this returns. Errors come from
+        :meth:`wait` or the next save.
+        """
+        self.store.wait()
+        staged = {name: stage(obj) for name, obj in state.items()}
+        return self.store.save_async(step, self._shards(staged), metadata)
+
+    def wait(self) -> Manifest | None:
+        """Wait for the async save in flight; raise its error if it failed."""
+        return self.store.wait()
+
+    def load(
+        self, step: int | None = None, *, rank: int | None = None, map_location: Any = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Every entry of one rank's state (default: latest step, this rank), verified, or an error."""
+        buffers = self.store.load(step, rank=rank)
+        return {
+            name: torch.load(
+                cast(IO[bytes], BufferReader(buf, name=name)), map_location=map_location, **kwargs
+            )
+            for name, buf in buffers.items()
+        }
+
+    def latest_step(self) -> int | None:
+        return self.store.latest_step()
+
+    def steps(self) -> list[int]:
+        return self.store.steps()
+
+    @staticmethod
+    def _shards(state: Mapping[str, Any]) -> dict[str, Any]:
+        return {name: functools.partial(_torch_save, obj) for name, obj in state.items()}
