@@ -14,14 +14,12 @@ range from the first missing byte.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import TYPE_CHECKING
 
 from . import _parallel
 from .errors import TransferError
 from .retry import backoff, retryable, retrying
-from .sizes import parse_size
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
@@ -46,30 +44,15 @@ DEFAULT_THRESHOLD = 32 * 1024 * 1024
 #: the client CPU (docs/large-objects.md). Hosts with more cores and bandwidth may raise it.
 DEFAULT_RANGES_IN_FLIGHT = 8
 
-_threshold_cache: tuple[str | None, int] = (None, DEFAULT_THRESHOLD)
-_ranges_cache: tuple[str | None, int] = (None, DEFAULT_RANGES_IN_FLIGHT)
-
-
-def range_threshold(config: Config | None = None) -> int:
-    """Objects larger than this are fetched as parallel ranges (config, else the environment)."""
-    global _threshold_cache
-    value = getattr(config, "range_threshold", None)
-    if value is not None:
-        return int(value)
-    raw = os.environ.get("S3DLIO_RANGE_THRESHOLD")
-    if raw != _threshold_cache[0]:
-        _threshold_cache = (raw, parse_size(raw) if raw else DEFAULT_THRESHOLD)
-    return max(1, _threshold_cache[1])
+def range_threshold(config: Config) -> int:
+    """Objects at least this large are fetched as parallel ranges."""
+    return config.range_threshold
 
 
 def ranges_in_flight(config: Config) -> int:
-    """Ranges of one object fetched at once: ``S3DLIO_RANGE_IN_FLIGHT`` (8), within the batch bounds."""
-    global _ranges_cache
-    raw = os.environ.get("S3DLIO_RANGE_IN_FLIGHT")
-    if raw != _ranges_cache[0]:
-        _ranges_cache = (raw, int(parse_size(raw)) if raw else DEFAULT_RANGES_IN_FLIGHT)
+    """Ranges of one object fetched at once, within the batch bounds."""
     part = max(1, config.part_size)
-    return max(1, min(_ranges_cache[1], config.max_in_flight, config.max_bytes_in_flight // part))
+    return max(1, min(config.range_in_flight, config.max_in_flight, config.max_bytes_in_flight // part))
 
 
 def split(start: int, end: int, part: int) -> list[tuple[int, int]]:

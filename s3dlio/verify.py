@@ -10,13 +10,13 @@ object is worse than none) and raises :class:`~s3dlio.errors.TransferError`.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .errors import ConfigError, TransferError
+from .config import default_config
+from .errors import TransferError
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
@@ -25,20 +25,12 @@ if TYPE_CHECKING:
 
 __all__ = ["PartDigests", "verify_enabled", "verify_written", "verify_put"]
 
-_ENV = "S3DLIO_PUT_VERIFY"
 _MD5_ETAG = re.compile(r'^"?([0-9a-f]{32})(?:-(\d+))?"?$')
 
 
 def verify_enabled(flag: bool | None = None) -> bool:
-    """``flag`` when given, else ``S3DLIO_PUT_VERIFY`` (off by default: it costs a HEAD)."""
-    if flag is not None:
-        return flag
-    raw = os.environ.get(_ENV, "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
-        return False
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    raise ConfigError(f"{_ENV}={raw!r}: use 1 or 0")
+    """``flag`` when given, else the ``put_verify`` setting (``S3DLIO_PUT_VERIFY``; off: it costs a HEAD)."""
+    return default_config().put_verify if flag is None else flag
 
 
 class PartDigests:

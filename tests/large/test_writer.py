@@ -183,6 +183,7 @@ def test_verify(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
             w.write(payload(size, 2))
         assert s3dlio.stat(uri).size == size
     monkeypatch.setenv("S3DLIO_PUT_VERIFY", "1")
+    s3dlio.configure(engine=backend.engine)  # settings are read when configured
     s3dlio.put(backend.uri("put-verified"), payload(1000))
     # A service that holds other bytes than were sent: the object is deleted, the error says so.
     store_class = type(s3dlio.resolve(backend.base + "x")[1])
