@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from servers import missing
 
 from s3dlio.config import AZURITE_ACCOUNT, AZURITE_KEY, Config
 from s3dlio.errors import (
@@ -63,7 +64,7 @@ def moto_endpoint() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def azurite_endpoint() -> Iterator[str]:
     if not os.path.exists(AZURITE) and not shutil.which("azurite-blob"):
-        pytest.skip("Azurite is not installed (npm install azurite)")
+        missing("Azurite (npm install azurite)")
     port = _free_port()
     cmd = [AZURITE if os.path.exists(AZURITE) else "azurite-blob", "--blobHost", "127.0.0.1"]
     cmd += ["--blobPort", str(port), "--inMemoryPersistence", "--skipApiVersionCheck", "--loose", "--silent"]

@@ -12,6 +12,8 @@ import pytest
 
 fsspec = pytest.importorskip("fsspec")
 
+from servers import require  # noqa: E402
+
 import s3dlio  # noqa: E402
 import s3dlio.fsspec as sfs  # noqa: E402
 from s3dlio.config import default_config  # noqa: E402
@@ -134,10 +136,7 @@ def test_registered_schemes_serve_fsspec_open(s3_bucket: str) -> None:
 
 
 def test_pandas_reads_and_writes_through_it(s3_bucket: str) -> None:
-    try:
-        import pandas as pd
-    except ImportError:
-        pytest.skip("pandas is optional (no s3dlio extra installs it) and not installed here")
+    pd = require("pandas", "pip install 's3dlio[dev]'")
     sfs.register()
     frame = pd.DataFrame({"a": [1, 3], "b": [2.5, 4.5]})
     frame.to_csv(f"{s3_bucket}pd/table.csv", index=False)
