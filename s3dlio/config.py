@@ -178,8 +178,5 @@ def default_config() -> Config:
 def configure(**settings: Any) -> Config:
     """Set process-wide settings (e.g. ``endpoint_url=...``); unset ones come from the environment."""
     global _default
-    _default = Config.resolve(**settings)
-    from .store import registry
-
-    registry.clear()
+    _default = Config.resolve(**settings)  # stores are cached per config: the next call opens new ones
     return _default
