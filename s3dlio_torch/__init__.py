@@ -13,7 +13,6 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("s3dlio_torch needs PyTorch: pip install 's3dlio[torch]'") from exc
 
-from . import dcp
 from .checkpoint import CheckpointManager, S3Checkpoint, load, save
 from .datasets import S3IterableDataset, S3MapDataset
 from .reader import S3Reader, identity
@@ -29,3 +28,13 @@ __all__ = [
     "load",
     "save",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # torch.distributed.checkpoint costs about a second of imports: load it on first use only,
+    # so DataLoader workers started by forkserver or spawn stay quick to start.
+    if name == "dcp":
+        import importlib
+
+        return importlib.import_module(f"{__name__}.dcp")
+    raise AttributeError(f"module 's3dlio_torch' has no attribute {name!r}")
