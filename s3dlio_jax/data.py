@@ -17,7 +17,7 @@ from __future__ import annotations
 import operator
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, SupportsIndex
+from typing import Any, Self, SupportsIndex
 
 import numpy as np
 
@@ -73,7 +73,33 @@ def _prefix(
 
 
 # -- Grain --------------------------------------------------------------------------------
-class S3DataSource:
+class _FromSources:
+    """The three ways to name the objects, shared by both classes below."""
+
+    def __init__(self, source: Any, **kwargs: Any) -> None:  # pragma: no cover - typing only
+        raise NotImplementedError
+
+    @classmethod
+    def from_prefix(
+        cls, uri: str, *, pattern: str | None = None, key_cache: bool | str = True, refresh: bool = False,
+        region: str | None = None, endpoint: str | None = None, config: Config | None = None, **kwargs: Any,
+    ) -> Self:  # fmt: skip
+        """Every object under ``uri`` (listed once; ``refresh=True`` lists again)."""
+        src = _prefix(uri, pattern, key_cache, refresh, _config(region, endpoint, config))
+        return cls(src, region=region, endpoint=endpoint, config=config, **kwargs)
+
+    @classmethod
+    def from_objects(cls, uris: str | Iterable[str], **kwargs: Any) -> Self:
+        """The objects ``uris`` names, in that order."""
+        return cls(UriListSource(uris), **kwargs)
+
+    @classmethod
+    def from_key_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> Self:
+        """The objects a key file lists (one URI per line; local, or itself an object)."""
+        return cls(KeyFileSource(os.fspath(path), kwargs.get("config")), **kwargs)
+
+
+class S3DataSource(_FromSources):
     """A Grain ``RandomAccessDataSource``: ``source[i]`` is ``transform(Sample of object i)``.
 
     Keys are resolved when built (listing with the portable engine, once; cached locally
@@ -103,25 +129,6 @@ class S3DataSource:
         )  # fmt: skip
         self._transform = transform
         self._max_in_flight = max_in_flight
-
-    @classmethod
-    def from_prefix(
-        cls, uri: str, *, pattern: str | None = None, key_cache: bool | str = True, refresh: bool = False,
-        region: str | None = None, endpoint: str | None = None, config: Config | None = None, **kwargs: Any,
-    ) -> S3DataSource:  # fmt: skip
-        """Every object under ``uri`` (listed once; ``refresh=True`` lists again)."""
-        src = _prefix(uri, pattern, key_cache, refresh, _config(region, endpoint, config))
-        return cls(src, region=region, endpoint=endpoint, config=config, **kwargs)
-
-    @classmethod
-    def from_objects(cls, uris: str | Iterable[str], **kwargs: Any) -> S3DataSource:
-        """The objects ``uris`` names, indexed in that order."""
-        return cls(UriListSource(uris), **kwargs)
-
-    @classmethod
-    def from_key_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> S3DataSource:
-        """The objects a key file lists (one URI per line; local, or itself an object)."""
-        return cls(KeyFileSource(os.fspath(path), kwargs.get("config")), **kwargs)
 
     def __len__(self) -> int:
         return len(self._source)
@@ -163,7 +170,7 @@ def _process(index: int | None, count: int | None) -> tuple[int, int]:
     return index, count
 
 
-class S3Iterable:
+class S3Iterable(_FromSources):
     """This JAX process's share of a dataset of objects, as numpy arrays for ``jax.device_put``.
 
     Objects are split over processes by ``jax.process_index()`` (or ``process_index``/
@@ -205,25 +212,6 @@ class S3Iterable:
         self.drop_last = drop_last
         self.collate = collate
         self.sharding = sharding
-
-    @classmethod
-    def from_prefix(
-        cls, uri: str, *, pattern: str | None = None, key_cache: bool | str = True, refresh: bool = False,
-        region: str | None = None, endpoint: str | None = None, config: Config | None = None, **kwargs: Any,
-    ) -> S3Iterable:  # fmt: skip
-        """Every object under ``uri`` (listed once; ``refresh=True`` lists again)."""
-        src = _prefix(uri, pattern, key_cache, refresh, _config(region, endpoint, config))
-        return cls(src, region=region, endpoint=endpoint, config=config, **kwargs)
-
-    @classmethod
-    def from_objects(cls, uris: str | Iterable[str], **kwargs: Any) -> S3Iterable:
-        """The objects ``uris`` names, in that order (before shuffling)."""
-        return cls(UriListSource(uris), **kwargs)
-
-    @classmethod
-    def from_key_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> S3Iterable:
-        """The objects a key file lists (one URI per line; local, or itself an object)."""
-        return cls(KeyFileSource(os.fspath(path), kwargs.get("config")), **kwargs)
 
     @property
     def process_index(self) -> int:
