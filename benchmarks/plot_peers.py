@@ -22,7 +22,7 @@ def plot(results: list[dict[str, Any]], columns: list[str], path: str, subtitle:
     workloads = list(dict.fromkeys(r["workload"] for r in results))
     by = {(r["workload"], r["client"]): r for r in results}
     width = 0.8 / max(1, len(columns))
-    fig, ax = plt.subplots(figsize=(13, 5.5))
+    fig, ax = plt.subplots(figsize=(13, 5))
     for i, peer in enumerate(columns):
         xs, ys = [], []
         for j, w in enumerate(workloads):
@@ -34,12 +34,17 @@ def plot(results: list[dict[str, Any]], columns: list[str], path: str, subtitle:
         ax.bar_label(bars, fmt="%.2f", fontsize=6, rotation=90, padding=2)
     ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
     ax.set_yscale("log", base=2)
+    ratios = [r["rate"] / by[(r["workload"], "s3dlio")]["rate"] for r in results if r["client"] in columns]
+    low, high = min([0.5, *ratios]) / 1.3, max([2.0, *ratios]) * 1.4
+    ax.set_ylim(low, high)
+    ticks = [2.0**e for e in range(-8, 8) if low <= 2.0**e <= high]
+    ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
     ax.set_ylabel("throughput ÷ s3dlio's (log scale; < 1: slower than s3dlio)")
     ax.set_xticks(range(len(workloads)), workloads, rotation=30, ha="right", fontsize=8)
     ax.set_title(
         "Peers' wall throughput relative to s3dlio" + (f" ({subtitle})" if subtitle else ""), fontsize=10
     )
-    ax.legend(fontsize=8, ncols=len(columns), loc="upper center", bbox_to_anchor=(0.5, -0.32))
+    ax.legend(fontsize=8, ncols=len(columns), loc="upper left")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
