@@ -105,6 +105,20 @@ def _fail_dependency_skip(report: Any) -> None:
             report.longrepr = f"S3DLIO_REQUIRE_ALL=1 forbids skipping for a missing dependency: {reason}"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests that import JAX or TensorFlow last.
+
+    Both start threads at import, and a process with those threads must not fork (JAX warns
+    that a forked child may deadlock); the fork, DataLoader and multiprocessing tests run first.
+    """
+
+    def threaded_framework(item: pytest.Item) -> bool:
+        parts = item.path.parts
+        return "jax" in parts or "tf" in parts or "tensorflow" in item.name
+
+    items.sort(key=threaded_framework)  # stable: the order within each group is kept
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
