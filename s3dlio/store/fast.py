@@ -180,8 +180,6 @@ class FastStore(Store):
     """A Store whose every request is one sync obstore call (GIL released while it waits)."""
 
     engine = "fast"
-    #: The backend lists keys in lexicographic order, so a partial-prefix listing may stop early.
-    _sorted_listing = True
     #: Keys per batch-delete request.
     _delete_batch = 1000
     #: Whether large puts use obstore's parallel multipart upload.
@@ -284,7 +282,7 @@ class FastStore(Store):
                 for item in page:
                     path = item["path"]
                     if partial and not path.startswith(prefix):
-                        if self._sorted_listing and path > prefix:
+                        if path > prefix:  # listings come in key order: nothing further matches
                             return
                         continue
                     yield _meta(item)
@@ -623,7 +621,6 @@ def _connection_string(value: str | None) -> dict[str, str]:
 class FastLocalStore(FastStore):
     """The local filesystem; keys are absolute paths without their leading ``/``."""
 
-    _sorted_listing = False  # directory walks come in no particular order
     _multipart = False
 
     def __init__(self, config: Config) -> None:
