@@ -11,11 +11,12 @@ import asyncio
 import functools
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["executor", "run_async", "map_bounded"]
+__all__ = ["executor", "run_async", "map_bounded", "iter_bounded"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -88,3 +89,32 @@ def map_bounded(
     if first_error:
         raise first_error[0]
     return results
+
+
+def iter_bounded(
+    fn: Callable[[T], R], items: Iterable[T], max_in_flight: int
+) -> Iterator[tuple[T, R | BaseException]]:
+    """Yield ``(item, fn(item) or its exception)`` in input order, ``max_in_flight`` ahead.
+
+    For streams too long to hold: only the window of running calls is in memory.
+    """
+    pool = executor()
+    window: deque[tuple[T, Future[R]]] = deque()
+    it = iter(items)
+    try:
+        for item in it:
+            window.append((item, pool.submit(fn, item)))
+            if len(window) >= max_in_flight:
+                yield _settle(*window.popleft())
+        while window:
+            yield _settle(*window.popleft())
+    finally:
+        for _, future in window:  # the consumer stopped early: do not start what is queued
+            future.cancel()
+
+
+def _settle(item: T, future: Future[R]) -> tuple[T, R | BaseException]:
+    try:
+        return item, future.result()
+    except BaseException as exc:  # noqa: BLE001 - handed to the caller
+        return item, exc
