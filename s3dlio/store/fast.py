@@ -449,7 +449,23 @@ def _build(kind: str, factory: Any, *args: Any, **kwargs: Any) -> Any:
         raise ConfigError(f"cannot configure the {kind} client: {_short(str(exc))}") from exc
 
 
-class FastS3Store(FastStore):
+class _PortableBuckets:
+    """Bucket/container management, which obstore cannot do, through the portable engine's store."""
+
+    def _bucket_store(self) -> Any:
+        raise NotImplementedError
+
+    def create_bucket(self) -> None:
+        self._bucket_store().create_bucket()
+
+    def delete_bucket(self) -> None:
+        self._bucket_store().delete_bucket()
+
+    def list_buckets(self) -> builtins.list[str]:
+        return list(self._bucket_store().list_buckets())
+
+
+class FastS3Store(_PortableBuckets, FastStore):
     """An S3 bucket; bucket create/delete/list go through the portable (boto3) store."""
 
     def __init__(self, bucket: str, config: Config) -> None:
@@ -502,15 +518,6 @@ class FastS3Store(FastStore):
             self._portable = PortableS3Store(self.bucket, self.config)
         return self._portable
 
-    def create_bucket(self) -> None:
-        self._bucket_store().create_bucket()
-
-    def delete_bucket(self) -> None:
-        self._bucket_store().delete_bucket()
-
-    def list_buckets(self) -> builtins.list[str]:
-        return list(self._bucket_store().list_buckets())
-
 
 def _boto3_credentials(profile: str | None) -> tuple[Any, str | None]:
     """boto3's credential chain (profiles, SSO, web identity, instance roles), refreshed by obstore."""
@@ -529,7 +536,7 @@ def _boto3_credentials(profile: str | None) -> tuple[Any, str | None]:
         raise ConfigError(f"AWS credentials (profile {profile!r}): {exc}") from exc
 
 
-class FastAzureStore(FastStore):
+class FastAzureStore(_PortableBuckets, FastStore):
     """An Azure Blob container; container create/delete/list go through azure-storage-blob."""
 
     _delete_batch = 256  # Azure's blob batch limit
@@ -562,15 +569,6 @@ class FastAzureStore(FastStore):
 
             self._portable = PortableAzureStore(self.bucket, self.config, account=self._account)
         return self._portable
-
-    def create_bucket(self) -> None:
-        self._bucket_store().create_bucket()
-
-    def delete_bucket(self) -> None:
-        self._bucket_store().delete_bucket()
-
-    def list_buckets(self) -> builtins.list[str]:
-        return list(self._bucket_store().list_buckets())
 
 
 def _azure_settings(config: Config, account: str | None, container: str) -> dict[str, Any]:
