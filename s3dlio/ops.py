@@ -12,7 +12,7 @@ import mmap
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -98,6 +98,13 @@ def _in_flight(max_in_flight: int | None) -> int:
     return n
 
 
+def _batch_in_flight(targets: Sequence[tuple[ObjectUri, Store]], max_in_flight: int | None) -> int:
+    """Requests to run at once: one when every target is in-process (threads would only add
+    GIL contention: 2,000 gets from mem:// took 2.7x longer on 64 threads than inline)."""
+    n = _in_flight(max_in_flight)
+    return 1 if all(store.in_process for _, store in targets) else n
+
+
 # -- reads -------------------------------------------------------------------------------
 def get(uri: str) -> Buffer:
     """The whole object at ``uri`` as a zero-copy buffer (``memoryview(x)``, ``numpy.frombuffer(x)``).
@@ -105,7 +112,7 @@ def get(uri: str) -> Buffer:
     Objects above ``S3DLIO_RANGE_THRESHOLD`` (32 MiB) arrive as parallel ranges in one buffer.
     """
     parsed, store = resolve(uri)
-    if parsed.scheme == "mem":  # in-process: nothing to parallelise
+    if store.in_process:  # nothing to parallelise
         return store.get(parsed.key)
     return ranged.get(store, parsed.key, config=store.config, uri=uri)
 
@@ -130,7 +137,8 @@ def get_many(
     """
     targets = [resolve(u) for u in uris]
     return _parallel.map_bounded(
-        lambda t: t[1].get(t[0].key), targets, _in_flight(max_in_flight), return_exceptions=return_exceptions
+        lambda t: t[1].get(t[0].key), targets, _batch_in_flight(targets, max_in_flight),
+        return_exceptions=return_exceptions,
     )
 
 
@@ -139,7 +147,7 @@ def get_many_stats(uris: Iterable[str], max_in_flight: int | None = None) -> Tra
     targets = [resolve(u) for u in uris]
     start = time.perf_counter()
     sizes = _parallel.map_bounded(
-        lambda t: memoryview(t[1].get(t[0].key)).nbytes, targets, _in_flight(max_in_flight)
+        lambda t: memoryview(t[1].get(t[0].key)).nbytes, targets, _batch_in_flight(targets, max_in_flight)
     )
     return TransferStats(len(sizes), sum(sizes), time.perf_counter() - start)  # type: ignore[arg-type]
 

@@ -19,6 +19,7 @@ import s3dlio.oplog as oplog
 from s3dlio._select import select
 from s3dlio.errors import NotFoundError
 from s3dlio.oplog import Record, read
+from s3dlio.ops import resolve
 from s3dlio.uri import parse
 
 
@@ -139,3 +140,16 @@ def test_summary_matches_records(tmp_path: Path) -> None:
     assert summary.ops["GET"].bytes == sum(e[2] for e in expect if e[0] == "GET" and not e[4])
     assert summary.ops["PUT"].bytes == sum(e[2] for e in expect if e[0] == "PUT")
     assert summary.total is not None and summary.total.count == len(expect)
+
+
+def test_logged_store_keeps_what_batches_need(tmp_path: Path) -> None:
+    """The op-log decorator reports the store it wraps as in-process, so get_many of mem://
+    still runs inline when logging is on (a lost flag put it back on 64 threads)."""
+    oplog.init_op_log(tmp_path / "flags.tsv", lossless=True)
+    try:
+        _, mem = resolve("mem://flags/k")
+        _, disk = resolve(str(tmp_path / "k"))
+    finally:
+        oplog.finalize_op_log()
+    assert type(mem).__name__ == "LoggedStore" and mem.in_process
+    assert not disk.in_process

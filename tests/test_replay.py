@@ -156,7 +156,8 @@ def test_ops_filter_and_names() -> None:
 
 
 def test_put_then_get_keeps_order_as_fast_as_possible(tmp_path: Path) -> None:
-    """Each GET was recorded after its PUT ended: a replay with many workers must not overtake it."""
+    """Each GET was recorded after its PUT ended: a replay with many workers must not overtake it
+    (onto files: a mem:// target is replayed by one worker)."""
     path = tmp_path / "pg.tsv"
     w = OpLogWriter(path)
     t = time.time_ns()
@@ -166,8 +167,8 @@ def test_put_then_get_keeps_order_as_fast_as_possible(tmp_path: Path) -> None:
         w.log("GET", file=f"b/k{i}", endpoint="mem://", start_ns=s + 5_000, end_ns=s + 9_000, bytes=2048)
         w.log("DELETE", file=f"b/k{i}", endpoint="mem://", start_ns=s + 9_500, end_ns=s + 9_900)
     w.finalize()
-    result = replay(path, _mem("order"), speed=0, jobs=32)
-    assert result.errors == 0
+    result = replay(path, f"file://{tmp_path}/order/", speed=0, jobs=32)
+    assert result.errors == 0 and result.jobs == 32
     assert {op: c.count for op, c in result.ops.items()} == {"GET": 300, "PUT": 300, "DELETE": 300}
     assert result.ops["GET"].bytes == 300 * 2048
 

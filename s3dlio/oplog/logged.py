@@ -34,7 +34,7 @@ class LoggedStore(Store):
         self.inner = inner
         self.writer = writer
         self.scheme, self.bucket, self.config = inner.scheme, inner.bucket, inner.config
-        self.endpoint, self.engine = inner.endpoint, inner.engine
+        self.endpoint, self.engine, self.in_process = inner.endpoint, inner.engine, inner.in_process
         self._root = f"{inner.bucket}/" if inner.bucket else "/"
 
     def _log(
@@ -51,7 +51,7 @@ class LoggedStore(Store):
         )
 
     def _emit(self, op: str, key: str, start: int, nbytes: int, first_byte: int | None = None) -> None:
-        self.writer.log_ok(op, self._root + key, self.endpoint, start, _time_ns(), nbytes, first_byte)
+        self.writer.log_ok(op, self.endpoint, self._root, key, start, _time_ns(), nbytes, first_byte)
 
     def _call(self, op: str, key: str, fn: Callable[[], T], size: Callable[[T], int] | None = None) -> T:
         start = _time_ns()
@@ -64,23 +64,19 @@ class LoggedStore(Store):
         return result
 
     def get(self, key: str) -> Buffer:
-        start = _time_ns()
-        try:
-            data, first_byte = self.inner.get_timed(key)
-        except BaseException as exc:
-            self._log("GET", key, start, error=exc)
-            raise
-        self._emit("GET", key, start, memoryview(data).nbytes, first_byte)
-        return data
+        return self.get_timed(key)[0]
 
     def get_timed(self, key: str) -> tuple[Buffer, int | None]:
+        # The hottest path of all (a 4 KiB GET from memory costs ~3 us): no helper calls.
         start = _time_ns()
         try:
             data, first_byte = self.inner.get_timed(key)
         except BaseException as exc:
             self._log("GET", key, start, error=exc)
             raise
-        self._emit("GET", key, start, memoryview(data).nbytes, first_byte)
+        self.writer.log_ok(
+            "GET", self.endpoint, self._root, key, start, _time_ns(), memoryview(data).nbytes, first_byte
+        )
         return data, first_byte
 
     def get_range(self, key: str, start: int, end: int) -> Buffer:

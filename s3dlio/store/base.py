@@ -101,6 +101,9 @@ class Store(abc.ABC):
     endpoint: str
     #: ``"fast"`` or ``"portable"``.
     engine: str
+    #: True for stores inside this process (mem://): a call never waits, so batches run
+    #: inline instead of on threads that would only fight over the GIL.
+    in_process: bool = False
 
     def __init__(self, bucket: str, config: Config) -> None:
         self.bucket = bucket

@@ -658,6 +658,7 @@ class FastMemoryStore(FastStore):
     """An in-process store shared by every ``mem://NAME`` store of this process."""
 
     _multipart = False
+    in_process = True
 
     def __init__(self, name: str, config: Config) -> None:
         with _memory_lock:

@@ -54,6 +54,7 @@ class MemoryStore(Store):
     scheme = "mem"
     endpoint = "mem://"
     engine = "portable"
+    in_process = True
 
     def __init__(self, name: str, config: Config) -> None:
         super().__init__(name, config)
