@@ -29,6 +29,7 @@ import obstore
 from obstore import exceptions as obx
 from obstore.store import AzureStore, LocalStore, MemoryStore, S3Store
 
+from .._parallel import on_loop
 from ..config import AZURITE_ACCOUNT, AZURITE_KEY, Config
 from ..errors import (
     AlreadyExistsError,
@@ -52,6 +53,7 @@ __all__ = ["FastStore", "map_errors", "open_fast_store"]
 
 _MiB = 1024 * 1024
 _EMPTY = obstore.Bytes(b"")
+_ASYNC_BODY_MIN = 1 << 20  # below this the async hand-off costs more than it saves
 # GetResult.attributes keys that are not user metadata.
 _STANDARD_ATTRIBUTES = frozenset(
     {
@@ -186,6 +188,9 @@ class FastStore(Store):
     _multipart = True
     #: Appended to access-denied messages.
     _credential_hint = ""
+    # Bodies of at least _ASYNC_BODY_MIN bytes come over the network in many chunks: read them
+    # with the async API (see _parallel.on_loop). Small ones are cheaper with the sync API.
+    _network = True
 
     def __init__(self, bucket: str, config: Config, inner: Any, *, scheme: str, endpoint: str) -> None:
         super().__init__(bucket, config)
@@ -219,15 +224,15 @@ class FastStore(Store):
 
     # -- reads -----------------------------------------------------------------------------
     def get(self, key: str) -> Buffer:
-        self._check_key("get", key)
-        with self._errors("get", key):
-            return obstore.get(self._inner, key).bytes()
+        return self.get_timed(key)[0]
 
     def get_timed(self, key: str) -> tuple[Buffer, int | None]:
         self._check_key("get", key)
         with self._errors("get", key):
             response = obstore.get(self._inner, key)  # returns once the response headers are in
             first_byte = time.time_ns()
+            if self._network and response.meta["size"] >= _ASYNC_BODY_MIN:
+                return on_loop(_body(response)), first_byte
             return response.bytes(), first_byte
 
     def get_range(self, key: str, start: int, end: int) -> Buffer:
@@ -239,6 +244,8 @@ class FastStore(Store):
             return _EMPTY
         with self._errors("get", key):
             try:
+                if self._network and end - start >= _ASYNC_BODY_MIN:
+                    return on_loop(_range(self._inner, key, start, end))
                 return obstore.get_range(self._inner, key, start=start, end=end)
             except (obx.GenericError, ValueError) as exc:
                 if _range_past_end(str(exc)):
@@ -620,6 +627,7 @@ class FastLocalStore(FastStore):
     """The local filesystem; keys are absolute paths without their leading ``/``."""
 
     _multipart = False
+    _network = False
 
     def __init__(self, config: Config) -> None:
         super().__init__(
@@ -658,6 +666,7 @@ class FastMemoryStore(FastStore):
     """An in-process store shared by every ``mem://NAME`` store of this process."""
 
     _multipart = False
+    _network = False
     in_process = True
 
     def __init__(self, name: str, config: Config) -> None:
@@ -710,3 +719,11 @@ def _reset_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+async def _body(response: obstore.GetResult) -> obstore.Bytes:
+    return await response.bytes_async()
+
+
+async def _range(inner: Any, key: str, start: int, end: int) -> obstore.Bytes:
+    return await obstore.get_range_async(inner, key, start=start, end=end)
