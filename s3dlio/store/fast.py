@@ -496,6 +496,7 @@ class FastS3Store(_PortableBuckets, FastStore):
                 kwargs["skip_signature"] = True  # public buckets still work; private ones say 403
                 anonymous = True
         endpoint = config.endpoint_url or f"https://s3.{kwargs['region']}.amazonaws.com"
+        kwargs["unsigned_payload"] = not config.sign_payload
         inner = _build(
             "S3",
             S3Store,

@@ -421,7 +421,10 @@ def _build_client(config: Config) -> Any:
     else:
         session = boto3.session.Session()
     options = botocore.config.Config(
-        s3={"addressing_style": "path"} if config.endpoint_url else None,
+        s3={
+            **({"addressing_style": "path"} if config.endpoint_url else {}),
+            **({"payload_signing_enabled": True} if config.sign_payload else {}),
+        },
         connect_timeout=config.connect_timeout,
         read_timeout=config.request_timeout,
         retries={"total_max_attempts": config.max_attempts, "mode": "standard"},
