@@ -1,9 +1,9 @@
 """Where a dataset's keys come from: a prefix (listed once, cached), a URI list, or a key file.
 
-Sources are small frozen settings objects that pickle; :meth:`keys` does the I/O. A prefix is
-listed with the portable engine unless this process already runs the fast one, so a
-DataLoader parent that only listed still hands the fast engine to its forked workers
-(shared/DESIGN.md §2). The listing streams into a key file under the cache directory, and
+Sources are small frozen settings objects that pickle; :meth:`keys` does the I/O. A process
+that has not started the fast engine lists an object-store prefix with it in a short-lived
+forked child (or, where that cannot be, with the portable engine), so a DataLoader parent that
+only listed still hands the fast engine to its forked workers (shared/DESIGN.md §2). The listing streams into a key file under the cache directory, and
 later epochs and runs map that file instead of listing again (``refresh=True`` re-lists).
 """
 
@@ -20,10 +20,12 @@ from typing import Protocol, runtime_checkable
 from .._select import select
 from ..config import Config, default_config
 from ..errors import ConfigError, NotFoundError, S3dlioError
+from ..oplog import current_writer
 from ..ops import resolve
 from ..store import ObjectMeta, Store
 from ..store import engine as _engine
 from ..uri import ObjectUri, parse
+from .forked import stream_from_child
 from .keylist import HEADER, KeyList, encode_line
 
 __all__ = ["KeySource", "PrefixSource", "UriListSource", "KeyFileSource", "as_source", "cache_dir"]
@@ -69,6 +71,22 @@ def listing_store(parsed: ObjectUri, config: Config) -> Store:
             stacklevel=3,
         )
         return resolve(parsed, config)[1]
+
+
+def _list_in_child(parsed: ObjectUri, config: Config) -> bool:
+    """List with the fast engine in a forked child (loader/forked.py) rather than portable here?
+
+    Only for object stores, when this process has not started the fast engine (else it lists
+    itself), may use it (not forced portable, not a forked child of a fast-engine process), and
+    has no op-log on (the listing belongs in this process's log).
+    """
+    return (
+        parsed.scheme in ("s3", "az")
+        and hasattr(os, "fork")
+        and not _engine.fast_started_here()
+        and _engine.select(config) == "fast"
+        and current_writer() is None
+    )
 
 
 @dataclass(frozen=True)
@@ -129,7 +147,13 @@ class PrefixSource:
 
     def _write(self, write: Callable[[bytes], object]) -> None:
         parsed = parse(self.uri)
-        store = listing_store(parsed, self.config or default_config())
+        config = self.config or default_config()
+        if _list_in_child(parsed, config):
+            stream_from_child(lambda out: self._write_from(resolve(parsed, config)[1], parsed, out), write)
+        else:
+            self._write_from(listing_store(parsed, config), parsed, write)
+
+    def _write_from(self, store: Store, parsed: ObjectUri, write: Callable[[bytes], object]) -> None:
         sel = select(parsed.key, recursive=self.recursive, pattern=self.pattern)
         base = _base_of(self.uri, parsed)
         write(HEADER + base.encode() + b"\n")

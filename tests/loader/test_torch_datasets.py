@@ -259,7 +259,7 @@ def test_fork_workers_get_the_fast_engine_unless_the_parent_started_it(prefix: s
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     expected = [f"data/obj-{i:03d}" for i in range(COUNT)]
-    # the parent only listed (portable engine): forked workers run the fast engine
+    # the parent only listed (in a forked child): its forked workers run the fast engine
     assert result["parent_fast"] is False
     assert sorted(key for key, _, _ in result["listed"]) == expected
     assert {(inherited, fast) for _, inherited, fast in result["listed"]} == {(False, True)}
