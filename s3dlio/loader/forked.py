@@ -63,7 +63,7 @@ def stream_from_child(produce: Callable[[Write], None], consume: Write) -> None:
     if payload:
         raise pickle.loads(payload)  # noqa: S301 - our own child's bytes
     if status != 0:
-        raise S3dlioError(f"the forked listing process ended with status {status}")
+        raise S3dlioError(f"the forked child process ended with status {status} before finishing")
 
 
 def _pickled(exc: BaseException) -> bytes:

@@ -2,9 +2,10 @@
 
 Sources are small frozen settings objects that pickle; :meth:`keys` does the I/O. A process
 that has not started the fast engine lists an object-store prefix with it in a short-lived
-forked child (or, where that cannot be, with the portable engine), so a DataLoader parent that
-only listed still hands the fast engine to its forked workers (shared/DESIGN.md §2). The listing streams into a key file under the cache directory, and
-later epochs and runs map that file instead of listing again (``refresh=True`` re-lists).
+forked child (or, where that cannot be, with the portable engine), so a DataLoader parent
+that only listed still hands the fast engine to its forked workers (shared/DESIGN.md §2).
+The listing streams into a key file under the cache directory, and later epochs and runs map
+that file instead of listing again (``refresh=True`` re-lists).
 """
 
 from __future__ import annotations
