@@ -14,9 +14,10 @@ import threading
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["executor", "run_async", "on_loop", "map_bounded", "iter_bounded"]
+__all__ = ["ByteBudget", "executor", "run_async", "on_loop", "map_bounded", "iter_bounded"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -109,6 +110,29 @@ def map_bounded(
     if first_error:
         raise first_error[0]
     return results
+
+
+class ByteBudget:
+    """Bytes in flight across a batch's calls: a call waits while the running ones hold
+    ``limit`` bytes between them (one call always runs, whatever its size)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._held = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def holding(self, nbytes: int) -> Iterator[None]:
+        with self._cond:
+            while self._held and self._held + nbytes > self.limit:
+                self._cond.wait()
+            self._held += nbytes
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._held -= nbytes
+                self._cond.notify_all()
 
 
 def iter_bounded(

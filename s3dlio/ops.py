@@ -12,7 +12,7 @@ import mmap
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -105,6 +105,28 @@ def _batch_in_flight(targets: Sequence[tuple[ObjectUri, Store]], max_in_flight: 
     return 1 if all(store.in_process for _, store in targets) else n
 
 
+def _budgeted_get(workers: int) -> Callable[[tuple[ObjectUri, Store]], Buffer]:
+    """A GET for a batch that keeps ``max_bytes_in_flight``: sizes are unknown until responses
+    come back, so each request reserves the largest size seen so far, and the lock is only
+    taken once ``workers`` such objects would not fit (the first wave is bounded by count)."""
+    budget = _parallel.ByteBudget(default_config().max_bytes_in_flight)
+    largest = 0
+
+    def get(target: tuple[ObjectUri, Store]) -> Buffer:
+        nonlocal largest
+        parsed, store = target
+        guess = largest
+        if guess * workers <= budget.limit:
+            data = store.get(parsed.key)
+        else:
+            with budget.holding(guess):
+                data = store.get(parsed.key)
+        largest = max(largest, memoryview(data).nbytes)
+        return data
+
+    return get
+
+
 # -- reads -------------------------------------------------------------------------------
 def get(uri: str) -> Buffer:
     """The whole object at ``uri`` as a zero-copy buffer (``memoryview(x)``, ``numpy.frombuffer(x)``).
@@ -136,19 +158,17 @@ def get_many(
     puts each error in its slot instead.
     """
     targets = [resolve(u) for u in uris]
-    return _parallel.map_bounded(
-        lambda t: t[1].get(t[0].key), targets, _batch_in_flight(targets, max_in_flight),
-        return_exceptions=return_exceptions,
-    )
+    workers = _batch_in_flight(targets, max_in_flight)
+    return _parallel.map_bounded(_budgeted_get(workers), targets, workers, return_exceptions=return_exceptions)
 
 
 def get_many_stats(uris: Iterable[str], max_in_flight: int | None = None) -> TransferStats:
     """Fetch many objects and discard the data: counts and wall time, memory stays flat."""
     targets = [resolve(u) for u in uris]
+    workers = _batch_in_flight(targets, max_in_flight)
+    get = _budgeted_get(workers)
     start = time.perf_counter()
-    sizes = _parallel.map_bounded(
-        lambda t: memoryview(t[1].get(t[0].key)).nbytes, targets, _batch_in_flight(targets, max_in_flight)
-    )
+    sizes = _parallel.map_bounded(lambda t: memoryview(get(t)).nbytes, targets, workers)
     return TransferStats(len(sizes), sum(sizes), time.perf_counter() - start)  # type: ignore[arg-type]
 
 
@@ -221,8 +241,20 @@ def put(uri: str, data: Buffer, *, verify: bool | None = None) -> None:
 
 
 def put_many(items: Iterable[tuple[str, Buffer]], max_in_flight: int | None = None) -> None:
-    """Write many objects concurrently; the first failure is raised."""
-    _parallel.map_bounded(lambda item: put(*item), _list(items), _in_flight(max_in_flight))
+    """Write many objects concurrently, at most ``max_bytes_in_flight`` bytes at once; the first
+    failure is raised."""
+    todo = [(uri, data, memoryview(data).nbytes) for uri, data in items]
+    workers = _in_flight(max_in_flight)
+    budget = _parallel.ByteBudget(default_config().max_bytes_in_flight)
+    if sum(sorted(n for *_, n in todo)[-workers:]) <= budget.limit:  # any window fits: no lock
+        _parallel.map_bounded(lambda item: put(item[0], item[1]), todo, workers)
+        return
+
+    def one(item: tuple[str, Buffer, int]) -> None:
+        with budget.holding(item[2]):
+            put(item[0], item[1])
+
+    _parallel.map_bounded(one, todo, workers)
 
 
 def delete(uri: str, recursive: bool = False, pattern: str | None = None) -> int:
