@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import reconfigure
 
 import s3dlio
 from s3dlio._parallel import ByteBudget, map_bounded
@@ -67,7 +66,7 @@ def test_byte_budget_admits_one_call_even_when_it_alone_is_too_big() -> None:
 
 
 def test_get_many_and_put_many_stay_within_the_byte_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    reconfigure(max_bytes_in_flight=4 * SIZE)
+    s3dlio.configure(max_bytes_in_flight=4 * SIZE)
     uris = [f"file://{tmp_path}/o{i}" for i in range(40)]
     _, store = resolve(uris[0])
     puts, gets = _Meter(), _Meter()

@@ -8,7 +8,6 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from conftest import reconfigure
 
 import s3dlio
 from s3dlio.errors import ConfigError
@@ -44,7 +43,7 @@ def recorder() -> Iterator[tuple[str, list[str]]]:
 @pytest.mark.parametrize("sign", [False, True])
 def test_payload_hash_sent_only_when_asked(recorder: tuple[str, list[str]], sign: bool) -> None:
     endpoint, seen = recorder
-    reconfigure(endpoint_url=endpoint, engine="fast", sign_payload=sign, access_key_id="k", secret_access_key="s")
+    s3dlio.configure(endpoint_url=endpoint, engine="fast", sign_payload=sign, access_key_id="k", secret_access_key="s")
     body = b"checkpoint bytes" * 100
     s3dlio.put("s3://bucket/key", body)
     assert seen == [hashlib.sha256(body).hexdigest() if sign else "UNSIGNED-PAYLOAD"]
@@ -52,7 +51,7 @@ def test_payload_hash_sent_only_when_asked(recorder: tuple[str, list[str]], sign
 
 def test_sign_payload_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("S3DLIO_SIGN_PAYLOAD", "true")
-    assert reconfigure().sign_payload is True
+    assert s3dlio.configure().sign_payload is True
     monkeypatch.setenv("S3DLIO_SIGN_PAYLOAD", "maybe")
     with pytest.raises(ConfigError, match="S3DLIO_SIGN_PAYLOAD"):
-        reconfigure()
+        s3dlio.configure()
