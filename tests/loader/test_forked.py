@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -12,28 +13,34 @@ from s3dlio.loader.forked import stream_from_child
 
 
 def _children() -> set[int]:
+    """This process's live children (the test servers among them)."""
     with open(f"/proc/{os.getpid()}/task/{os.getpid()}/children") as f:
         return {int(p) for p in f.read().split()}
 
 
-def test_bytes_arrive_in_order_across_many_chunks() -> None:
+@pytest.fixture
+def no_child_left() -> Iterator[None]:
+    before = _children()
+    yield
+    assert _children() <= before
+
+
+def test_bytes_arrive_in_order_across_many_chunks(no_child_left: None) -> None:
     expected = b"".join(f"key-{i:07d}\n".encode() for i in range(300_000))  # past the pipe and chunk sizes
     got = bytearray()
     stream_from_child(lambda write: [write(expected[i : i + 4096]) for i in range(0, len(expected), 4096)], got.extend)
     assert got == expected
-    assert not _children()
 
 
-def test_the_childs_exception_is_raised_here_with_its_type_and_message() -> None:
+def test_the_childs_exception_is_raised_here_with_its_type_and_message(no_child_left: None) -> None:
     def produce(write: object) -> None:
         raise NotFoundError("list s3://b/p/: no objects under this prefix")
 
     with pytest.raises(NotFoundError, match="no objects under this prefix"):
         stream_from_child(produce, lambda _: None)
-    assert not _children()
 
 
-def test_an_exception_that_cannot_be_pickled_is_still_described() -> None:
+def test_an_exception_that_cannot_be_pickled_is_still_described(no_child_left: None) -> None:
     class Odd(Exception):
         def __init__(self, a: int, b: int) -> None:
             super().__init__(f"odd {a} {b}")
@@ -45,7 +52,7 @@ def test_an_exception_that_cannot_be_pickled_is_still_described() -> None:
         stream_from_child(produce, lambda _: None)
 
 
-def test_a_failing_consumer_kills_the_child() -> None:
+def test_a_failing_consumer_kills_the_child(no_child_left: None) -> None:
     def produce(write: object) -> None:
         while True:  # would run forever
             write(b"x" * 65536)  # type: ignore[operator]
@@ -56,4 +63,3 @@ def test_a_failing_consumer_kills_the_child() -> None:
 
     with pytest.raises(OSError, match="disk full"):
         stream_from_child(produce, consume)
-    assert not _children()
