@@ -1,7 +1,8 @@
 """Who am I in the job: rank and world size, worker and worker count.
 
 Detection never imports a framework: it asks ``torch.distributed`` or ``jax`` only when the
-program already imported them (``sys.modules``), then falls back to ``RANK``/``WORLD_SIZE``.
+program already imported (and, for JAX, initialised the distributed runtime of) them
+(``sys.modules``), then falls back to ``RANK``/``WORLD_SIZE``.
 """
 
 from __future__ import annotations
@@ -27,9 +28,18 @@ def detect_rank_world() -> tuple[int, int]:
         except ValueError:
             raise ConfigError(f"RANK={rank!r} WORLD_SIZE={world!r}: both must be integers") from None
     jax: Any = sys.modules.get("jax")
-    if jax is not None and hasattr(jax, "process_count"):
+    if jax is not None and _jax_distributed(jax):
         return int(jax.process_index()), int(jax.process_count())
     return 0, 1
+
+
+def _jax_distributed(jax: Any) -> bool:
+    """True once ``jax.distributed.initialize()`` ran: only then is there more than one process.
+    Asking ``jax.process_index()`` before would start JAX's backend (threads, and on a GPU host
+    device memory) in a program that merely imported JAX."""
+    distributed = getattr(jax, "distributed", None)
+    is_initialized = getattr(distributed, "is_initialized", None)
+    return bool(is_initialized()) if callable(is_initialized) else False
 
 
 def resolve_rank_world(rank: int | None, world_size: int | None) -> tuple[int, int]:

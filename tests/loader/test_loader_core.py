@@ -174,14 +174,29 @@ def test_rank_detected_from_environment(monkeypatch: pytest.MonkeyPatch) -> None
     assert sharding_mod.resolve_rank_world(None, None) == (1, 3)
 
 
-def test_rank_detected_from_jax_only_when_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rank_detected_from_jax_only_when_its_distributed_runtime_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stand-in module for JAX: the real one cannot start a multi-process runtime here. Asking a
+    program that merely imported JAX would start its backend (threads, GPU memory)."""
+    started = {"distributed": False, "asked": False}
+
+    class FakeDistributed:
+        is_initialized = staticmethod(lambda: started["distributed"])
+
     class FakeJax:
-        process_index = staticmethod(lambda: 2)
+        distributed = FakeDistributed
+
+        @staticmethod
+        def process_index() -> int:
+            started["asked"] = True
+            return 2
+
         process_count = staticmethod(lambda: 4)
 
     monkeypatch.delitem(sys.modules, "jax", raising=False)
     assert sharding_mod.detect_rank_world() == (0, 1)
     monkeypatch.setitem(sys.modules, "jax", FakeJax())
+    assert sharding_mod.detect_rank_world() == (0, 1) and not started["asked"]
+    started["distributed"] = True
     assert sharding_mod.detect_rank_world() == (2, 4)
 
 
