@@ -149,15 +149,18 @@ def iter_bounded(
         for item in it:
             window.append((item, pool.submit(fn, item)))
             if len(window) >= max_in_flight:
-                yield _settle(*window.popleft())
+                settled = _settle(window.popleft())
+                yield settled
         while window:
-            yield _settle(*window.popleft())
+            rest = _settle(window.popleft())
+            yield rest
     finally:
         for _, future in window:  # the consumer stopped early: do not start what is queued
             future.cancel()
 
 
-def _settle(item: T, future: Future[R]) -> tuple[T, R | BaseException]:
+def _settle(entry: tuple[T, Future[R]]) -> tuple[T, R | BaseException]:
+    item, future = entry
     try:
         return item, future.result()
     except BaseException as exc:  # noqa: BLE001 - handed to the caller

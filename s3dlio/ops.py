@@ -29,6 +29,8 @@ from .verify import verify_enabled, verify_put
 if TYPE_CHECKING:
     from collections.abc import Buffer
 
+    from .store.base import DeleteFailure
+
 __all__ = [
     "Entry", "TransferStats", "resolve",
     "get", "get_range", "get_many", "get_many_stats", "put", "put_many",
@@ -264,7 +266,7 @@ def delete(uri: str, recursive: bool = False, pattern: str | None = None) -> int
     out in batches of 1000.
     """
     parsed, store, keys = _objects(uri, recursive, pattern)
-    failures = []
+    failures: _list[DeleteFailure] = []
     for i in range(0, len(keys), 1000):
         failures += store.delete_many(keys[i : i + 1000])
     if failures:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, cast
 
 from .errors import InvalidUriError
 
@@ -96,10 +96,10 @@ def parse(uri: str | ObjectUri) -> ObjectUri:
             raise InvalidUriError(
                 f"{uri!r}: {scheme}:// needs an absolute path; write {scheme}:///abs/path (three slashes)"
             )
-        return _path(scheme, rest, uri)
+        return _path(cast(Scheme, scheme), rest, uri)
     if scheme in ("s3", "az", "mem"):
         account = os.environ.get("AZURE_STORAGE_ACCOUNT_NAME") if scheme == "az" else None
-        return _bucketed(scheme, rest, uri, account=account)
+        return _bucketed(cast(Scheme, scheme), rest, uri, account=account)
     if scheme == "gs":
         raise InvalidUriError(
             f"{uri!r}: gs:// is not supported yet; use an S3-compatible endpoint "

@@ -6,6 +6,7 @@ same way and nothing else in the code knows about logging.
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -111,7 +112,7 @@ class LoggedStore(Store):
     def delete(self, key: str) -> None:
         self._call("DELETE", key, lambda: self.inner.delete(key))
 
-    def delete_many(self, keys: Sequence[str]) -> list[DeleteFailure]:
+    def delete_many(self, keys: Sequence[str]) -> builtins.list[DeleteFailure]:
         start = _time_ns()
         failures = self.inner.delete_many(keys)
         error = failures[0].error if failures else None
@@ -124,7 +125,7 @@ class LoggedStore(Store):
     def delete_bucket(self) -> None:
         self._call("DELETE_BUCKET", "", self.inner.delete_bucket)
 
-    def list_buckets(self) -> list[str]:
+    def list_buckets(self) -> builtins.list[str]:
         return self._call("LIST", "", self.inner.list_buckets)
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ shared/DESIGN.md §2). The ``*_async`` twins in :mod:`s3dlio.ops` run these on a
 from __future__ import annotations
 
 import abc
+import builtins
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -160,7 +161,7 @@ class Store(abc.ABC):
     def delete(self, key: str) -> None:
         """Delete one object. Deleting a missing key is not an error (as in S3)."""
 
-    def delete_many(self, keys: Sequence[str]) -> list[DeleteFailure]:
+    def delete_many(self, keys: Sequence[str]) -> builtins.list[DeleteFailure]:
         """Delete keys (at most 1000 per call); return the ones that failed."""
         failures = []
         for key in keys:
@@ -179,7 +180,7 @@ class Store(abc.ABC):
         """Delete this store's (empty) bucket/container. NotFoundError if it does not exist."""
         raise NotImplementedError(f"{self.scheme}:// has no buckets to delete")
 
-    def list_buckets(self) -> list[str]:
+    def list_buckets(self) -> builtins.list[str]:
         """Names of the buckets/containers the credentials can see."""
         raise NotImplementedError(f"{self.scheme}:// has no buckets to list")
 
