@@ -102,9 +102,9 @@ class _FromSources:
 class S3DataSource(_FromSources):
     """A Grain ``RandomAccessDataSource``: ``source[i]`` is ``transform(Sample of object i)``.
 
-    Keys are resolved when built (listing with the portable engine, once; cached locally
-    for prefixes). ``transform`` (default :func:`to_bytes`) runs in the worker that reads;
-    it must be picklable for ``worker_count > 0``. Grain's sampler shards and shuffles
+    Keys are resolved when built (listed once, without starting the fast engine here; cached
+    locally for prefixes). ``transform`` (default :func:`to_bytes`) runs in the worker that
+    reads; it must be picklable for ``worker_count > 0``. Grain's sampler shards and shuffles
     (``grain.sharding.ShardByJaxProcess()`` for one shard per JAX process). ``repr()`` is
     stable (source, key checksum, transform): Grain checks it when restoring a state.
     """

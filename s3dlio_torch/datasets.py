@@ -5,8 +5,8 @@ for common code. Beyond it: exact-once sharding over ranks and workers (on by de
 seeded per-epoch shuffling, bounded prefetch, skip-on-error, and resume
 (``state_dict``/``load_state_dict``, picked up per worker by torchdata's
 ``StatefulDataLoader``). Datasets pickle as settings plus a compact key list; stores open
-in each worker on first use. The parent lists with the portable engine, so workers forked
-from it still get the fast engine.
+in each worker on first use. The parent lists without starting the fast engine (in a forked
+child, see s3dlio.loader.sources), so workers forked from it still get the fast engine.
 """
 
 from __future__ import annotations
@@ -175,8 +175,8 @@ class S3IterableDataset(torch.utils.data.IterableDataset):  # type: ignore[type-
 class S3MapDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
     """A map-style dataset of objects: ``ds[i]`` is ``transform(S3Reader of object i)``.
 
-    Keys are listed when the dataset is built (portable engine, so forked DataLoader workers
-    keep the fast one). Use a sampler (``DistributedSampler``, ``RandomSampler``) to shard
+    Keys are listed when the dataset is built, without starting the fast engine here, so
+    forked DataLoader workers keep it. Use a sampler (``DistributedSampler``, ``RandomSampler``) to shard
     and shuffle.
     """
 

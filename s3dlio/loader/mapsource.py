@@ -23,8 +23,8 @@ __all__ = ["MapSource"]
 class MapSource:
     """``len()`` objects; ``[i]`` is ``transform(Sample(uri, buffer))`` (the Sample if no transform).
 
-    Keys are resolved when built (listing with the portable engine); the store is opened in
-    the process that first reads, so a DataLoader worker gets the fast engine.
+    Keys are resolved when built (listing without starting the fast engine here); the store is
+    opened in the process that first reads, so a DataLoader worker gets the fast engine.
     """
 
     def __init__(

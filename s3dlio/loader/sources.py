@@ -55,7 +55,8 @@ def cache_dir() -> str:
 
 
 def listing_store(parsed: ObjectUri, config: Config) -> Store:
-    """The store to list with: portable, so the fast engine is not started just to list.
+    """The store to list with here, when not in a forked child: portable, so the fast engine is
+    not started just to list.
 
     ``mem://`` data lives in one engine's memory, so it is listed with the configured one; a
     process that already started the fast engine keeps using it.
