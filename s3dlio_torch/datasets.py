@@ -14,7 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, Self
 
 import torch.utils.data
 
@@ -61,7 +61,34 @@ class _SharedEpoch:
         self._shared = shared if shared is not None else multiprocessing.RawValue("q", state["value"])
 
 
-class S3IterableDataset(torch.utils.data.IterableDataset):  # type: ignore[type-arg]
+class _FromSources:
+    """The ways to name a dataset's objects, shared by both datasets (s3torchconnector's names)."""
+
+    def __init__(self, source: KeySource, **kwargs: Any) -> None:  # pragma: no cover - typing only
+        raise NotImplementedError
+
+    @classmethod
+    def from_prefix(
+        cls, s3_uri: str, *, pattern: str | None = None, key_cache: bool | str = True, refresh: bool = False,
+        region: str | None = None, endpoint: str | None = None, config: Config | None = None, **kwargs: Any,
+    ) -> Self:  # fmt: skip
+        """Every object under ``s3_uri`` (listed once; the key list is cached locally unless
+        ``key_cache=False``; ``refresh=True`` lists again)."""
+        src = PrefixSource(s3_uri, pattern, True, key_cache, refresh, _config(region, endpoint, config))
+        return cls(src, region=region, endpoint=endpoint, config=config, **kwargs)
+
+    @classmethod
+    def from_objects(cls, object_uris: str | Iterable[str], **kwargs: Any) -> Self:
+        """The objects ``object_uris`` names, in that order (before any shuffling)."""
+        return cls(UriListSource(object_uris), **kwargs)
+
+    @classmethod
+    def from_key_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> Self:
+        """The objects a key file lists (one URI per line; local, or itself an object)."""
+        return cls(KeyFileSource(os.fspath(path), kwargs.get("config")), **kwargs)
+
+
+class S3IterableDataset(_FromSources, torch.utils.data.IterableDataset):  # type: ignore[type-arg]
     """An iterable dataset of objects: build it with :meth:`from_prefix` or :meth:`from_objects`.
 
     Items are ``transform(S3Reader)`` (default: the reader). ``enable_sharding`` (default
@@ -98,26 +125,6 @@ class S3IterableDataset(torch.utils.data.IterableDataset):  # type: ignore[type-
             rank=rank, world_size=world_size, **options,
         )  # fmt: skip
         self._epoch = _SharedEpoch()
-
-    @classmethod
-    def from_prefix(
-        cls, s3_uri: str, *, pattern: str | None = None, key_cache: bool | str = True, refresh: bool = False,
-        region: str | None = None, endpoint: str | None = None, config: Config | None = None, **kwargs: Any,
-    ) -> S3IterableDataset:  # fmt: skip
-        """Every object under ``s3_uri`` (listed once; the key list is cached locally unless
-        ``key_cache=False``; ``refresh=True`` lists again)."""
-        src = PrefixSource(s3_uri, pattern, True, key_cache, refresh, _config(region, endpoint, config))
-        return cls(src, region=region, endpoint=endpoint, config=config, **kwargs)
-
-    @classmethod
-    def from_objects(cls, object_uris: str | Iterable[str], **kwargs: Any) -> S3IterableDataset:
-        """The objects ``object_uris`` names, in that order (before shuffling)."""
-        return cls(UriListSource(object_uris), **kwargs)
-
-    @classmethod
-    def from_key_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> S3IterableDataset:
-        """The objects a key file lists (one URI per line; local, or itself an object)."""
-        return cls(KeyFileSource(os.fspath(path), kwargs.get("config")), **kwargs)
 
     @property
     def region(self) -> str | None:
@@ -172,12 +179,12 @@ class S3IterableDataset(torch.utils.data.IterableDataset):  # type: ignore[type-
         return self._loader.skipped
 
 
-class S3MapDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
+class S3MapDataset(_FromSources, torch.utils.data.Dataset):  # type: ignore[type-arg]
     """A map-style dataset of objects: ``ds[i]`` is ``transform(S3Reader of object i)``.
 
     Keys are listed when the dataset is built, without starting the fast engine here, so
-    forked DataLoader workers keep it. Use a sampler (``DistributedSampler``, ``RandomSampler``) to shard
-    and shuffle.
+    forked DataLoader workers keep it. Use a sampler (``DistributedSampler``,
+    ``RandomSampler``) to shard and shuffle.
     """
 
     def __init__(
@@ -197,20 +204,6 @@ class S3MapDataset(torch.utils.data.Dataset):  # type: ignore[type-arg]
         self._source = MapSource(
             source, config=_config(region, endpoint, config), transform=ToReader(transform), retries=retries
         )
-
-    @classmethod
-    def from_prefix(
-        cls, s3_uri: str, *, pattern: str | None = None, key_cache: bool | str = True, refresh: bool = False,
-        region: str | None = None, endpoint: str | None = None, config: Config | None = None, **kwargs: Any,
-    ) -> S3MapDataset:  # fmt: skip
-        """Every object under ``s3_uri`` (key list cached as in :class:`S3IterableDataset`)."""
-        src = PrefixSource(s3_uri, pattern, True, key_cache, refresh, _config(region, endpoint, config))
-        return cls(src, region=region, endpoint=endpoint, config=config, **kwargs)
-
-    @classmethod
-    def from_objects(cls, object_uris: str | Iterable[str], **kwargs: Any) -> S3MapDataset:
-        """The objects ``object_uris`` names, indexed in that order."""
-        return cls(UriListSource(object_uris), **kwargs)
 
     @property
     def region(self) -> str | None:

@@ -218,6 +218,13 @@ def test_map_dataset_with_distributed_sampler(prefix: str) -> None:
         ds[COUNT]
 
 
+def test_both_datasets_build_from_a_key_file(prefix: str, tmp_path: Path) -> None:
+    keys = tmp_path / "keys.txt"
+    keys.write_text("".join(f"{prefix}obj-{i:03d}\n" for i in (5, 2, 9)))
+    assert [S3MapDataset.from_key_file(keys, transform=number)[i] for i in range(3)] == [5, 2, 9]
+    assert sorted(S3IterableDataset.from_key_file(keys, transform=number, shuffle=False)) == [2, 5, 9]
+
+
 def test_datasets_pickle_as_settings(prefix: str) -> None:
     ds = S3IterableDataset.from_prefix(prefix, transform=number)
     blob = pickle.dumps(ds)
