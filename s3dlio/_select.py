@@ -45,7 +45,9 @@ class Selection:
         return rel == self.literal
 
 
-def select(key: str, *, recursive: bool = False, pattern: str | None = None, exact: bool = False) -> Selection:
+def select(
+    key: str, *, recursive: bool = False, pattern: str | None = None, exact: bool = False
+) -> Selection:
     """The selection for ``key``; ``exact`` turns a plain last part into an exact name."""
     base, slash, last = key.rpartition("/")
     base += slash

@@ -8,6 +8,7 @@ the shared worker threads, so sync and async behave identically.
 from __future__ import annotations
 
 import glob
+import itertools
 import mmap
 import os
 import threading
@@ -79,6 +80,20 @@ def resolve(uri: str | ObjectUri, config: Config | None = None) -> tuple[ObjectU
     return parsed, _logged(open_store(parsed, config))
 
 
+def _resolve_all(uris: Iterable[str]) -> _list[tuple[ObjectUri, Store]]:
+    """:func:`resolve` for a batch, wrapping each distinct store for the op-log once, not per URI."""
+    wrapped: dict[int, Store] = {}
+    targets = []
+    for uri in uris:
+        parsed = parse(uri)
+        store = open_store(parsed)
+        logged = wrapped.get(id(store))
+        if logged is None:
+            logged = wrapped[id(store)] = _logged(store)
+        targets.append((parsed, logged))
+    return targets
+
+
 def _logged(store: Store) -> Store:
     writer = current_writer()
     if writer is None:
@@ -129,6 +144,16 @@ def _budgeted_get(workers: int) -> Callable[[tuple[ObjectUri, Store]], Buffer]:
     return get
 
 
+def _get_inline(
+    targets: _list[tuple[ObjectUri, Store]], return_exceptions: bool
+) -> _list[Buffer | BaseException]:
+    """A batch on in-process stores, on this thread: one ``get_batch`` per run of the same store."""
+    results: _list[Buffer | BaseException] = []
+    for store, run in itertools.groupby(targets, key=lambda target: target[1]):
+        results += store.get_batch([parsed.key for parsed, _ in run], return_exceptions=return_exceptions)
+    return results
+
+
 # -- reads -------------------------------------------------------------------------------
 def get(uri: str) -> Buffer:
     """The whole object at ``uri`` as a zero-copy buffer (``memoryview(x)``, ``numpy.frombuffer(x)``).
@@ -159,14 +184,18 @@ def get_many(
     The first failure is raised (after running requests finish) unless ``return_exceptions``
     puts each error in its slot instead.
     """
-    targets = [resolve(u) for u in uris]
-    workers = _batch_in_flight((store for _, store in targets), max_in_flight)
-    return _parallel.map_bounded(_budgeted_get(workers), targets, workers, return_exceptions=return_exceptions)
+    workers = _in_flight(max_in_flight)
+    targets = _resolve_all(uris)
+    if all(store.in_process for _, store in targets):
+        return _get_inline(targets, return_exceptions)
+    return _parallel.map_bounded(
+        _budgeted_get(workers), targets, workers, return_exceptions=return_exceptions
+    )
 
 
 def get_many_stats(uris: Iterable[str], max_in_flight: int | None = None) -> TransferStats:
     """Fetch many objects and discard the data: counts and wall time, memory stays flat."""
-    targets = [resolve(u) for u in uris]
+    targets = _resolve_all(uris)
     workers = _batch_in_flight((store for _, store in targets), max_in_flight)
     get = _budgeted_get(workers)
     start = time.perf_counter()
@@ -359,7 +388,9 @@ def write_file_atomic(path: str, data: Buffer) -> None:
         raise
 
 
-def download(src: str, dest_dir: str, recursive: bool = False, max_in_flight: int | None = None) -> _list[str]:
+def download(
+    src: str, dest_dir: str, recursive: bool = False, max_in_flight: int | None = None
+) -> _list[str]:
     """Download the objects ``src`` selects (a key, a prefix ``.../``, a regex) into ``dest_dir``.
 
     Files keep their path relative to the URI's directory part. Returns the local paths.
@@ -369,7 +400,7 @@ def download(src: str, dest_dir: str, recursive: bool = False, max_in_flight: in
         raise NotFoundError(f"download {src}: no object matches")
     base = select(parsed.key).base
     dest_dir = os.path.abspath(dest_dir)
-    paths = [os.path.join(dest_dir, *k[len(base):].split("/")) for k in keys]
+    paths = [os.path.join(dest_dir, *k[len(base) :].split("/")) for k in keys]
 
     def one(kp: tuple[str, str]) -> None:
         write_file_atomic(kp[1], store.get(kp[0]))
@@ -391,7 +422,7 @@ def copy(src: str, dst: str, recursive: bool = False, max_in_flight: int | None 
     single = len(keys) == 1 and keys[0] == parsed.key
     base = select(parsed.key).base
     dst_keys = [
-        target.key if single and not target.is_prefix else _join_key(target.key, k[len(base):]) for k in keys
+        target.key if single and not target.is_prefix else _join_key(target.key, k[len(base) :]) for k in keys
     ]
     dst_store = resolve(target)[1]
     _parallel.map_bounded(lambda kd: dst_store.put(kd[1], store.get(kd[0])), _list(zip(keys, dst_keys, strict=True)),
@@ -414,7 +445,9 @@ async def get_many_async(
     uris: Iterable[str], max_in_flight: int | None = None, *, return_exceptions: bool = False
 ) -> _list[Buffer | BaseException]:
     """Async twin of :func:`get_many`."""
-    return await _parallel.run_async(get_many, _list(uris), max_in_flight, return_exceptions=return_exceptions)
+    return await _parallel.run_async(
+        get_many, _list(uris), max_in_flight, return_exceptions=return_exceptions
+    )
 
 
 async def get_many_stats_async(uris: Iterable[str], max_in_flight: int | None = None) -> TransferStats:

@@ -44,6 +44,7 @@ DEFAULT_THRESHOLD = 32 * 1024 * 1024
 #: the client CPU (docs/large-objects.md). Hosts with more cores and bandwidth may raise it.
 DEFAULT_RANGES_IN_FLIGHT = 8
 
+
 def range_threshold(config: Config) -> int:
     """Objects at least this large are fetched as parallel ranges."""
     return config.range_threshold

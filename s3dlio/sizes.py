@@ -25,7 +25,9 @@ def parse_size(text: str | int) -> int:
     match = _SIZE.match(text)
     unit = match.group(2).lower() if match else None
     if match is None or unit not in _UNITS:
-        raise ConfigError(f"size {text!r}: write a number with an optional unit, e.g. 4096, 1k, 20MB, 8MiB, 1GiB")
+        raise ConfigError(
+            f"size {text!r}: write a number with an optional unit, e.g. 4096, 1k, 20MB, 8MiB, 1GiB"
+        )
     return int(float(match.group(1)) * _UNITS[unit])
 
 

@@ -126,8 +126,7 @@ def _bucketed(scheme: Scheme, rest: str, original: str, *, account: str | None) 
         raise InvalidUriError(f"{original!r}: the {what} is empty; write {scheme}://{what.split()[0]}/key")
     if scheme == "s3" and not _S3_BUCKET.match(bucket):
         raise InvalidUriError(
-            f"{original!r}: {bucket!r} is not a valid S3 bucket name "
-            "(letters, digits, '.', '-', '_')"
+            f"{original!r}: {bucket!r} is not a valid S3 bucket name (letters, digits, '.', '-', '_')"
         )
     if scheme == "az" and not _AZ_CONTAINER.match(bucket):
         raise InvalidUriError(

@@ -325,6 +325,35 @@ def test_lossy_mode_counts_drops_and_still_writes_a_valid_file(
     assert any("dropped" in m and "S3DLIO_OPLOG_LOSSLESS" in m for m in caplog.messages)
 
 
+def test_lossy_mode_drops_a_whole_run_and_counts_its_operations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    real = format_line
+
+    def slow_format(*args: object) -> str:
+        release.wait(10)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(writer_mod, "format_line", slow_format)
+    path = tmp_path / "runs.tsv"
+    w = OpLogWriter(path, queue_size=1)
+    w.log("STAT", file="b/first", endpoint="mem://", start_ns=1, end_ns=2)
+    while w._qsize():  # the writer has taken it and waits in format_line once the producer pauses
+        threading.Event().wait(0.001)
+    threading.Event().wait(0.05)
+    keys = [f"k{i}" for i in range(5)]
+    stamps = list(range(100, 106))
+    w.log_run("GET", "mem://", "b/", keys, stamps, [None] * 5, [b"x" * i for i in range(5)])  # queued
+    w.log_run("GET", "mem://", "b/", keys, stamps, [None] * 5, [b"y"] * 3)  # queue full: 3 dropped
+    release.set()
+    assert w.finalize() == 3
+    recs = list(read(path))
+    assert [(r.op, r.file, r.bytes, r.start, r.end) for r in recs[1:]] == [
+        ("GET", f"b/k{i}", i, 100 + i, 101 + i) for i in range(5)
+    ]
+
+
 def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     s = writer_mod.OpLogSettings.resolve()
     assert (s.queue_size, s.wbufcap, s.level, s.lossless) == (2048, 262144, 1, False)

@@ -6,6 +6,7 @@ timestamps; a failing GET carries its error.
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -153,3 +154,36 @@ def test_logged_store_keeps_what_batches_need(tmp_path: Path) -> None:
         oplog.finalize_op_log()
     assert type(mem).__name__ == "LoggedStore" and mem.in_process
     assert not disk.in_process
+
+
+def test_inline_batch_logs_each_operation_in_turn(tmp_path: Path) -> None:
+    """get_many on mem:// runs inline and is logged as a run: one line per object, in order,
+    each starting where the one before ended, failures with their error; after a raised
+    failure, the objects not fetched are not logged."""
+    base = f"mem://run-{os.getpid()}-{id(tmp_path)}/"
+    for i in range(3):
+        s3dlio.put(f"{base}k{i}", _data(10 + i, i))
+    log_path = tmp_path / "run.tsv.zst"
+    oplog.init_op_log(log_path, lossless=True)
+    try:
+        got = s3dlio.get_many([base + "k0", base + "k1", base + "gone", base + "k2"], return_exceptions=True)
+        with pytest.raises(NotFoundError):
+            s3dlio.get_many([base + "k0", base + "gone", base + "k2"])
+    finally:
+        assert oplog.finalize_op_log() == 0
+    assert isinstance(got[2], NotFoundError) and bytes(got[3]) == _data(12, 2)  # type: ignore[arg-type]
+    records = list(read(log_path))
+    assert [_key(r) for r in records] == [
+        ("GET", _file(base + "k0"), 10, 1, False),
+        ("GET", _file(base + "k1"), 11, 1, False),
+        ("GET", _file(base + "gone"), 0, 1, True),
+        ("GET", _file(base + "k2"), 12, 1, False),
+        ("GET", _file(base + "k0"), 10, 1, False),
+        ("GET", _file(base + "gone"), 0, 1, True),
+    ]
+    for r in records:
+        _check_times(r)
+    for run in (records[:4], records[4:]):
+        assert all(a.end == b.start for a, b in itertools.pairwise(run))
+        assert len({r.thread for r in run}) == 1
+    assert "gone" in records[2].error and records[2].first_byte is None

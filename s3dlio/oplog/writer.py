@@ -15,6 +15,7 @@ import queue
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -22,9 +23,11 @@ import zstandard
 
 from ..errors import ConfigError
 from ..sizes import parse_size
-from .record import HEADER, format_line
+from .record import HEADER, format_line, format_ts, quote_field
 
-__all__ = ["OpLogSettings", "OpLogWriter", "check_client_id", "default_client_id", "per_process_path"]
+__all__ = [
+    "OpLogSettings", "OpLogWriter", "check_client_id", "default_client_id", "error_text", "per_process_path",
+]  # fmt: skip
 
 log = logging.getLogger("s3dlio.oplog")
 
@@ -124,6 +127,35 @@ def check_client_id(name: str) -> str:
     if not name or any(c in name for c in '\t\r\n"'):
         raise ConfigError(f"client id {name!r}: must be non-empty, without tabs, quotes or line breaks")
     return name
+
+
+def error_text(exc: BaseException) -> str:
+    """The ``error`` column for ``exc``: its message on one line, or its type's name."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _run_lines(item: tuple[Any, ...], idx: int, thread: int, client_id: str) -> list[str]:
+    """The lines of a run from :meth:`OpLogWriter.log_run`, numbered from ``idx``.
+
+    ``format_line``'s layout, with what the run shares formatted once: the constant columns,
+    and each timestamp boundary (one operation's end is the next one's start).
+    """
+    op, endpoint, root, keys, stamps, first_bytes, results, _ = item
+    ts = [format_ts(t) for t in stamps[: len(results) + 1]]
+    head = f"\t{thread}\t{op}\t{client_id}\t1\t"
+    ep = quote_field(endpoint)
+    lines = []
+    for i, result in enumerate(results):
+        start, end, file = stamps[i], stamps[i + 1], root + keys[i]
+        if isinstance(result, BaseException):
+            lines.append(format_line(idx + i, thread, op, client_id, 1, 0, endpoint, file, error_text(result), start, None, None, end))  # fmt: skip
+            continue
+        fb = first_bytes[i]
+        lines.append(
+            f"{idx + i}{head}{memoryview(result).nbytes}\t{ep}\t{quote_field(file)}\t\t{ts[i]}\t"
+            f"{'' if fb is None else format_ts(fb)}\t\t{ts[i + 1]}\t{end - start}\t0\n"
+        )
+    return lines
 
 
 class OpLogWriter:
@@ -243,11 +275,33 @@ class OpLogWriter:
         else:
             self._full(item)
 
-    def _full(self, item: tuple[Any, ...]) -> None:
+    def log_run(
+        self,
+        op: str,
+        endpoint: str,
+        root: str,
+        keys: Sequence[str],
+        stamps: Sequence[int],
+        first_bytes: Sequence[int | None],
+        results: Sequence[Any],
+    ) -> None:
+        """Operations run one after another on ``root + keys[i]``, from ``stamps[i]`` to
+        ``stamps[i + 1]``; ``results[i]`` is the data read (its size is taken on the writer
+        thread, which holds it until then) or the exception raised. Keys past the results
+        did not run. One queue entry for the whole run."""
+        if self._closed:
+            return
+        item = (op, endpoint, root, keys, stamps, first_bytes, results, _get_ident())
+        if self._qsize() < self._cap:
+            self._put(item)
+        else:
+            self._full(item, len(results))
+
+    def _full(self, item: tuple[Any, ...], entries: int = 1) -> None:
         """Slow path: the queue is at its bound. Lossy: count a drop. Lossless: wait for room."""
         if not self._lossless:
             with self._drop_lock:
-                self._dropped += 1
+                self._dropped += entries
             return
         with self._room:
             self._waiting += 1
@@ -367,36 +421,45 @@ class OpLogWriter:
     def _format(self, pending: list[tuple[Any, ...]]) -> None:
         """Format ``pending`` (emptied) into lines; hand them to the file ``wbufcap`` bytes at a time."""
         cap = self.settings.wbufcap
-        tids = self._tids
         buf, size = self._buf, self._size
         idx = self._written
         client_id = self._client_id
         for item in pending:
-            if len(item) == 9:  # from log_ok
-                op, endpoint, root, file, start, end, nbytes, fb, ident = item
-                file, thread, n_objects, error, lb, cat = root + file, None, 1, "", None, 0
-            else:
-                (op, thread, ident, n_objects, nbytes, endpoint, file, error, start, fb, lb, end, cat) = item
-            if thread is None:
-                thread = tids.get(ident)
-                if thread is None:
-                    thread = tids[ident] = len(tids)
             try:
-                line = format_line(
-                    idx, thread, op, client_id, n_objects, nbytes, endpoint,
-                    file, error, start, fb, lb, end, cat,
-                )  # fmt: skip
+                if len(item) == 8:  # from log_run
+                    lines = _run_lines(item, idx, self._thread_number(item[7]), client_id)
+                else:
+                    lines = [self._line(item, idx, client_id)]
             except Exception as exc:  # a caller's bad value must not kill the writer thread
                 self._bad_entry(item, exc)
                 continue
-            idx += 1
-            buf.append(line)
-            size += len(line)
+            idx += len(lines)
+            buf += lines
+            size += sum(map(len, lines))
             if size >= cap:
                 self._emit(buf, flush=False)
                 buf, size, self._dirty = [], 0, True
         pending.clear()
         self._buf, self._size, self._written = buf, size, idx
+
+    def _line(self, item: tuple[Any, ...], idx: int, client_id: str) -> str:
+        if len(item) == 9:  # from log_ok
+            op, endpoint, root, file, start, end, nbytes, fb, ident = item
+            file, thread, n_objects, error, lb, cat = root + file, None, 1, "", None, 0
+        else:
+            (op, thread, ident, n_objects, nbytes, endpoint, file, error, start, fb, lb, end, cat) = item
+        if thread is None:
+            thread = self._thread_number(ident)
+        return format_line(
+            idx, thread, op, client_id, n_objects, nbytes, endpoint, file, error, start, fb, lb, end, cat
+        )
+
+    def _thread_number(self, ident: int) -> int:
+        """A small number per Python thread, in order of first use."""
+        number = self._tids.get(ident)
+        if number is None:
+            number = self._tids[ident] = len(self._tids)
+        return number
 
     def _bad_entry(self, item: tuple[Any, ...], exc: Exception) -> None:
         with self._drop_lock:

@@ -123,6 +123,23 @@ class Store(abc.ABC):
         """
         return self.get(key), None
 
+    def get_batch(
+        self, keys: Sequence[str], *, return_exceptions: bool = False
+    ) -> builtins.list[Buffer | BaseException]:
+        """Each of ``keys`` in turn, on this thread: how batches run on in-process stores.
+
+        The first error is raised, unless ``return_exceptions`` puts it in its slot.
+        """
+        results: builtins.list[Buffer | BaseException] = []
+        for key in keys:
+            try:
+                results.append(self.get(key))
+            except Exception as exc:
+                if not return_exceptions:
+                    raise
+                results.append(exc)
+        return results
+
     @abc.abstractmethod
     def get_range(self, key: str, start: int, end: int) -> Buffer:
         """Bytes ``[start, end)``; ``end`` past the object's size is clipped to it.
