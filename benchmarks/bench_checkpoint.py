@@ -31,7 +31,16 @@ from collections.abc import Callable
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import REGION, cpu_seconds, create_bucket, run_client, seaweedfs  # noqa: E402
+from _common import (  # noqa: E402
+    ACCESS,
+    REGION,
+    SECRET,
+    cpu_seconds,
+    create_bucket,
+    run_client,
+    seaweedfs,
+    server_cpu_seconds,
+)  # fmt: skip
 
 PEERS = ("s3dlio", "s3torchconnector")
 BUCKET = "bench-ckpt"
@@ -108,8 +117,22 @@ def worker(peer: str, op: str, uri: str, size: int, tensors: int, endpoint: str)
 
 
 def run(peer: str, op: str, uri: str, args: argparse.Namespace, endpoint: str) -> dict[str, float]:
+    """One save or load in a fresh process, with the server's CPU over the whole call."""
     argv = ["--worker", peer, op, uri, str(args.size), str(args.tensors), endpoint]
-    return run_client(__file__, argv, endpoint)  # type: ignore[return-value]
+    before = server_cpu_seconds(endpoint)
+    out: dict[str, float] = run_client(__file__, argv, endpoint)
+    after = server_cpu_seconds(endpoint)
+    out["server"] = after - before if after is not None and before is not None else float("nan")
+    return out
+
+
+def delete(endpoint: str, uri: str) -> None:
+    """Remove a checkpoint once measured: repeated 2 GiB saves would fill a small disk."""
+    import boto3
+
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS, aws_secret_access_key=SECRET,
+                 region_name=REGION).delete_object(Bucket=bucket, Key=key)  # fmt: skip
 
 
 def available(peer: str) -> bool:
@@ -142,18 +165,24 @@ def main() -> None:
                 uri = f"s3://{BUCKET}/{peer}/ckpt-{i}.pt"
                 for op in ("save", "load"):
                     results.setdefault((peer, op), []).append(run(peer, op, uri, args, endpoint))
-    print(f"{'peer':<18}{'op':<6}{'MiB/s':>9}{'cpu s/GiB':>11}{'peak extra':>12}")
-    med: dict[tuple[str, str], tuple[float, float]] = {}
+                delete(endpoint, uri)
+    print(f"{'peer':<18}{'op':<6}{'MiB/s':>9}{'cpu s/GiB':>11}{'server cpu s/GiB':>18}{'peak extra':>12}")
+    med: dict[tuple[str, str], tuple[float, float, float]] = {}
     for (peer, op), runs in results.items():
         wall = statistics.median(r["wall"] for r in runs)
         cpu = statistics.median(r["cpu"] for r in runs)
+        server = statistics.median(r["server"] for r in runs)
         extra = max(r["extra"] for r in runs)
-        med[peer, op] = (args.size / 2**20 / wall, cpu / gib)
-        print(f"{peer:<18}{op:<6}{med[peer, op][0]:>9.0f}{med[peer, op][1]:>11.2f}{extra:>11.1%}")
+        med[peer, op] = (args.size / 2**20 / wall, cpu / gib, server / gib)
+        t, c, sv = med[peer, op]
+        print(f"{peer:<18}{op:<6}{t:>9.0f}{c:>11.2f}{sv:>18.2f}{extra:>11.1%}")
     if len(peers) == 2:
         for op in ("save", "load"):
-            (t1, c1), (t2, c2) = med["s3dlio", op], med["s3torchconnector", op]
+            (t1, c1, s1), (t2, c2, s2) = med["s3dlio", op], med["s3torchconnector", op]
             print(f"s3dlio / s3torchconnector {op}: throughput x{t1 / t2:.2f}, cpu per GiB x{c1 / c2:.2f}")
+            # Client and server share the cores: a client that cost nothing would still leave the
+            # server's own CPU per GiB, so this is as far ahead as any client could get here.
+            print(f"  a zero-CPU client's bound: x{(s1 + c2) / s1:.2f} (server CPU per GiB {s1:.2f} vs {s2:.2f})")
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ from _common import (  # noqa: E402
     print_table,
     run_client,
     seaweedfs,
+    server_cpu_seconds,
 )
 
 BUCKET = "bench-loader"
@@ -139,7 +140,7 @@ def client(name: str, context: str, workload: str, scale: float) -> None:
     os._exit(0)  # native runtimes (CRT, tokio) can stall at interpreter teardown; the numbers are out
 
 
-def prepare(endpoint: str, scale: float) -> None:
+def prepare(endpoint: str, scale: float, workloads: dict[str, tuple[int, int]]) -> None:
     import numpy as np
 
     os.environ.update({"AWS_ACCESS_KEY_ID": ACCESS, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_REGION": REGION})
@@ -148,7 +149,7 @@ def prepare(endpoint: str, scale: float) -> None:
     create_bucket(endpoint, BUCKET)
     s3dlio.configure(endpoint_url=endpoint)
     rng = np.random.default_rng(0)
-    for workload, (count, size) in WORKLOADS.items():
+    for workload, (count, size) in workloads.items():
         count = max(1, int(count * scale))
         tail = rng.bytes(size)[8:]
         step = max(1, 2**28 // size)  # 256 MiB per put_many
@@ -169,6 +170,7 @@ def main() -> None:
         "--scale", type=float, default=1.0, help="fraction of the object counts (smoke tests)"
     )
     parser.add_argument("--contexts", default="fork,forkserver", help="worker start methods to measure")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="object sets to measure")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--context", help=argparse.SUPPRESS)
     parser.add_argument("--workload", help=argparse.SUPPRESS)
@@ -179,20 +181,24 @@ def main() -> None:
     names = [*CLIENTS, *([UPSTREAM] if args.upstream_python else [])]
     contexts = args.contexts.split(",")
     clients = [(name if ctx == "fork" else f"{name} {ctx}", name, ctx) for ctx in contexts for name in names]
+    workloads = {name: WORKLOADS[name] for name in args.workloads.split(",")}
     started = time.perf_counter()
     with seaweedfs(args.endpoint) as endpoint:
-        prepare(endpoint, args.scale)
+        prepare(endpoint, args.scale, workloads)
         print(f"objects written in {time.perf_counter() - started:.0f} s", flush=True)
         runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for r in range(args.rounds):
-            for workload in WORKLOADS:
+            for workload in workloads:
                 for row, name, context in clients if r % 2 == 0 else reversed(clients):
                     python = args.upstream_python if name == "s3dlio-0.10" else None
                     opts = ["--context", context, "--workload", workload, "--scale", str(args.scale)]
+                    server = server_cpu_seconds(endpoint)
                     out = run_client(__file__, ["--client", name, *opts], endpoint, python)
+                    if server is not None:
+                        out["server_cpu"] = server_cpu_seconds(endpoint) - server  # type: ignore[operator]
                     print(f"round {r + 1} {workload} {row}: {out}", flush=True)
                     runs.setdefault((workload, row), []).append(out)
-        for workload, (count, size) in WORKLOADS.items():
+        for workload, (count, size) in workloads.items():
             count = max(1, int(count * args.scale))
             rows = {}
             for row, _name, context in clients:
@@ -204,10 +210,11 @@ def main() -> None:
                     "sps": median([x["unique"] / x["wall"] for x in rs]),
                     "mibs": median([x["unique"] * size / 2**20 / x["wall"] for x in rs]),
                     "cpu": median([x["cpu"] * 1000 / x["unique"] for x in rs]),
+                    "server": median([x.get("server_cpu", float("nan")) * 1000 / x["unique"] for x in rs]),
                 }
             base = {ctx: rows["s3dlio" if ctx == "fork" else f"s3dlio {ctx}"] for ctx in contexts}
             table = [
-                (row, v["context"], v["items"], v["unique"], v["sps"], v["mibs"], v["cpu"],
+                (row, v["context"], v["items"], v["unique"], v["sps"], v["mibs"], v["cpu"], v["server"],
                  base[v["context"]]["sps"] / v["sps"], v["cpu"] / base[v["context"]]["cpu"])
                 for row, v in rows.items()
             ]  # fmt: skip
@@ -215,7 +222,7 @@ def main() -> None:
                 f"{count:,} x {workload}, DataLoader(num_workers={WORKERS}, batch_size={BATCH}), "
                 f"median of {args.rounds}",
                 ["client", "workers by", "items (each round)", f"distinct of {count}", "samples/s", "MiB/s",
-                 "client cpu-s per 1k samples", "s3dlio samples/s ÷ client's (same start)", "client cpu ÷ s3dlio's (same start)"],
+                 "client cpu-s per 1k samples", "server cpu-s per 1k samples", "s3dlio samples/s ÷ client's (same start)", "client cpu ÷ s3dlio's (same start)"],
                 table)  # fmt: skip
         print(f"total {time.perf_counter() - started:.0f} s")
 
