@@ -124,7 +124,8 @@ def run_client(script: str, args: Sequence[str], endpoint: str, python: str | No
     out = subprocess.run([python or sys.executable, script, *args], env=client_env(endpoint),
                          capture_output=True, text=True, check=False)  # fmt: skip
     if out.returncode != 0:
-        raise RuntimeError(f"{script} {' '.join(args)} failed (exit {out.returncode}):\n{out.stderr[-3000:]}")
+        err = out.stderr if len(out.stderr) <= 6000 else f"{out.stderr[:3000]}\n...\n{out.stderr[-3000:]}"
+        raise RuntimeError(f"{script} {' '.join(args)} failed (exit {out.returncode}):\n{err}")
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 

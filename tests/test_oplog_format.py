@@ -298,11 +298,10 @@ def test_lossless_under_load_loses_nothing(tmp_path: Path, monkeypatch: pytest.M
     assert per_tid == dict.fromkeys(range(8), 5_000)
 
 
-def test_lossy_mode_counts_drops_and_still_writes_a_valid_file(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    monkeypatch.setenv("S3DLIO_OPLOG_BUF", "16")
-    # Hold the writer thread on its first line so the queue must overflow, then let it go.
+@pytest.fixture
+def held_writer(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Writer threads wait in their first line's formatting until the returned event is set,
+    so the queue must overflow."""
     release = threading.Event()
     real = format_line
 
@@ -311,6 +310,17 @@ def test_lossy_mode_counts_drops_and_still_writes_a_valid_file(
         return real(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(writer_mod, "format_line", slow_format)
+    return release
+
+
+def test_lossy_mode_counts_drops_and_still_writes_a_valid_file(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    held_writer: threading.Event,
+) -> None:
+    monkeypatch.setenv("S3DLIO_OPLOG_BUF", "16")
+    release = held_writer
     path = tmp_path / "lossy.tsv.zst"
     w = OpLogWriter(path)
     assert not w.settings.lossless
@@ -326,16 +336,9 @@ def test_lossy_mode_counts_drops_and_still_writes_a_valid_file(
 
 
 def test_lossy_mode_drops_a_whole_run_and_counts_its_operations(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, held_writer: threading.Event
 ) -> None:
-    release = threading.Event()
-    real = format_line
-
-    def slow_format(*args: object) -> str:
-        release.wait(10)
-        return real(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(writer_mod, "format_line", slow_format)
+    release = held_writer
     path = tmp_path / "runs.tsv"
     w = OpLogWriter(path, queue_size=1)
     w.log("STAT", file="b/first", endpoint="mem://", start_ns=1, end_ns=2)
