@@ -1,0 +1,73 @@
+"""Lightning checkpoints on object storage: ``Trainer(plugins=[S3LightningCheckpoint()])``.
+
+The name and arguments of s3torchconnector's plugin, so swapping the import is enough.
+``save_checkpoint`` streams ``torch.save`` through the multipart writer (the object appears
+only once complete, so a failed save never leaves a checkpoint that looks whole),
+``load_checkpoint`` reads through the seekable reader, and ``remove_checkpoint`` deletes the
+object. Any URI s3dlio serves works (``s3://``, ``az://``, ``file://``, ``mem://``, plain paths).
+
+Lightning's ``ModelCheckpoint`` checks and lists its directory through fsspec, so building the
+plugin points fsspec's ``s3://`` and ``az://`` at s3dlio (:func:`s3dlio.fsspec.register`): one
+client, one configuration, and no s3fs needed. For uploads in the background, wrap the plugin
+in Lightning's ``AsyncCheckpointIO``.
+
+>>> from lightning.pytorch import Trainer                              # doctest: +SKIP
+>>> from lightning.pytorch.callbacks import ModelCheckpoint
+>>> from s3dlio_torch.lightning import S3LightningCheckpoint
+>>> trainer = Trainer(plugins=[S3LightningCheckpoint(region="us-east-1")],
+...                   callbacks=[ModelCheckpoint(dirpath="s3://bucket/run1/", save_top_k=2, monitor="loss")])
+>>> trainer.fit(model, ckpt_path="last")
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from lightning.pytorch.plugins.io import CheckpointIO
+
+import s3dlio
+from s3dlio import fsspec as s3dlio_fsspec
+
+from .checkpoint import S3Checkpoint, load, save
+
+__all__ = ["S3LightningCheckpoint"]
+
+
+class S3LightningCheckpoint(CheckpointIO):
+    """A Lightning ``CheckpointIO`` that saves, loads and removes checkpoints through s3dlio.
+
+    ``region``/``endpoint`` must agree with s3dlio's settings (``s3dlio.configure`` or the
+    ``AWS_*`` variables), as for :class:`~s3dlio_torch.S3Checkpoint`; other keywords
+    (s3torchconnector's ``s3client_config``) are accepted and ignored.
+    """
+
+    def __init__(self, region: str | None = None, endpoint: str | None = None, **_ignored: Any) -> None:
+        super().__init__()
+        S3Checkpoint(region, endpoint)  # checks that the settings agree
+        s3dlio_fsspec.register(["s3", "az"])
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | os.PathLike[str], storage_options: Any | None = None
+    ) -> None:
+        if storage_options is not None:
+            raise TypeError(
+                f"S3LightningCheckpoint.save_checkpoint({os.fspath(path)!r}, storage_options=...): "
+                "storage options are not supported; configure s3dlio (s3dlio.configure) instead"
+            )
+        save(checkpoint, os.fspath(path))
+
+    def load_checkpoint(
+        self, path: str | os.PathLike[str], map_location: Any | None = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        """The checkpoint at ``path``; ``FileNotFoundError`` (s3dlio's NotFoundError) when absent."""
+        return load(os.fspath(path), map_location=map_location, weights_only=weights_only)  # type: ignore[no-any-return]
+
+    def remove_checkpoint(self, path: str | os.PathLike[str]) -> None:
+        """Delete the checkpoint object at ``path``; nothing happens when it is already gone."""
+        uri = os.fspath(path)
+        if s3dlio.exists(uri):
+            s3dlio.delete(uri)
+
+    def teardown(self) -> None:
+        """Nothing to release: stores are shared by the process."""
