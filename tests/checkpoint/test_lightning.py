@@ -7,7 +7,6 @@ upload in the background through Lightning's AsyncCheckpointIO.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +21,6 @@ from test_torch_checkpoint import assert_same, model_state  # noqa: E402
 
 import s3dlio  # noqa: E402
 from s3dlio_torch.lightning import S3LightningCheckpoint  # noqa: E402
-
-
-@pytest.fixture(params=["mem", "file", "s3"])
-def root(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "s3":
-        yield request.getfixturevalue("s3_bucket") + "lightning/"
-    elif request.param == "file":
-        yield f"file://{tmp_path}/lightning/"
-    else:
-        uri = f"mem://lightning-{id(request)}/"
-        yield uri
-        s3dlio.delete(uri, recursive=True)
 
 
 class Regression(pl.LightningModule):  # type: ignore[misc]

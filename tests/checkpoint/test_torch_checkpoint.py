@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,18 +22,6 @@ from s3dlio_torch.checkpoint import CheckpointManager, S3Checkpoint, load, save 
 def _no_dist_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("RANK", "WORLD_SIZE", "TORCHELASTIC_RUN_ID", "S3DLIO_CHECKPOINT_RUN_ID"):
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture(params=["mem", "file", "s3"])
-def root(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "s3":
-        yield request.getfixturevalue("s3_bucket") + "ckpt/"
-    elif request.param == "file":
-        yield f"file://{tmp_path}/ckpt/"
-    else:
-        uri = f"mem://torch-{id(request)}/ckpt/"
-        yield uri
-        s3dlio.delete(uri, recursive=True)
 
 
 def model_state(seed: int = 0) -> dict[str, Any]:
