@@ -1,6 +1,7 @@
 """A read-only, seekable file over a fetched buffer, without copying the buffer.
 
-``read()`` returns ``bytes`` (a copy of the asked range, as file APIs promise);
+``read()`` returns ``bytes`` (a copy of the asked range, as file APIs promise, except that
+reading a whole ``bytes`` buffer returns that very object: it cannot change);
 ``readinto()`` copies straight into the caller's buffer; :meth:`getbuffer` gives the
 zero-copy ``memoryview`` for ``numpy.frombuffer`` / ``torch.frombuffer``.
 """
@@ -23,6 +24,7 @@ class BufferReader(io.BufferedIOBase):
     def __init__(self, buffer: Buffer, name: str = "") -> None:
         super().__init__()
         self._view = memoryview(buffer).cast("B")
+        self._bytes = buffer if type(buffer) is bytes else None  # read() whole: no copy needed
         self._pos = 0
         self.name = name
 
@@ -44,6 +46,8 @@ class BufferReader(io.BufferedIOBase):
         self._check()
         end = len(self._view) if size is None or size < 0 else min(len(self._view), self._pos + size)
         start, self._pos = self._pos, max(self._pos, end)
+        if self._bytes is not None and start == 0 and end == len(self._bytes):
+            return self._bytes
         return bytes(self._view[start:end])
 
     read1 = read
@@ -93,7 +97,7 @@ class BufferReader(io.BufferedIOBase):
 
     def __reduce__(self) -> tuple[object, ...]:
         # across processes the bytes travel anyway: pickle a copy of them and the attributes
-        state = {k: v for k, v in self.__dict__.items() if k != "_view"}
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_view", "_bytes")}
         return (_rebuild, (type(self), bytes(self._view), state))
 
     def __repr__(self) -> str:

@@ -74,6 +74,19 @@ def test_reader_items_are_seekable_zero_copy_files() -> None:
     assert torch.frombuffer(bytearray(reader.getbuffer()), dtype=torch.uint8).numel() == 10
 
 
+def test_reading_a_whole_bytes_object_returns_it_without_a_copy() -> None:
+    data = bytes(range(256)) * 64
+    reader = S3Reader("s3://bkt/k", data)
+    assert reader.read() is data  # bytes cannot change, so the read hands the object over
+    reader.seek(0)
+    part = reader.read(10)
+    assert part == data[:10] and reader.read() == data[10:]  # ranges are still copies
+    mutable = bytearray(data)
+    whole = S3Reader("s3://bkt/k", mutable).read()
+    mutable[0] = 255
+    assert type(whole) is bytes and whole[0] == 0  # a mutable buffer is copied, as files promise
+
+
 # -- sharding and start methods -------------------------------------------------------------------------
 @pytest.mark.filterwarnings("ignore:This DataLoader will create 3 worker processes")  # a 2-core machine
 def test_two_ranks_times_three_fork_workers_read_each_object_once(prefix: str) -> None:
