@@ -71,15 +71,17 @@ class S3Checkpoint:
         return open_read(uri)
 
 
-def _check_settings(config: Config, region: str | None, endpoint: str | None) -> None:
+def _check_settings(
+    config: Config, region: str | None, endpoint: str | None, who: str = "S3Checkpoint"
+) -> None:
     if region is not None and config.region != region:
         raise ValueError(
-            f"S3Checkpoint(region={region!r}) but s3dlio is configured for {config.region!r}; "
+            f"{who}(region={region!r}) but s3dlio is configured for {config.region!r}; "
             f"call s3dlio.configure(region={region!r}) or set AWS_REGION"
         )
     if endpoint is not None and config.endpoint_url != endpoint:
         raise ValueError(
-            f"S3Checkpoint(endpoint={endpoint!r}) but s3dlio is configured for {config.endpoint_url!r}; "
+            f"{who}(endpoint={endpoint!r}) but s3dlio is configured for {config.endpoint_url!r}; "
             f"call s3dlio.configure(endpoint_url={endpoint!r}) or set AWS_ENDPOINT_URL"
         )
 

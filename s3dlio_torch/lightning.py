@@ -28,8 +28,9 @@ from lightning.pytorch.plugins.io import CheckpointIO
 
 import s3dlio
 from s3dlio import fsspec as s3dlio_fsspec
+from s3dlio.config import default_config
 
-from .checkpoint import S3Checkpoint, load, save
+from .checkpoint import _check_settings, load, save
 
 __all__ = ["S3LightningCheckpoint"]
 
@@ -44,7 +45,7 @@ class S3LightningCheckpoint(CheckpointIO):
 
     def __init__(self, region: str | None = None, endpoint: str | None = None, **_ignored: Any) -> None:
         super().__init__()
-        S3Checkpoint(region, endpoint)  # checks that the settings agree
+        _check_settings(default_config(), region, endpoint, who=type(self).__name__)
         s3dlio_fsspec.register(["s3", "az"])
 
     def save_checkpoint(
