@@ -101,12 +101,18 @@ def seaweedfs(endpoint: str | None = None) -> Iterator[str]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def create_bucket(endpoint: str, bucket: str) -> None:
-    """Create ``bucket``, retrying while the server's filer starts."""
+def s3_client(endpoint: str, max_pool_connections: int | None = None) -> Any:
+    """A boto3 S3 client for ``endpoint`` with the benchmarks' credentials."""
     import boto3
 
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS,
-                          aws_secret_access_key=SECRET, region_name=REGION)  # fmt: skip
+    config = boto3.session.Config(max_pool_connections=max_pool_connections) if max_pool_connections else None
+    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS, aws_secret_access_key=SECRET,
+                        region_name=REGION, config=config)  # fmt: skip
+
+
+def create_bucket(endpoint: str, bucket: str) -> None:
+    """Create ``bucket``, retrying while the server's filer starts."""
+    client = s3_client(endpoint)
     for attempt in range(120):
         try:
             client.create_bucket(Bucket=bucket)

@@ -32,12 +32,11 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (  # noqa: E402
-    ACCESS,
     REGION,
-    SECRET,
     cpu_seconds,
     create_bucket,
     run_client,
+    s3_client,
     seaweedfs,
     server_cpu_seconds,
 )  # fmt: skip
@@ -128,11 +127,8 @@ def run(peer: str, op: str, uri: str, args: argparse.Namespace, endpoint: str) -
 
 def delete(endpoint: str, uri: str) -> None:
     """Remove a checkpoint once measured: repeated 2 GiB saves would fill a small disk."""
-    import boto3
-
     bucket, key = uri.removeprefix("s3://").split("/", 1)
-    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS, aws_secret_access_key=SECRET,
-                 region_name=REGION).delete_object(Bucket=bucket, Key=key)  # fmt: skip
+    s3_client(endpoint).delete_object(Bucket=bucket, Key=key)
 
 
 def available(peer: str) -> bool:

@@ -38,6 +38,7 @@ from _common import (  # noqa: E402
     median,
     print_table,
     run_client,
+    s3_client,
     seaweedfs,
 )
 
@@ -104,10 +105,7 @@ def client(name: str, workload: str, rounds: int) -> None:
         def once() -> int:
             return _held(pool.map(lambda k: obstore.get(store, k).bytes(), names))
     elif name == "boto3":
-        import boto3
-
-        s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS, aws_secret_access_key=SECRET,
-                          region_name=REGION, config=boto3.session.Config(max_pool_connections=IN_FLIGHT))  # fmt: skip
+        s3 = s3_client(endpoint, max_pool_connections=IN_FLIGHT)
         pool = ThreadPoolExecutor(IN_FLIGHT)
 
         def once() -> int:

@@ -60,15 +60,14 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (  # noqa: E402
-    ACCESS,
     REGION,
-    SECRET,
     client_env,
     cpu_seconds,
     create_bucket,
     median,
     print_table,
     run_client,
+    s3_client,
     seaweedfs,
 )
 from bench_core import BUCKET, IN_FLIGHT, _held, _obstore_store  # noqa: E402
@@ -169,11 +168,9 @@ class Boto3Client:
     """boto3 from a thread pool; its transfer manager (threads, parts) for the one large object."""
 
     def __init__(self, endpoint: str) -> None:
-        import boto3
         from boto3.s3.transfer import TransferConfig
 
-        self.s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS, aws_secret_access_key=SECRET,
-                               region_name=REGION, config=boto3.session.Config(max_pool_connections=IN_FLIGHT))  # fmt: skip
+        self.s3 = s3_client(endpoint, max_pool_connections=IN_FLIGHT)
         self.transfer = TransferConfig(multipart_threshold=PART, multipart_chunksize=PART,
                                        max_concurrency=PART_IN_FLIGHT)  # fmt: skip
         self.pool = ThreadPoolExecutor(IN_FLIGHT)
