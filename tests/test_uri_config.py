@@ -11,7 +11,7 @@ import pytest
 
 import s3dlio
 from s3dlio.config import Config, default_config
-from s3dlio.errors import ConfigError, InvalidUriError
+from s3dlio.errors import ConfigError, InvalidUriError, S3dlioError
 from s3dlio.store import engine
 from s3dlio.uri import ObjectUri, join, parse
 
@@ -187,6 +187,47 @@ def test_explicit_beats_environment_beats_dotenv(clean_env: pytest.MonkeyPatch, 
     assert (cfg.region, cfg.max_in_flight) == ("from-env", 7)
     cfg = Config.resolve(region="explicit", max_in_flight=3)
     assert (cfg.region, cfg.max_in_flight, cfg.endpoint_url) == ("explicit", 3, "http://dotenv:9000")
+
+
+@pytest.mark.parametrize("engine_name", ["fast", "portable"])
+def test_an_empty_endpoint_variable_counts_as_unset(clean_env: pytest.MonkeyPatch, engine_name: str) -> None:
+    # obstore and botocore read AWS_ENDPOINT_URL themselves; an empty one made obstore panic
+    for name, value in {"AWS_ENDPOINT_URL": "", "AWS_ENDPOINT_URL_S3": "", "AWS_ACCESS_KEY_ID": "a",
+                        "AWS_SECRET_ACCESS_KEY": "b", "S3DLIO_CONNECT_TIMEOUT": "1",
+                        "S3DLIO_MAX_ATTEMPTS": "1"}.items():  # fmt: skip
+        clean_env.setenv(name, value)
+    s3dlio.configure(engine=engine_name)
+    try:
+        with pytest.raises(S3dlioError) as caught:  # no network here
+            s3dlio.get("s3://s3dlio-no-such-bucket-here/key")
+        assert "panic" not in str(caught.value)
+    finally:
+        s3dlio.configure()
+
+
+def test_an_empty_variable_obstore_cannot_parse_is_named(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("AWS_CHECKSUM_ALGORITHM", "")
+    s3dlio.configure(engine="fast")
+    try:
+        with pytest.raises(ConfigError, match="empty in the environment: AWS_CHECKSUM_ALGORITHM"):
+            s3dlio.stat("s3://some-bucket/key")
+    finally:
+        s3dlio.configure()
+
+
+@pytest.mark.parametrize("engine_name", ["fast", "portable"])
+def test_the_configured_endpoint_beats_aws_endpoint_url_s3(
+    s3_bucket: str, monkeypatch: pytest.MonkeyPatch, engine_name: str
+) -> None:
+    # obstore ranks AWS_ENDPOINT_URL_S3 from the environment above an endpoint passed to it
+    s3dlio.put(f"{s3_bucket}k", b"here")
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")  # nothing listens there
+    s3dlio.configure(engine=engine_name, endpoint_url=endpoint, max_attempts=1)
+    try:
+        assert bytes(s3dlio.get(f"{s3_bucket}k")) == b"here"
+    finally:
+        s3dlio.configure()
 
 
 def test_configure_sets_the_process_default(clean_env: pytest.MonkeyPatch) -> None:

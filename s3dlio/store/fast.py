@@ -453,7 +453,10 @@ def _build(kind: str, factory: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return factory(*args, **kwargs)
     except (obx.BaseError, ValueError) as exc:
-        raise ConfigError(f"cannot configure the {kind} client: {_short(str(exc))}") from exc
+        # obstore reads AWS_*/AZURE_* variables itself: an empty one fails without its name
+        empty = sorted(n for n, v in os.environ.items() if not v.strip() and n.startswith(("AWS_", "AZURE_")))
+        hint = f" (set but empty in the environment: {', '.join(empty)}; unset or fill them)" if empty else ""
+        raise ConfigError(f"cannot configure the {kind} client: {_short(str(exc))}{hint}") from exc
 
 
 class _PortableBuckets:
@@ -479,9 +482,6 @@ class FastS3Store(_PortableBuckets, FastStore):
         region = config.region or "us-east-1"
         kwargs: dict[str, Any] = {"region": region}
         anonymous = False
-        if config.endpoint_url:
-            kwargs["endpoint"] = config.endpoint_url
-            kwargs["virtual_hosted_style_request"] = False  # path style: MinIO, Ceph, moto, ...
         if config.access_key_id and config.secret_access_key:
             kwargs["access_key_id"] = config.access_key_id
             kwargs["secret_access_key"] = config.secret_access_key
@@ -495,7 +495,12 @@ class FastS3Store(_PortableBuckets, FastStore):
             else:
                 kwargs["skip_signature"] = True  # public buckets still work; private ones say 403
                 anonymous = True
+        # Always explicit, under the one key obstore ranks above the environment: it reads
+        # AWS_ENDPOINT_URL_S3 itself, which would otherwise beat the configured endpoint (and,
+        # empty, make every request panic). Path style, as MinIO, Ceph and moto need, and as
+        # obstore's own default on AWS.
         endpoint = config.endpoint_url or f"https://s3.{kwargs['region']}.amazonaws.com"
+        kwargs.update(config={"aws_endpoint_url_s3": endpoint}, virtual_hosted_style_request=False)
         kwargs["unsigned_payload"] = not config.sign_payload
         inner = _build(
             "S3",
