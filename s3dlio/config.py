@@ -45,6 +45,7 @@ _ENV: dict[str, tuple[str, ...]] = {
     "range_in_flight": ("S3DLIO_RANGE_IN_FLIGHT",),
     "put_verify": ("S3DLIO_PUT_VERIFY",),
     "sign_payload": ("S3DLIO_SIGN_PAYLOAD",),
+    "tune_workers": ("S3DLIO_TUNE_WORKERS",),
 }
 
 _SECRETS = frozenset({"secret_access_key", "session_token", "azure_account_key", "azure_connection_string"})
@@ -89,6 +90,9 @@ class Config:
     #: as in the AWS CRT (s3torchconnector, Mountpoint): 0.24 instead of 0.85 client CPU-s per
     #: GiB written. The portable engine (botocore) signs over plain http whatever this says.
     sign_payload: bool = False
+    #: In DataLoader worker processes: freeze the objects inherited from the parent out of
+    #: garbage collection and keep freed buffers for reuse (s3dlio.loader.worker).
+    tune_workers: bool = True
 
     def __post_init__(self) -> None:
         if self.engine not in ("auto", "fast", "portable"):

@@ -19,7 +19,7 @@ from typing import Any, Self
 import torch.utils.data
 
 from s3dlio.config import Config, default_config
-from s3dlio.loader import KeyFileSource, Loader, MapSource, PrefixSource, UriListSource
+from s3dlio.loader import KeyFileSource, Loader, MapSource, PrefixSource, UriListSource, tune_worker_process
 from s3dlio.loader.sources import KeySource
 
 from .reader import ToReader, identity
@@ -118,10 +118,11 @@ class S3IterableDataset(_FromSources, torch.utils.data.IterableDataset):  # type
         del s3client_config, reader_constructor  # s3torchconnector's; objects are fetched whole here
         self._region, self._endpoint = region, endpoint
         self._enable_sharding = enable_sharding
+        self._config = _config(region, endpoint, config)
         if not enable_sharding:
             rank, world_size = 0, 1
         self._loader = Loader(
-            source, config=_config(region, endpoint, config), transform=ToReader(transform),
+            source, config=self._config, transform=ToReader(transform),
             rank=rank, world_size=world_size, **options,
         )  # fmt: skip
         self._epoch = _SharedEpoch()
@@ -152,8 +153,10 @@ class S3IterableDataset(_FromSources, torch.utils.data.IterableDataset):  # type
     def __iter__(self) -> Iterator[Any]:
         worker_id, num_workers = (0, 1)
         info = torch.utils.data.get_worker_info()
-        if info is not None and self._enable_sharding:
-            worker_id, num_workers = info.id, info.num_workers
+        if info is not None:
+            tune_worker_process(self._config)
+            if self._enable_sharding:
+                worker_id, num_workers = info.id, info.num_workers
         epoch = self._loader.resume_epoch
         return self._loader.iterate(worker_id, num_workers, self._epoch.value if epoch is None else epoch)
 
@@ -201,9 +204,8 @@ class S3MapDataset(_FromSources, torch.utils.data.Dataset):  # type: ignore[type
     ) -> None:
         del s3client_config, reader_constructor
         self._region, self._endpoint = region, endpoint
-        self._source = MapSource(
-            source, config=_config(region, endpoint, config), transform=ToReader(transform), retries=retries
-        )
+        self._config = _config(region, endpoint, config)
+        self._source = MapSource(source, config=self._config, transform=ToReader(transform), retries=retries)
 
     @property
     def region(self) -> str | None:
@@ -221,4 +223,6 @@ class S3MapDataset(_FromSources, torch.utils.data.Dataset):  # type: ignore[type
         return len(self._source)
 
     def __getitem__(self, index: int) -> Any:
+        if torch.utils.data.get_worker_info() is not None:
+            tune_worker_process(self._config)
         return self._source[index]

@@ -7,6 +7,8 @@
 - Key sources (:class:`PrefixSource`, :class:`UriListSource`, :class:`KeyFileSource`) and
   the compact :class:`KeyList`; :class:`EpochPlan` is the order, a pure function of
   (seed, epoch, index).
+- :func:`tune_worker_process`: garbage-collector and allocator settings for a process that
+  only loads data (applied in DataLoader workers by the torch datasets).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .samples import Sample, SampleError, split_records
 from .sharding import detect_rank_world, detect_worker, resolve_rank_world
 from .sources import KeyFileSource, KeySource, PrefixSource, UriListSource, as_source, cache_dir
 from .state import STATE_VERSION, check_state, make_state
+from .worker import tune_worker_process
 
 __all__ = [
     "STATE_VERSION",
@@ -48,5 +51,6 @@ __all__ = [
     "record_order",
     "resolve_rank_world",
     "split_records",
+    "tune_worker_process",
     "worker_positions",
 ]

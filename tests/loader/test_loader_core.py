@@ -434,7 +434,7 @@ def test_public_api_is_pinned() -> None:
         ["STATE_VERSION", "BufferReader", "EpochPlan", "Fetcher", "KeyFileSource", "KeyList", "KeySource",
          "Loader", "MapSource", "PrefixSource", "Sample", "SampleError", "UriListSource", "as_source", "batched",
          "cache_dir", "check_state", "detect_rank_world", "detect_worker", "make_state", "prefetch",
-         "record_order", "resolve_rank_world", "split_records", "worker_positions"]
+         "record_order", "resolve_rank_world", "split_records", "tune_worker_process", "worker_positions"]
     )  # fmt: skip
     assert all(hasattr(s3dlio.loader, name) for name in s3dlio.loader.__all__)
 
