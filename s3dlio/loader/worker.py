@@ -1,12 +1,12 @@
 """Settings for a process that exists only to load data (a DataLoader worker), never the user's own.
 
 Such a process pays two costs by default; on 16 MiB objects through ``DataLoader(num_workers=2)``
-they were 15% of its CPU (docs/performance.md):
+they were a fifth of its CPU (docs/performance.md):
 
 - The first garbage collection after a fork walks every object inherited from the parent
   (170,000 once torch is imported: 80-110 ms per worker, and writing their headers copies the
-  shared pages). ``gc.freeze()`` keeps them out of every later collection; they stay alive in
-  the parent, so nothing they own is lost.
+  shared pages). ``gc.freeze()`` keeps them out of every later collection (the worker then
+  never frees a cycle among them: the parent's objects, which it does not use).
 - glibc gives each thread its own arena and unmaps an arena's heap as soon as it is empty, so
   every fetched multi-MiB body is faulted in page by page again (about 1,000 page faults per
   16 MiB object). One arena, no ``mmap`` below 32 MiB and no trimming keep freed bodies for
