@@ -216,6 +216,20 @@ def test_an_empty_variable_obstore_cannot_parse_is_named(clean_env: pytest.Monke
 
 
 @pytest.mark.parametrize("engine_name", ["fast", "portable"])
+def test_an_empty_aws_profile_is_named(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path, engine_name: str
+) -> None:
+    clean_env.setenv("HOME", str(tmp_path))  # no ~/.aws here
+    clean_env.setenv("AWS_PROFILE", "")
+    s3dlio.configure(engine=engine_name, endpoint_url="http://127.0.0.1:9", max_attempts=1)
+    try:
+        with pytest.raises(ConfigError, match="AWS_PROFILE"):
+            s3dlio.get("s3://some-bucket/key")
+    finally:
+        s3dlio.configure()
+
+
+@pytest.mark.parametrize("engine_name", ["fast", "portable"])
 def test_the_configured_endpoint_beats_aws_endpoint_url_s3(
     s3_bucket: str, monkeypatch: pytest.MonkeyPatch, engine_name: str
 ) -> None:

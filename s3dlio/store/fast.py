@@ -546,7 +546,9 @@ def _boto3_credentials(profile: str | None) -> tuple[Any, str | None]:
             return None, session.region_name
         return Boto3CredentialProvider(session), session.region_name
     except BotoCoreError as exc:
-        raise ConfigError(f"AWS credentials (profile {profile!r}): {exc}") from exc
+        raise ConfigError(
+            f"AWS credentials: {exc}; set AWS_PROFILE to a profile in ~/.aws/config, or unset it"
+        ) from exc
 
 
 class FastAzureStore(_PortableBuckets, FastStore):
