@@ -8,25 +8,29 @@ Future per item, which matters at 4 KiB where per-op overhead is the cost.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import functools
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, ParamSpec, TypeVar
+from contextvars import Context
+from typing import Any, ParamSpec, TypeVar, TypeVarTuple, Unpack
 
 __all__ = ["ByteBudget", "executor", "run_async", "on_loop", "map_bounded", "iter_bounded"]
 
 T = TypeVar("T")
 R = TypeVar("R")
 P = ParamSpec("P")
+_Ts = TypeVarTuple("_Ts")
 
 _pool: ThreadPoolExecutor | None = None
 _pool_pid = 0
 _pool_lock = threading.Lock()
-_loop: asyncio.AbstractEventLoop | None = None
+_loop: _Loop | None = None
 _loop_pid = 0
 
 
@@ -54,10 +58,46 @@ def on_loop(coro: Coroutine[Any, Any, R]) -> R:
     if _loop is None or _loop_pid != pid:
         with _pool_lock:
             if _loop is None or _loop_pid != pid:
-                loop = asyncio.new_event_loop()
+                loop = _Loop()
                 threading.Thread(target=loop.run_forever, name="s3dlio-loop", daemon=True).start()
+                if _loop is None:
+                    atexit.register(_let_handovers_finish)
                 _loop, _loop_pid = loop, pid
     return asyncio.run_coroutine_threadsafe(coro, _loop).result()
+
+
+class _Loop(asyncio.SelectorEventLoop):
+    """The background loop, counting the calls other threads are making into it.
+
+    obstore's runtime threads hand each result over with ``call_soon_threadsafe``, whose last
+    step (waking the loop) runs after the result is already usable. A runtime thread still in
+    there when the interpreter finalizes is ended with ``pthread_exit`` through Rust frames,
+    which aborts the process: SIGABRT after a successful run. Exit waits for them instead.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handing_over: list[None] = []  # append/pop: atomic, and no Python frame after the pop
+
+    def call_soon_threadsafe(
+        self, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts, context: Context | None = None
+    ) -> asyncio.Handle:
+        self.handing_over.append(None)
+        try:
+            return super().call_soon_threadsafe(callback, *args, context=context)
+        finally:
+            self.handing_over.pop()
+
+
+def _let_handovers_finish(limit: float = 2.0) -> None:
+    """At exit, before finalization: wait for runtime threads inside the loop's hand-over."""
+    loop = _loop
+    if loop is None or _loop_pid != os.getpid():
+        return
+    deadline = time.monotonic() + limit
+    while loop.handing_over and time.monotonic() < deadline:
+        time.sleep(0.001)
+    time.sleep(0.001)  # the thread's last steps after the pop (releasing the GIL) need the GIL once more
 
 
 async def run_async(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
