@@ -196,23 +196,17 @@ def test_an_empty_endpoint_variable_counts_as_unset(clean_env: pytest.MonkeyPatc
                         "AWS_SECRET_ACCESS_KEY": "b", "S3DLIO_CONNECT_TIMEOUT": "1",
                         "S3DLIO_MAX_ATTEMPTS": "1"}.items():  # fmt: skip
         clean_env.setenv(name, value)
-    s3dlio.configure(engine=engine_name)
-    try:
-        with pytest.raises(S3dlioError) as caught:  # no network here
-            s3dlio.get("s3://s3dlio-no-such-bucket-here/key")
-        assert "panic" not in str(caught.value)
-    finally:
-        s3dlio.configure()
+    s3dlio.configure(engine=engine_name)  # the autouse _fresh_config resets it afterwards
+    with pytest.raises(S3dlioError) as caught:  # no network here
+        s3dlio.get("s3://s3dlio-no-such-bucket-here/key")
+    assert "panic" not in str(caught.value)
 
 
 def test_an_empty_variable_obstore_cannot_parse_is_named(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("AWS_CHECKSUM_ALGORITHM", "")
     s3dlio.configure(engine="fast")
-    try:
-        with pytest.raises(ConfigError, match="empty in the environment: AWS_CHECKSUM_ALGORITHM"):
-            s3dlio.stat("s3://some-bucket/key")
-    finally:
-        s3dlio.configure()
+    with pytest.raises(ConfigError, match="empty in the environment: AWS_CHECKSUM_ALGORITHM"):
+        s3dlio.stat("s3://some-bucket/key")
 
 
 @pytest.mark.parametrize("engine_name", ["fast", "portable"])
@@ -222,11 +216,8 @@ def test_an_empty_aws_profile_is_named(
     clean_env.setenv("HOME", str(tmp_path))  # no ~/.aws here
     clean_env.setenv("AWS_PROFILE", "")
     s3dlio.configure(engine=engine_name, endpoint_url="http://127.0.0.1:9", max_attempts=1)
-    try:
-        with pytest.raises(ConfigError, match="AWS_PROFILE"):
-            s3dlio.get("s3://some-bucket/key")
-    finally:
-        s3dlio.configure()
+    with pytest.raises(ConfigError, match="AWS_PROFILE"):
+        s3dlio.get("s3://some-bucket/key")
 
 
 @pytest.mark.parametrize("engine_name", ["fast", "portable"])
@@ -238,10 +229,7 @@ def test_the_configured_endpoint_beats_aws_endpoint_url_s3(
     endpoint = os.environ["AWS_ENDPOINT_URL"]
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")  # nothing listens there
     s3dlio.configure(engine=engine_name, endpoint_url=endpoint, max_attempts=1)
-    try:
-        assert bytes(s3dlio.get(f"{s3_bucket}k")) == b"here"
-    finally:
-        s3dlio.configure()
+    assert bytes(s3dlio.get(f"{s3_bucket}k")) == b"here"
 
 
 def test_configure_sets_the_process_default(clean_env: pytest.MonkeyPatch) -> None:
