@@ -231,9 +231,7 @@ class FastStore(Store):
         with self._errors("get", key):
             response = obstore.get(self._inner, key)  # returns once the response headers are in
             first_byte = time.time_ns()
-            if self._network and response.meta["size"] >= _ASYNC_BODY_MIN:
-                return on_loop(_body(response)), first_byte
-            return response.bytes(), first_byte
+            return self._body(response, response.meta["size"]), first_byte
 
     def get_range(self, key: str, start: int, end: int) -> Buffer:
         self._check_key("get", key)
@@ -244,16 +242,19 @@ class FastStore(Store):
             return _EMPTY
         with self._errors("get", key):
             try:
-                # the headers tell how much is coming (a range can end past the object's end)
                 response = obstore.get(self._inner, key, options={"range": (start, end)})
-                first, last = response.range
-                if self._network and last - first >= _ASYNC_BODY_MIN:
-                    return on_loop(_body(response))
-                return response.bytes()
+                first, last = response.range  # what is coming: a range may end past the object
+                return self._body(response, last - first)
             except (obx.GenericError, ValueError) as exc:
                 if _range_past_end(str(exc)):
                     return _EMPTY
                 raise
+
+    def _body(self, response: obstore.GetResult, size: int) -> Buffer:
+        """A response's body; large ones are awaited on the background loop (_parallel.on_loop)."""
+        if self._network and size >= _ASYNC_BODY_MIN:
+            return on_loop(_await_body(response))
+        return response.bytes()
 
     def head(self, key: str) -> ObjectMeta:
         self._check_key("head", key)
@@ -732,6 +733,5 @@ def _reset_after_fork() -> None:
 os.register_at_fork(after_in_child=_reset_after_fork)
 
 
-async def _body(response: obstore.GetResult) -> obstore.Bytes:
+async def _await_body(response: obstore.GetResult) -> obstore.Bytes:
     return await response.bytes_async()
-
