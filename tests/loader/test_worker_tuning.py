@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from s3dlio.config import default_config
+from s3dlio.loader import tune_worker_process
 
 GLIBC = bool(getattr(os, "confstr", None) and os.confstr("CS_GNU_LIBC_VERSION"))
 
@@ -58,8 +59,6 @@ def test_turned_off_by_the_environment() -> None:
 
 
 def test_turned_off_by_config_applies_nothing() -> None:
-    from s3dlio.loader import tune_worker_process
-
     before = gc.get_freeze_count()
     assert tune_worker_process(default_config().replace(tune_workers=False)) == ()
     assert gc.get_freeze_count() == before
