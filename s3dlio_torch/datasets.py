@@ -118,11 +118,10 @@ class S3IterableDataset(_FromSources, torch.utils.data.IterableDataset):  # type
         del s3client_config, reader_constructor  # s3torchconnector's; objects are fetched whole here
         self._region, self._endpoint = region, endpoint
         self._enable_sharding = enable_sharding
-        self._config = _config(region, endpoint, config)
         if not enable_sharding:
             rank, world_size = 0, 1
         self._loader = Loader(
-            source, config=self._config, transform=ToReader(transform),
+            source, config=_config(region, endpoint, config), transform=ToReader(transform),
             rank=rank, world_size=world_size, **options,
         )  # fmt: skip
         self._epoch = _SharedEpoch()
@@ -154,7 +153,7 @@ class S3IterableDataset(_FromSources, torch.utils.data.IterableDataset):  # type
         worker_id, num_workers = (0, 1)
         info = torch.utils.data.get_worker_info()
         if info is not None:
-            tune_worker_process(self._config)
+            tune_worker_process(self._loader.config)
             if self._enable_sharding:
                 worker_id, num_workers = info.id, info.num_workers
         epoch = self._loader.resume_epoch
@@ -204,8 +203,9 @@ class S3MapDataset(_FromSources, torch.utils.data.Dataset):  # type: ignore[type
     ) -> None:
         del s3client_config, reader_constructor
         self._region, self._endpoint = region, endpoint
-        self._config = _config(region, endpoint, config)
-        self._source = MapSource(source, config=self._config, transform=ToReader(transform), retries=retries)
+        self._source = MapSource(
+            source, config=_config(region, endpoint, config), transform=ToReader(transform), retries=retries
+        )
 
     @property
     def region(self) -> str | None:
@@ -224,5 +224,5 @@ class S3MapDataset(_FromSources, torch.utils.data.Dataset):  # type: ignore[type
 
     def __getitem__(self, index: int) -> Any:
         if torch.utils.data.get_worker_info() is not None:
-            tune_worker_process(self._config)
+            tune_worker_process(self._source.fetcher.config)
         return self._source[index]
