@@ -15,12 +15,16 @@ Every test runs with test credentials in the environment (``AWS_ACCESS_KEY_ID=te
 ``mem-fast``, ``mem-portable`` (``remote_backend``: the first four only). It yields a :class:`Backend` whose ``base`` is a fresh
 bucket/container/directory URI ending in ``/``, with ``s3dlio.configure(engine=...)`` set.
 
-``S3DLIO_REQUIRE_ALL=1`` (CI): skips for a missing dependency or server fail instead; this
-covers :func:`servers.require` / :func:`servers.missing` and plain ``pytest.importorskip``.
+A missing dependency or server FAILS its tests and names what to install (the README's first
+command installs everything); ``S3DLIO_ALLOW_SKIPS=1`` skips them instead, and
+``S3DLIO_REQUIRE_ALL=1`` (CI) forbids that. This covers :func:`servers.require` /
+:func:`servers.missing` and plain ``pytest.importorskip``. The run ends with one line naming
+every skip and its reason.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import sys
@@ -35,7 +39,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from servers import (  # noqa: E402
     DEPENDENCY_SKIP,
+    PIP_HINT,
     REQUIRE_ALL,
+    SKIP_HINT,
     Azurite,
     Backend,
     EnvPatch,
@@ -90,9 +96,14 @@ def reconfigure(**settings: Any) -> Any:
     return s3dlio.configure(**settings)
 
 
-# -- S3DLIO_REQUIRE_ALL: dependency skips become failures ------------------------------------
-def _is_dependency_skip(longrepr: Any) -> str | None:
+# -- missing dependencies fail (S3DLIO_ALLOW_SKIPS=1: skip); one closing line names every skip --
+def _skip_reason(longrepr: Any) -> str:
     reason = str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+def _is_dependency_skip(longrepr: Any) -> str | None:
+    reason = _skip_reason(longrepr)
     if DEPENDENCY_SKIP in reason or "could not import" in reason:
         return reason
     return None
@@ -102,8 +113,26 @@ def _fail_dependency_skip(report: Any) -> None:
     if REQUIRE_ALL and report.skipped and not hasattr(report, "wasxfail"):
         reason = _is_dependency_skip(report.longrepr)
         if reason is not None:
+            install = "" if DEPENDENCY_SKIP in reason else f"; install it: {PIP_HINT}"
             report.outcome = "failed"
-            report.longrepr = f"S3DLIO_REQUIRE_ALL=1 forbids skipping for a missing dependency: {reason}"
+            report.longrepr = f"{reason}{install} {SKIP_HINT}"
+
+
+def skip_summary(reports: list[Any]) -> str | None:
+    """One line naming how many tests were skipped and why (None when none were)."""
+    reasons: collections.Counter[str] = collections.Counter(
+        _skip_reason(report.longrepr) for report in reports if not hasattr(report, "wasxfail")
+    )
+    if not reasons:
+        return None
+    parts = "; ".join(f"{count}x {reason}" for reason, count in reasons.most_common())
+    return f"s3dlio: {reasons.total()} skipped: {parts}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    line = skip_summary(terminalreporter.stats.get("skipped", []))
+    if line is not None:
+        terminalreporter.write_line(line, yellow=True, bold=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -4,18 +4,21 @@ Both listen on free loopback ports. ``tests/conftest.py`` wraps them in session 
 also point the environment at them (``AWS_ENDPOINT_URL``, ``AZURE_STORAGE_ENDPOINT``, ...), so
 ``s3dlio.configure()`` and subprocesses pick them up.
 
-Skips for missing dependencies
-------------------------------
+Missing dependencies fail
+-------------------------
 A test that needs something this machine may lack (a Python package, the ``azurite-blob``
 binary, a filesystem with O_DIRECT) calls :func:`require` or :func:`missing` instead of
-``pytest.importorskip`` / ``pytest.skip``. Normally that skips the test. With
-``S3DLIO_REQUIRE_ALL=1`` (CI sets it) it fails the test instead, so CI cannot pass by skipping.
+``pytest.importorskip`` / ``pytest.skip``. That FAILS the test and says what to install: the
+README's first command (``bash .ci/setup``) installs everything, so its test command runs every
+test. ``S3DLIO_ALLOW_SKIPS=1`` turns those failures into skips (a partial install);
+``S3DLIO_REQUIRE_ALL=1`` (CI sets it) forbids skips even when ``S3DLIO_ALLOW_SKIPS`` is set.
 The hooks in ``tests/conftest.py`` do the same for plain ``pytest.importorskip`` skips ("could
-not import ...") anywhere in the suite.
+not import ...") anywhere in the suite, and print one line naming every skip at the end.
 
-Where Azurite is looked for, first hit wins: ``$S3DLIO_AZURITE``,
-``<repo>/.ci/node_modules/.bin/azurite-blob`` (``.ci/run`` installs it there),
-``/tmp/azurite/node_modules/.bin/azurite-blob``, then ``azurite-blob`` on ``PATH``.
+Nothing outside the repository and its venv is looked up: Azurite is ``$S3DLIO_AZURITE`` when
+set, else ``<repo>/.ci/node_modules/.bin/azurite-blob`` (``.ci/setup`` installs it there);
+console scripts (``s3dlio``, ``moto_server``, ...) come from the venv of ``sys.executable``
+(:func:`venv_tool`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -37,9 +41,13 @@ from typing import Any, NoReturn
 import pytest
 
 __all__ = [
+    "ALLOW_SKIPS",
     "AZURITE_ACCOUNT",
+    "AZURITE_NPM",
     "DEPENDENCY_SKIP",
+    "PIP_HINT",
     "REQUIRE_ALL",
+    "SKIP_HINT",
     "Azurite",
     "Backend",
     "EnvPatch",
@@ -48,33 +56,50 @@ __all__ = [
     "free_port",
     "missing",
     "require",
+    "venv_tool",
     "wait_for_port",
 ]
 
 REPO = Path(__file__).resolve().parent.parent
-#: True when CI asks that nothing be skipped for want of a dependency or server.
-REQUIRE_ALL = os.environ.get("S3DLIO_REQUIRE_ALL", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+#: True when ``S3DLIO_ALLOW_SKIPS=1`` asks that a missing dependency skip its tests.
+ALLOW_SKIPS = _flag("S3DLIO_ALLOW_SKIPS")
+#: True when a missing dependency or server fails its tests: the default, and always under
+#: ``S3DLIO_REQUIRE_ALL=1`` (CI), which wins over ``S3DLIO_ALLOW_SKIPS``.
+REQUIRE_ALL = _flag("S3DLIO_REQUIRE_ALL") or not ALLOW_SKIPS
 #: Prefix of every skip reason that means "a dependency or server is missing".
 DEPENDENCY_SKIP = "missing dependency:"
+#: How to opt out of failing, in every such failure message.
+SKIP_HINT = "(S3DLIO_ALLOW_SKIPS=1 skips such tests instead)"
+#: What installs a missing Python package: step 3 of ``.ci/setup``.
+PIP_HINT = ".venv/bin/pip install -e '.[all,dev]' (step 3 of `bash .ci/setup`)"
 AZURITE_ACCOUNT = "devstoreaccount1"
+#: The Azurite that ``.ci/setup`` installs (``tests/test_readme.py`` checks that they agree).
+AZURITE_NPM = "azurite@3.37.0"
+AZURITE_BIN = REPO / ".ci" / "node_modules" / ".bin" / "azurite-blob"
 
 
 def missing(what: str) -> NoReturn:
-    """Skip the test because ``what`` (a package, binary or server) is missing.
+    """Fail the test because ``what`` (a package, binary or server) is missing, saying what to install.
 
-    Under ``S3DLIO_REQUIRE_ALL=1`` the test fails instead.
+    With ``S3DLIO_ALLOW_SKIPS=1`` (and no ``S3DLIO_REQUIRE_ALL=1``) the test is skipped instead.
     """
     if REQUIRE_ALL:
-        pytest.fail(f"S3DLIO_REQUIRE_ALL=1 and {DEPENDENCY_SKIP} {what}", pytrace=False)
+        pytest.fail(f"{DEPENDENCY_SKIP} {what} {SKIP_HINT}", pytrace=False)
     pytest.skip(f"{DEPENDENCY_SKIP} {what}")
 
 
 def require(module_name: str, hint: str | None = None) -> ModuleType:
-    """Import ``module_name`` or skip the test (fail it under ``S3DLIO_REQUIRE_ALL=1``)."""
+    """Import ``module_name``, else fail the test with ``hint`` (skip it under ``S3DLIO_ALLOW_SKIPS=1``)."""
     try:
         return importlib.import_module(module_name)
     except ImportError as exc:
-        missing(f"cannot import {module_name!r} ({exc}){'; ' + hint if hint else ''}")
+        missing(f"cannot import {module_name!r} ({exc}); {hint or PIP_HINT}")
 
 
 def free_port() -> int:
@@ -150,18 +175,27 @@ class MotoServer:
         self._server.stop()
 
 
-def find_azurite() -> str | None:
-    """The azurite-blob executable, or None."""
-    candidates = [
-        os.environ.get("S3DLIO_AZURITE"),
-        str(REPO / ".ci" / "node_modules" / ".bin" / "azurite-blob"),
-        "/tmp/azurite/node_modules/.bin/azurite-blob",
-        shutil.which("azurite-blob"),
-    ]
-    for candidate in candidates:
-        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    return None
+def venv_tool(name: str) -> str | None:
+    """The console script ``name`` installed next to ``sys.executable`` (this venv), or None."""
+    path = Path(sys.executable).parent / name
+    return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+
+
+def find_azurite() -> str:
+    """The azurite-blob executable: ``$S3DLIO_AZURITE``, else the one ``.ci/setup`` installs.
+
+    Fails the test (skips it under ``S3DLIO_ALLOW_SKIPS=1``) with the command that installs it.
+    """
+    override = os.environ.get("S3DLIO_AZURITE")
+    candidate = Path(override) if override else AZURITE_BIN
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return str(candidate)
+    where = f"S3DLIO_AZURITE={override}" if override else str(candidate)
+    missing(
+        f"no azurite-blob at {where}; install it with "
+        f"`npm install --prefix {REPO / '.ci'} --no-audit --no-fund {AZURITE_NPM}` "
+        "(the last step of `bash .ci/setup`)"
+    )
 
 
 class Azurite:
@@ -170,11 +204,6 @@ class Azurite:
     def __init__(self, account_key: str) -> None:
         require("azure.storage.blob", "pip install 's3dlio[azure]'")
         binary = find_azurite()
-        if binary is None:
-            missing(
-                "azurite-blob not found (set S3DLIO_AZURITE, or `npm install azurite` into .ci/, "
-                "/tmp/azurite or onto PATH)"
-            )
         self.account_key = account_key
         self._workdir = tempfile.mkdtemp(prefix="s3dlio-azurite-")
         self._log_path = os.path.join(self._workdir, "azurite.log")

@@ -1,6 +1,7 @@
 """Smoke tests of the fast (obstore) engine against moto, Azurite, temp files and memory.
 
-Self-contained (own servers) so it runs before the shared conftest and conformance suite exist.
+The servers are the session's own (``tests/servers.py`` through the ``moto_server`` and
+``azurite`` fixtures); the stores are opened directly with explicit settings.
 """
 
 from __future__ import annotations
@@ -8,10 +9,8 @@ from __future__ import annotations
 import copy
 import os
 import pickle
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 import time
 import uuid
@@ -23,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from servers import missing
+from servers import Azurite, MotoServer
 
 from s3dlio.config import AZURITE_ACCOUNT, AZURITE_KEY, Config
 from s3dlio.errors import (
@@ -40,48 +39,20 @@ from s3dlio.store.base import ObjectMeta, Store
 from s3dlio.store.fast import FastStore, open_fast_store
 from s3dlio.uri import ObjectUri
 
-AZURITE = "/tmp/azurite/node_modules/.bin/azurite-blob"
 MiB = 1024 * 1024
 BACKENDS = ["s3", "az", "file", "mem"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@pytest.fixture(scope="module")
+def moto_endpoint(moto_server: MotoServer) -> str:
+    """The session's moto server (``tests/servers.py``)."""
+    return moto_server.endpoint
 
 
 @pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{server._server.server_port}"  # type: ignore[union-attr]
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def azurite_endpoint() -> Iterator[str]:
-    if not os.path.exists(AZURITE) and not shutil.which("azurite-blob"):
-        missing("Azurite (npm install azurite)")
-    port = _free_port()
-    cmd = [AZURITE if os.path.exists(AZURITE) else "azurite-blob", "--blobHost", "127.0.0.1"]
-    cmd += ["--blobPort", str(port), "--inMemoryPersistence", "--skipApiVersionCheck", "--loose", "--silent"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("Azurite did not start")
-            time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"
-    proc.kill()  # in-memory: nothing to flush
-    proc.wait()
+def azurite_endpoint(azurite: Azurite) -> str:
+    """The session's Azurite (``tests/servers.py``): ``http://127.0.0.1:PORT/devstoreaccount1``."""
+    return azurite.endpoint
 
 
 def _s3_config(endpoint: str, **extra: Any) -> Config:
