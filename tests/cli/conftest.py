@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -15,18 +14,16 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from servers import PIP_HINT, venv_tool
 
 from s3dlio.cli import cli
 
 
 def s3dlio_exe() -> str:
-    """The installed console script: next to this interpreter, else on PATH."""
-    here = os.path.join(os.path.dirname(sys.executable), "s3dlio")
-    if os.path.isfile(here):
-        return here
-    found = shutil.which("s3dlio")
+    """The installed console script next to this interpreter (this venv; never one from PATH)."""
+    found = venv_tool("s3dlio")
     if found is None:
-        pytest.fail("the s3dlio console script is not installed: pip install -e .", pytrace=False)
+        pytest.fail(f"no s3dlio console script next to {sys.executable}: {PIP_HINT}", pytrace=False)
     return found
 
 
