@@ -20,6 +20,8 @@ from .writer import ObjectWriter
 if TYPE_CHECKING:
     from collections.abc import Buffer
 
+    from .config import Config
+
 __all__ = ["AsyncObjectWriter", "ObjectReader", "ObjectWriter", "get_into", "get_into_async", "open_reader",
            "open_writer", "open_writer_async"]  # fmt: skip
 
@@ -31,19 +33,21 @@ def open_writer(
     max_in_flight: int | None = None,
     content_type: str | None = None,
     verify: bool | None = None,
+    config: Config | None = None,
 ) -> ObjectWriter:
     """A binary file that writes the object ``uri`` in parts; the object appears on ``close``.
 
     ``part_size`` (default ``S3DLIO_PART_SIZE``, 8 MiB; S3 raises it to 5 MiB at least) and
     ``max_in_flight`` (default 8) bound memory at ``(max_in_flight + 1) * part_size``.
     ``verify`` (default ``S3DLIO_PUT_VERIFY``) checks size and MD5 ETag after completing.
+    ``config`` overrides the process-wide settings for this object (region, endpoint, ...).
     Use it as a context manager: an exception inside the block aborts the upload::
 
         with s3dlio.open_writer("s3://bucket/big.bin") as w:
             for chunk in chunks:
                 w.write(chunk)
     """
-    parsed, store = resolve(uri)
+    parsed, store = resolve(uri, config)
     if parsed.is_prefix:
         raise InvalidUriError(
             f"open_writer {uri}: the URI names a prefix; add an object name after the last '/'"
@@ -104,13 +108,16 @@ def open_writer_async(
                                          content_type=content_type, verify=verify))  # fmt: skip
 
 
-def open_reader(uri: str, *, read_ahead: int = 2, block_size: int | None = None) -> ObjectReader:
+def open_reader(
+    uri: str, *, read_ahead: int = 2, block_size: int | None = None, config: Config | None = None
+) -> ObjectReader:
     """A seekable binary file over the object ``uri``, read in blocks with background read-ahead.
 
     ``block_size`` defaults to ``S3DLIO_PART_SIZE`` (8 MiB); ``read_ahead`` blocks are fetched
     ahead while reads are sequential (0 turns that off). One HEAD at open gives the size.
+    ``config`` overrides the process-wide settings for this object.
     """
-    parsed, store = resolve(uri)
+    parsed, store = resolve(uri, config)
     return ObjectReader(uri, store, parsed.key, config=store.config, block_size=block_size,
                         read_ahead=read_ahead)  # fmt: skip
 
