@@ -113,6 +113,20 @@ class Config:
                 f"endpoint {self.endpoint_url!r}: must start with http:// or https://, e.g. http://127.0.0.1:9000"
             )
 
+    def __repr__(self) -> str:
+        # Secrets are left out; endpoints are shown without userinfo (user:password@).
+        from ._redact import redact_url
+
+        shown = []
+        for f in fields(self):
+            if not f.repr:
+                continue
+            value = getattr(self, f.name)
+            if f.name in ("endpoint_url", "azure_endpoint") and isinstance(value, str):
+                value = redact_url(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Config({', '.join(shown)})"
+
     @classmethod
     def resolve(cls, **overrides: Any) -> Config:
         """Build a config: ``overrides`` (None means unset) > environment > ``.env`` > defaults."""

@@ -16,6 +16,8 @@ the engine module), so callers never see a botocore, obstore or azure exception.
 
 from __future__ import annotations
 
+from ._redact import redact
+
 __all__ = [
     "AlreadyExistsError",
     "ConfigError",
@@ -28,10 +30,13 @@ __all__ = [
 
 
 class S3dlioError(Exception):
-    """Base of every error s3dlio raises on purpose."""
+    """Base of every error s3dlio raises on purpose. Its message never holds a secret."""
 
     #: Exit status the CLI uses when this error ends a command.
     exit_code: int = 1
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class NotFoundError(S3dlioError, FileNotFoundError):

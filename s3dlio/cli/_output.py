@@ -55,8 +55,10 @@ def seconds(secs: float) -> str:
 
 
 def emit_json(obj: dict[str, Any]) -> None:
-    """Write ``obj`` as one JSON object on one line of stdout."""
-    click.echo(json.dumps(obj, default=str))
+    """Write ``obj`` as one JSON object on one line of stdout (secrets redacted)."""
+    from .._redact import redact
+
+    click.echo(redact(json.dumps(obj, default=str)))
 
 
 def error_lines(exc: BaseException, verbose: int = 0) -> list[str]:
@@ -69,7 +71,9 @@ def error_lines(exc: BaseException, verbose: int = 0) -> list[str]:
             seen.add(id(cause))
             lines.append(f"  caused by: {type(cause).__name__}: {cause}")
             cause = cause.__cause__ or cause.__context__
-    return lines
+    from .._redact import redact
+
+    return [redact(line) for line in lines]
 
 
 def _message(exc: BaseException) -> str:

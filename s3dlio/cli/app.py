@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from .. import __version__
+from .._redact import RedactingFilter, redact
 from ..errors import ConfigError, S3dlioError
 from . import bench, buckets, objects, oplog
 from ._output import State, error_lines
@@ -63,7 +64,7 @@ class CommandError(click.ClickException):
         self.exit_code = code  # type: ignore[misc,unused-ignore]  # a ClassVar in click's stubs
         self.lines = error_lines(exc, verbose)
         if verbose >= 2:
-            self.lines.append("".join(traceback.format_exception(exc)).rstrip())
+            self.lines.append(redact("".join(traceback.format_exception(exc)).rstrip()))
 
     def show(self, file: Any = None) -> None:
         click.echo("\n".join(self.lines), file=file, err=True)
@@ -178,6 +179,7 @@ def _setup_logging(verbose: int) -> Callable[[], None]:
     root = logging.getLogger()
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("s3dlio: %(levelname)s: %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())  # botocore/urllib3/azure debug logs carry credentials
     old_level = root.level
     root.addHandler(handler)
     root.setLevel(logging.INFO if verbose == 1 else logging.DEBUG)

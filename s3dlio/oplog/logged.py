@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .._redact import redact_url
 from ..store.base import DeleteFailure, ObjectMeta, Store, Upload
 from .writer import OpLogWriter, error_text
 
@@ -32,6 +33,7 @@ class LoggedStore(Store):
         self.writer = writer
         self.scheme, self.bucket, self.config = inner.scheme, inner.bucket, inner.config
         self.endpoint, self.engine, self.in_process = inner.endpoint, inner.engine, inner.in_process
+        self.endpoint = redact_url(self.endpoint)  # the op-log's endpoint column: no user:password@
         self._root = f"{inner.bucket}/" if inner.bucket else "/"
 
     def _log(

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 import zstandard
 
+from .._redact import redact
 from ..errors import ConfigError
 from ..sizes import parse_size
 from .record import HEADER, format_line, format_ts, quote_field
@@ -131,7 +132,7 @@ def check_client_id(name: str) -> str:
 
 def error_text(exc: BaseException) -> str:
     """The ``error`` column for ``exc``: its message on one line, or its type's name."""
-    return " ".join(str(exc).split()) or type(exc).__name__
+    return redact(" ".join(str(exc).split())) or type(exc).__name__
 
 
 def _run_lines(item: tuple[Any, ...], idx: int, thread: int, client_id: str) -> list[str]:

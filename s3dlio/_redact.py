@@ -1,0 +1,144 @@
+"""Keep secrets out of every line s3dlio or its dependencies print: one place that redacts.
+
+What is hidden, wherever it appears in a message, a log record or an exception's text:
+
+- the userinfo of a URL (``http://user:PASS@host`` -> ``http://host``): endpoints are shown
+  without it everywhere (errors, ``--json``, the op-log's ``endpoint`` column, reprs);
+- the values of the headers ``Authorization``, ``Proxy-Authorization``,
+  ``X-Amz-Security-Token``, ``x-ms-copy-source-authorization`` and the customer-key
+  headers, in every shape botocore, urllib3 and azure-core log them
+  (``'Authorization': b'...'``, ``authorization: ...``, canonical-request lines);
+- signed query strings: ``X-Amz-Signature=``, ``X-Amz-Credential=``,
+  ``X-Amz-Security-Token=``, Azure SAS ``sig=`` (their other fields are kept);
+- connection-string secrets: ``AccountKey=``, ``SharedAccessSignature=``, ``SharedAccessKey=``;
+- the literal values of the secret settings in the environment (``AWS_SECRET_ACCESS_KEY``,
+  ``AWS_SESSION_TOKEN``, ``AZURE_STORAGE_ACCOUNT_KEY``, ...), whatever surrounds them.
+
+Library users who turn on dependency logging themselves add :class:`RedactingFilter` to
+their handlers (``handler.addFilter(s3dlio.RedactingFilter())``), or call
+:func:`install_log_redaction` to put it on every handler of the root logger. The CLI does
+that whenever ``-v`` turns logging on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = ["MASK", "RedactingFilter", "install_log_redaction", "redact", "redact_url"]
+
+MASK = "***"
+
+_HEADERS = (
+    r"authorization|proxy-authorization|x-amz-security-token|x-ms-copy-source-authorization"
+    r"|x-amz-server-side-encryption-customer-key|x-ms-encryption-key"
+)
+# 'Authorization': b'AWS4-HMAC...'  /  "X-Amz-Security-Token": "..."  (dict reprs of headers)
+_QUOTED_HEADER = re.compile(rf"""(?i)(['"](?:{_HEADERS})['"]\s*:\s*b?)(['"])(.*?)(\2)""")
+# authorization: AWS4-HMAC...  /  x-amz-security-token:TOKEN  (header dumps, canonical requests)
+_PLAIN_HEADER = re.compile(rf"(?im)(\b(?:{_HEADERS})\s*[:=]\s*)([^\r\n'\"]+)")
+# ?X-Amz-Signature=...&sig=...  (presigned URLs, SAS tokens)
+_QUERY = re.compile(
+    r"(?i)([?&;\s](?:x-amz-signature|x-amz-credential|x-amz-security-token|sig|signature)=)([^&\s'\"<>]+)"
+)
+# AccountKey=...;  (Azure connection strings)
+_CONNECTION = re.compile(r"(?i)\b((?:accountkey|sharedaccesssignature|sharedaccesskey)=)([^;\s'\"]+)")
+# scheme://user:pass@host  ->  scheme://host
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"<>]+@")
+
+#: Environment variables whose values are secrets wherever they appear.
+SECRET_VARIABLES = (
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_KEY",
+    "AZURE_STORAGE_SAS_TOKEN",
+    "AZURE_STORAGE_CONNECTION_STRING",
+    "AZURE_CLIENT_SECRET",
+)
+# Shorter values are too likely to be ordinary words ("testing") to replace blindly; the
+# patterns above still catch them in headers and query strings.
+_MIN_LITERAL = 8
+
+
+def redact(text: str) -> str:
+    """``text`` with every secret s3dlio knows how to spot replaced by ``***``."""
+    if not text:
+        return text
+    text = _USERINFO.sub(r"\1", text)
+    text = _QUOTED_HEADER.sub(rf"\1\2{MASK}\4", text)
+    text = _PLAIN_HEADER.sub(rf"\1{MASK}", text)
+    text = _QUERY.sub(rf"\1{MASK}", text)
+    text = _CONNECTION.sub(rf"\1{MASK}", text)
+    for value in _literal_secrets():
+        if value in text:
+            text = text.replace(value, MASK)
+    return text
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its userinfo (``http://user:pw@host:9000`` -> ``http://host:9000``)."""
+    if "@" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return redact(url)
+    if not parts.netloc or "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def _literal_secrets() -> list[str]:
+    values = {os.environ.get(name, "") for name in SECRET_VARIABLES}
+    from . import config
+
+    current = config._default
+    if current is not None:
+        values.update(
+            getattr(current, name) or ""
+            for name in ("secret_access_key", "session_token", "azure_account_key", "azure_connection_string")
+        )
+    # Longest first, so a secret containing another is replaced whole.
+    return sorted((v for v in values if len(v) >= _MIN_LITERAL), key=len, reverse=True)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that rewrites each record's message (and traceback) with :func:`redact`.
+
+    Put it on handlers, not loggers: a handler's filters see the records every child logger
+    (botocore, urllib3, azure) propagates to it; a logger's own filters do not.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record: let logging report it as usual
+            return True
+        cleaned = redact(message)
+        if cleaned != message or record.args:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+def install_log_redaction(logger: logging.Logger | None = None) -> RedactingFilter:
+    """Add one :class:`RedactingFilter` to every handler of ``logger`` (default: the root logger).
+
+    Returns the filter, so it can be removed again (``handler.removeFilter``). Handlers added
+    later need their own ``addFilter``.
+    """
+    target = logger or logging.getLogger()
+    flt = RedactingFilter()
+    for handler in target.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(flt)
+    return flt
