@@ -46,6 +46,7 @@ __all__ = [
     "AZURITE_NPM",
     "DEPENDENCY_SKIP",
     "PIP_HINT",
+    "REPO",
     "REQUIRE_ALL",
     "SKIP_HINT",
     "Azurite",
@@ -99,7 +100,8 @@ def require(module_name: str, hint: str | None = None) -> ModuleType:
     try:
         return importlib.import_module(module_name)
     except ImportError as exc:
-        missing(f"cannot import {module_name!r} ({exc}); {hint or PIP_HINT}")
+        error = exc  # reported outside the handler, so the failure shows no chained traceback
+    missing(f"cannot import {module_name!r} ({error}); {hint or PIP_HINT}")
 
 
 def free_port() -> int:
