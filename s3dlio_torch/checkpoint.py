@@ -18,27 +18,30 @@ import torch
 from torch.utils._pytree import tree_map
 
 from s3dlio.checkpoint import AsyncSave, CheckpointStore, Manifest
-from s3dlio.checkpoint._objects import open_read, open_write
-from s3dlio.config import Config, default_config
-from s3dlio.large import ObjectReader, ObjectWriter
+from s3dlio.config import Config
+from s3dlio.large import ObjectReader, ObjectWriter, open_reader, open_writer
 from s3dlio.loader.reader import BufferReader
+
+from ._compat import ReaderConstructor, S3ClientConfig, client_config
+from ._compat import reader_constructor as checked_reader_constructor
 
 __all__ = ["CheckpointManager", "S3Checkpoint", "load", "save"]
 
 
-def save(obj: Any, uri: str, **kwargs: Any) -> None:
+def save(obj: Any, uri: str, *, config: Config | None = None, **kwargs: Any) -> None:
     """``torch.save(obj)`` streamed to ``uri`` through the multipart writer.
 
-    Nothing is written if serialising fails. ``kwargs`` go to :func:`torch.save`.
+    Nothing is written if serialising fails. ``config`` overrides s3dlio's settings for this
+    object; ``kwargs`` go to :func:`torch.save`.
     """
-    with open_write(uri) as stream:
+    with open_writer(uri, config=config) as stream:
         torch.save(obj, cast(IO[bytes], stream), **kwargs)
 
 
-def load(uri: str, map_location: Any = None, **kwargs: Any) -> Any:
+def load(uri: str, map_location: Any = None, *, config: Config | None = None, **kwargs: Any) -> Any:
     """``torch.load`` from ``uri`` through the seekable reader. ``kwargs`` go to :func:`torch.load`
-    (``weights_only`` keeps torch's default, True)."""
-    with open_read(uri) as stream:
+    (``weights_only`` keeps torch's default, True); ``config`` overrides s3dlio's settings."""
+    with open_reader(uri, config=config) as stream:
         return torch.load(cast(IO[bytes], stream), map_location=map_location, **kwargs)
 
 
@@ -51,39 +54,39 @@ class S3Checkpoint:
     >>> with ckpt.reader("s3://bucket/epoch1.pt") as f:
     ...     state = torch.load(f)
 
-    Any scheme s3dlio serves works (``az://``, ``file://``). ``region``/``endpoint`` must agree
-    with the process-wide settings (``s3dlio.configure(region=..., endpoint_url=...)``).
+    Any scheme s3dlio serves works (``az://``, ``file://``). ``region``, ``endpoint`` and
+    ``s3client_config`` (:class:`~s3dlio_torch.S3ClientConfig`: part size, attempts) apply to
+    this object's requests only, over the process-wide settings, which stay as they are;
+    ``config`` replaces the process-wide settings as the base. ``reader_constructor``:
+    ``sequential()`` (default) reads ahead in ``part_size`` blocks while reads run in order;
+    ``range_based(buffer_size)`` reads ``buffer_size`` blocks with no read-ahead.
     """
 
-    def __init__(self, region: str | None = None, endpoint: str | None = None, **_ignored: Any) -> None:
+    def __init__(
+        self,
+        region: str | None = None,
+        endpoint: str | None = None,
+        s3client_config: S3ClientConfig | None = None,
+        reader_constructor: ReaderConstructor | None = None,
+        *,
+        config: Config | None = None,
+    ) -> None:
         self.region = region
         self.endpoint = endpoint
-        _check_settings(default_config(), region, endpoint)
+        self.config = client_config(region, endpoint, s3client_config, config)
+        self.reader_constructor = checked_reader_constructor(reader_constructor)
 
     def writer(self, uri: str) -> ObjectWriter:
         """A write-only stream: the object exists once it is closed; ``abort()`` discards it."""
-        _check_settings(default_config(), self.region, self.endpoint)
-        return open_write(uri)
+        return open_writer(uri, config=self.config)
 
     def reader(self, uri: str) -> ObjectReader:
         """A seekable read stream over the object (``readinto`` supported)."""
-        _check_settings(default_config(), self.region, self.endpoint)
-        return open_read(uri)
+        if self.reader_constructor.ranged:
+            block = max(4096, self.reader_constructor.buffer_size)
+            return open_reader(uri, read_ahead=0, block_size=block, config=self.config)
+        return open_reader(uri, config=self.config)
 
-
-def _check_settings(
-    config: Config, region: str | None, endpoint: str | None, who: str = "S3Checkpoint"
-) -> None:
-    if region is not None and config.region != region:
-        raise ValueError(
-            f"{who}(region={region!r}) but s3dlio is configured for {config.region!r}; "
-            f"call s3dlio.configure(region={region!r}) or set AWS_REGION"
-        )
-    if endpoint is not None and config.endpoint_url != endpoint:
-        raise ValueError(
-            f"{who}(endpoint={endpoint!r}) but s3dlio is configured for {config.endpoint_url!r}; "
-            f"call s3dlio.configure(endpoint_url={endpoint!r}) or set AWS_ENDPOINT_URL"
-        )
 
 
 def _torch_save(obj: Any, stream: io.BufferedIOBase) -> None:

@@ -11,6 +11,7 @@ child, see s3dlio.loader.sources), so workers forked from it still get the fast 
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -18,17 +19,31 @@ from typing import Any, Self
 
 import torch.utils.data
 
-from s3dlio.config import Config, default_config
-from s3dlio.loader import KeyFileSource, Loader, MapSource, PrefixSource, UriListSource, tune_worker_process
+from s3dlio.config import Config
+from s3dlio.errors import ConfigError
+from s3dlio.loader import (
+    Fetcher,
+    KeyFileSource,
+    Loader,
+    MapSource,
+    PrefixSource,
+    UriListSource,
+    tune_worker_process,
+)
 from s3dlio.loader.sources import KeySource
 
-from .reader import ToReader, identity
+from ._compat import ReaderConstructor, S3ClientConfig, client_config, reader_constructor
+from .reader import RangedS3Reader, ToReader, identity
 
 __all__ = ["S3IterableDataset", "S3MapDataset"]
 
 
-def _config(region: str | None, endpoint: str | None, config: Config | None) -> Config:
-    return (config or default_config()).replace(region=region or None, endpoint_url=endpoint or None)
+@dataclasses.dataclass(frozen=True)
+class _KeysOnly(Fetcher):
+    """The loader's fetch for range-based items: nothing; each item reads its own ranges."""
+
+    def __call__(self, uri: str) -> bytes:
+        return b""
 
 
 class _SharedEpoch:
@@ -74,7 +89,8 @@ class _FromSources:
     ) -> Self:  # fmt: skip
         """Every object under ``s3_uri`` (listed once; the key list is cached locally unless
         ``key_cache=False``; ``refresh=True`` lists again)."""
-        src = PrefixSource(s3_uri, pattern, True, key_cache, refresh, _config(region, endpoint, config))
+        settings = client_config(region, endpoint, kwargs.get("s3client_config"), config)
+        src = PrefixSource(s3_uri, pattern, True, key_cache, refresh, settings)
         return cls(src, region=region, endpoint=endpoint, config=config, **kwargs)
 
     @classmethod
@@ -85,13 +101,20 @@ class _FromSources:
     @classmethod
     def from_key_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> Self:
         """The objects a key file lists (one URI per line; local, or itself an object)."""
-        return cls(KeyFileSource(os.fspath(path), kwargs.get("config")), **kwargs)
+        settings = client_config(kwargs.get("region"), kwargs.get("endpoint"), kwargs.get("s3client_config"),
+                                 kwargs.get("config"))  # fmt: skip
+        return cls(KeyFileSource(os.fspath(path), settings), **kwargs)
 
 
 class S3IterableDataset(_FromSources, torch.utils.data.IterableDataset):  # type: ignore[type-arg]
     """An iterable dataset of objects: build it with :meth:`from_prefix` or :meth:`from_objects`.
 
-    Items are ``transform(S3Reader)`` (default: the reader). ``enable_sharding`` (default
+    Items are ``transform(S3Reader)`` (default: the reader): the object fetched whole and
+    prefetched (``reader_constructor=S3ReaderConstructor.sequential()``, the default), or a
+    :class:`~s3dlio_torch.reader.RangedS3Reader` that reads only the ranges asked for
+    (``S3ReaderConstructor.range_based()``). ``region``/``endpoint``/``s3client_config``
+    (:class:`~s3dlio_torch.S3ClientConfig`) override s3dlio's settings for this dataset only.
+    ``enable_sharding`` (default
     True, unlike s3torchconnector) splits the objects over ranks (``rank``/``world_size``,
     else torch.distributed / RANK / JAX, read when the dataset is built) and DataLoader
     workers, each object exactly once per epoch (padded to equal counts; ``uneven="drop"``
@@ -111,19 +134,23 @@ class S3IterableDataset(_FromSources, torch.utils.data.IterableDataset):  # type
         rank: int | None = None,
         world_size: int | None = None,
         config: Config | None = None,
-        s3client_config: Any = None,
-        reader_constructor: Any = None,
+        s3client_config: S3ClientConfig | None = None,
+        reader_constructor: ReaderConstructor | None = None,
         **options: Any,
     ) -> None:
-        del s3client_config, reader_constructor  # s3torchconnector's; objects are fetched whole here
         self._region, self._endpoint = region, endpoint
         self._enable_sharding = enable_sharding
         if not enable_sharding:
             rank, world_size = 0, 1
+        settings = client_config(region, endpoint, s3client_config, config)
+        constructor = reader_constructor_checked(reader_constructor, options.get("samples", "object"))
         self._loader = Loader(
-            source, config=_config(region, endpoint, config), transform=ToReader(transform),
+            source, config=settings, transform=ToReader(transform, constructor, settings),
             rank=rank, world_size=world_size, **options,
         )  # fmt: skip
+        if constructor.ranged:
+            reading = self._loader.reading
+            self._loader.reading = dataclasses.replace(reading, fetcher=_KeysOnly(settings))
         self._epoch = _SharedEpoch()
 
     @property
@@ -186,7 +213,8 @@ class S3MapDataset(_FromSources, torch.utils.data.Dataset):  # type: ignore[type
 
     Keys are listed when the dataset is built, without starting the fast engine here, so
     forked DataLoader workers keep it. Use a sampler (``DistributedSampler``,
-    ``RandomSampler``) to shard and shuffle.
+    ``RandomSampler``) to shard and shuffle. ``region``, ``endpoint``, ``s3client_config``
+    and ``reader_constructor`` as for :class:`S3IterableDataset`.
     """
 
     def __init__(
@@ -198,13 +226,16 @@ class S3MapDataset(_FromSources, torch.utils.data.Dataset):  # type: ignore[type
         transform: Callable[[Any], Any] = identity,
         config: Config | None = None,
         retries: int = 2,
-        s3client_config: Any = None,
-        reader_constructor: Any = None,
+        s3client_config: S3ClientConfig | None = None,
+        reader_constructor: ReaderConstructor | None = None,
     ) -> None:
-        del s3client_config, reader_constructor
         self._region, self._endpoint = region, endpoint
+        settings = client_config(region, endpoint, s3client_config, config)
+        self._constructor = reader_constructor_checked(reader_constructor, "object")
+        self._transform = transform
+        self._config = settings
         self._source = MapSource(
-            source, config=_config(region, endpoint, config), transform=ToReader(transform), retries=retries
+            source, config=settings, transform=ToReader(transform, self._constructor, settings), retries=retries
         )
 
     @property
@@ -225,4 +256,18 @@ class S3MapDataset(_FromSources, torch.utils.data.Dataset):  # type: ignore[type
     def __getitem__(self, index: int) -> Any:
         if torch.utils.data.get_worker_info() is not None:
             tune_worker_process(self._source.fetcher.config)
+        if self._constructor.ranged:  # nothing fetched here: the item reads its own ranges
+            reader = RangedS3Reader(self._source.uri(index), self._config, self._constructor.buffer_size)
+            return self._transform(reader)
         return self._source[index]
+
+
+def reader_constructor_checked(value: ReaderConstructor | None, samples: Any) -> ReaderConstructor:
+    """The reader constructor to use; range-based reads serve whole objects only."""
+    constructor = reader_constructor(value)
+    if constructor.ranged and samples != "object":
+        raise ConfigError(
+            f"reader_constructor=range_based() with samples={samples!r}: records need the whole object; "
+            "use S3ReaderConstructor.sequential()"
+        )
+    return constructor

@@ -26,11 +26,12 @@ from typing import Any
 
 from lightning.pytorch.plugins.io import CheckpointIO
 
-import s3dlio
 from s3dlio import fsspec as s3dlio_fsspec
-from s3dlio.config import default_config
+from s3dlio.config import Config
+from s3dlio.ops import resolve
 
-from .checkpoint import _check_settings, load, save
+from ._compat import S3ClientConfig, client_config
+from .checkpoint import load, save
 
 __all__ = ["S3LightningCheckpoint"]
 
@@ -38,14 +39,16 @@ __all__ = ["S3LightningCheckpoint"]
 class S3LightningCheckpoint(CheckpointIO):
     """A Lightning ``CheckpointIO`` that saves, loads and removes checkpoints through s3dlio.
 
-    ``region``/``endpoint`` must agree with s3dlio's settings (``s3dlio.configure`` or the
-    ``AWS_*`` variables), as for :class:`~s3dlio_torch.S3Checkpoint`; other keywords
-    (s3torchconnector's ``s3client_config``) are accepted and ignored.
+    ``region``/``endpoint``/``s3client_config`` apply to this plugin's checkpoints only, over
+    s3dlio's settings (which stay as they are), as for :class:`~s3dlio_torch.S3Checkpoint`.
     """
 
-    def __init__(self, region: str | None = None, endpoint: str | None = None, **_ignored: Any) -> None:
+    def __init__(
+        self, region: str | None = None, endpoint: str | None = None,
+        s3client_config: S3ClientConfig | None = None, *, config: Config | None = None,
+    ) -> None:  # fmt: skip
         super().__init__()
-        _check_settings(default_config(), region, endpoint, who=type(self).__name__)
+        self.config = client_config(region, endpoint, s3client_config, config)
         s3dlio_fsspec.register(["s3", "az"])
 
     def save_checkpoint(
@@ -56,19 +59,21 @@ class S3LightningCheckpoint(CheckpointIO):
                 f"S3LightningCheckpoint.save_checkpoint({os.fspath(path)!r}, storage_options=...): "
                 "storage options are not supported; configure s3dlio (s3dlio.configure) instead"
             )
-        save(checkpoint, os.fspath(path))
+        save(checkpoint, os.fspath(path), config=self.config)
 
     def load_checkpoint(
         self, path: str | os.PathLike[str], map_location: Any | None = None, weights_only: bool | None = None
     ) -> dict[str, Any]:
         """The checkpoint at ``path``; ``FileNotFoundError`` (s3dlio's NotFoundError) when absent."""
-        return load(os.fspath(path), map_location=map_location, weights_only=weights_only)  # type: ignore[no-any-return]
+        return load(  # type: ignore[no-any-return]
+            os.fspath(path), map_location=map_location, weights_only=weights_only, config=self.config
+        )
 
     def remove_checkpoint(self, path: str | os.PathLike[str]) -> None:
         """Delete the checkpoint object at ``path``; nothing happens when it is already gone."""
         uri = os.fspath(path)
-        if s3dlio.exists(uri):
-            s3dlio.delete(uri)
+        parsed, store = resolve(uri, self.config)
+        store.delete(parsed.key)  # a missing object is not an error
 
     def teardown(self) -> None:
         """Nothing to release: stores are shared by the process."""

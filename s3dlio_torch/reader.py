@@ -1,19 +1,29 @@
-"""Dataset items shaped like s3torchconnector's ``S3Reader``: a seekable file over a fetched object.
+"""Dataset items shaped like s3torchconnector's ``S3Reader``: seekable files over objects.
 
-The object is fetched whole before the item exists, so ``read``/``seek``/``tell`` are
-in-memory and ``getbuffer()`` is the fetched buffer itself (zero-copy):
-``torch.frombuffer(item.getbuffer(), dtype=torch.uint8)``.
+With the default (sequential) reader constructor the object is fetched whole before the
+item exists, so ``read``/``seek``/``tell`` are in-memory and ``getbuffer()`` is the fetched
+buffer itself (zero-copy): ``torch.frombuffer(item.getbuffer(), dtype=torch.uint8)``.
+With ``S3ReaderConstructor.range_based()`` the item is a :class:`RangedS3Reader`: nothing is
+fetched until it is read, then only the ranges reads touch.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from s3dlio.config import Config
+from s3dlio.large import ObjectReader, open_reader
 from s3dlio.loader import BufferReader, Sample
 from s3dlio.uri import parse
 
-__all__ = ["S3Reader", "ToReader", "identity"]
+from ._compat import ReaderConstructor
+
+if TYPE_CHECKING:
+    from collections.abc import Buffer
+
+__all__ = ["RangedS3Reader", "S3Reader", "ToReader", "identity"]
 
 
 class S3Reader(BufferReader):
@@ -38,6 +48,81 @@ class S3Reader(BufferReader):
         return cls(sample.uri, sample.data, sample.record)
 
 
+class RangedS3Reader(io.BufferedIOBase):
+    """One object read by ranged GETs, as s3torchconnector's range-based reader does.
+
+    Opened on first use (one HEAD gives the size); each read fetches the bytes it needs in
+    blocks of ``buffer_size`` (at least 4 KiB), keeping the last blocks, with no read-ahead.
+    Pickles as its settings and position, so it can cross into another process.
+    """
+
+    def __init__(self, uri: str, config: Config | None = None, buffer_size: int = 8 << 20) -> None:
+        super().__init__()
+        parsed = parse(uri)
+        self.uri = self.name = uri
+        self.bucket, self.key = parsed.bucket, parsed.key
+        self.record = None
+        self._config, self._buffer_size = config, buffer_size
+        self._reader: ObjectReader | None = None
+        self._pos = 0
+
+    def _open(self) -> ObjectReader:
+        if self.closed:
+            raise ValueError(f"I/O operation on closed reader {self.uri}")
+        if self._reader is None:
+            block = max(4096, self._buffer_size)
+            self._reader = open_reader(self.uri, read_ahead=0, block_size=block, config=self._config)
+            self._reader.seek(self._pos)
+        return self._reader
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    @property
+    def size(self) -> int:
+        """The object's size in bytes (a HEAD on first use)."""
+        return self._open().size
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._open().read(size)
+
+    read1 = read
+
+    def readinto(self, buffer: Buffer) -> int:
+        return self._open().readinto(buffer)
+
+    readinto1 = readinto
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if self._reader is None and whence == io.SEEK_SET:  # no request needed yet
+            if offset < 0:
+                raise ValueError(f"seek {self.uri}: negative position {offset}")
+            self._pos = offset
+            return offset
+        return self._open().seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._pos if self._reader is None else self._reader.tell()
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+        super().close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"uri": self.uri, "config": self._config, "buffer_size": self._buffer_size, "pos": self.tell()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["uri"], state["config"], state["buffer_size"])  # type: ignore[misc]
+        self._pos = state["pos"]
+
+    def __repr__(self) -> str:
+        return f"<RangedS3Reader {self.uri} pos={self.tell()}>"
+
+
 def identity(item: Any) -> Any:
     """The default transform: yield the reader item itself."""
     return item
@@ -50,13 +135,22 @@ class ToReader:
     loader's :class:`~s3dlio.loader.Sample`. A class, not a closure, so it pickles.
     """
 
-    def __init__(self, transform: Callable[[Any], Any] = identity) -> None:
+    def __init__(
+        self,
+        transform: Callable[[Any], Any] = identity,
+        constructor: ReaderConstructor | None = None,
+        config: Config | None = None,
+    ) -> None:
         if not callable(transform):
             raise TypeError(f"transform={transform!r} is not callable")
         self.transform = transform
+        self.constructor = constructor or ReaderConstructor()
+        self.config = config
         self.__qualname__ = getattr(transform, "__qualname__", type(transform).__name__)
 
     def __call__(self, sample: Sample) -> Any:
+        if self.constructor.ranged:  # the loader fetched nothing: the item reads by range
+            return self.transform(RangedS3Reader(sample.uri, self.config, self.constructor.buffer_size))
         if isinstance(sample.data, memoryview):
             return self.transform(S3Reader.from_sample(sample))
         return self.transform(sample)

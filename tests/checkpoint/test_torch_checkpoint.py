@@ -83,8 +83,8 @@ def test_s3checkpoint_writer_reader(root: str) -> None:
         assert f.seekable() and f.readinto(bytearray(4)) == 4
         f.seek(0)
         assert_same(state, torch.load(f))
-    with pytest.raises(ValueError, match="s3dlio.configure"):
-        S3Checkpoint(region="eu-west-3")
+    other = S3Checkpoint(region="eu-west-3")  # this object's requests only; global settings stay
+    assert other.config.region == "eu-west-3" and s3dlio.config.default_config().region == "us-east-1"
 
 
 def test_manager_round_trip_and_retention(root: str) -> None:
