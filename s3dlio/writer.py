@@ -13,14 +13,17 @@ store does the requests. Bytes reach a part one of three ways:
 Full parts go up on worker threads while the caller keeps writing; at most
 ``max_in_flight`` parts are in flight (a write blocks beyond that), so memory stays at
 ``(max_in_flight + 1) * part_size`` whatever the object's size. An object of at most one
-part goes up with a single PUT on ``close``. An exception inside ``with``, ``abort()``, or a
-writer dropped unclosed, aborts the upload: nothing is left behind.
+part goes up with a single PUT on ``close``. An exception inside ``with``, ``abort()``, a
+writer dropped unclosed (garbage-collected), or one still open when the interpreter exits
+aborts the upload: nothing is left behind, and half an object is never completed.
 """
 
 from __future__ import annotations
 
+import atexit
 import io
 import warnings
+import weakref
 from concurrent.futures import Future
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -54,6 +57,7 @@ class ObjectWriter(io.BufferedIOBase):
         self._fill = 0
         self._reserved = 0
         self._done = False
+        _open_writers.add(self)  # aborted at interpreter exit if still open
 
     # -- io.BufferedIOBase -----------------------------------------------------------------
     def writable(self) -> bool:
@@ -166,9 +170,13 @@ class ObjectWriter(io.BufferedIOBase):
             self._abort_quietly()
 
     def __del__(self) -> None:
+        # Overrides IOBase.__del__, which would close() and so complete a half-written object.
+        self._abandon("dropped")
+
+    def _abandon(self, how: str) -> None:
         if not getattr(self, "_done", True):
-            warnings.warn(f"{self.name}: writer dropped without close(); the upload was aborted",
-                          ResourceWarning, stacklevel=2)  # fmt: skip
+            warnings.warn(f"{self.name}: writer {how} without close(); the upload was aborted",
+                          ResourceWarning, stacklevel=3)  # fmt: skip
             self._abort_quietly()
 
     def __repr__(self) -> str:
@@ -209,3 +217,15 @@ class ObjectWriter(io.BufferedIOBase):
     def _release(self) -> None:
         self._buf = None
         self._parts.release()
+        _open_writers.discard(self)
+
+
+#: Writers not yet closed or aborted (weakly held: a dropped one is aborted by ``__del__``).
+_open_writers: weakref.WeakSet[ObjectWriter] = weakref.WeakSet()
+
+
+@atexit.register
+def _abort_open_writers() -> None:
+    """At interpreter exit, abort every writer still open: its object is never completed."""
+    for writer in list(_open_writers):
+        writer._abandon("still open at exit")
