@@ -13,18 +13,24 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("s3dlio_torch needs PyTorch: pip install 's3dlio[torch]'") from exc
 
+from ._compat import S3ClientConfig, S3ReaderConstructor, client_config
 from .checkpoint import CheckpointManager, S3Checkpoint, load, save
 from .datasets import S3IterableDataset, S3MapDataset
-from .reader import S3Reader, identity
+from .reader import RangedS3Reader, S3Reader, identity
 
 __all__ = [
     "CheckpointManager",
+    "RangedS3Reader",
     "S3Checkpoint",
+    "S3ClientConfig",
     "S3IterableDataset",
     "S3MapDataset",
     "S3Reader",
+    "S3ReaderConstructor",
+    "client_config",
     "dcp",
     "identity",
+    "lightning",
     "load",
     "save",
 ]
@@ -32,8 +38,8 @@ __all__ = [
 
 def __getattr__(name: str) -> object:
     # torch.distributed.checkpoint costs about a second of imports: load it on first use only,
-    # so DataLoader workers started by forkserver or spawn stay quick to start.
-    if name == "dcp":
+    # so DataLoader workers started by forkserver or spawn stay quick to start (Lightning too).
+    if name in ("dcp", "lightning"):
         import importlib
 
         return importlib.import_module(f"{__name__}.dcp")

@@ -1,9 +1,13 @@
 """torch.distributed.checkpoint on object storage: ``StorageWriter`` and ``StorageReader``.
 
 >>> import torch.distributed.checkpoint as dcp                         # doctest: +SKIP
->>> from s3dlio_torch import dcp as s3dcp
->>> dcp.save(state, storage_writer=s3dcp.StorageWriter("s3://bucket/ckpt/step-100"))
->>> dcp.load(state, storage_reader=s3dcp.StorageReader("s3://bucket/ckpt/step-100"))
+>>> from s3dlio_torch.dcp import S3StorageReader, S3StorageWriter
+>>> dcp.save(state, storage_writer=S3StorageWriter("us-east-1", "s3://bucket/ckpt/step-100"))
+>>> dcp.load(state, storage_reader=S3StorageReader("us-east-1", "s3://bucket/ckpt/step-100"))
+
+``S3StorageWriter(region, path, s3client_config=None, ...)`` and ``S3StorageReader(region,
+path, ...)`` take s3torchconnector's arguments; ``StorageWriter(path)``/``StorageReader(path)``
+are the same classes with the path first and the process-wide settings.
 
 Torch's ``FileSystemWriter``/``FileSystemReader`` do the planning and the file format; only
 their I/O is swapped for :class:`S3dlioFileSystem`. A directory is a key prefix (``mkdir``
@@ -28,30 +32,46 @@ from torch.distributed.checkpoint.planner import LoadItemType, LoadPlan, LoadPla
 from torch.futures import Future
 
 from s3dlio import _parallel
-from s3dlio.checkpoint._objects import open_read, open_write
-from s3dlio.config import default_config
-from s3dlio.errors import InvalidUriError, NotFoundError, TransferError
+from s3dlio.config import Config
+from s3dlio.errors import ConfigError, InvalidUriError, NotFoundError, TransferError
+from s3dlio.large import open_reader, open_writer
 from s3dlio.loader.reader import BufferReader
 from s3dlio.ops import resolve
 from s3dlio.uri import parse
 
-__all__ = ["S3dlioFileSystem", "StorageReader", "StorageWriter", "merge_reads"]
+from ._compat import ReaderConstructor, S3ClientConfig, client_config
+from ._compat import reader_constructor as checked_reader_constructor
+
+__all__ = [
+    "S3StorageReader",
+    "S3StorageWriter",
+    "S3dlioFileSystem",
+    "StorageReader",
+    "StorageWriter",
+    "merge_reads",
+]
 
 _SCHEMES = ("s3://", "az://", "file://", "direct://", "mem://")
 MiB = 1 << 20
 
 
 class S3dlioFileSystem(FileSystemBase):
-    """DCP's file operations on any s3dlio URI (``s3://``, ``az://``, ``file://`` ...)."""
+    """DCP's file operations on any s3dlio URI (``s3://``, ``az://``, ``file://`` ...).
+
+    ``config``: the settings its requests use (default: the process-wide ones, when used).
+    """
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config
 
     @contextmanager
     def create_stream(self, path: str | os.PathLike[str], mode: str) -> Generator[io.IOBase, None, None]:
         uri = str(path)
         if mode == "wb":
-            with open_write(uri) as stream:  # tell() gives DCP each item's offset
+            with open_writer(uri, config=self.config) as stream:  # tell() gives DCP each item's offset
                 yield stream
         elif mode == "rb":
-            with open_read(uri) as stream:
+            with open_reader(uri, config=self.config) as stream:
                 yield stream
         else:
             raise ValueError(f"create_stream {uri}: mode {mode!r}; only 'rb' and 'wb' are supported")
@@ -68,8 +88,8 @@ class S3dlioFileSystem(FileSystemBase):
         return uri.rstrip("/")
 
     def rename(self, path: str | os.PathLike[str], new_path: str | os.PathLike[str]) -> None:
-        src, src_store = resolve(str(path))
-        dst, dst_store = resolve(str(new_path))
+        src, src_store = resolve(str(path), self.config)
+        dst, dst_store = resolve(str(new_path), self.config)
         dst_store.put(dst.key, src_store.get(src.key))
         src_store.delete(src.key)
 
@@ -87,7 +107,7 @@ class S3dlioFileSystem(FileSystemBase):
         return True
 
     def exists(self, path: str | os.PathLike[str]) -> bool:
-        parsed, store = resolve(str(path))
+        parsed, store = resolve(str(path), self.config)
         try:
             store.head(parsed.key)
         except NotFoundError:
@@ -95,26 +115,45 @@ class S3dlioFileSystem(FileSystemBase):
         return True
 
     def rm_file(self, path: str | os.PathLike[str]) -> None:
-        parsed, store = resolve(str(path))
+        parsed, store = resolve(str(path), self.config)
         store.delete(parsed.key)
 
 
-class StorageWriter(FileSystemWriter):
-    """DCP writer to ``path`` (``s3://bucket/ckpt/step-100``); keywords as ``FileSystemWriter``.
+class S3StorageWriter(FileSystemWriter):
+    """DCP writer to ``path`` (``s3://bucket/ckpt/step-100``); s3torchconnector's arguments.
 
-    ``thread_count`` files per rank are written at once (``single_file_per_rank``); each is
-    streamed as a multipart upload. Works with ``dcp.save`` and ``dcp.async_save``.
+    ``region``/``s3client_config`` (and ``endpoint``, ``config``) apply to this writer's
+    requests only. Other keywords as ``FileSystemWriter``: ``thread_count`` files per rank are
+    written at once (``single_file_per_rank``); each is streamed as a multipart upload. Works
+    with ``dcp.save`` and ``dcp.async_save``. ``prefix_strategy`` other than None is refused.
     """
 
-    def __init__(self, path: str, *, thread_count: int = 1, **kwargs: Any) -> None:
+    def __init__(
+        self, region: str | None, path: str, s3client_config: S3ClientConfig | None = None,
+        prefix_strategy: Any = None, *, endpoint: str | None = None, config: Config | None = None,
+        thread_count: int = 1, **kwargs: Any,
+    ) -> None:  # fmt: skip
+        if prefix_strategy is not None:
+            raise ConfigError(
+                f"{type(self).__name__}(prefix_strategy={prefix_strategy!r}): prefix strategies are not "
+                "supported; every file of the checkpoint goes under path"
+            )
         kwargs["sync_files"] = False  # no fsync on object storage
         super().__init__(path, thread_count=thread_count, **kwargs)
-        self.fs = S3dlioFileSystem()  # type: ignore[assignment]
+        self.config = client_config(region, endpoint, s3client_config, config)
+        self.fs = S3dlioFileSystem(self.config)  # type: ignore[assignment]
         self.path = self.fs.init_path(path)
 
     @classmethod
     def validate_checkpoint_id(cls, checkpoint_id: str | os.PathLike[str]) -> bool:
         return S3dlioFileSystem.validate_checkpoint_id(checkpoint_id)
+
+
+class StorageWriter(S3StorageWriter):
+    """:class:`S3StorageWriter` with the path first: ``StorageWriter("s3://bucket/ckpt/step-100")``."""
+
+    def __init__(self, path: str, *, region: str | None = None, **kwargs: Any) -> None:
+        super().__init__(region, path, **kwargs)
 
 
 @dataclass
@@ -150,24 +189,29 @@ def merge_reads(
     return spans
 
 
-class StorageReader(FileSystemReader):
-    """DCP reader from ``path``: merged ranged GETs, issued concurrently.
+class S3StorageReader(FileSystemReader):
+    """DCP reader from ``path``: merged ranged GETs, issued concurrently; s3torchconnector's arguments.
 
-    ``max_gap``: bytes of unneeded data worth reading to save a request; ``max_span``: the
-    largest merged GET; ``max_in_flight``: concurrent GETs (default: the configured value,
-    capped so at most ``max_bytes_in_flight`` are buffered).
+    ``region``/``s3client_config`` (and ``endpoint``, ``config``) apply to this reader's
+    requests only. ``reader_constructor`` is accepted for s3torchconnector's sake: loads
+    always read the ranges the plan needs. ``max_gap``: bytes of unneeded data worth reading
+    to save a request; ``max_span``: the largest merged GET; ``max_in_flight``: concurrent
+    GETs (default: the configured value, capped so at most ``max_bytes_in_flight`` are buffered).
     """
 
     def __init__(
-        self, path: str, *, max_in_flight: int | None = None, max_gap: int = MiB, max_span: int = 64 * MiB,
-        **kwargs: Any,
+        self, region: str | None, path: str, s3client_config: S3ClientConfig | None = None,
+        reader_constructor: ReaderConstructor | None = None, *, endpoint: str | None = None,
+        config: Config | None = None, max_in_flight: int | None = None, max_gap: int = MiB,
+        max_span: int = 64 * MiB, **kwargs: Any,
     ) -> None:  # fmt: skip
+        checked_reader_constructor(reader_constructor)
         super().__init__(path, **kwargs)
-        self.fs = S3dlioFileSystem()  # type: ignore[assignment]
+        config = self.config = client_config(region, endpoint, s3client_config, config)
+        self.fs = S3dlioFileSystem(config)  # type: ignore[assignment]
         self.path = self.fs.init_path(path)
         self.max_gap = max_gap
         self.max_span = max_span
-        config = default_config()
         in_flight = max_in_flight or config.max_in_flight
         self.max_in_flight = max(1, min(in_flight, config.max_bytes_in_flight // max(max_span, 1)))
 
@@ -193,7 +237,7 @@ class StorageReader(FileSystemReader):
         return future
 
     def _fetch(self, span: Span) -> Any:
-        parsed, store = resolve(f"{str(self.path).rstrip('/')}/{span.path}")
+        parsed, store = resolve(f"{str(self.path).rstrip('/')}/{span.path}", self.config)
         data = store.get_range(parsed.key, span.start, span.end)
         if memoryview(data).nbytes != span.end - span.start:
             raise TransferError(
@@ -222,3 +266,10 @@ class StorageReader(FileSystemReader):
             )
         target.copy_(tensor)
         planner.commit_tensor(item, target)
+
+
+class StorageReader(S3StorageReader):
+    """:class:`S3StorageReader` with the path first: ``StorageReader("s3://bucket/ckpt/step-100")``."""
+
+    def __init__(self, path: str, *, region: str | None = None, **kwargs: Any) -> None:
+        super().__init__(region, path, **kwargs)

@@ -293,6 +293,7 @@ def test_public_api_is_pinned() -> None:
     import s3dlio_torch
 
     assert sorted(s3dlio_torch.__all__) == [
-        "CheckpointManager", "S3Checkpoint", "S3IterableDataset", "S3MapDataset", "S3Reader",
-        "dcp", "identity", "load", "save",
+        "CheckpointManager", "RangedS3Reader", "S3Checkpoint", "S3ClientConfig", "S3IterableDataset",
+        "S3MapDataset", "S3Reader", "S3ReaderConstructor", "client_config", "dcp", "identity", "lightning",
+        "load", "save",
     ]  # fmt: skip
