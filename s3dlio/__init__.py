@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._redact import RedactingFilter, install_log_redaction, redact
+from .cleanup import Leftover, cleanup, cleanup_async
 from .config import Config, configure
 from .errors import (
     AlreadyExistsError,
@@ -40,6 +42,12 @@ __all__ = [
     "NotFoundError",
     "ObjectMeta",
     "ObjectUri",
+    "Leftover",
+    "RedactingFilter",
+    "cleanup",
+    "cleanup_async",
+    "install_log_redaction",
+    "redact",
     "PermissionDeniedError",
     "S3dlioError",
     "TransferError",
