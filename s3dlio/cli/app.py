@@ -22,6 +22,7 @@ from .._redact import RedactingFilter, redact
 from ..errors import ConfigError, S3dlioError
 from . import bench, buckets, objects, oplog
 from ._output import State, error_lines
+from .cleanup import cleanup_command
 
 __all__ = ["cli", "main"]
 
@@ -252,7 +253,7 @@ def cli(
         ctx.call_on_close(_finalize_op_log)
 
 
-for _command in (*objects.COMMANDS, *buckets.COMMANDS, *oplog.COMMANDS, bench.bench_command):
+for _command in (*objects.COMMANDS, *buckets.COMMANDS, *oplog.COMMANDS, bench.bench_command, cleanup_command):
     cli.add_command(_command)
 
 
