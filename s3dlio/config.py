@@ -23,6 +23,9 @@ MiB = 1024 * 1024
 # Environment variable -> Config field. Earlier names win when several are set.
 _ENV: dict[str, tuple[str, ...]] = {
     "endpoint_url": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_S3_ENDPOINT"),
+    "endpoints": ("S3DLIO_ENDPOINTS",),
+    "endpoint_strategy": ("S3DLIO_ENDPOINT_STRATEGY",),
+    "endpoint_cooldown": ("S3DLIO_ENDPOINT_COOLDOWN",),
     "region": ("AWS_REGION", "AWS_DEFAULT_REGION"),
     "access_key_id": ("AWS_ACCESS_KEY_ID",),
     "secret_access_key": ("AWS_SECRET_ACCESS_KEY",),
@@ -40,6 +43,8 @@ _ENV: dict[str, tuple[str, ...]] = {
     "part_size": ("S3DLIO_PART_SIZE",),
     "connect_timeout": ("S3DLIO_CONNECT_TIMEOUT",),
     "request_timeout": ("S3DLIO_REQUEST_TIMEOUT",),
+    "read_timeout": ("S3DLIO_READ_TIMEOUT",),
+    "total_timeout": ("S3DLIO_TOTAL_TIMEOUT",),
     "max_attempts": ("S3DLIO_MAX_ATTEMPTS", "AWS_MAX_ATTEMPTS"),
     "range_threshold": ("S3DLIO_RANGE_THRESHOLD",),
     "range_in_flight": ("S3DLIO_RANGE_IN_FLIGHT",),
@@ -60,6 +65,13 @@ class Config:
     """Everything a store needs besides the URI. Build with :meth:`resolve`, not directly."""
 
     endpoint_url: str | None = None
+    #: Several S3 endpoints serving the same buckets (gateways of one cluster): requests are
+    #: spread over them (``S3DLIO_ENDPOINTS=http://a:9000,http://b:9000``).
+    endpoints: tuple[str, ...] = ()
+    #: How requests are spread over ``endpoints``: ``round_robin`` or ``least_connections``.
+    endpoint_strategy: str = "round_robin"
+    #: Seconds an endpoint whose request failed stays out of rotation.
+    endpoint_cooldown: float = 10.0
     region: str | None = None
     access_key_id: str | None = None
     secret_access_key: str | None = field(default=None, repr=False)
@@ -77,8 +89,17 @@ class Config:
     #: Bytes in flight per batch operation (backpressure: memory stays flat).
     max_bytes_in_flight: int = 512 * MiB
     part_size: int = 8 * MiB
+    #: Seconds to open a connection (TCP + TLS).
     connect_timeout: float = 10.0
+    #: Seconds one request may take, body included (the fast engine; the portable engines have
+    #: no whole-request limit and use it as a cap on ``read_timeout``).
     request_timeout: float = 120.0
+    #: Seconds without a byte from the server (an idle, stalled response) before an attempt fails.
+    read_timeout: float = 20.0
+    #: Seconds one operation may spend across its attempts: no attempt starts after it, so a
+    #: dead server ends an operation within about ``total_timeout + read_timeout``.
+    total_timeout: float = 40.0
+    #: Attempts per request (the first one included), within ``total_timeout``.
     max_attempts: int = 4
     #: Objects at least this large are fetched as parallel ranges into one buffer.
     range_threshold: int = 32 * MiB
@@ -101,17 +122,29 @@ class Config:
                      "range_in_flight"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: must be at least 1")
-        for name in ("connect_timeout", "request_timeout"):
+        for name in ("connect_timeout", "request_timeout", "read_timeout", "total_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: must be a positive number of seconds")
         if self.ca_bundle is not None and not os.path.isfile(self.ca_bundle):
             raise ConfigError(
                 f"CA bundle {self.ca_bundle!r} (AWS_CA_BUNDLE_PATH) does not exist; point it at a PEM file"
             )
-        if self.endpoint_url is not None and not self.endpoint_url.startswith(("http://", "https://")):
+        if isinstance(self.endpoints, (list, str)):
+            parts = self.endpoints.split(",") if isinstance(self.endpoints, str) else self.endpoints
+            object.__setattr__(self, "endpoints", tuple(p.strip() for p in parts if p.strip()))
+        if self.endpoints and self.endpoint_url is None:
+            object.__setattr__(self, "endpoint_url", self.endpoints[0])
+        for endpoint in (self.endpoint_url, *self.endpoints):
+            if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+                raise ConfigError(
+                    f"endpoint {endpoint!r}: must start with http:// or https://, e.g. http://127.0.0.1:9000"
+                )
+        if self.endpoint_strategy not in ("round_robin", "least_connections"):
             raise ConfigError(
-                f"endpoint {self.endpoint_url!r}: must start with http:// or https://, e.g. http://127.0.0.1:9000"
+                f"S3DLIO_ENDPOINT_STRATEGY={self.endpoint_strategy!r}: use round_robin or least_connections"
             )
+        if self.endpoint_cooldown <= 0:
+            raise ConfigError(f"endpoint_cooldown={self.endpoint_cooldown!r}: must be a positive number of seconds")
 
     def __repr__(self) -> str:
         # Secrets are left out; endpoints are shown without userinfo (user:password@).
@@ -124,6 +157,8 @@ class Config:
             value = getattr(self, f.name)
             if f.name in ("endpoint_url", "azure_endpoint") and isinstance(value, str):
                 value = redact_url(value)
+            elif f.name == "endpoints":
+                value = tuple(redact_url(e) for e in value)
             shown.append(f"{f.name}={value!r}")
         return f"Config({', '.join(shown)})"
 
@@ -142,6 +177,11 @@ class Config:
         if unknown:
             raise ConfigError(f"unknown setting(s) {sorted(unknown)}; known: {[f.name for f in fields(cls)]}")
         return cls(**values)
+
+    @property
+    def idle_timeout(self) -> float:
+        """Seconds without a byte before an attempt fails: ``read_timeout``, capped by ``request_timeout``."""
+        return min(self.read_timeout, self.request_timeout)
 
     def replace(self, **changes: Any) -> Config:
         """A copy with some settings changed."""

@@ -65,3 +65,7 @@ class ConfigError(S3dlioError, ValueError):
 
 class TransferError(S3dlioError, OSError):
     """The request failed after retries: server error, timeout, unreachable endpoint, short body."""
+
+    #: True once a retry loop gave up on this error (attempts or time spent): an outer loop
+    #: must not retry it again, or attempts and time would multiply.
+    retried: bool = False

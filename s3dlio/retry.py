@@ -1,10 +1,20 @@
-"""Retries above the engines: per part, per range, per resumed read.
+"""Retries above the engines, budgeted by count and by time, with jittered backoff.
 
-The engines already retry single HTTP requests (obstore's ``retry_config``, botocore's
-retries, the Azure SDK's policy). This layer retries the units s3dlio owns, so one bad part
-or range is sent again alone and a broken read resumes from where it stopped instead of
-starting over. Only :class:`~s3dlio.errors.TransferError` is retried: a missing object or a
-refused credential will not change by asking again.
+The engines retry single HTTP requests themselves (obstore's ``retry_config``, botocore's
+retries, the Azure SDK's policy). This layer retries what they cannot: a body cut short or
+stalled half-way, a reset in the middle of a reply, a burst of SlowDowns longer than their
+attempts; and it retries the units s3dlio owns (a part, a range, a resumed read). Only
+:class:`~s3dlio.errors.TransferError` is retried: a missing object or a refused credential
+will not change by asking again.
+
+Every loop stops at whichever comes first: ``max_attempts`` attempts, or ``total_timeout``
+seconds since the operation began (no attempt starts after that; one already running is
+bounded by the engine's ``read_timeout`` / ``request_timeout``). An error a loop gave up on
+is marked :attr:`~s3dlio.errors.TransferError.retried`, so an enclosing loop raises it at
+once instead of multiplying attempts and time.
+
+Nothing here runs while requests succeed: stores call :func:`again` from their ``except``
+clause, so the fault-free path costs one ``time.monotonic()`` per operation.
 """
 
 from __future__ import annotations
@@ -13,11 +23,11 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .errors import TransferError
 
-__all__ = ["backoff", "retryable", "retrying"]
+__all__ = ["again", "backoff", "retryable", "retrying"]
 
 T = TypeVar("T")
 
@@ -43,29 +53,66 @@ def backoff(
 
 
 def retryable(exc: BaseException) -> bool:
-    """True for errors another attempt may fix: 5xx, throttling, resets, short bodies, timeouts."""
-    return isinstance(exc, TransferError)
+    """True for errors another attempt may fix (5xx, throttling, resets, short bodies, timeouts)
+    that no inner retry loop has already given up on."""
+    return isinstance(exc, TransferError) and not exc.retried
+
+
+def again(
+    call: Callable[..., T],
+    args: tuple[Any, ...],
+    first: BaseException,
+    *,
+    attempts: int,
+    until: float,
+    what: str = "",
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """``call(*args)`` once more, and again, after it failed with ``first``.
+
+    Stops at ``attempts`` attempts in all (the failed one included) or when the next attempt
+    would start after ``until`` (a ``time.monotonic()`` value), raising the last error with
+    how many attempts were made; errors that are not :func:`retryable` are raised at once.
+    """
+    exc = first
+    attempt = 1
+    while True:
+        if not retryable(exc):
+            raise exc
+        delay = backoff(attempt)
+        if attempt >= attempts or time.monotonic() + delay >= until:
+            raise _gave_up(exc, attempt)
+        log.debug("%s: attempt %d of %d failed (%s); again in %.2fs", what, attempt, attempts, exc, delay)
+        sleep(delay)
+        attempt += 1
+        try:
+            return call(*args)
+        except Exception as error:  # noqa: BLE001 - judged by retryable() above
+            exc = error
+
+
+def _gave_up(exc: BaseException, attempt: int) -> BaseException:
+    if isinstance(exc, TransferError) and not exc.retried:
+        exc.retried = True
+        if attempt > 1 and exc.args and isinstance(exc.args[0], str):
+            exc.args = (f"{exc.args[0]} (gave up after {attempt} attempts)", *exc.args[1:])
+    return exc
 
 
 def retrying(
     fn: Callable[[], T],
     *,
     attempts: int,
+    budget: float | None = None,
     what: str = "",
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
-    """``fn()``, called up to ``attempts`` times while it raises a retryable error.
-
-    The last error is raised as it is (it already names the operation and the URI).
+    """``fn()``, called up to ``attempts`` times (within ``budget`` seconds) while it raises a
+    retryable error. The last error is raised as it is (it already names the operation and URI).
     """
-    attempt = 1
-    while True:
-        try:
-            return fn()
-        except Exception as exc:
-            if attempt >= attempts or not retryable(exc):
-                raise
-            delay = backoff(attempt)
-            log.debug("%s: attempt %d of %d failed (%s); again in %.2fs", what, attempt, attempts, exc, delay)
-            sleep(delay)
-            attempt += 1
+    start = time.monotonic()
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - judged by again()
+        until = start + budget if budget is not None else float("inf")
+        return again(fn, (), exc, attempts=attempts, until=until, what=what, sleep=sleep)

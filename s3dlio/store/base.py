@@ -201,6 +201,19 @@ class Store(abc.ABC):
         """Names of the buckets/containers the credentials can see."""
         raise NotImplementedError(f"{self.scheme}:// has no buckets to list")
 
+    def _again(self, call: Any, args: tuple[Any, ...], first: BaseException, began: float, op: str,
+               key: str) -> Any:  # fmt: skip
+        """Retry ``call(*args)`` after it failed with ``first`` (see :func:`s3dlio.retry.again`):
+        within ``max_attempts`` and ``total_timeout`` seconds from ``began`` (``time.monotonic()``).
+
+        Stores call it from an ``except`` clause only, so requests that succeed pay nothing.
+        """
+        from ..retry import again
+
+        config = self.config
+        return again(call, args, first, attempts=config.max_attempts, until=began + config.total_timeout,
+                     what=f"{op} {self.scheme}://{self.bucket}/{key}")  # fmt: skip
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. The store must not be used afterwards."""
 

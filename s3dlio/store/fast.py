@@ -84,17 +84,21 @@ def open_fast_store(uri: ObjectUri, config: Config) -> Store:
 
 # -- errors ----------------------------------------------------------------------------------
 @contextmanager
-def map_errors(op: str, target: str, *, endpoint: str | None = None, hint: str = "") -> Iterator[None]:
+def map_errors(
+    op: str, target: str, *, endpoint: str | None = None, hint: str = "", config: Config | None = None
+) -> Iterator[None]:
     """Turn obstore and OS errors raised inside the block into s3dlio's, once, at the edge.
 
-    ``target`` is the URI the operation was about; ``hint`` is appended to credential errors.
+    ``target`` is the URI the operation was about; ``hint`` is appended to credential errors;
+    ``config`` gives the timeouts a timed-out request names. The message is one line; the
+    obstore error (with its debug dump) stays chained as ``__cause__``.
     """
     try:
         yield
     except S3dlioError:
         raise
     except Exception as exc:
-        raise _translate(op, target, exc, endpoint, hint) from exc
+        raise _translate(op, target, exc, endpoint, hint, config) from exc
 
 
 _STATUS = re.compile(r"status(?: code)?: (\d{3})")
@@ -104,7 +108,9 @@ _SECRET_QUERY = re.compile(r"((?:sig|X-Amz-Signature|X-Amz-Credential|X-Amz-Secu
 _BUCKET_MISSING = ("NoSuchBucket", "ContainerNotFound", "container does not exist", "bucket does not exist")
 
 
-def _translate(op: str, target: str, exc: Exception, endpoint: str | None, hint: str) -> S3dlioError:
+def _translate(
+    op: str, target: str, exc: Exception, endpoint: str | None, hint: str, config: Config | None = None
+) -> S3dlioError:
     text = str(exc)
     status = int(m.group(1)) if (m := _STATUS.search(text)) else None
     code = m.group(1) if (m := _CODE.search(text)) else None
@@ -140,15 +146,19 @@ def _translate(op: str, target: str, exc: Exception, endpoint: str | None, hint:
         )
     if isinstance(exc, FileExistsError | obx.AlreadyExistsError) or os_errno == 17:
         return AlreadyExistsError(f"{op} {target}: already exists")
+    if isinstance(exc, obx.PreconditionError) or status == 412:
+        return TransferError(f"{op} {target}: the object changed while it was being read; read it again")
     if "InvalidCertificate" in text or "certificate verify failed" in text:
         return TransferError(
             f"{op} {target}: TLS certificate verification failed for{where}; if it uses a private CA, "
             "set AWS_CA_BUNDLE_PATH to that CA's PEM bundle"
         )
+    if status is None and ("ConnectionReset" in text or "Connection reset" in text or "BrokenPipe" in text):
+        return TransferError(f"{op} {target}: connection reset by the server{where}")
     if isinstance(exc, TimeoutError) or "timed out" in text or "kind: Timeout" in text or "TimedOut" in text:
-        return TransferError(
-            f"{op} {target}: timed out talking to{where} (S3DLIO_CONNECT_TIMEOUT, S3DLIO_REQUEST_TIMEOUT)"
-        )
+        return TransferError(f"{op} {target}: {_timed_out(text, where, config)}")
+    if status is None and ("IncompleteBody" in text or "UnexpectedEof" in text or "body error" in text):
+        return TransferError(f"{op} {target}: the connection closed before the whole reply arrived from{where}")
     if status is None and ("error sending request" in text or "kind: Connect" in text or "dns error" in text):
         return TransferError(
             f"{op} {target}: cannot reach{where}; check the endpoint (AWS_ENDPOINT_URL / AZURE_STORAGE_ENDPOINT) "
@@ -159,6 +169,22 @@ def _translate(op: str, target: str, exc: Exception, endpoint: str | None, hint:
     if os_errno == 28:
         return TransferError(f"{op} {target}: no space left on device")
     return TransferError(f"{op} {target}: {_short(text)}")
+
+
+def _timed_out(text: str, where: str, config: Config | None) -> str:
+    """Which limit a timed-out request hit, with its value and setting."""
+    connect = config.connect_timeout if config else None
+    idle = config.idle_timeout if config else None
+    if "kind: Connect" in text or "ConnectTimeout" in text:
+        return f"timed out after {_secs(connect)} connecting to{where} (S3DLIO_CONNECT_TIMEOUT)"
+    if "kind: Body" in text:
+        return (f"timed out after {_secs(idle)} with no byte from{where} in the middle of the reply "
+                "(S3DLIO_READ_TIMEOUT)")  # fmt: skip
+    return f"timed out after {_secs(idle)} waiting for{where} to answer (S3DLIO_READ_TIMEOUT, S3DLIO_REQUEST_TIMEOUT)"
+
+
+def _secs(value: float | None) -> str:
+    return "the configured time" if value is None else f"{value:g} s"
 
 
 def _bucket_missing(text: str) -> bool:
@@ -204,7 +230,9 @@ class FastStore(Store):
         return f"{self.scheme}://{self.bucket}/{key}"
 
     def _errors(self, op: str, key: str) -> Any:
-        return map_errors(op, self._uri(key), endpoint=self.endpoint, hint=self._credential_hint)
+        return map_errors(
+            op, self._uri(key), endpoint=self.endpoint, hint=self._credential_hint, config=self.config
+        )
 
     def _check_key(self, op: str, key: str) -> None:
         """Reject keys obstore would reject or silently rewrite (it strips slashes)."""
@@ -228,6 +256,13 @@ class FastStore(Store):
 
     def get_timed(self, key: str) -> tuple[Buffer, int | None]:
         self._check_key("get", key)
+        began = time.monotonic()
+        try:
+            return self._get_timed(key)
+        except TransferError as exc:  # a reply cut short or stalled: obstore does not retry those
+            return self._again(self._get_timed, (key,), exc, began, "get", key)  # type: ignore[no-any-return]
+
+    def _get_timed(self, key: str) -> tuple[Buffer, int | None]:
         with self._errors("get", key):
             response = obstore.get(self._inner, key)  # returns once the response headers are in
             first_byte = time.time_ns()
@@ -240,6 +275,13 @@ class FastStore(Store):
         if end <= start:
             self.head(key)  # an empty range of a missing object is still NotFoundError
             return _EMPTY
+        began = time.monotonic()
+        try:
+            return self._get_range(key, start, end)
+        except TransferError as exc:
+            return self._again(self._get_range, (key, start, end), exc, began, "get", key)  # type: ignore[no-any-return]
+
+    def _get_range(self, key: str, start: int, end: int) -> Buffer:
         with self._errors("get", key):
             try:
                 response = obstore.get(self._inner, key, options={"range": (start, end)})
@@ -258,6 +300,13 @@ class FastStore(Store):
 
     def head(self, key: str) -> ObjectMeta:
         self._check_key("head", key)
+        began = time.monotonic()
+        try:
+            return self._head(key)
+        except TransferError as exc:
+            return self._again(self._head, (key,), exc, began, "head", key)  # type: ignore[no-any-return]
+
+    def _head(self, key: str) -> ObjectMeta:
         with self._errors("head", key):
             result = obstore.get(self._inner, key, options={"head": True})
             meta, attributes = result.meta, result.attributes
@@ -305,10 +354,32 @@ class FastStore(Store):
         chunk = max(self.config.part_size, 5 * _MiB)  # S3 parts are at least 5 MiB
         multipart = self._multipart and view.nbytes > 2 * chunk
         concurrency = max(1, min(16, self.config.max_in_flight, self.config.max_bytes_in_flight // chunk))
+        began = time.monotonic()
+        try:
+            self._put(key, view, multipart, chunk, concurrency)
+        except TransferError as exc:
+            if multipart and self._written(key, view.nbytes, began):
+                return None  # only the reply to CompleteMultipartUpload was lost: the object is there
+            self._again(self._put, (key, view, multipart, chunk, concurrency), exc, began, "put", key)
+        return None
+
+    def _put(self, key: str, view: memoryview, multipart: bool, chunk: int, concurrency: int) -> None:
         with self._errors("put", key):
             obstore.put(
                 self._inner, key, view, use_multipart=multipart, chunk_size=chunk, max_concurrency=concurrency
             )
+
+    def _written(self, key: str, size: int, began: float) -> bool:
+        """After a failed multipart put: whether the object is there anyway, ``size`` bytes
+        written since ``began`` (the reply to CompleteMultipartUpload was lost)."""
+        try:
+            meta = self.head(key)
+        except S3dlioError:
+            return False
+        if meta.size != size or meta.last_modified is None:
+            return False
+        age = time.monotonic() - began  # written since the put began (a second for clock rounding)
+        return meta.last_modified >= datetime.now(UTC) - timedelta(seconds=age + 1)
 
     def _writable(self, data: Buffer) -> memoryview:
         """A flat unsigned-byte view of ``data`` (obstore takes only 1-D uint8 buffers)."""
@@ -321,6 +392,14 @@ class FastStore(Store):
 
     def delete(self, key: str) -> None:
         self._check_key("delete", key)
+        began = time.monotonic()
+        try:
+            self._delete(key)
+        except TransferError as exc:
+            self._again(self._delete, (key,), exc, began, "delete", key)
+        return None
+
+    def _delete(self, key: str) -> None:
         with self._errors("delete", key):
             try:
                 obstore.delete(self._inner, key)
@@ -416,10 +495,13 @@ def _client_options(config: Config, endpoint: str | None) -> dict[str, Any]:
     """HTTP settings shared by S3 and Azure. There is deliberately no way to skip TLS checks."""
     options: dict[str, Any] = {
         "connect_timeout": timedelta(seconds=config.connect_timeout),
-        # A stalled read fails after request_timeout; an overall cap would fail big objects
-        # on slow links, so the whole-request limit is only a backstop.
-        "read_timeout": timedelta(seconds=config.request_timeout),
-        "timeout": timedelta(hours=24),
+        # A reply with no byte for read_timeout fails (a stalled server or body); a request
+        # fails after request_timeout in all, body included.
+        "read_timeout": timedelta(seconds=config.idle_timeout),
+        "timeout": timedelta(seconds=config.request_timeout),
+        # Pooled connections idle this long are dropped rather than reused (servers and load
+        # balancers have often closed them by then).
+        "pool_idle_timeout": timedelta(seconds=15),
     }
     if endpoint is not None and endpoint.startswith("http://"):
         options["allow_http"] = True
@@ -441,10 +523,11 @@ def _client_options(config: Config, endpoint: str | None) -> dict[str, Any]:
 
 
 def _retry_config(config: Config) -> dict[str, Any]:
-    # Short backoff: with 4 attempts a refused connection fails in about a second.
+    # Short backoff: with 4 attempts a refused connection fails in about a second. obstore
+    # retries no request after total_timeout; s3dlio's own layer (retry.py) stops there too.
     return {
         "max_retries": config.max_attempts - 1,
-        "retry_timeout": timedelta(seconds=config.request_timeout),
+        "retry_timeout": timedelta(seconds=config.total_timeout),
         "backoff": {
             "init_backoff": timedelta(milliseconds=100),
             "max_backoff": timedelta(seconds=5),

@@ -191,9 +191,20 @@ def _botocore_error(exc: bx.BotoCoreError, op: str, uri: str, config: Config | N
             "or AWS_PROFILE"
         )
     if isinstance(exc, bx.ConnectTimeoutError):
-        return TransferError(f"{where}: connecting to {endpoint} timed out; check the endpoint and network")
+        seconds = f" after {config.connect_timeout:g} s" if config else ""
+        return TransferError(
+            f"{where}: timed out{seconds} connecting to {endpoint}; check the endpoint and network "
+            "(S3DLIO_CONNECT_TIMEOUT)"
+        )
     if isinstance(exc, bx.ReadTimeoutError):
-        return TransferError(f"{where}: {endpoint} stopped answering; raise S3DLIO_REQUEST_TIMEOUT or retry")
+        seconds = f" after {config.idle_timeout:g} s" if config else ""
+        return TransferError(
+            f"{where}: timed out{seconds} waiting for {endpoint} to send a byte (S3DLIO_READ_TIMEOUT)"
+        )
+    if isinstance(exc, bx.ConnectionClosedError) or "Connection reset" in str(exc):
+        return TransferError(f"{where}: connection reset by the server {endpoint}")
+    if isinstance(exc, bx.ResponseStreamingError | bx.IncompleteReadError):
+        return TransferError(f"{where}: the connection closed before the whole reply arrived from {endpoint}")
     if isinstance(exc, bx.EndpointConnectionError | bx.ProxyConnectionError):
         return TransferError(
             f"{where}: could not connect to {endpoint}; check AWS_ENDPOINT_URL and that the server is running"
@@ -243,6 +254,13 @@ class S3Store(Store):
         return self.get_timed(key)[0]
 
     def get_timed(self, key: str) -> tuple[Buffer, int | None]:
+        began = time.monotonic()
+        try:
+            return self._get_timed(key)
+        except TransferError as exc:  # a body cut short or stalled: botocore does not retry those
+            return self._again(self._get_timed, (key,), exc, began, "get", key)  # type: ignore[no-any-return]
+
+    def _get_timed(self, key: str) -> tuple[Buffer, int | None]:
         with self._errors("get", key):
             body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]  # headers are in
             first_byte = time.time_ns()
@@ -250,6 +268,13 @@ class S3Store(Store):
 
     def get_range(self, key: str, start: int, end: int) -> Buffer:
         check_range(start, end)
+        began = time.monotonic()
+        try:
+            return self._get_range(key, start, end)
+        except TransferError as exc:
+            return self._again(self._get_range, (key, start, end), exc, began, "get_range", key)  # type: ignore[no-any-return]
+
+    def _get_range(self, key: str, start: int, end: int) -> Buffer:
         with self._errors("get_range", key):
             if end <= start:
                 self._client.head_object(Bucket=self.bucket, Key=key)  # still NotFoundError if missing
@@ -265,6 +290,13 @@ class S3Store(Store):
             return response["Body"].read()  # type: ignore[no-any-return, unused-ignore]
 
     def head(self, key: str) -> ObjectMeta:
+        began = time.monotonic()
+        try:
+            return self._head(key)
+        except TransferError as exc:
+            return self._again(self._head, (key,), exc, began, "head", key)  # type: ignore[no-any-return]
+
+    def _head(self, key: str) -> ObjectMeta:
         with self._errors("head", key):
             r = self._client.head_object(Bucket=self.bucket, Key=key)
         return ObjectMeta(
@@ -307,6 +339,13 @@ class S3Store(Store):
         return S3Upload(self, key, part_size, content_type)
 
     def put(self, key: str, data: Buffer) -> None:
+        began = time.monotonic()
+        try:
+            self._put(key, data)
+        except TransferError as exc:
+            self._again(self._put, (key, data), exc, began, "put", key)
+
+    def _put(self, key: str, data: Buffer) -> None:
         view = byte_view(data)
         part = max(self.config.part_size, _MIN_PART, -(-len(view) // _MAX_PARTS))
         with self._errors("put", key):
@@ -318,17 +357,25 @@ class S3Store(Store):
 
     def _put_multipart(self, key: str, view: memoryview, part: int) -> None:
         """Upload slices of ``view`` as parts, several at once; abort the upload on failure."""
+        from ..retry import retrying
+        from .upload_s3 import abort_upload, complete_upload
+
         client = self._client
         upload = client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
 
-        def send(number: int) -> dict[str, Any]:
+        def send_once(number: int) -> dict[str, Any]:
             chunk = view[(number - 1) * part : number * part]
-            r = client.upload_part(
-                Bucket=self.bucket, Key=key, UploadId=upload, PartNumber=number, Body=BufferReader(chunk)
-            )
+            with self._errors("upload_part", key):
+                r = client.upload_part(
+                    Bucket=self.bucket, Key=key, UploadId=upload, PartNumber=number, Body=BufferReader(chunk)
+                )
             done = {"PartNumber": number, "ETag": r["ETag"]}
             done.update({k: v for k, v in r.items() if k.startswith("Checksum") and k != "ChecksumType"})
             return done
+
+        def send(number: int) -> dict[str, Any]:
+            return retrying(lambda: send_once(number), attempts=self.config.max_attempts,
+                            budget=self.config.total_timeout, what=f"upload_part {self.uri(key)}")  # fmt: skip
 
         count = -(-len(view) // part)
         workers = max(1, min(count, self.config.max_in_flight, self.config.max_bytes_in_flight // part))
@@ -338,16 +385,21 @@ class S3Store(Store):
                 parts = list(pool.map(send, range(1, count + 1)))
             finally:
                 pool.shutdown(cancel_futures=True)  # after a failure, send no more parts
-            client.complete_multipart_upload(
-                Bucket=self.bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
-            )
+            complete_upload(self, key, upload, parts)
         except BaseException:
             # Cleanup after a failure must not hide the failure.
-            with suppress(S3dlioError), self._errors("abort_multipart_upload", key):
-                client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload)
+            with suppress(S3dlioError):
+                abort_upload(self, key, upload)
             raise
 
     def delete(self, key: str) -> None:
+        began = time.monotonic()
+        try:
+            self._delete(key)
+        except TransferError as exc:
+            self._again(self._delete, (key,), exc, began, "delete", key)
+
+    def _delete(self, key: str) -> None:
         with self._errors("delete", key):
             self._client.delete_object(Bucket=self.bucket, Key=key)
 
@@ -426,17 +478,42 @@ def _build_client(config: Config) -> Any:
             **({"payload_signing_enabled": True} if config.sign_payload else {}),
         },
         connect_timeout=config.connect_timeout,
-        read_timeout=config.request_timeout,
+        read_timeout=config.idle_timeout,
         retries={"total_max_attempts": config.max_attempts, "mode": "standard"},
         max_pool_connections=config.max_in_flight,
     )
-    return session.client(
+    client = session.client(
         "s3",
         endpoint_url=config.endpoint_url,
         region_name=config.region or session.region_name or "us-east-1",
         config=options,
         verify=config.ca_bundle,
     )
+    _no_retry_on_timeout(client, config.max_attempts)
+    return client
+
+
+def _no_retry_on_timeout(client: Any, max_attempts: int) -> None:
+    """botocore retries a timed-out request up to ``max_attempts`` times with no time limit, so
+    a silent server would hold one call ``max_attempts x read_timeout``. Its retry handler is
+    wrapped to leave timeouts to s3dlio's layer (retry.py), which stops at ``total_timeout``;
+    throttling, 5xx and resets are still retried here. Kept as is if botocore changes shape."""
+    from botocore.retries import standard
+
+    event, unique_id = "needs-retry.s3", "retry-config-s3"
+    try:
+        client.meta.events.unregister(event, unique_id=unique_id)
+        handler = standard.register_retry_handler(client, max_attempts=max_attempts)
+        client.meta.events.unregister(event, unique_id=unique_id)
+    except (AttributeError, TypeError):  # pragma: no cover - another botocore
+        return
+
+    def needs_retry(caught_exception: BaseException | None = None, **kwargs: Any) -> Any:
+        if isinstance(caught_exception, bx.ReadTimeoutError | bx.ConnectTimeoutError):
+            return None
+        return handler.needs_retry(caught_exception=caught_exception, **kwargs)
+
+    client.meta.events.register(event, needs_retry, unique_id=unique_id)
 
 
 def _list_meta(item: dict[str, Any]) -> ObjectMeta:

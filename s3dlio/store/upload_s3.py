@@ -4,17 +4,28 @@ Parts are sent from memoryview slices through :class:`~s3dlio.store.s3.BufferRea
 botocore reads the caller's bytes without a copy in Python. The multipart upload is created
 on the first part; objects of at most one part go up with one ``PutObject``. Each part is
 its own request, so the writer can send a failed part again alone.
+
+Completing and aborting are retried (s3dlio.retry). A CompleteMultipartUpload whose reply is
+lost may have made the object anyway, and its retry then meets ``NoSuchUpload``: either way
+the object is checked (HEAD: the multipart ETag the parts give) before any error is raised,
+so a written object is never reported missing. An abort that keeps failing is retried until
+the time budget ends, so no upload is left behind by a passing fault.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
+import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+
+from ..errors import NotFoundError, S3dlioError, TransferError
 
 if TYPE_CHECKING:
     from .s3 import S3Store
 
-__all__ = ["S3Upload", "MIN_PART", "MAX_PARTS"]
+__all__ = ["S3Upload", "MIN_PART", "MAX_PARTS", "abort_upload", "complete_upload", "multipart_etag"]
 
 #: S3's smallest part (but the last) and largest part count.
 MIN_PART = 5 * 1024 * 1024
@@ -66,23 +77,14 @@ class S3Upload:
 
     def complete(self, size: int) -> None:
         parts = [self._parts[i] for i in sorted(self._parts)]
-        with self._store._errors("complete_multipart_upload", self._key):
-            self._store._client.complete_multipart_upload(
-                Bucket=self._store.bucket,
-                Key=self._key,
-                UploadId=self._upload_id(),
-                MultipartUpload={"Parts": parts},
-            )
+        complete_upload(self._store, self._key, self._upload_id(), parts)
         self._id = None
 
     def abort(self) -> None:
         upload_id, self._id = self._id, None
         if upload_id is None:
             return
-        with self._store._errors("abort_multipart_upload", self._key):
-            self._store._client.abort_multipart_upload(
-                Bucket=self._store.bucket, Key=self._key, UploadId=upload_id
-            )
+        abort_upload(self._store, self._key, upload_id)
 
     def put_whole(self, data: memoryview) -> None:
         from .s3 import BufferReader
@@ -91,3 +93,65 @@ class S3Upload:
             self._store._client.put_object(
                 Bucket=self._store.bucket, Key=self._key, Body=BufferReader(data), **self._extra
             )
+
+
+def multipart_etag(parts: Sequence[dict[str, Any]]) -> str:
+    """The ETag S3 gives the object these parts make: MD5 of the parts' MD5s, ``-`` part count."""
+    digests = b"".join(bytes.fromhex(str(p["ETag"]).strip('"')) for p in parts)
+    return f"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(parts)}"
+
+
+def _written(store: S3Store, key: str, parts: Sequence[dict[str, Any]]) -> bool:
+    """Whether ``key`` is the object these parts make (its reply was lost, not the object)."""
+    try:
+        want = multipart_etag(parts)
+    except ValueError:  # part ETags that are not MD5s (encrypted with KMS): nothing to compare
+        return False
+    try:
+        meta = store.head(key)
+    except S3dlioError:
+        return False
+    return (meta.etag or "").strip('"') == want
+
+
+def complete_upload(store: S3Store, key: str, upload_id: str, parts: Sequence[dict[str, Any]]) -> None:
+    """CompleteMultipartUpload, retried, and checked against the object before an error is raised."""
+
+    def attempt() -> None:
+        try:
+            with store._errors("complete_multipart_upload", key):
+                store._client.complete_multipart_upload(
+                    Bucket=store.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": list(parts)}
+                )
+        except (TransferError, NotFoundError) as exc:
+            if _written(store, key, parts):
+                return  # a lost reply, or an earlier attempt completed it (NoSuchUpload now)
+            if isinstance(exc, NotFoundError) and not isinstance(exc.__cause__, TransferError):
+                raise NotFoundError(
+                    f"complete_multipart_upload {store.uri(key)}: the multipart upload no longer exists "
+                    "(NoSuchUpload: aborted, or expired by a lifecycle rule) and the object was not written"
+                ) from exc
+            raise
+
+    began = time.monotonic()
+    try:
+        attempt()
+    except TransferError as exc:
+        store._again(attempt, (), exc, began, "complete_multipart_upload", key)
+
+
+def abort_upload(store: S3Store, key: str, upload_id: str) -> None:
+    """AbortMultipartUpload, retried within the time budget; an upload already gone is fine."""
+
+    def attempt() -> None:
+        try:
+            with store._errors("abort_multipart_upload", key):
+                store._client.abort_multipart_upload(Bucket=store.bucket, Key=key, UploadId=upload_id)
+        except NotFoundError:
+            return  # NoSuchUpload: an earlier attempt aborted it
+
+    began = time.monotonic()
+    try:
+        attempt()
+    except TransferError as exc:
+        store._again(attempt, (), exc, began, "abort_multipart_upload", key)

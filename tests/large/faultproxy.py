@@ -7,7 +7,11 @@ counts requests from 1 and ``action`` is None (relay) or:
 
 - ``"503"``: answer ``503 SlowDown`` itself, as S3 does when throttling;
 - ``"reset"``: read the request, then reset the connection (RST) without an answer;
-- ``"cut"``: relay the answer but close the connection halfway through its body.
+- ``"cut"``: relay the answer but close the connection halfway through its body;
+- ``"stall"``: read the request, then never answer (the connection stays open, silent);
+- ``"stall-body"``: relay the answer's headers and the first half of its body, then stall.
+
+Stalled connections are held until :meth:`FaultProxy.stop`.
 
 ``rate`` (bytes/s) caps each connection in both directions, as real S3 caps each stream.
 Threads and sockets only; ``python faultproxy.py UPSTREAM_PORT [RATE]`` runs one standalone
@@ -171,11 +175,17 @@ class FaultProxy:
         self.port = self._listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._stopped = False
+        self._stop = threading.Event()
         threading.Thread(target=self._accept, name="faultproxy", daemon=True).start()
 
     def stop(self) -> None:
         self._stopped = True
+        self._stop.set()  # releases stalled connections
         self._listener.close()
+
+    def _stall(self) -> None:
+        """Keep the connection open and silent until the proxy stops."""
+        self._stop.wait()
 
     def _accept(self) -> None:
         while not self._stopped:
@@ -203,6 +213,11 @@ class FaultProxy:
                     with self._lock:
                         self.faults.append((n, method, path, action))
                 expect = fields.get("expect", "").lower() == "100-continue"
+                if action == "stall":
+                    if not expect:
+                        _relay_body(client, _Discard(), fields)
+                    self._stall()
+                    return
                 if action in ("503", "reset"):
                     if not expect:  # with Expect the client sends no body before an answer
                         _relay_body(client, _Discard(), fields)
@@ -236,9 +251,11 @@ class FaultProxy:
                     while data := upstream.sock.recv(_CHUNK):  # body until close
                         client.send(data)
                     return
-                if action == "cut":
+                if action in ("cut", "stall-body"):
                     length = int(answer.get("content-length", "0") or 0)
                     _relay_body(upstream, client, answer, limit=max(0, length // 2))
+                    if action == "stall-body":
+                        self._stall()
                     return
                 _relay_body(upstream, client, answer)
         except (OSError, ConnectionError, ValueError):
