@@ -42,7 +42,10 @@ class CheckpointStore(CheckpointReader):
     ``RANK``/``WORLD_SIZE``, else 0/1. ``spread`` puts shards under hashed prefixes (see
     :mod:`.layout`). ``keep_last``/``keep_every`` prune old checkpoints after each commit.
     ``coordinator``: ``"auto"`` (torch collective when initialised, else polling), ``"poll"``,
-    or an object with ``gather(report)``.
+    or an object with ``gather(report)``. ``stale_after`` (seconds): at the start of each
+    save rank 0 removes what saves killed mid-way left under ``uri`` and that has not been
+    touched for this long (hidden temporaries, incomplete multipart uploads; see
+    :func:`s3dlio.cleanup`); None turns that off.
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class CheckpointStore(CheckpointReader):
         max_in_flight: int | None = None,
         coordinator: Literal["auto", "poll"] | Coordinator = "auto",
         save_id: str | None = None,
+        stale_after: float | None = 3600.0,
     ) -> None:
         rank, world_size = detect(rank, world_size)
         super().__init__(uri, rank=rank, max_in_flight=max_in_flight)
@@ -72,6 +76,9 @@ class CheckpointStore(CheckpointReader):
         self.save_id = default_save_id() if save_id is None else save_id
         self._coordinator = coordinator
         self._async = AsyncSaves()
+        if stale_after is not None and stale_after < 0:
+            raise ValueError(f"{uri}: stale_after={stale_after!r}: give seconds (>= 0) or None")
+        self.stale_after = stale_after
 
     # -- saving ------------------------------------------------------------------------------
     def save(
@@ -130,6 +137,7 @@ class CheckpointStore(CheckpointReader):
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{where}: checkpoint metadata must be JSON-serialisable: {exc}") from None
         store = self._store
+        self._remove_stale()
         if self._exists(self._root + layout.manifest_key(step)):
             raise CheckpointCommitError(f"{where}: already committed; delete it first (store.delete({step}))")
         failure: BaseException | None = None
@@ -192,6 +200,20 @@ class CheckpointStore(CheckpointReader):
                     "%s: retention failed (%s); old checkpoints kept until the next save", self.uri, exc
                 )
         return manifest
+
+    def _remove_stale(self) -> None:
+        """Rank 0: remove what killed saves left (temporaries, multipart uploads) under the root."""
+        if self.rank != 0 or self.stale_after is None:
+            return
+        from ..cleanup import cleanup
+
+        try:
+            removed = [item for item in cleanup(self.uri, older_than=self.stale_after) if item.removed]
+        except Exception as exc:  # noqa: BLE001 - tidying up must never stop a save
+            log.warning("%s: could not remove what earlier saves left (%s)", self.uri, exc)
+            return
+        if removed:
+            log.info("%s: removed %d leftovers of interrupted saves", self.uri, len(removed))
 
     # -- deleting ---------------------------------------------------------------------------
     def delete(self, step: int) -> None:
