@@ -73,7 +73,7 @@ def _translate(exc: Any, op: str, uri: str, endpoint: str) -> S3dlioError:
     status = getattr(exc, "status_code", None) or 0
     if code == "ContainerNotFound":
         return NotFoundError(
-            f"{where}: container {container!r} does not exist; create it with s3dlio mb az://{container}"
+            f"{where}: container {container!r} does not exist; create it with s3dlio create-bucket az://{container}"
         )
     if isinstance(exc, ax.ResourceNotFoundError) or status == 404:
         return NotFoundError(f"{where}: not found")
@@ -324,7 +324,7 @@ class AzureStore(Store):
                 if code == "ContainerNotFound":
                     raise NotFoundError(
                         f"delete_many {self.uri()}: container {self.bucket!r} does not exist; "
-                        f"create it with s3dlio mb az://{self.bucket}"
+                        f"create it with s3dlio create-bucket az://{self.bucket}"
                     )
                 failures.append(DeleteFailure(key, _batch_error(response.status_code, code, self.uri(key))))
         return failures

@@ -139,7 +139,7 @@ def _client_error(exc: bx.ClientError, op: str, uri: str) -> S3dlioError:
     bucket = uri.split("/")[2] if uri.startswith("s3://") else uri
     if code == "NoSuchBucket":
         return NotFoundError(
-            f"{where}: bucket {bucket!r} does not exist; create it with s3dlio mb s3://{bucket}"
+            f"{where}: bucket {bucket!r} does not exist; create it with s3dlio create-bucket s3://{bucket}"
         )
     if code in _NOT_FOUND or status == 404:
         return NotFoundError(f"{where}: not found")
