@@ -132,7 +132,7 @@ class Config:
         if isinstance(self.endpoints, (list, str)):
             parts = self.endpoints.split(",") if isinstance(self.endpoints, str) else self.endpoints
             object.__setattr__(self, "endpoints", tuple(p.strip() for p in parts if p.strip()))
-        if self.endpoints and self.endpoint_url is None:
+        if self.endpoints:  # the more specific setting wins over AWS_ENDPOINT_URL
             object.__setattr__(self, "endpoint_url", self.endpoints[0])
         for endpoint in (self.endpoint_url, *self.endpoints):
             if endpoint is not None and not endpoint.startswith(("http://", "https://")):

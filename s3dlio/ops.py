@@ -24,6 +24,8 @@ from .errors import InvalidUriError, NotFoundError
 from .oplog import current_writer
 from .oplog.logged import LoggedStore
 from .store import ObjectMeta, Store, open_store
+from .store.balanced import endpoint_stats as balanced_stats
+from .store.balanced import open_balanced
 from .uri import ObjectUri, parse
 from .verify import verify_enabled, verify_put
 
@@ -33,7 +35,7 @@ if TYPE_CHECKING:
     from .store.base import DeleteFailure
 
 __all__ = [
-    "Entry", "TransferStats", "resolve",
+    "Entry", "TransferStats", "endpoint_stats", "resolve",
     "get", "get_range", "get_many", "get_many_stats", "put", "put_many",
     "list", "list_entries", "stat", "exists", "delete",
     "create_bucket", "delete_bucket", "list_buckets", "upload", "download", "copy",
@@ -77,20 +79,35 @@ def resolve(uri: str | ObjectUri, config: Config | None = None) -> tuple[ObjectU
     the process-wide settings (e.g. ``engine="portable"`` to list without starting obstore).
     """
     parsed = parse(uri)
-    return parsed, _logged(open_store(parsed, config))
+    return parsed, _open(parsed, config)
+
+
+def _open(parsed: ObjectUri, config: Config | None = None) -> Store:
+    """The op-logged store serving ``parsed``; with several S3 endpoints, a balancer over one
+    op-logged store per endpoint (so the op-log names the endpoint each request used)."""
+    config = config or default_config()
+    if len(config.endpoints) > 1 and parsed.scheme == "s3":
+        return open_balanced(parsed, config, lambda one: _logged(open_store(parsed, one)))
+    return _logged(open_store(parsed, config))
+
+
+def endpoint_stats(config: Config | None = None) -> _list[dict[str, object]]:
+    """Per endpoint of a multi-endpoint configuration (``endpoints=[...]``): requests, payload
+    bytes, errors, mean latency, requests in flight and whether it is in rotation now."""
+    return [stats.to_dict() for stats in balanced_stats(config or default_config())]
 
 
 def _resolve_all(uris: Iterable[str]) -> _list[tuple[ObjectUri, Store]]:
-    """:func:`resolve` for a batch, wrapping each distinct store for the op-log once, not per URI."""
-    wrapped: dict[int, Store] = {}
+    """:func:`resolve` for a batch, opening each distinct bucket's store once, not per URI."""
+    opened: dict[tuple[str, str, str | None], Store] = {}
     targets = []
     for uri in uris:
         parsed = parse(uri)
-        store = open_store(parsed)
-        logged = wrapped.get(id(store))
-        if logged is None:
-            logged = wrapped[id(store)] = _logged(store)
-        targets.append((parsed, logged))
+        where = (parsed.scheme, parsed.bucket, parsed.account)
+        store = opened.get(where)
+        if store is None:
+            store = opened[where] = _open(parsed)
+        targets.append((parsed, store))
     return targets
 
 
