@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..oplog import format_ts
+from ..ops import endpoint_stats
 from ..sizes import format_size
 from .stats import OpResult, Samples, op_results, timeline
 
@@ -35,6 +36,9 @@ class BenchResult:
     messages: dict[str, int]
     notes: list[str] = field(default_factory=list)
     samples: Samples | None = field(default=None, repr=False)
+    #: With several endpoints (``S3DLIO_ENDPOINTS``): each one's requests, bytes, errors and
+    #: mean latency in this process, preparation and cleanup included.
+    endpoints: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def build(cls, opts: BenchOptions, target: str, base: str, runs: list[LocalRun],
@@ -60,7 +64,7 @@ class BenchResult:
             )
         return cls(opts.workload, target, base, opts, len(runs), per_op, total, (t0, t1), overlapped,
                    max(set(reasons), key=reasons.count), ranks, phases, samples.messages,
-                   [*notes, *dict.fromkeys(extra)], samples)  # fmt: skip
+                   [*notes, *dict.fromkeys(extra)], samples, endpoint_stats())  # fmt: skip
 
     @property
     def window_s(self) -> float:
@@ -97,6 +101,7 @@ class BenchResult:
             "errors": [{"message": m, "count": n} for m, n in self.messages.items()],
             "timeline": {k: [round(float(x), 3) for x in v] for k, v in series.items()} if series else None,
             "notes": self.notes,
+            "endpoints": self.endpoints,
         }
 
     def format_table(self) -> str:
@@ -134,5 +139,9 @@ class BenchResult:
                                                   for d in self.ranks))  # fmt: skip
         for msg, n in self.messages.items():
             lines.append(f"error x{n}: {msg}")
+        for e in self.endpoints:
+            latency = "-" if e["mean_latency_ms"] is None else f"{e['mean_latency_ms']:.3f} ms"
+            lines.append(f"endpoint {e['endpoint']}: {e['requests']} requests, {format_size(e['bytes'])}, "
+                         f"{e['errors']} errors, mean {latency}")  # fmt: skip
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)

@@ -13,7 +13,8 @@ counts requests from 1 and ``action`` is None (relay) or:
 
 Stalled connections are held until :meth:`FaultProxy.stop`.
 
-``rate`` (bytes/s) caps each connection in both directions, as real S3 caps each stream.
+``rate`` (bytes/s) caps each connection in both directions, as real S3 caps each stream;
+``total_rate`` caps all of the proxy's connections together, as a gateway's link would.
 Threads and sockets only; ``python faultproxy.py UPSTREAM_PORT [RATE]`` runs one standalone
 (the benchmark does, so its CPU is not the client's) and prints the port.
 """
@@ -67,8 +68,8 @@ def always(action: str) -> Rule:
 class _Conn:
     """A socket with a read buffer, for parsing HTTP heads and relaying bodies."""
 
-    def __init__(self, sock: socket.socket, rate: float | None) -> None:
-        self.sock, self.rate, self.buf = sock, rate, b""
+    def __init__(self, sock: socket.socket, rate: float | None, shared: _Throttle | None = None) -> None:
+        self.sock, self.rate, self.buf, self.shared = sock, rate, b"", shared
         self._sent_start, self._sent = time.monotonic(), 0
 
     def head(self) -> bytes | None:
@@ -117,11 +118,28 @@ class _Conn:
         for i in range(0, len(data), _CHUNK):
             piece = data[i : i + _CHUNK]
             self.sock.sendall(piece)
+            if self.shared is not None:
+                self.shared.take(len(piece))
             if self.rate:
                 self._sent += len(piece)
                 ahead = self._sent / self.rate - (time.monotonic() - self._sent_start)
                 if ahead > 0:
                     time.sleep(ahead)
+
+
+class _Throttle:
+    """A rate shared by several connections: each send books its bytes on one timeline."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate, self._lock, self._free_at = rate, threading.Lock(), time.monotonic()
+
+    def take(self, nbytes: int) -> None:
+        with self._lock:
+            start = max(self._free_at, time.monotonic())
+            self._free_at = start + nbytes / self.rate
+            wait = self._free_at - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
 
 
 class _Discard:
@@ -166,8 +184,12 @@ def _relay_body(src: _Conn, dst: _Conn | _Discard, fields: dict[str, str], limit
 class FaultProxy:
     """A proxy on a free loopback port in front of ``127.0.0.1:upstream_port``."""
 
-    def __init__(self, upstream_port: int, rule: Rule | None = None, *, rate: float | None = None) -> None:
+    def __init__(
+        self, upstream_port: int, rule: Rule | None = None, *, rate: float | None = None,
+        total_rate: float | None = None,
+    ) -> None:  # fmt: skip
         self.upstream_port, self.rule, self.rate = upstream_port, rule, rate
+        self._throttle = _Throttle(total_rate) if total_rate else None
         self.requests = 0
         self.faults: list[tuple[int, str, str, str]] = []
         self._lock = threading.Lock()
@@ -196,7 +218,7 @@ class FaultProxy:
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client_sock: socket.socket) -> None:
-        client = _Conn(client_sock, self.rate)
+        client = _Conn(client_sock, self.rate, self._throttle)
         upstream: _Conn | None = None
         try:
             while not self._stopped:
@@ -236,7 +258,9 @@ class FaultProxy:
                         line for line in head.split(b"\r\n") if not line.lower().startswith(b"expect:")
                     )
                 if upstream is None:
-                    upstream = _Conn(socket.create_connection(("127.0.0.1", self.upstream_port)), self.rate)
+                    upstream = _Conn(
+                        socket.create_connection(("127.0.0.1", self.upstream_port)), self.rate, self._throttle
+                    )
                 upstream.send(head + b"\r\n\r\n")
                 _relay_body(client, upstream, fields)
                 status_head = upstream.head()
@@ -267,7 +291,9 @@ class FaultProxy:
 
 
 if __name__ == "__main__":
-    proxy = FaultProxy(int(sys.argv[1]), rate=float(sys.argv[2]) if len(sys.argv) > 2 else None)
+    # python faultproxy.py UPSTREAM_PORT [RATE [TOTAL_RATE]]  (0 or absent: no cap)
+    caps = [float(v) or None for v in sys.argv[2:4]] + [None, None]
+    proxy = FaultProxy(int(sys.argv[1]), rate=caps[0], total_rate=caps[1])
     print(proxy.port, flush=True)
     try:
         while True:
