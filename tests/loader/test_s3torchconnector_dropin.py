@@ -1,0 +1,285 @@
+"""Programs written from s3torchconnector's README, run with ``import s3dlio_torch as s3torchconnector``.
+
+Every test points the environment at another region and at a closed port
+(``AWS_ENDPOINT_URL=http://127.0.0.1:9``), and gives ``region=``/``endpoint=`` (moto's)
+explicitly, as s3torchconnector's examples do: a request that ignored them would fail.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.distributed.checkpoint as dcp  # noqa: E402
+from torch.utils.data import DataLoader  # noqa: E402
+
+import s3dlio  # noqa: E402
+import s3dlio_torch as s3torchconnector  # noqa: E402
+from s3dlio import oplog  # noqa: E402
+from s3dlio.errors import ConfigError  # noqa: E402
+from s3dlio_torch import S3ClientConfig, S3ReaderConstructor  # noqa: E402
+from s3dlio_torch.dcp import S3StorageReader, S3StorageWriter  # noqa: E402
+from s3dlio_torch.lightning import S3LightningCheckpoint  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:torch.distributed is disabled", "ignore:.*forked.*:RuntimeWarning"
+)
+
+REGION = "us-east-1"
+WRONG_REGION = "ap-southeast-2"
+CLOSED_PORT = "http://127.0.0.1:9"
+COUNT = 24
+MiB = 1 << 20
+
+
+@pytest.fixture(autouse=True)
+def _cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("S3DLIO_CACHE_DIR", str(tmp_path / "cache"))
+    for name in ("RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def bucket(s3_bucket: str) -> str:
+    """A fresh moto bucket holding ``data/obj-NN`` (``NN`` as text) and one 3 MiB ``big/blob``."""
+    s3dlio.put_many([(f"{s3_bucket}data/obj-{i:02d}", b"%02d" % i) for i in range(COUNT)])
+    s3dlio.put(f"{s3_bucket}big/blob", bytes(range(256)) * (3 * MiB // 256))
+    return s3_bucket
+
+
+@pytest.fixture
+def endpoint(bucket: str, moto_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """moto's endpoint, while the environment (and so the default config) says somewhere else."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", CLOSED_PORT)
+    monkeypatch.setenv("AWS_REGION", WRONG_REGION)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", WRONG_REGION)
+    monkeypatch.setenv("S3DLIO_MAX_ATTEMPTS", "1")  # an ignored endpoint fails at once
+    s3dlio.configure()
+    yield str(moto_server.endpoint)
+    monkeypatch.undo()
+    s3dlio.configure()
+
+
+def global_settings_unchanged() -> bool:
+    config = s3dlio.config.default_config()
+    return config.region == WRONG_REGION and config.endpoint_url == CLOSED_PORT
+
+
+def read_number(reader: Any) -> int:
+    """The README's transform shape: takes the S3Reader; module level so spawn can pickle it."""
+    assert reader.bucket and reader.key.startswith("data/obj-")
+    return int(reader.read())
+
+
+def head_and_tail(reader: Any) -> tuple[str, bytes, bytes, int]:
+    """Reads only parts of an object: seek, read, readinto, tell."""
+    first = reader.read(4)
+    end = reader.seek(0, 2)
+    reader.seek(max(0, end - 4))
+    buf = bytearray(4)
+    got = reader.readinto(buf)
+    return reader.key, first, bytes(buf[:got]), reader.tell()
+
+
+# -- datasets ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("start", "reader"), [("fork", "sequential"), ("fork", "range_based"), ("spawn", "default")]
+)
+def test_iterable_dataset_readme(bucket: str, endpoint: str, start: str, reader: str) -> None:
+    constructor = getattr(S3ReaderConstructor, reader)()
+    dataset = s3torchconnector.S3IterableDataset.from_prefix(
+        f"{bucket}data/", region=REGION, endpoint=endpoint, transform=read_number,
+        reader_constructor=constructor, s3client_config=S3ClientConfig(max_attempts=3),
+    )  # fmt: skip
+    loader = DataLoader(dataset, batch_size=None, num_workers=2, multiprocessing_context=start)
+    assert sorted(int(x) for x in loader) == list(range(COUNT))  # sharded: each object exactly once
+    assert dataset.loader.config is not None and dataset.loader.config.max_attempts == 3
+    assert dataset.region == REGION and global_settings_unchanged()
+
+
+def test_range_based_items_cross_processes_and_read_in_the_parent(bucket: str, endpoint: str) -> None:
+    dataset = s3torchconnector.S3IterableDataset.from_objects(
+        [f"{bucket}big/blob", f"{bucket}data/obj-07"], region=REGION, endpoint=endpoint,
+        reader_constructor=S3ReaderConstructor.range_based(buffer_size=64 * 1024),
+    )  # fmt: skip
+    items = list(DataLoader(dataset, batch_size=None, num_workers=2, multiprocessing_context="fork"))
+    by_key = {item.key: item for item in items}
+    assert isinstance(by_key["big/blob"], s3torchconnector.RangedS3Reader)
+    assert by_key["data/obj-07"].read() == b"07"
+    blob = by_key["big/blob"]
+    blob.seek(1000)
+    assert blob.read(3) == bytes([1000 % 256, 1001 % 256, 1002 % 256]) and blob.tell() == 1003
+
+
+@pytest.mark.parametrize("reader", ["sequential", "range_based"])
+def test_map_dataset_readme(bucket: str, endpoint: str, reader: str) -> None:
+    dataset = s3torchconnector.S3MapDataset.from_prefix(
+        bucket, region=REGION, endpoint=endpoint, transform=head_and_tail,
+        reader_constructor=getattr(S3ReaderConstructor, reader)(),
+    )  # fmt: skip
+    loader = DataLoader(dataset, batch_size=None, num_workers=2, multiprocessing_context="fork")
+    got = {key: (first, last, pos) for key, first, last, pos in loader}
+    blob = bytes(range(256)) * (3 * MiB // 256)
+    assert got["big/blob"] == (blob[:4], blob[-4:], len(blob))
+    assert got["data/obj-05"] == (b"05", b"05", 2)  # short object: the 4-byte reads come back short
+    assert len(got) == COUNT + 1
+
+
+def gets(log: Path) -> tuple[int, int]:
+    """(GET requests, bytes they returned) in an op-log."""
+    records = [r for r in oplog.read(log) if r.op == "GET"]
+    return len(records), sum(r.bytes for r in records)
+
+
+@pytest.mark.parametrize(("reader", "most_bytes"), [("range_based", 128 * 1024), ("sequential", 3 * MiB)])
+def test_reader_constructor_decides_what_is_fetched(
+    bucket: str, endpoint: str, tmp_path: Path, reader: str, most_bytes: int
+) -> None:
+    kind = getattr(S3ReaderConstructor, reader)
+    constructor = kind(buffer_size=64 * 1024) if reader == "range_based" else kind()
+    dataset = s3torchconnector.S3MapDataset.from_objects(
+        [f"{bucket}big/blob"], region=REGION, endpoint=endpoint, reader_constructor=constructor
+    )
+    log = tmp_path / "ops.tsv"
+    s3dlio.init_op_log(log, lossless=True)
+    try:
+        item = dataset[0]
+        item.seek(2 * MiB)
+        assert item.read(10) == bytes((2 * MiB + i) % 256 for i in range(10))
+    finally:
+        assert s3dlio.finalize_op_log() == 0
+    requests, nbytes = gets(log)
+    endpoints = {r.endpoint for r in oplog.read(log)}
+    assert endpoints == {endpoint}, endpoints  # every request went where endpoint= said
+    if reader == "range_based":
+        assert requests >= 1 and nbytes <= most_bytes, (requests, nbytes)  # only the 64 KiB block asked for
+    else:
+        assert nbytes == most_bytes  # the whole object, fetched before the item existed
+
+
+def test_range_based_refuses_record_formats(bucket: str, endpoint: str) -> None:
+    with pytest.raises(ConfigError, match="records need the whole object"):
+        s3torchconnector.S3IterableDataset.from_prefix(
+            f"{bucket}data/", region=REGION, endpoint=endpoint, samples="tfrecord",
+            reader_constructor=S3ReaderConstructor.range_based(),
+        )  # fmt: skip
+
+
+# -- checkpoints ------------------------------------------------------------------------------------
+def model() -> Any:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(512, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 2048))
+
+
+def same_state(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize(
+    ("part_size", "parts"), [(None, 2), (5 * MiB, 3)], ids=["default-parts", "5MiB-parts"]
+)
+@pytest.mark.parametrize("reader", ["sequential", "range_based"])
+def test_s3checkpoint_readme(
+    bucket: str, endpoint: str, moto_server: Any, part_size: int | None, parts: int, reader: str
+) -> None:
+    client_config = S3ClientConfig() if part_size is None else S3ClientConfig(part_size=part_size)
+    checkpoint = s3torchconnector.S3Checkpoint(
+        region=REGION, endpoint=endpoint, s3client_config=client_config,
+        reader_constructor=getattr(S3ReaderConstructor, reader)(),
+    )  # fmt: skip
+    net = model()  # 10.5 MiB of float32: 2 parts of 8 MiB, or 3 of 5 MiB
+    uri = f"{bucket}checkpoints/epoch0.ckpt"
+    with checkpoint.writer(uri) as writer:
+        torch.save(net.state_dict(), writer)
+    key = uri.removeprefix(bucket)
+    etag = moto_server.client().head_object(Bucket=bucket[5:-1], Key=key)["ETag"]
+    assert etag.strip('"').endswith(f"-{parts}"), etag  # the part size S3ClientConfig asked for
+    with checkpoint.reader(uri) as reader_file:
+        state = torch.load(reader_file)
+    assert same_state(state, net.state_dict())
+    fresh = model()
+    fresh.load_state_dict(state)
+    assert global_settings_unchanged()
+
+
+def test_dcp_readme(bucket: str, endpoint: str) -> None:
+    net = model()
+    uri = f"{bucket}dcp/step-1"
+    writer = S3StorageWriter(region=REGION, path=uri, s3client_config=S3ClientConfig(part_size=5 * MiB),
+                             endpoint=endpoint)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        dcp.save(net.state_dict(), storage_writer=writer)
+        target = torch.nn.Sequential(torch.nn.Linear(512, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 2048))
+        state = target.state_dict()
+        reader = S3StorageReader(REGION, uri, endpoint=endpoint,
+                                 reader_constructor=S3ReaderConstructor.range_based())  # fmt: skip
+        dcp.load(state, storage_reader=reader)
+    target.load_state_dict(state)
+    assert same_state(target.state_dict(), net.state_dict())
+    assert writer.config.part_size == 5 * MiB and global_settings_unchanged()
+
+
+def test_lightning_checkpoint_io(bucket: str, endpoint: str) -> None:
+    io = S3LightningCheckpoint(region=REGION, endpoint=endpoint)
+    uri = f"{bucket}lightning/epoch=0.ckpt"
+    checkpoint = {"state_dict": model().state_dict(), "epoch": 0}
+    io.save_checkpoint(checkpoint, uri)
+    loaded = io.load_checkpoint(uri)
+    assert loaded["epoch"] == 0 and same_state(loaded["state_dict"], checkpoint["state_dict"])
+    io.remove_checkpoint(uri)
+    io.remove_checkpoint(uri)  # already gone: nothing happens
+    with pytest.raises(FileNotFoundError):
+        io.load_checkpoint(uri)
+    assert global_settings_unchanged()
+
+
+# -- settings ---------------------------------------------------------------------------------------
+def test_s3client_config_maps_onto_config() -> None:
+    base = s3dlio.config.default_config()
+    config = s3torchconnector.client_config(
+        "eu-west-1", "http://127.0.0.1:1234",
+        S3ClientConfig(throughput_target_gbps=25.0, part_size=16 * MiB, force_path_style=True, max_attempts=7),
+    )  # fmt: skip
+    assert (config.region, config.endpoint_url, config.part_size, config.max_attempts) == (
+        "eu-west-1", "http://127.0.0.1:1234", 16 * MiB, 7,
+    )  # fmt: skip
+    assert s3dlio.config.default_config() is base and base.region != "eu-west-1"
+    assert s3torchconnector.client_config("", "", None) == base  # empty strings mean unset
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"unsigned": True}, "unsigned"),
+        ({"part_size": 0}, "part_size=0"),
+        ({"max_attempts": 0}, "max_attempts=0"),
+        ({"throughput_target_gbps": 0}, "throughput_target_gbps"),
+    ],
+)
+def test_s3client_config_refuses_what_it_cannot_honour(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        S3ClientConfig(**kwargs)
+
+
+def test_wrong_argument_types_are_named() -> None:
+    with pytest.raises(ConfigError, match="S3ReaderConstructor"):
+        s3torchconnector.S3Checkpoint(reader_constructor="sequential")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="S3ClientConfig"):
+        s3torchconnector.S3Checkpoint(s3client_config={"part_size": 1})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="prefix strategies"):
+        S3StorageWriter(REGION, "s3://bkt/ckpt", prefix_strategy=object())
+
+
+def test_names_of_s3torchconnector_resolve() -> None:
+    assert s3torchconnector.dcp.S3StorageWriter is S3StorageWriter
+    assert s3torchconnector.lightning.S3LightningCheckpoint is S3LightningCheckpoint
+    assert S3ReaderConstructor.default() == S3ReaderConstructor.sequential()
+    assert S3ReaderConstructor.range_based().buffer_size == 8 * MiB
+    assert issubclass(s3torchconnector.dcp.StorageWriter, S3StorageWriter)  # our earlier names stay
+    assert issubclass(s3torchconnector.dcp.StorageReader, S3StorageReader)
