@@ -1,0 +1,102 @@
+"""A checkpoint save killed mid-way: the next save removes what it left (real servers, SIGKILL)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from servers import MotoServer
+
+from s3dlio.checkpoint import CheckpointStore
+from s3dlio.store.local import TMP_PREFIX
+
+_SAVE_BIG = """
+import sys
+from s3dlio.checkpoint import CheckpointStore
+CheckpointStore(sys.argv[1], stale_after=None).save(1, {"model": bytes(512 * 1024 * 1024)})
+"""
+
+_SAVE_STREAMING = """
+import sys, time
+from s3dlio.checkpoint import CheckpointStore
+
+def write(f):
+    f.write(bytes(20 * 1024 * 1024))  # parts go up; the object is never finished
+    time.sleep(600)
+
+CheckpointStore(sys.argv[1], stale_after=None).save(1, {"model": write})
+"""
+
+
+def _kill_when(script: str, uri: str, ready: Callable[[], bool], timeout: float = 120.0) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", script, uri], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    try:
+        while not ready():
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                pytest.fail(f"the save ended (exit {proc.returncode}) before it was seen mid-way:\n{err}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"the save showed no write in progress after {timeout} s")
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def _temp_files(root: Path) -> list[Path]:
+    return [Path(d, n) for d, _, names in os.walk(root) for n in names if n.startswith(TMP_PREFIX)]
+
+
+def test_killed_file_save_is_cleaned_by_the_next_save(tmp_path: Path) -> None:
+    uri = f"file://{tmp_path}/run/"
+    _kill_when(_SAVE_BIG, uri, lambda: bool(_temp_files(tmp_path)))
+    left = _temp_files(tmp_path)
+    assert left
+
+    CheckpointStore(uri, stale_after=None).save(2, {"model": b"two"})  # turned off: kept
+    assert _temp_files(tmp_path) == left
+
+    store = CheckpointStore(uri, stale_after=0.5)
+    time.sleep(0.6)
+    store.save(3, {"model": b"three"})
+    assert _temp_files(tmp_path) == []
+    assert store.latest_step() == 3 and bytes(store.load(3)["model"]) == b"three"
+    assert 1 not in store.steps()  # the killed save never committed
+
+
+def test_fresh_temporaries_survive_a_save(tmp_path: Path) -> None:
+    """A temporary younger than stale_after may be another rank's write in progress: kept."""
+    busy = tmp_path / "run" / "step-x" / f"{TMP_PREFIX}4242-aa"
+    busy.parent.mkdir(parents=True)
+    busy.write_bytes(b"being written")
+    CheckpointStore(f"file://{tmp_path}/run/").save(1, {"model": b"one"})
+    assert busy.exists()
+
+
+def test_killed_s3_save_upload_is_aborted_by_the_next_save(moto_server: MotoServer, s3_bucket: str) -> None:
+    client, bucket = moto_server.client(), s3_bucket[5:-1]
+
+    def uploads() -> list[str]:
+        return [u["Key"] for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+
+    uri = f"{s3_bucket}run/"
+    _kill_when(_SAVE_STREAMING, uri, lambda: bool(uploads()))
+    assert len(uploads()) == 1 and uploads()[0].startswith("run/")
+    client.create_multipart_upload(Bucket=bucket, Key="elsewhere/k")  # outside the run: not ours
+
+    store = CheckpointStore(uri, stale_after=0)
+    store.save(2, {"model": b"two"})
+    assert uploads() == ["elsewhere/k"]
+    assert store.latest_step() == 2
