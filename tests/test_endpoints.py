@@ -3,6 +3,8 @@ three gateways of a storage cluster."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -161,3 +163,16 @@ def test_endpoints_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
 def test_bad_endpoint_settings_name_the_value(settings: dict[str, Any], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         Config.resolve(**settings)
+
+
+def test_cli_repeated_endpoint_url_spreads_requests(gateways: Any, s3_bucket: str) -> None:
+    proxies = gateways(2)
+    s3dlio.put_many(_objects(s3_bucket, 20).items())
+    s3dlio_cli = Path(sys.executable).with_name("s3dlio")
+    run = subprocess.run(
+        [str(s3dlio_cli), "--endpoint-url", proxies[0].url, "--endpoint-url", proxies[1].url,
+         "--endpoint-strategy", "round_robin", "get", "-j", "4", f"{s3_bucket}obj/"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.requests for p in proxies) == [10, 11]  # one LIST and 20 GETs, taking turns

@@ -218,7 +218,13 @@ def _finalize_op_log() -> None:
     help="Write a warp-replay compatible op-log of every storage operation (.tsv or .tsv.zst).",
 )
 @click.option(
-    "--endpoint-url", metavar="URL", help="S3 endpoint, e.g. http://127.0.0.1:9000 (AWS_ENDPOINT_URL)."
+    "--endpoint-url", "endpoint_urls", metavar="URL", multiple=True,
+    help="S3 endpoint, e.g. http://127.0.0.1:9000 (AWS_ENDPOINT_URL). Repeat it for gateways of one "
+    "cluster: requests are spread over them (S3DLIO_ENDPOINTS; --endpoint-strategy).",
+)
+@click.option(
+    "--endpoint-strategy", type=click.Choice(["round_robin", "least_connections"]),
+    help="How requests are spread over several --endpoint-url (S3DLIO_ENDPOINT_STRATEGY; default round_robin).",
 )
 @click.option("--region", help="S3 region (AWS_REGION).")
 @click.option(
@@ -230,16 +236,22 @@ def cli(
     ctx: click.Context,
     verbose: int,
     op_log: str | None,
-    endpoint_url: str | None,
+    endpoint_urls: tuple[str, ...],
+    endpoint_strategy: str | None,
     region: str | None,
     ca_bundle: str | None,
 ) -> None:
     ctx.obj = State(verbose=verbose)
     ctx.call_on_close(_setup_logging(verbose))
-    if endpoint_url is not None or region is not None or ca_bundle is not None:
+    if endpoint_urls or endpoint_strategy or region is not None or ca_bundle is not None:
         from ..config import configure
 
-        configure(endpoint_url=endpoint_url, region=region, ca_bundle=ca_bundle)
+        several = len(endpoint_urls) > 1
+        configure(
+            endpoint_url=endpoint_urls[0] if endpoint_urls else None,
+            endpoints=endpoint_urls if several else None,
+            endpoint_strategy=endpoint_strategy, region=region, ca_bundle=ca_bundle,
+        )  # fmt: skip
     if op_log:
         from ..oplog import init_op_log
 
