@@ -16,7 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from s3dlio.fsspec_registry import register_lazily
+
 from .data import S3DataSource, S3Iterable, load_npy, stack, to_array, to_bytes
+
+# fsspec's s3:// and az:// (etils.epath, so Orbax's paths) reach s3dlio from import on; the
+# filesystem classes load on first use.
+register_lazily()
 
 _CHECKPOINT = (
     "ArrayTreeHandler",

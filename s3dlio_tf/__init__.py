@@ -14,8 +14,13 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("s3dlio_tf needs TensorFlow: pip install 's3dlio[tf]'") from exc
 
+from s3dlio.fsspec_registry import register_lazily
+
 from .checkpoint import CheckpointManager, latest_checkpoint, load_weights, restore, save, save_weights
 from .data import TFRecordDataset, dataset
+
+# fsspec's s3:// and az:// reach s3dlio from import on; the filesystem classes load on first use.
+register_lazily()
 
 __all__ = [
     "CheckpointManager",

@@ -13,10 +13,16 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("s3dlio_torch needs PyTorch: pip install 's3dlio[torch]'") from exc
 
+from s3dlio.fsspec_registry import register_lazily
+
 from ._compat import S3ClientConfig, S3ReaderConstructor, client_config
 from .checkpoint import CheckpointManager, S3Checkpoint, load, save
 from .datasets import S3IterableDataset, S3MapDataset
 from .reader import RangedS3Reader, S3Reader, identity
+
+# fsspec's s3:// and az:// (Lightning's ModelCheckpoint, pandas) reach s3dlio from import on,
+# whatever order objects are built in; the filesystem classes load on first use.
+register_lazily()
 
 __all__ = [
     "CheckpointManager",
