@@ -15,7 +15,9 @@ from .cleanup import Leftover, cleanup, cleanup_async
 from .config import Config, configure
 from .errors import (
     AlreadyExistsError,
+    ArgumentTypeError,
     ConfigError,
+    InvalidArgumentError,
     InvalidUriError,
     NotFoundError,
     PermissionDeniedError,
@@ -36,8 +38,10 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 __all__ = [
     "AlreadyExistsError",
+    "ArgumentTypeError",
     "Config",
     "ConfigError",
+    "InvalidArgumentError",
     "InvalidUriError",
     "NotFoundError",
     "ObjectMeta",

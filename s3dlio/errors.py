@@ -6,12 +6,16 @@
      ├── NotFoundError          (also FileNotFoundError)
      ├── PermissionDeniedError  (also PermissionError)
      ├── AlreadyExistsError     (also FileExistsError)
-     ├── InvalidUriError        (also ValueError)
+     ├── InvalidArgumentError   (also ValueError): an argument's value is out of range
+     │    └── InvalidUriError  a URI s3dlio cannot parse
+     ├── ArgumentTypeError      (also TypeError): an argument of the wrong type
      ├── ConfigError            (also ValueError)
      └── TransferError          (also OSError): the service failed, timed out or was unreachable
 
 Engines translate their dependency's errors into these at one place each (``map_errors`` in
-the engine module), so callers never see a botocore, obstore or azure exception.
+the engine module), so callers never see a botocore, obstore or azure exception. The public
+functions check their arguments first (``s3dlio/_check.py``); their messages name the function,
+the parameter and what was given: ``get_range: offset must be an int >= 0, got 1.5 (float)``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from ._redact import redact
 
 __all__ = [
     "AlreadyExistsError",
+    "ArgumentTypeError",
     "ConfigError",
+    "InvalidArgumentError",
     "InvalidUriError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -51,10 +57,20 @@ class AlreadyExistsError(S3dlioError, FileExistsError):
     """The bucket or object already exists and the operation will not overwrite it."""
 
 
-class InvalidUriError(S3dlioError, ValueError):
-    """A URI that s3dlio cannot parse."""
+class InvalidArgumentError(S3dlioError, ValueError):
+    """An argument of the right type whose value is wrong (a negative offset, ``max_in_flight=0``)."""
 
     exit_code = 2
+
+
+class ArgumentTypeError(S3dlioError, TypeError):
+    """An argument of the wrong type (``get_range(uri, "2")``, ``get_many("s3://b/k")``)."""
+
+    exit_code = 2
+
+
+class InvalidUriError(InvalidArgumentError):
+    """A URI that s3dlio cannot parse."""
 
 
 class ConfigError(S3dlioError, ValueError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from . import _parallel, ranged
+from . import _check, _parallel, ranged
 from .errors import InvalidUriError
 from .ops import resolve
 from .reader import ObjectReader
@@ -47,6 +47,12 @@ def open_writer(
             for chunk in chunks:
                 w.write(chunk)
     """
+    uri = _check.uri("open_writer", uri)
+    part_size = _check.optional_integer("open_writer", "part_size", part_size, 1)
+    max_in_flight = _check.in_flight("open_writer", max_in_flight)
+    _check.optional_str("open_writer", "content_type", content_type)
+    _check.boolean("open_writer", "verify", verify, optional=True)
+    _check.config("open_writer", config)
     parsed, store = resolve(uri, config)
     if parsed.is_prefix:
         raise InvalidUriError(
@@ -54,8 +60,6 @@ def open_writer(
         )
     config = store.config
     size = part_size if part_size is not None else config.part_size
-    if size < 1:
-        raise InvalidUriError(f"open_writer {uri}: part_size={size}: must be at least 1")
     in_flight = max_in_flight if max_in_flight is not None else min(8, config.max_in_flight)
     upload = store.open_upload(parsed.key, part_size=size, content_type=content_type)
     return ObjectWriter(uri, store, parsed.key, upload, max_in_flight=in_flight,
@@ -117,6 +121,10 @@ def open_reader(
     ahead while reads are sequential (0 turns that off). One HEAD at open gives the size.
     ``config`` overrides the process-wide settings for this object.
     """
+    uri = _check.uri("open_reader", uri)
+    read_ahead = _check.integer("open_reader", "read_ahead", read_ahead, 0)
+    block_size = _check.optional_integer("open_reader", "block_size", block_size, 1)
+    _check.config("open_reader", config)
     parsed, store = resolve(uri, config)
     return ObjectReader(uri, store, parsed.key, config=store.config, block_size=block_size,
                         read_ahead=read_ahead)  # fmt: skip
@@ -126,8 +134,11 @@ def get_into(uri: str, buffer: Buffer) -> int:
     """Fill ``buffer`` (a bytearray, numpy array, ``tensor.numpy()``...) with the object; returns its size.
 
     Objects of ``S3DLIO_RANGE_THRESHOLD`` (32 MiB) or more arrive in parallel ranges, each
-    copied straight into its place. ValueError when the object does not fit.
+    copied straight into its place. ValueError when the object does not fit (naming its size
+    and the buffer's); TypeError when ``buffer`` is not a writable, contiguous buffer.
     """
+    uri = _check.uri("get_into", uri)
+    buffer = _check.buffer("get_into", "buffer", buffer, writable=True)
     parsed, store = resolve(uri)
     return ranged.get_into(store, parsed.key, buffer, config=store.config, uri=uri)
 

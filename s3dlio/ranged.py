@@ -17,8 +17,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from . import _parallel
-from .errors import TransferError
+from . import _check, _parallel
+from .errors import InvalidArgumentError, TransferError
 from .retry import backoff, retryable, retrying
 
 if TYPE_CHECKING:
@@ -133,11 +133,7 @@ def get(store: Store, key: str, *, config: Config, uri: str) -> Buffer:
 
 def get_into(store: Store, key: str, buffer: Buffer, *, config: Config, uri: str) -> int:
     """Fill the start of ``buffer`` with the object; returns its size. ValueError if it does not fit."""
-    view = memoryview(buffer)
-    if view.readonly:
-        raise ValueError(f"get_into {uri}: the buffer is read-only; pass a bytearray or numpy array")
-    if not view.c_contiguous:
-        raise ValueError(f"get_into {uri}: the buffer must be contiguous")
+    view = memoryview(_check.buffer("get_into", "buffer", buffer, writable=True))
     view = view.cast("B") if (view.format != "B" or view.ndim != 1) else view
     if len(view) >= range_threshold(config):
         size = store.head(key).size
@@ -146,12 +142,13 @@ def get_into(store: Store, key: str, buffer: Buffer, *, config: Config, uri: str
         return size
     data = memoryview(retrying(lambda: store.get_range(key, 0, len(view) + 1), attempts=config.max_attempts,
                                what=f"get {uri}"))  # fmt: skip
-    _fits(uri, data.nbytes, len(view))
+    if data.nbytes > len(view):  # one byte more than the buffer holds came: learn the real size
+        _fits(uri, store.head(key).size, len(view))
     view[: data.nbytes] = data.cast("B") if data.format != "B" else data
     return data.nbytes
 
 
 def _fits(uri: str, size: int, capacity: int) -> None:
     if size > capacity:
-        raise ValueError(f"get_into {uri}: the object has {size} bytes, the buffer holds {capacity}; "
-                              "pass a larger buffer (s3dlio.stat(uri).size tells the size)")  # fmt: skip
+        raise InvalidArgumentError(f"get_into {uri}: the object has {size} bytes, the buffer holds {capacity}; "
+                                   "pass a larger buffer (s3dlio.stat(uri).size tells the size)")  # fmt: skip

@@ -101,13 +101,13 @@ def test_get_into(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
             assert s3dlio.get_into(uri, buf) == size
             assert_bytes(buf[:size], data)
         if size:
-            with pytest.raises(ValueError, match="does not fit|buffer holds"):
+            with pytest.raises(ValueError, match=f"the object has {size} bytes, the buffer holds {size - 1}"):
                 s3dlio.get_into(uri, bytearray(size - 1))
     floats = np.zeros(2 * MiB // 4, dtype=np.float32)  # any dtype: the bytes land as they are
     s3dlio.put(backend.uri("floats"), np.arange(floats.size, dtype=np.float32))
     assert s3dlio.get_into(backend.uri("floats"), floats) == 2 * MiB
     assert np.array_equal(floats, np.arange(floats.size, dtype=np.float32))
-    with pytest.raises(ValueError, match="read-only"):
+    with pytest.raises(TypeError, match="read-only"):
         s3dlio.get_into(backend.uri("floats"), b"\0" * 10)
 
 
