@@ -3,7 +3,10 @@
 Pure logic, no I/O. The rules (from the original product): the last path part may be a
 regex; a trailing ``/`` means everything at that level; ``recursive`` drops ``/`` as a level
 separator. A plain last part selects a name prefix when listing and an exact name otherwise
-(``rm s3://b/obj_1`` must never remove ``obj_10``).
+(``rm s3://b/obj_1`` must never remove ``obj_10``). Destructive operations ask for
+``literal``: the last part is then always an exact name, even with regex characters
+(``rm s3://b/a+b.bin`` run twice must not delete ``aab.bin`` the second time); a regex is
+only what ``pattern`` says.
 """
 
 from __future__ import annotations
@@ -46,9 +49,11 @@ class Selection:
 
 
 def select(
-    key: str, *, recursive: bool = False, pattern: str | None = None, exact: bool = False
-) -> Selection:
-    """The selection for ``key``; ``exact`` turns a plain last part into an exact name."""
+    key: str, *, recursive: bool = False, pattern: str | None = None, exact: bool = False,
+    literal: bool = False,
+) -> Selection:  # fmt: skip
+    """The selection for ``key``; ``exact`` turns a plain last part into an exact name, and
+    ``literal`` any last part (regex characters are then just characters)."""
     base, slash, last = key.rpartition("/")
     base += slash
     regex = None
@@ -57,7 +62,7 @@ def select(
         return Selection(base, key, recursive, regex, None, name_prefix=False)
     if not last:
         return Selection(base, base, recursive, None, "", name_prefix=True)
-    head = next((i for i, ch in enumerate(last) if ch in _META), None)
+    head = None if literal else next((i for i, ch in enumerate(last) if ch in _META), None)
     if head is not None:
         try:
             regex = re.compile(last)
@@ -65,7 +70,7 @@ def select(
             regex = None  # not a regex after all: a literal name with odd characters
         else:
             return Selection(base, base + last[:head], recursive, regex, last, name_prefix=False)
-    return Selection(base, key, recursive, None, last, name_prefix=not exact)
+    return Selection(base, key, recursive, None, last, name_prefix=not (exact or literal))
 
 
 def _compile(pattern: str, *, what: str) -> re.Pattern[str]:

@@ -7,25 +7,27 @@ the shared worker threads, so sync and async behave identically.
 
 from __future__ import annotations
 
-import glob
 import itertools
 import mmap
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple, TypeVar, overload
 
-from . import _parallel, ranged
+from . import _parallel, localpath, ranged
 from ._select import Selection, select
 from .config import Config, default_config
 from .errors import InvalidUriError, NotFoundError
+from .localpath import Skipped
 from .oplog import current_writer
 from .oplog.logged import LoggedStore
 from .store import ObjectMeta, Store, open_store
 from .store.balanced import endpoint_stats as balanced_stats
 from .store.balanced import open_balanced
+from .store.local import map_errors
 from .uri import ObjectUri, parse
 from .verify import verify_enabled, verify_put
 
@@ -45,7 +47,11 @@ __all__ = [
     "download_async", "copy_async",
 ]  # fmt: skip
 
+T = TypeVar("T")
 _list = list  # ``list`` the builtin, shadowed below by the operation of that name
+
+#: A progress callback of the batch functions: ``on_object(objects, nbytes)`` as objects finish.
+OnObject = Callable[[int, int], None]
 
 
 class Entry(NamedTuple):
@@ -244,8 +250,29 @@ def exists(uri: str) -> bool:
 
 
 # -- listing ---------------------------------------------------------------------------------
-def _matching(store: Store, sel: Selection) -> Iterator[tuple[str, ObjectMeta | None]]:
-    """``(key, metadata)`` of what ``sel`` selects; metadata is None for common prefixes."""
+def _matching(store: Store, sel: Selection, parsed: ObjectUri) -> Iterator[tuple[str, ObjectMeta | None]]:
+    """``(key, metadata)`` of what ``sel`` selects; metadata is None for common prefixes.
+
+    obstore cannot parse a listed key with an empty, ``.`` or ``..`` segment (S3 stores them);
+    the fast engine's listing then goes on with the portable engine after the last key it
+    yielded (listings are in key order), so the other keys are still found and the odd ones
+    reach the caller, which refuses them by name where they matter (local paths).
+    """
+    last: str | None = None
+    try:
+        for key, meta in _matching_on(store, sel):
+            last = key
+            yield key, meta
+    except InvalidUriError:
+        if store.engine != "fast" or store.in_process:
+            raise
+        portable = resolve(parsed, store.config.replace(engine="portable"))[1]
+        for key, meta in _matching_on(portable, sel):
+            if last is None or key > last:
+                yield key, meta
+
+
+def _matching_on(store: Store, sel: Selection) -> Iterator[tuple[str, ObjectMeta | None]]:
     for item in store.list(sel.prefix, delimiter=not sel.recursive):
         if isinstance(item, str):
             if sel.matches(item):
@@ -258,7 +285,7 @@ def list_entries(uri: str, recursive: bool = False, pattern: str | None = None) 
     """Stream what :func:`list` selects, with each object's metadata (size, date, etag)."""
     parsed, store = resolve(uri)
     sel = select(parsed.key, recursive=recursive, pattern=pattern)
-    return (Entry(str(parsed.with_key(key)), meta) for key, meta in _matching(store, sel))
+    return (Entry(str(parsed.with_key(key)), meta) for key, meta in _matching(store, sel, parsed))
 
 
 def list(uri: str, recursive: bool = False, pattern: str | None = None) -> _list[str]:  # noqa: A001
@@ -272,11 +299,14 @@ def list(uri: str, recursive: bool = False, pattern: str | None = None) -> _list
     return [entry.uri for entry in list_entries(uri, recursive, pattern)]
 
 
-def _objects(uri: str, recursive: bool, pattern: str | None) -> tuple[ObjectUri, Store, _list[str]]:
-    """Keys of the objects a delete/download/copy selects (never a name prefix)."""
+def _objects(
+    uri: str, recursive: bool, pattern: str | None, *, literal: bool = False
+) -> tuple[ObjectUri, Store, _list[str]]:
+    """Keys of the objects a delete/download/copy selects (never a name prefix); ``literal``
+    reads the last part as an exact name even when it holds regex characters."""
     parsed, store = resolve(uri)
-    sel = select(parsed.key, recursive=recursive, pattern=pattern, exact=True)
-    keys = [key for key, meta in _matching(store, sel) if meta is not None]
+    sel = select(parsed.key, recursive=recursive, pattern=pattern, exact=True, literal=literal)
+    keys = [key for key, meta in _matching(store, sel, parsed) if meta is not None]
     if sel.literal and not sel.recursive and pattern is None and parsed.key in keys:
         keys = [parsed.key]  # an exact key wins over its reading as a regex
     return parsed, store, keys
@@ -316,16 +346,25 @@ def put_many(items: Iterable[tuple[str, Buffer]], max_in_flight: int | None = No
     _parallel.map_bounded(one, todo, workers)
 
 
-def delete(uri: str, recursive: bool = False, pattern: str | None = None) -> int:
-    """Delete an object, everything at a prefix level (``.../``), or what a regex selects.
+def delete(
+    uri: str, recursive: bool = False, pattern: str | None = None, *, on_object: OnObject | None = None
+) -> int:
+    """Delete one object, everything at a prefix level (``.../``), or what ``pattern`` selects.
 
-    Returns how many objects were deleted. ``recursive`` reaches below the level. Deletes go
-    out in batches of 1000.
+    The URI is literal: its last part is exactly one key even when it holds regex characters
+    (``a+b.bin`` never deletes ``aab.bin``), so running a delete twice deletes nothing the
+    second time. A trailing ``/`` deletes everything at that level; ``recursive`` reaches
+    below it. ``pattern`` is an explicit regex matched against the path relative to the URI's
+    directory (``delete("s3://b/data/", pattern=r".*\\.tmp")``). Returns how many objects were
+    deleted (0 when nothing matched). Deletes go out in batches of 1000.
     """
-    parsed, store, keys = _objects(uri, recursive, pattern)
+    parsed, store, keys = _objects(uri, recursive, pattern, literal=True)
     failures: _list[DeleteFailure] = []
     for i in range(0, len(keys), 1000):
-        failures += store.delete_many(keys[i : i + 1000])
+        failed = store.delete_many(keys[i : i + 1000])
+        failures += failed
+        if on_object is not None:  # progress: ``on_object(objects, 0)`` after each batch
+            on_object(len(keys[i : i + 1000]) - len(failed), 0)
     if failures:
         raise failures[0].error
     return len(keys)
@@ -365,30 +404,38 @@ def _read_file(path: str) -> Buffer:
         return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
-def _glob_root(pattern: str) -> str:
-    parts = []
-    for part in os.path.abspath(pattern).split(os.sep):
-        if glob.has_magic(part):
-            break
-        parts.append(part)
-    root = os.sep.join(parts)
-    return root if os.path.isdir(root) else os.path.dirname(root)
+def upload(
+    local_glob: str, dest_prefix: str, max_in_flight: int | None = None, *, include_hidden: bool = True,
+    follow_links: bool = False, on_skip: Callable[[Skipped], object] | None = None,
+    on_object: OnObject | None = None,
+) -> _list[str]:  # fmt: skip
+    """Upload local files matching a glob (``**`` is any depth) under ``dest_prefix``.
 
-
-def upload(local_glob: str, dest_prefix: str, max_in_flight: int | None = None) -> _list[str]:
-    """Upload local files matching a glob (``**`` recurses) under ``dest_prefix``.
-
-    Object names keep the files' paths relative to the glob's fixed directory part. Returns
-    the URIs written.
+    Object names keep the files' paths relative to the glob's fixed directory part. Dot-files
+    are uploaded (as ``aws s3 cp --recursive`` does) unless ``include_hidden=False``. A
+    symbolic link that resolves outside that directory is skipped unless ``follow_links``;
+    a link to a directory above it (a loop) is always skipped. Each skipped item goes to
+    ``on_skip``, or else all of them to one ``UserWarning``. Returns the URIs written.
     """
-    paths = sorted(p for p in glob.glob(os.path.expanduser(local_glob), recursive=True) if os.path.isfile(p))
-    if not paths:
+    found = localpath.local_files(local_glob, include_hidden=include_hidden, follow_links=follow_links)
+    if on_skip is not None:
+        for skipped in found.skipped:
+            on_skip(skipped)
+    elif found.skipped:
+        lines = "".join(f"\n  {item}" for item in found.skipped)
+        warnings.warn(f"upload {local_glob}: skipped {len(found.skipped)}:{lines}", UserWarning, stacklevel=2)
+    if not found.files:
         raise NotFoundError(f"upload {local_glob}: no local file matches")
-    root = _glob_root(local_glob)
     dest = parse(dest_prefix)
-    uris = [str(dest.with_key(_join_key(dest.key, os.path.relpath(p, root)))) for p in paths]
-    _parallel.map_bounded(lambda pu: put(pu[1], _read_file(pu[0])), _list(zip(paths, uris, strict=True)),
-                          _in_flight(max_in_flight))  # fmt: skip
+    paths = found.files
+    uris = [str(dest.with_key(_join_key(dest.key, os.path.relpath(p, found.root)))) for p in paths]
+    def one_file(pu: tuple[str, str]) -> None:
+        data = _read_file(pu[0])
+        put(pu[1], data)
+        if on_object is not None:  # progress: ``on_object(1, nbytes)`` per file
+            on_object(1, memoryview(data).nbytes)
+
+    _parallel.map_bounded(one_file, _list(zip(paths, uris, strict=True)), _in_flight(max_in_flight))
     return uris
 
 
@@ -413,32 +460,86 @@ def write_file_atomic(path: str, data: Buffer) -> None:
         raise
 
 
+def _finish(results: _list[T | BaseException], return_exceptions: bool) -> _list[T | BaseException]:
+    """A batch's results; without ``return_exceptions`` the first error is raised (the rest ran)."""
+    if return_exceptions:
+        return results
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        if len(errors) > 1:
+            errors[0].add_note(f"{len(errors) - 1} more failed; return_exceptions=True returns each error")
+        raise errors[0]
+    return results
+
+
+@overload
 def download(
-    src: str, dest_dir: str, recursive: bool = False, max_in_flight: int | None = None
-) -> _list[str]:
+    src: str, dest_dir: str, recursive: bool = ..., max_in_flight: int | None = ...,
+    *, return_exceptions: Literal[False] = ...,
+) -> _list[str]: ...  # fmt: skip
+@overload
+def download(
+    src: str, dest_dir: str, recursive: bool = ..., max_in_flight: int | None = ...,
+    *, return_exceptions: Literal[True],
+) -> _list[str | BaseException]: ...  # fmt: skip
+def download(
+    src: str, dest_dir: str, recursive: bool = False, max_in_flight: int | None = None,
+    *, return_exceptions: bool = False,
+) -> _list[str] | _list[str | BaseException]:  # fmt: skip
     """Download the objects ``src`` selects (a key, a prefix ``.../``, a regex) into ``dest_dir``.
 
-    Files keep their path relative to the URI's directory part. Returns the local paths.
+    Files keep their path relative to the URI's directory part, and never leave
+    ``dest_dir``: a key that is absolute or has an empty, ``.`` or ``..`` segment, and keys
+    that would share one local path, are refused with an :class:`InvalidUriError` naming
+    the key. Every other object is still downloaded; then the first error is raised (with a
+    note counting the others), unless ``return_exceptions`` puts each error in its slot.
+    Returns the local paths (directory markers as directories ending in ``/``).
     """
     parsed, store, keys = _objects(src, recursive, None)
     if not keys:
         raise NotFoundError(f"download {src}: no object matches")
     base = select(parsed.key).base
-    dest_dir = os.path.abspath(dest_dir)
-    paths = [os.path.join(dest_dir, *k[len(base) :].split("/")) for k in keys]
+    planned = localpath.plan(
+        "download", dest_dir, [k[len(base) :] for k in keys], [str(parsed.with_key(k)) for k in keys]
+    )
 
-    def one(kp: tuple[str, str]) -> None:
-        write_file_atomic(kp[1], store.get(kp[0]))
+    def one(i: int) -> str:
+        path = planned[i]
+        if isinstance(path, BaseException):
+            raise path
+        if path.endswith(os.sep):  # a folder marker: the directory, not a file
+            os.makedirs(path, exist_ok=True)
+        else:
+            with map_errors("download", path):
+                write_file_atomic(path, store.get(keys[i]))
+        return path
 
-    _parallel.map_bounded(one, _list(zip(keys, paths, strict=True)), _in_flight(max_in_flight))
-    return paths
+    results = _parallel.map_bounded(one, range(len(keys)), _in_flight(max_in_flight), return_exceptions=True)
+    return _finish(results, return_exceptions)  # type: ignore[return-value]
 
 
-def copy(src: str, dst: str, recursive: bool = False, max_in_flight: int | None = None) -> int:
+@overload
+def copy(
+    src: str, dst: str, recursive: bool = ..., max_in_flight: int | None = ...,
+    *, return_exceptions: Literal[False] = ..., on_object: OnObject | None = ...,
+) -> int: ...  # fmt: skip
+@overload
+def copy(
+    src: str, dst: str, recursive: bool = ..., max_in_flight: int | None = ...,
+    *, return_exceptions: Literal[True], on_object: OnObject | None = ...,
+) -> _list[str | BaseException]: ...  # fmt: skip
+def copy(
+    src: str, dst: str, recursive: bool = False, max_in_flight: int | None = None,
+    *, return_exceptions: bool = False, on_object: OnObject | None = None,
+) -> int | _list[str | BaseException]:  # fmt: skip
     """Copy objects between any two schemes; returns how many were copied.
 
     One object to a key, or to ``dst`` ending in ``/`` keeping its name; a prefix, a regex or
-    ``recursive`` copies everything selected under ``dst``, keeping relative paths.
+    ``recursive`` copies everything selected under ``dst``, keeping relative paths. Into a
+    ``file://`` or ``direct://`` directory, keys that would leave it or share one local path
+    are refused as :func:`download` refuses them. Every other object is still copied; then
+    the first error is raised, unless ``return_exceptions`` returns the destination URI or
+    the error of each selected object, in order.
     """
     parsed, store, keys = _objects(src, recursive, None)
     if not keys:
@@ -446,12 +547,38 @@ def copy(src: str, dst: str, recursive: bool = False, max_in_flight: int | None 
     target = parse(dst)
     single = len(keys) == 1 and keys[0] == parsed.key
     base = select(parsed.key).base
-    dst_keys = [
-        target.key if single and not target.is_prefix else _join_key(target.key, k[len(base) :]) for k in keys
-    ]
+    rels = [k[len(base) :] for k in keys]
+    dst_keys: _list[str | BaseException]
+    if single and not target.is_prefix:
+        dst_keys = [target.key]
+    elif target.scheme in ("file", "direct"):
+        root = "/" + target.key
+        dst_keys = [
+            p if isinstance(p, BaseException) else p[1:]
+            for p in localpath.plan("copy", root, rels, [str(parsed.with_key(k)) for k in keys])
+        ]
+    else:
+        dst_keys = [_join_key(target.key, rel) for rel in rels]
     dst_store = resolve(target)[1]
-    _parallel.map_bounded(lambda kd: dst_store.put(kd[1], store.get(kd[0])), _list(zip(keys, dst_keys, strict=True)),
-                          _in_flight(max_in_flight))  # fmt: skip
+
+    def one(i: int) -> str:
+        key = dst_keys[i]
+        if isinstance(key, BaseException):
+            raise key
+        if target.scheme in ("file", "direct") and key.endswith("/"):
+            with map_errors("copy", f"{target.scheme}:///{key}"):
+                os.makedirs("/" + key, exist_ok=True)  # a folder marker: the directory
+        else:
+            data = store.get(keys[i])
+            dst_store.put(key, data)
+            if on_object is not None:  # progress: ``on_object(1, nbytes)`` per object
+                on_object(1, memoryview(data).nbytes)
+        return str(target.with_key(key))
+
+    results = _parallel.map_bounded(one, range(len(keys)), _in_flight(max_in_flight), return_exceptions=True)
+    if return_exceptions:
+        return results
+    _finish(results, False)
     return len(keys)
 
 
@@ -525,18 +652,52 @@ async def list_buckets_async(uri: str = "s3://") -> _list[str]:
     return await _parallel.run_async(list_buckets, uri)
 
 
-async def upload_async(local_glob: str, dest_prefix: str, max_in_flight: int | None = None) -> _list[str]:
+async def upload_async(
+    local_glob: str, dest_prefix: str, max_in_flight: int | None = None, *, include_hidden: bool = True,
+    follow_links: bool = False, on_skip: Callable[[Skipped], object] | None = None,
+) -> _list[str]:  # fmt: skip
     """Async twin of :func:`upload`."""
-    return await _parallel.run_async(upload, local_glob, dest_prefix, max_in_flight)
+    return await _parallel.run_async(
+        upload, local_glob, dest_prefix, max_in_flight, include_hidden=include_hidden,
+        follow_links=follow_links, on_skip=on_skip,
+    )  # fmt: skip
 
 
+@overload
 async def download_async(
-    src: str, dest_dir: str, recursive: bool = False, max_in_flight: int | None = None
-) -> _list[str]:
+    src: str, dest_dir: str, recursive: bool = ..., max_in_flight: int | None = ...,
+    *, return_exceptions: Literal[False] = ...,
+) -> _list[str]: ...  # fmt: skip
+@overload
+async def download_async(
+    src: str, dest_dir: str, recursive: bool = ..., max_in_flight: int | None = ...,
+    *, return_exceptions: Literal[True],
+) -> _list[str | BaseException]: ...  # fmt: skip
+async def download_async(
+    src: str, dest_dir: str, recursive: bool = False, max_in_flight: int | None = None,
+    *, return_exceptions: bool = False,
+) -> _list[str] | _list[str | BaseException]:  # fmt: skip
     """Async twin of :func:`download`."""
-    return await _parallel.run_async(download, src, dest_dir, recursive, max_in_flight)
+    return await _parallel.run_async(
+        download, src, dest_dir, recursive, max_in_flight, return_exceptions=return_exceptions  # type: ignore[arg-type]
+    )
 
 
-async def copy_async(src: str, dst: str, recursive: bool = False, max_in_flight: int | None = None) -> int:
+@overload
+async def copy_async(
+    src: str, dst: str, recursive: bool = ..., max_in_flight: int | None = ...,
+    *, return_exceptions: Literal[False] = ...,
+) -> int: ...  # fmt: skip
+@overload
+async def copy_async(
+    src: str, dst: str, recursive: bool = ..., max_in_flight: int | None = ...,
+    *, return_exceptions: Literal[True],
+) -> _list[str | BaseException]: ...  # fmt: skip
+async def copy_async(
+    src: str, dst: str, recursive: bool = False, max_in_flight: int | None = None,
+    *, return_exceptions: bool = False,
+) -> int | _list[str | BaseException]:  # fmt: skip
     """Async twin of :func:`copy`."""
-    return await _parallel.run_async(copy, src, dst, recursive, max_in_flight)
+    return await _parallel.run_async(
+        copy, src, dst, recursive, max_in_flight, return_exceptions=return_exceptions  # type: ignore[arg-type]
+    )

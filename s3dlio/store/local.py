@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import (
     AlreadyExistsError,
+    InvalidUriError,
     NotFoundError,
     PermissionDeniedError,
     S3dlioError,
@@ -183,12 +184,24 @@ class LocalStore(Store):
                 yield file_meta(key, st)
 
     # -- writes --------------------------------------------------------------------------
+    def _check_key(self, op: str, key: str) -> None:
+        """Refuse to write or delete at a key with an empty, ``.`` or ``..`` segment: the path
+        would not be the one the key names (``dest/../x`` is ``x``; ``a//b`` is ``a/b``)."""
+        body = key[:-1] if key.endswith("/") else key
+        if "" in body.split("/") or any(part in (".", "..") for part in body.split("/")):
+            raise InvalidUriError(
+                f"{op} {self.uri(key)}: the key has an empty, '.' or '..' segment, so the file would "
+                "not be where the key says (it could leave the target directory); name the path plainly"
+            )
+
     def open_upload(self, key: str, *, part_size: int, content_type: str | None = None) -> Upload:
         from .upload_local import LocalUpload
 
+        self._check_key("put", key)
         return LocalUpload(key, part_size, uri=self.uri(key), direct=self.scheme == "direct")
 
     def put(self, key: str, data: Buffer) -> None:
+        self._check_key("put", key)
         view = byte_view(data)
         with map_errors("put", self.uri(key)):
             if key.endswith("/") and not view:  # an empty "dir/" object: S3's folder marker
@@ -220,6 +233,7 @@ class LocalStore(Store):
             os.close(fd)
 
     def delete(self, key: str) -> None:
+        self._check_key("delete", key)
         with map_errors("delete", self.uri(key)), suppress(FileNotFoundError, NotADirectoryError):
             if key.endswith("/"):  # a folder marker: the directory goes if empty, its files stay
                 with suppress(OSError):

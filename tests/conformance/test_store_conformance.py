@@ -320,7 +320,8 @@ def test_delete_key_regex_prefix(backend: Backend) -> None:
 
     assert s3dlio.delete(backend.uri("d/1")) == 1  # an exact key, never a name prefix (d/10 stays)
     assert remaining() == sorted(set(keys) - {"d/1"})
-    assert s3dlio.delete(backend.uri(r"d/.*\.txt")) == 2  # a regex on the last part
+    assert s3dlio.delete(backend.uri(r"d/.*\.txt")) == 0  # the URI is literal: no such key
+    assert s3dlio.delete(backend.uri("d/"), pattern=r".*\.txt") == 2  # a regex, asked for explicitly
     assert s3dlio.delete(backend.uri("d/sub/"), pattern=r"[3]") == 1  # an explicit pattern
     assert remaining() == ["d/10", "d/2", "d/sub/4", "d/sub/deep/5", "keep"]
     assert s3dlio.delete(backend.uri("d/")) == 2  # a prefix level: d/10, d/2, not below
