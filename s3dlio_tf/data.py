@@ -17,7 +17,7 @@ import itertools
 import os
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tensorflow as tf
@@ -236,19 +236,89 @@ class _ShardReader:
     def __init__(self, fetcher: Fetcher, compression: str, verify: bool) -> None:
         self.fetcher, self.compression, self.verify = fetcher, compression, verify
 
-    def records(self, uri: str) -> list[memoryview]:
+    def records(self, uri: str, compression: str | None = None) -> list[memoryview]:
         try:
-            data = _decompress(self.fetcher(uri), self.compression, uri)
+            data = _decompress(self.fetcher(uri), self.compression if compression is None else compression, uri)
             return list(iter_tfrecords(data, self.verify))
         except S3dlioError as exc:
             if uri in str(exc):
                 raise
             raise type(exc)(f"{uri}: {exc}") from exc
 
+    def records_array(self, uri: Any, compression: Any) -> np.ndarray:
+        """``tf.numpy_function`` body: the records of shard ``uri`` as a 1-D object array of bytes."""
+        name = uri.decode() if isinstance(uri, bytes) else str(uri)
+        kind = compression.decode() if isinstance(compression, bytes) else str(compression)
+        found = self.records(name, _compression(kind))
+        out = np.empty(len(found), dtype=object)  # object, not "S": numpy would strip trailing NULs
+        out[:] = [bytes(r) for r in found]
+        return out
+
+
+# -- TFRecordDataset on tensors: file names known only when the pipeline runs (graph mode) ----------
+def _is_names_tensor(filenames: Any) -> bool:
+    return isinstance(filenames, tf.data.Dataset) or (
+        isinstance(filenames, tf.Tensor) and tf.is_symbolic_tensor(filenames)
+    )
+
+
+def _eager_names(filenames: Any) -> Any:
+    """An eager string tensor (scalar or 1-D) as the list of names it holds; other values unchanged."""
+    if isinstance(filenames, tf.Tensor) and not tf.is_symbolic_tensor(filenames):
+        if filenames.dtype != tf.string or filenames.shape.rank not in (0, 1):
+            raise ConfigError(
+                f"filenames: a {filenames.dtype.name} tensor of shape {filenames.shape}; "
+                "pass a scalar or 1-D tf.string tensor"
+            )
+        return [name.decode() for name in np.atleast_1d(filenames.numpy()).tolist()]
+    return filenames
+
+
+def _tensor_records(
+    filenames: tf.Tensor | tf.data.Dataset,
+    compression_type: Any,
+    num_parallel_reads: int | None,
+    deterministic: bool | None,
+    reader: _ShardReader,
+    max_in_flight: int,
+) -> tf.data.Dataset:
+    """Records of the shards a string tensor (or dataset of them) names, read inside the pipeline.
+
+    Each shard is one ``tf.numpy_function`` call that fetches it through s3dlio and returns
+    its records; ``num_parallel_reads`` interleaves shards as ``tf.data.TFRecordDataset`` does.
+    """
+    if isinstance(filenames, tf.data.Dataset):
+        if filenames.element_spec != _STRING:
+            raise ConfigError(
+                f"filenames: a dataset of {filenames.element_spec}; pass a dataset of scalar tf.string names"
+            )
+        names = filenames
+    else:
+        if filenames.dtype != tf.string:
+            raise ConfigError(f"filenames: a {filenames.dtype.name} tensor; pass a tf.string tensor")
+        names = tf.data.Dataset.from_tensor_slices(tf.reshape(filenames, [-1]))
+    if isinstance(compression_type, tf.Tensor):
+        compression = compression_type
+    else:
+        compression = tf.constant(_compression(compression_type))
+
+    def shard(uri: tf.Tensor) -> tf.Tensor:
+        records = tf.numpy_function(reader.records_array, [uri, compression], tf.string, stateful=True)
+        records.set_shape([None])
+        return records
+
+    if num_parallel_reads is None:  # shards in order, the next ones fetched while this one is read
+        fetched = names.map(shard, num_parallel_calls=max_in_flight, deterministic=True)
+        return fetched.prefetch(1).unbatch()
+    return names.interleave(
+        lambda uri: tf.data.Dataset.from_tensor_slices(shard(uri)), cycle_length=num_parallel_reads,
+        block_length=1, num_parallel_calls=num_parallel_reads, deterministic=deterministic,
+    )  # fmt: skip
+
 
 def TFRecordDataset(  # noqa: N802 - named as tf.data.TFRecordDataset, which it replaces
-    filenames: Source,
-    compression_type: str | None = None,
+    filenames: Source | tf.Tensor | tf.data.Dataset,
+    compression_type: str | tf.Tensor | None = None,
     buffer_size: int | None = None,
     num_parallel_reads: int | None = None,
     name: str | None = None,
@@ -276,7 +346,11 @@ def TFRecordDataset(  # noqa: N802 - named as tf.data.TFRecordDataset, which it 
     """``tf.data.TFRecordDataset`` over TFRecord shards on object storage: same records, same order.
 
     ``filenames``: a prefix URI (listed; ``pattern=`` filters, e.g. ``r".*\\.tfrecord"``),
-    a list of URIs, or a key file. ``num_parallel_reads=None`` reads shards one after
+    a list of URIs, a key file, a scalar or 1-D ``tf.string`` tensor, or a dataset of names.
+    A symbolic tensor (the ``f`` of ``files.interleave(lambda f: TFRecordDataset(f))`` or of a
+    ``tf.function``) and a dataset of names are read as the pipeline runs, one
+    ``tf.numpy_function`` call per shard; ``compression_type`` may then be a tensor too, and
+    the listing, sharding and shuffling options (which need the names up front) are refused. ``num_parallel_reads=None`` reads shards one after
     another, fetching ``max_in_flight`` ahead; ``N`` (or ``tf.data.AUTOTUNE``) interleaves
     ``N`` shards record by record, like TensorFlow's. Shards are fetched whole and split
     with CRCs checked (``verify=False`` skips them). Ranks (``rank``/``world_size`` or
@@ -286,6 +360,17 @@ def TFRecordDataset(  # noqa: N802 - named as tf.data.TFRecordDataset, which it 
     ``buffer_size`` is accepted and unused.
     """
     del buffer_size
+    if isinstance(compression_type, tf.Tensor) and not tf.is_symbolic_tensor(compression_type):
+        compression_type = compression_type.numpy().decode()
+    filenames = _eager_names(filenames)
+    if _is_names_tensor(filenames) or isinstance(compression_type, tf.Tensor):
+        _only_up_front(shuffle=shuffle, rank=rank, world_size=world_size, input_context=input_context,
+                       uneven=uneven, pattern=pattern if _is_names_tensor(filenames) else None)  # fmt: skip
+        fetch = _ShardReader(Fetcher(config, retries, hedge_after=hedge_after), "", verify)
+        if not _is_names_tensor(filenames):
+            filenames = tf.constant(list(_source(filenames, pattern, key_cache, refresh, config).keys()))
+        return _tensor_records(filenames, compression_type, num_parallel_reads, deterministic, fetch,
+                               max_in_flight)  # fmt: skip
     compression = _compression(compression_type)
     rank, world_size = resolve_rank_world(*_rank_world(rank, world_size, input_context))
     keys = _source(filenames, pattern, key_cache, refresh, config).keys()
@@ -330,3 +415,19 @@ def TFRecordDataset(  # noqa: N802 - named as tf.data.TFRecordDataset, which it 
             num_parallel_calls=num_parallel_reads, deterministic=deterministic,
         )  # fmt: skip
     return _finish(ds, world_size, name)
+
+
+if not TYPE_CHECKING:  # a graph-mode builder: AutoGraph must call it as is, not try to convert it
+    TFRecordDataset = tf.autograph.experimental.do_not_convert(TFRecordDataset)
+
+
+def _only_up_front(**options: Any) -> None:
+    """Refuse options that need the file names before the pipeline runs."""
+    given = {k: v for k, v in options.items() if v not in (None, False)}
+    if given:
+        names = ", ".join(f"{k}={v!r}" for k, v in given.items())
+        raise ConfigError(
+            f"TFRecordDataset({names}) with file names in a tensor: these need the names up front; "
+            "pass a list of URIs or a prefix, or shard and shuffle the names dataset yourself "
+            "(.shard(), .shuffle()) before .interleave()"
+        )
