@@ -33,6 +33,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the dependency
     raise ImportError("s3dlio.fsspec needs fsspec: pip install fsspec (or 's3dlio[jax]')") from exc
 
+from . import localpath
 from .config import Config, default_config
 from .errors import NotFoundError
 from .ops import list_buckets, resolve
@@ -374,6 +375,9 @@ class S3dlioFileSystem(AbstractFileSystem):
         if outfile is None and self.isdir(rpath):
             os.makedirs(lpath, exist_ok=True)
             return
+        if outfile is None:  # a key with '..', '.' or empty parts would not land where fsspec means
+            uri = self.uri(rpath)
+            localpath.check_key("get", uri, parse(uri).key)
         with self._reader(rpath) as src:
             callback.set_size(src.size)
             if outfile is not None:
