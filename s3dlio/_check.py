@@ -71,28 +71,28 @@ def _is_int(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def integer(func: str, name: str, value: Any, minimum: int = 0) -> int:
-    """``value`` as an int; it must be an integer (numpy's too, never a bool) >= ``minimum``."""
-    if type(value) is int and value >= minimum:  # the common case, first
-        return value  # type: ignore[no-any-return]
-    expected = f"an int >= {minimum}"
-    if not _is_int(value):
-        fail_type(func, name, expected, value)
-    if value < minimum:
-        fail_value(func, name, expected, value)
-    return int(value)
+def integer(func: str, name: str, value: Any, minimum: int | None = 0) -> int:
+    """``value`` as an int; it must be an integer (numpy's too, never a bool) >= ``minimum``
+    (any integer when ``minimum`` is None)."""
+    if type(value) is int and (minimum is None or value >= minimum):  # the common case, first
+        return value
+    return _integer(func, name, value, minimum, "an int")
 
 
-def optional_integer(func: str, name: str, value: Any, minimum: int = 0) -> int | None:
+def optional_integer(func: str, name: str, value: Any, minimum: int | None = 0) -> int | None:
     """:func:`integer`, or None."""
     if value is None:
         return None
-    if type(value) is int and value >= minimum:
-        return value  # type: ignore[no-any-return]
-    expected = f"None or an int >= {minimum}"
+    if type(value) is int and (minimum is None or value >= minimum):
+        return value
+    return _integer(func, name, value, minimum, "None or an int")
+
+
+def _integer(func: str, name: str, value: Any, minimum: int | None, kind: str) -> int:
+    expected = kind if minimum is None else f"{kind} >= {minimum}"
     if not _is_int(value):
         fail_type(func, name, expected, value)
-    if value < minimum:
+    if minimum is not None and value < minimum:
         fail_value(func, name, expected, value)
     return int(value)
 

@@ -21,14 +21,13 @@ turn into compression.
 from __future__ import annotations
 
 import functools
-import math
 import secrets
 import threading
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import ConfigError
+from . import _check
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
@@ -74,13 +73,15 @@ def _pool(block_size: int, rows: int) -> np.ndarray:
     return doubled
 
 
-def _check(name: str, value: Any, minimum: float, *, integer: bool, hint: str) -> None:
-    """Raise ConfigError naming ``value`` unless it is a number (an integer if asked) >= ``minimum``."""
-    allowed = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    ok_type = isinstance(value, allowed)
-    if isinstance(value, bool) or not ok_type or not math.isfinite(value) or value < minimum:
-        kind = "an integer" if integer else "a number"
-        raise ConfigError(f"{name}={value!r}: must be {kind} >= {minimum:g} ({hint})")
+def _settings(func: str, dedup: Any, compress: Any, seed: Any, block_size: Any) -> tuple[int, float, int | None, int]:
+    """The generator's settings, checked (``_check``: TypeError or ValueError naming each)."""
+    dedup = _check.integer(func, "dedup", dedup, 1)  # 1 = every block unique, 3 = each block 3 times
+    compress = _check.number(func, "compress", compress, 1)  # 1 = incompressible, 4 = zstd -1 shrinks 4x
+    seed = _check.optional_integer(func, "seed", seed, None)
+    block_size = _check.integer(func, "block_size", block_size, 8)
+    if block_size % 8:
+        _check.fail_value(func, "block_size", "a multiple of 8, e.g. 4096", block_size)
+    return dedup, compress, seed, block_size
 
 
 class DataGenerator:
@@ -95,17 +96,11 @@ class DataGenerator:
     def __init__(
         self, dedup: int = 1, compress: float = 1, seed: int | None = None, block_size: int = 4096
     ) -> None:
-        _check("dedup", dedup, 1, integer=True, hint="1 = every block unique, 3 = each block 3 times")
-        _check("compress", compress, 1, integer=False, hint="1 = incompressible, 4 = zstd -1 shrinks 4x")
-        _check("block_size", block_size, 8, integer=True, hint="a multiple of 8, e.g. 4096")
-        if block_size % 8:
-            raise ConfigError(f"block_size={block_size!r}: must be a multiple of 8, e.g. 4096")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)):
-            raise ConfigError(f"seed={seed!r}: must be an integer or None")
-        self.dedup = int(dedup)
-        self.compress = float(compress)
-        self.block_size = int(block_size)
-        self.seed = secrets.randbits(64) if seed is None else int(seed)
+        dedup, compress, seed, block_size = _settings("DataGenerator", dedup, compress, seed, block_size)
+        self.dedup = dedup
+        self.compress = compress
+        self.block_size = block_size
+        self.seed = secrets.randbits(64) if seed is None else seed
         self._rows = max(1, -(-_SPREAD // self.block_size))  # blocks per segment (and pool rows)
         self._seed64 = _mix1(self.seed)
         self._random_bytes = self._random_part()
@@ -130,18 +125,13 @@ class DataGenerator:
         numpy memory rather than a ``bytearray``: fresh ``bytearray`` pages are zeroed and
         faulted in one by one, which alone costs more than generating the data.
         """
-        _check("size", size, 0, integer=True, hint="a byte count")
-        out = np.empty(int(size), dtype=np.uint8)
+        out = np.empty(_check.integer("DataGenerator.object", "size", size, 0), dtype=np.uint8)
         self._fill_array(out)
         return memoryview(out)
 
     def fill(self, buffer: Buffer) -> None:
         """Write the next object of the run into ``buffer`` (bytearray, memoryview, numpy array) in place."""
-        view = memoryview(buffer)
-        if view.readonly:
-            raise TypeError(f"fill() needs a writable buffer, got a read-only {type(buffer).__name__}")
-        if not view.c_contiguous:
-            raise TypeError(f"fill() needs a C-contiguous buffer, got a strided {type(buffer).__name__}")
+        view = memoryview(_check.buffer("DataGenerator.fill", "buffer", buffer, writable=True))
         self._fill_array(np.frombuffer(view.cast("B"), dtype=np.uint8))
 
     def _fill_array(self, out: np.ndarray) -> None:
@@ -217,4 +207,6 @@ def generate(size: int, dedup: int = 1, compress: float = 1, seed: int | None = 
 
     For many objects make one :class:`DataGenerator`: the dedupe ratio is kept per generator.
     """
+    size = _check.integer("generate", "size", size, 0)
+    dedup, compress, seed, _ = _settings("generate", dedup, compress, seed, 4096)
     return DataGenerator(dedup=dedup, compress=compress, seed=seed).object(size)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import zstandard
 
 from s3dlio.datagen import DataGenerator, generate
-from s3dlio.errors import ConfigError
+from s3dlio.errors import S3dlioError
 
 BLOCK = 4096
 KIB, MIB = 1024, 1024 * 1024
@@ -117,28 +118,35 @@ def test_threads_share_one_run() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "error", "message"),
     [
-        ({"dedup": 0}, "dedup=0"),
-        ({"dedup": 1.5}, "dedup=1.5"),
-        ({"compress": 0.5}, "compress=0.5"),
-        ({"compress": "2"}, "compress='2'"),
-        ({"compress": float("nan")}, "compress=nan"),
-        ({"seed": "abc"}, "seed='abc'"),
-        ({"block_size": 100}, "block_size=100"),
-        ({"block_size": 0}, "block_size=0"),
+        ({"dedup": 0}, ValueError, "dedup must be an int >= 1, got 0 (int)"),
+        ({"dedup": 1.5}, TypeError, "dedup must be an int >= 1, got 1.5 (float)"),
+        ({"dedup": True}, TypeError, "dedup must be an int >= 1, got True (bool)"),
+        ({"compress": 0.5}, ValueError, "compress must be a number >= 1, got 0.5 (float)"),
+        ({"compress": "2"}, TypeError, "compress must be a number >= 1, got '2' (str)"),
+        ({"compress": float("nan")}, ValueError, "compress must be a number >= 1, got nan (float)"),
+        ({"seed": "abc"}, TypeError, "seed must be None or an int, got 'abc' (str)"),
+        ({"block_size": 100}, ValueError, "block_size must be a multiple of 8, e.g. 4096, got 100 (int)"),
+        ({"block_size": 0}, ValueError, "block_size must be an int >= 8, got 0 (int)"),
     ],
 )
-def test_bad_arguments(kwargs: dict[str, object], message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
+def test_bad_arguments(kwargs: dict[str, object], error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=re.escape(f"DataGenerator: {message}")) as info:
         DataGenerator(**kwargs)  # type: ignore[arg-type]
+    assert isinstance(info.value, S3dlioError)
+    if "block_size" not in kwargs:  # generate() takes the other three
+        with pytest.raises(error, match=re.escape(f"generate: {message}")):
+            generate(10, **kwargs)  # type: ignore[arg-type]
 
 
 def test_bad_size() -> None:
-    with pytest.raises(ConfigError, match="size=-1"):
+    with pytest.raises(ValueError, match=re.escape("generate: size must be an int >= 0, got -1 (int)")):
         generate(-1)
-    with pytest.raises(ValueError, match="must be an integer"):
+    with pytest.raises(TypeError, match=re.escape("generate: size must be an int >= 0, got 1.5 (float)")):
         generate(1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=re.escape("DataGenerator.object: size must be an int >= 0, got -1")):
+        DataGenerator().object(-1)
 
 
 def test_custom_block_size() -> None:
