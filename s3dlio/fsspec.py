@@ -21,7 +21,7 @@ import importlib.util
 import os
 import shutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from glob import has_magic
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -33,9 +33,9 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the dependency
     raise ImportError("s3dlio.fsspec needs fsspec: pip install fsspec (or 's3dlio[jax]')") from exc
 
-from . import localpath
+from . import _parallel, localpath, ranged
 from .config import Config, default_config
-from .errors import NotFoundError
+from .errors import ConfigError, NotFoundError
 from .ops import list_buckets, resolve
 from .reader import ObjectReader
 from .store import ObjectMeta, Store, open_store
@@ -63,29 +63,114 @@ __all__ = [
 _FSSPEC_OPTIONS = frozenset(
     {"skip_instance_cache", "use_listings_cache", "listings_expiry_time", "max_paths", "asynchronous", "loop"}
 )
-#: s3fs/adlfs option names -> s3dlio Config fields, so ``storage_options`` written for them work.
+#: s3fs/adlfs/botocore option names -> s3dlio Config fields, so ``storage_options`` written for
+#: them work.
 _ALIASES = {
     "key": "access_key_id",
     "secret": "secret_access_key",
     "token": "session_token",
+    "aws_access_key_id": "access_key_id",
+    "aws_secret_access_key": "secret_access_key",
+    "aws_session_token": "session_token",
     "region_name": "region",
     "account_name": "azure_account_name",
     "account_key": "azure_account_key",
     "connection_string": "azure_connection_string",
 }
+#: s3fs/adlfs options that only tune fsspec's own file caches: s3dlio's reader always reads
+#: ahead in blocks, so they are accepted and have no effect.
+_CACHE_HINTS = frozenset({"default_cache_type", "default_fill_cache", "cache_regions"})
+#: s3fs/adlfs options s3dlio has no equivalent for, with what to use instead.
+_REJECTED = {
+    "session": "pass key=, secret=, token= or profile= (an aiobotocore session is not used)",
+    "requester_pays": "s3dlio does not send x-amz-request-payer; use a bucket you own",
+    "version_aware": "s3dlio reads the current version of each object only",
+    "s3_additional_kwargs": "s3dlio sends no extra request parameters (SSE and ACLs follow the bucket policy)",
+    "sas_token": "pass connection_string='BlobEndpoint=...;SharedAccessSignature=<token>'",
+    "credential": "set AZURE_STORAGE_ACCOUNT_KEY or a connection string (account_key=, connection_string=)",
+    "tenant_id": "set AZURE_STORAGE_ACCOUNT_KEY or a connection string (account_key=, connection_string=)",
+    "client_id": "set AZURE_STORAGE_ACCOUNT_KEY or a connection string (account_key=, connection_string=)",
+    "client_secret": "set AZURE_STORAGE_ACCOUNT_KEY or a connection string (account_key=, connection_string=)",
+}
+#: botocore ``Config`` (s3fs ``config_kwargs``) names -> s3dlio Config fields.
+_BOTOCORE = {
+    "max_pool_connections": "max_in_flight",
+    "connect_timeout": "connect_timeout",
+    "read_timeout": "read_timeout",
+    "region_name": "region",
+}
+_ANON_FIX = (
+    "s3dlio has no switch for unsigned requests: it sends them by itself when it finds no credentials "
+    "(unset AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and AWS_PROFILE)"
+)
 _BATCH = 1000  # keys per delete request
 
 
+def _boto_config(config_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """s3fs ``config_kwargs`` (botocore ``Config`` arguments) as s3dlio Config fields."""
+    changes: dict[str, Any] = {}
+    for name, value in config_kwargs.items():
+        if name in _BOTOCORE:
+            changes[_BOTOCORE[name]] = value
+        elif name == "retries":
+            attempts = value.get("total_max_attempts", value.get("max_attempts"))
+            if attempts is not None:  # botocore's max_attempts counts retries, total_ counts all
+                changes["max_attempts"] = attempts if "total_max_attempts" in value else attempts + 1
+        elif name == "s3" and value.get("addressing_style", "path") in ("path", "auto"):
+            pass  # s3dlio always uses path-style requests, which every S3 service accepts
+        elif name == "signature_version" and str(value).lower() in ("s3v4", "v4"):
+            pass
+        elif name == "signature_version":
+            raise ConfigError(f"storage option config_kwargs={{'signature_version': {value!r}}}: {_ANON_FIX}")
+        else:
+            raise ConfigError(
+                f"storage option config_kwargs={{{name!r}: {value!r}}}: s3dlio maps only "
+                f"{sorted([*_BOTOCORE, 'retries', 's3', 'signature_version'])}; use an s3dlio Config field "
+                f"({sorted(Config.__dataclass_fields__)}) instead"
+            )
+    return changes
+
+
+def _translate(options: dict[str, Any]) -> dict[str, Any]:
+    """s3fs/adlfs storage options as s3dlio Config fields; unsupported ones are named with their fix."""
+    client = dict(options.pop("client_kwargs", None) or {})
+    boto = options.pop("config_kwargs", None) or {}
+    anon = options.pop("anon", False)
+    use_ssl = options.pop("use_ssl", True)
+    verify = client.pop("verify", None)
+    for name in _CACHE_HINTS:
+        options.pop(name, None)
+    for name in options:
+        if name in _REJECTED:
+            raise ConfigError(f"storage option {name}=...: {_REJECTED[name]}")
+    if anon:
+        raise ConfigError(f"storage option anon=True: {_ANON_FIX}")
+    changes = {**_boto_config(boto), **{_ALIASES.get(k, k): v for k, v in {**client, **options}.items()}}
+    if verify is False:
+        raise ConfigError(
+            "storage option client_kwargs={'verify': False}: s3dlio never turns TLS checks off; "
+            "trust a private CA with verify='/path/ca.pem' (or AWS_CA_BUNDLE_PATH)"
+        )
+    if isinstance(verify, str):
+        changes["ca_bundle"] = verify
+    # as in botocore, an explicit endpoint is used as given; AWS itself is reached over TLS only
+    if not use_ssl and not (changes.get("endpoint_url") or default_config().endpoint_url):
+        raise ConfigError(
+            "storage option use_ssl=False without an endpoint: name the plain-HTTP endpoint instead, "
+            "endpoint_url='http://host:port' (or client_kwargs={'endpoint_url': ...})"
+        )
+    return changes
+
+
 def _config_from(config: Config | None, options: dict[str, Any]) -> Config | None:
-    """``config`` with ``options`` (Config fields, s3fs/adlfs names, ``client_kwargs``) applied."""
-    client = options.pop("client_kwargs", None) or {}
-    changes = {_ALIASES.get(k, k): v for k, v in {**client, **options}.items()}
+    """``config`` with ``options`` (Config fields, s3fs/adlfs names, ``client_kwargs``...) applied."""
+    changes = _translate(options)
     known = set(Config.__dataclass_fields__)
     unknown = sorted(set(changes) - known)
     if unknown:
         raise TypeError(
             f"s3dlio filesystem: unknown storage option(s) {unknown}; use Config fields ({sorted(known)}) "
-            f"or the s3fs/adlfs names {sorted(_ALIASES)}"
+            f"or the s3fs/adlfs names {sorted([*_ALIASES, 'client_kwargs', 'config_kwargs', 'use_ssl'])}"
         )
     if not changes:
         return config
@@ -97,7 +182,11 @@ class S3dlioFileSystem(AbstractFileSystem):
 
     ``config``: an :class:`s3dlio.Config` (default: the process-wide one, read at each call).
     Other keywords are Config fields (``endpoint_url=``, ``region=``) or the s3fs/adlfs names
-    ``key``, ``secret``, ``token``, ``client_kwargs={"endpoint_url": ...}``, ``account_name``...
+    ``key``, ``secret``, ``token``, ``client_kwargs={"endpoint_url": ..., "region_name": ...}``,
+    ``config_kwargs`` (botocore's: ``max_pool_connections``, timeouts, ``retries``), ``use_ssl``,
+    ``default_block_size`` (the read-ahead block of files opened ``rb``), ``account_name``,
+    ``account_key``, ``connection_string``. ``anon=True`` and options s3dlio has no equivalent
+    for raise :class:`~s3dlio.errors.ConfigError` naming what to use instead.
     """
 
     #: The s3dlio scheme this class serves.
@@ -112,6 +201,9 @@ class S3dlioFileSystem(AbstractFileSystem):
     def __init__(self, config: Config | None = None, **options: Any) -> None:
         passthrough = {k: options.pop(k) for k in list(options) if k in _FSSPEC_OPTIONS}
         super().__init__(**passthrough)
+        block = options.pop("default_block_size", None)
+        #: Bytes per ranged GET of files opened ``rb`` (s3fs's name; default: the part size).
+        self.default_block_size: int | None = int(block) if block else None
         self.config = _config_from(config, options)
 
     # -- paths -------------------------------------------------------------------------------
@@ -337,10 +429,16 @@ class S3dlioFileSystem(AbstractFileSystem):
 
     # -- bytes -------------------------------------------------------------------------------
     def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
-        """The object's bytes, or ``[start, end)`` of them (negative values count from the end)."""
+        """The object's bytes, or ``[start, end)`` of them (negative values count from the end).
+
+        A whole large object arrives as parallel ranges (above ``range_threshold``), as with
+        :func:`s3dlio.get`.
+        """
         uri, parsed, store = self._resolve(path)
         if start is None and end is None:
-            return bytes(memoryview(store.get(parsed.key)))
+            if store.in_process:
+                return bytes(memoryview(store.get(parsed.key)))
+            return bytes(memoryview(ranged.get(store, parsed.key, config=store.config, uri=uri)))
         begin, stop = start or 0, end
         if begin < 0 or stop is None or stop < 0:
             size = store.head(parsed.key).size
@@ -349,6 +447,72 @@ class S3dlioFileSystem(AbstractFileSystem):
         if stop <= begin:
             return b""
         return bytes(memoryview(store.get_range(parsed.key, begin, stop)))
+
+    def cat_ranges(
+        self,
+        paths: list[str],
+        starts: int | list[int | None] | None,
+        ends: int | list[int | None] | None,
+        max_gap: int | None = None,
+        on_error: str = "return",
+        **kwargs: Any,
+    ) -> list[Any]:
+        """``[cat_file(p, s, e) ...]``, fetched concurrently within the client's limits.
+
+        At most ``max_in_flight`` ranges are requested at once and ``max_bytes_in_flight``
+        bytes held by them (in-process stores: one after another, threads would only contend).
+        ``on_error="return"`` puts each error in its slot; anything else raises the first.
+        """
+        n = len(paths)
+        first = starts if isinstance(starts, list) else [starts] * n
+        last = ends if isinstance(ends, list) else [ends] * n
+        if len(first) != n or len(last) != n:
+            raise ValueError(f"cat_ranges: {n} paths but {len(first)} starts and {len(last)} ends")
+        sizes = [e - s if s is not None and e is not None and 0 <= s <= e else 0
+                 for s, e in zip(first, last, strict=True)]  # fmt: skip
+        results = self._map(lambda i: self.cat_file(paths[i], first[i], last[i]), paths, sizes)
+        if on_error != "return":
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+        return results
+
+    def cat(self, path: Any, recursive: bool = False, on_error: str = "raise", **kwargs: Any) -> Any:
+        """Bytes of one object, or ``{path: bytes}`` of many fetched concurrently (as ``cat_ranges``).
+
+        ``on_error``: ``"raise"`` the first error, ``"omit"`` failed paths, ``"return"`` errors
+        as values.
+        """
+        paths = self.expand_path(path, recursive=recursive)
+        if len(paths) == 1 and not isinstance(path, list) and paths[0] == self._strip_protocol(path):
+            return self.cat_file(paths[0], **kwargs)
+        results = self._map(lambda i: self.cat_file(paths[i], **kwargs), paths, [0] * len(paths))
+        out: dict[str, Any] = {}
+        for name, result in zip(paths, results, strict=True):
+            if isinstance(result, BaseException):
+                if on_error == "raise":
+                    raise result
+                if on_error == "omit":
+                    continue
+            out[name] = result
+        return out
+
+    def _map(self, fn: Callable[[int], bytes], paths: list[str], sizes: list[int]) -> list[Any]:
+        """``[fn(i) for i in range(len(paths))]`` with errors as values, concurrent within the
+        client's limits (``max_in_flight`` calls, ``max_bytes_in_flight`` of known ``sizes``)."""
+        if not paths:
+            return []
+        config = self.config or default_config()
+        if self._resolve(paths[0])[2].in_process:
+            return _parallel.map_bounded(fn, range(len(paths)), 1, return_exceptions=True)
+        budget = _parallel.ByteBudget(config.max_bytes_in_flight)
+
+        def bounded(i: int) -> bytes:
+            with budget.holding(sizes[i]):
+                return fn(i)
+
+        workers = min(config.max_in_flight, len(paths))
+        return _parallel.map_bounded(bounded, range(len(paths)), workers, return_exceptions=True)
 
     def pipe_file(self, path: str, value: Buffer, mode: str = "overwrite", **kwargs: Any) -> None:
         """Write ``value`` as the object ``path`` (``mode="create"``: fail if it exists)."""
@@ -383,8 +547,19 @@ class S3dlioFileSystem(AbstractFileSystem):
             if outfile is not None:
                 _copy(src, outfile, self._chunk(), callback)
                 return
+            lpath = os.fspath(lpath)
+            os.makedirs(os.path.dirname(os.path.abspath(lpath)), exist_ok=True)
             with open(lpath, "wb") as dst:
                 _copy(src, dst, self._chunk(), callback)
+
+    def mv(self, path1: Any, path2: Any, recursive: bool = False, maxdepth: int | None = None,
+           **kwargs: Any) -> None:  # fmt: skip
+        """Move: a rename on ``file://``/``direct://`` (as ``shutil.move``), else copy then delete."""
+        one = isinstance(path1, str) and isinstance(path2, str) and not has_magic(path1)
+        if self._local and one and maxdepth is None:
+            shutil.move(self._strip_protocol(path1), self._strip_protocol(path2))
+            return
+        super().mv(path1, path2, recursive=recursive, maxdepth=maxdepth, **kwargs)
 
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
         """Copy one object, streamed (never whole in memory)."""
@@ -403,16 +578,33 @@ class S3dlioFileSystem(AbstractFileSystem):
             if mode == "xb" and self.exists(path):
                 raise FileExistsError(errno.EEXIST, "object exists", self.uri(path))
             return self._writer(path, block_size)
+        if mode == "ab":
+            return self._appender(path, block_size)
         raise ValueError(
-            f"open {self.uri(path)} mode={mode!r}: use 'rb', 'wb' or 'xb' (objects are written whole, "
-            "never appended to or updated in place)"
+            f"open {self.uri(path)} mode={mode!r}: use 'rb', 'wb', 'xb' or 'ab' (objects are written "
+            "whole, never updated in place)"
         )
+
+    def _appender(self, path: str, part_size: int | None) -> ObjectWriter:
+        """A writer that starts with the object's current bytes, as s3fs's ``"ab"``: the old
+        object is streamed into a new upload, which replaces it on ``close``."""
+        writer = self._writer(path, part_size)
+        try:
+            with self._reader(path) as src:
+                _copy(src, writer, self._chunk(), DEFAULT_CALLBACK)
+        except FileNotFoundError:
+            pass  # a new object
+        except BaseException:
+            writer.abort()
+            raise
+        return writer
 
     def _reader(self, path: str, block_size: int | None = None) -> ObjectReader:
         uri, parsed, store = self._resolve(path)
         if parsed.is_prefix:
             raise IsADirectoryError(errno.EISDIR, "is a directory", uri)
-        return ObjectReader(uri, store, parsed.key, config=store.config, block_size=block_size)
+        block = block_size or self.default_block_size
+        return ObjectReader(uri, store, parsed.key, config=store.config, block_size=block)
 
     def _writer(self, path: str, part_size: int | None = None) -> ObjectWriter:
         """What :func:`s3dlio.open_writer` returns, on this filesystem's store."""

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +15,13 @@ import pytest
 
 fsspec = pytest.importorskip("fsspec")
 
+from large.faultproxy import FaultProxy  # noqa: E402
 from servers import require  # noqa: E402
 
 import s3dlio  # noqa: E402
 import s3dlio.fsspec as sfs  # noqa: E402
 from s3dlio.config import default_config  # noqa: E402
+from s3dlio.errors import ConfigError  # noqa: E402
 
 
 @pytest.fixture(params=["s3", "az", "file", "mem"])
@@ -96,8 +101,8 @@ def test_modes_and_errors(place: tuple[Any, str]) -> None:
         fs.open(f"{root}/k", "xb")
     with pytest.raises(FileExistsError):
         fs.pipe_file(f"{root}/k", b"w", mode="create")
-    with pytest.raises(ValueError, match="'rb', 'wb' or 'xb'"):
-        fs.open(f"{root}/k", "ab")
+    with pytest.raises(ValueError, match="'rb', 'wb', 'xb' or 'ab'"):
+        fs.open(f"{root}/k", "r+b")
     with pytest.raises(RuntimeError), fs.open(f"{root}/never", "wb") as f:  # an error inside `with`
         f.write(b"partial")
         raise RuntimeError("boom")
@@ -153,7 +158,7 @@ def test_storage_options(moto_server: Any) -> None:
     assert sfs.filesystem("s3").config is None  # the process-wide settings, read at each call
     assert sfs.filesystem("s3", region="us-west-2").config == default_config().replace(region="us-west-2")
     with pytest.raises(TypeError, match="unknown storage option"):
-        sfs.filesystem("s3", anon=True)
+        sfs.filesystem("s3", colour="blue")
     with pytest.raises(ValueError, match="s3dlio serves"):
         sfs.filesystem("hdfs")
 
@@ -163,3 +168,145 @@ def test_paths_strip_their_scheme() -> None:
     assert sfs.LocalFileSystem._strip_protocol("file:///tmp/x/") == "/tmp/x"
     assert sfs.filesystem("s3").unstrip_protocol("bkt/k") == "s3://bkt/k"
     assert sfs.filesystem("file").uri("/tmp/x") == "file:///tmp/x"
+
+
+def test_append_mode_continues_the_object(place: tuple[Any, str]) -> None:
+    fs, root = place
+    with fs.open(f"{root}/log.csv", "a") as f:  # a new object
+        f.write("step,loss\n")
+    with fs.open(f"{root}/log.csv", "ab") as f:
+        assert f.tell() == 10  # positioned after the old bytes
+        f.write(b"0,")
+    with fs.open(f"{root}/log.csv", "a") as f:
+        f.write("1.5\n")
+    big = bytes(range(256)) * 9000  # 2.2 MiB: copied into the new upload in parts
+    fs.pipe_file(f"{root}/big.bin", big)
+    with fs.open(f"{root}/big.bin", "ab", block_size=1024 * 1024) as f:
+        f.write(b"tail")
+    assert fs.cat_file(f"{root}/log.csv") == b"step,loss\n0,1.5\n"
+    assert fs.cat_file(f"{root}/big.bin") == big + b"tail"
+    with pytest.raises(RuntimeError), fs.open(f"{root}/log.csv", "ab") as f:
+        f.write(b"lost")
+        raise RuntimeError("boom")
+    assert fs.cat_file(f"{root}/log.csv") == b"step,loss\n0,1.5\n"  # the old object is untouched
+
+
+def test_cat_ranges_and_cat_of_many(place: tuple[Any, str]) -> None:
+    fs, root = place
+    data = bytes(range(256)) * 64
+    fs.pipe_file(f"{root}/r.bin", data)
+    fs.pipe_file(f"{root}/s.bin", b"small")
+    paths = [f"{root}/r.bin"] * 40 + [f"{root}/s.bin", f"{root}/missing"]
+    starts = [i * 100 for i in range(40)] + [1, 0]
+    ends = [i * 100 + 37 for i in range(40)] + [-1, 5]
+    got = fs.cat_ranges(paths, starts, ends)
+    assert got[:40] == [data[i * 100 : i * 100 + 37] for i in range(40)]
+    assert got[40] == b"mal" and isinstance(got[41], FileNotFoundError)
+    with pytest.raises(FileNotFoundError):
+        fs.cat_ranges(paths, starts, ends, on_error="raise")
+    assert fs.cat_ranges([f"{root}/r.bin"] * 2, 10, 20) == [data[10:20]] * 2  # one start/end for all
+    with pytest.raises(ValueError, match="2 paths but 1 starts"):
+        fs.cat_ranges([f"{root}/r.bin"] * 2, [0], [1, 2])
+
+    base = fs._strip_protocol(root)
+    assert fs.cat([f"{root}/r.bin", f"{root}/s.bin"]) == {f"{base}/r.bin": data, f"{base}/s.bin": b"small"}
+    assert fs.cat(f"{root}/*.bin") == {f"{base}/r.bin": data, f"{base}/s.bin": b"small"}
+    with pytest.raises(FileNotFoundError):
+        fs.cat([f"{root}/s.bin", f"{root}/missing"])
+    assert fs.cat([f"{root}/s.bin", f"{root}/missing"], on_error="omit") == {f"{base}/s.bin": b"small"}
+
+
+def test_cat_ranges_run_concurrently(moto_server: Any, s3_bucket: str) -> None:
+    """32 ranges through a proxy that caps each connection at 2 MB/s: at once vs one by one."""
+    data = os.urandom(32 * 128 * 1024)
+    s3dlio.put(f"{s3_bucket}ranges.bin", data)
+    proxy = FaultProxy(moto_server.port, rate=2_000_000)
+    try:
+        fs = sfs.filesystem("s3", endpoint_url=proxy.url, max_in_flight=16)
+        path = f"{s3_bucket}ranges.bin"
+        starts = list(range(0, len(data), 128 * 1024))
+        ends = [s + 128 * 1024 for s in starts]
+        t0 = time.perf_counter()
+        serial = [fs.cat_file(path, s, e) for s, e in zip(starts, ends, strict=True)]
+        t1 = time.perf_counter()
+        together = fs.cat_ranges([path] * len(starts), starts, ends)
+        t2 = time.perf_counter()
+    finally:
+        proxy.stop()
+    assert together == serial == [data[s:e] for s, e in zip(starts, ends, strict=True)]
+    assert (t1 - t0) > 3 * (t2 - t1), (t1 - t0, t2 - t1)  # about 2 s one by one; 16 at once
+
+
+def test_s3fs_and_adlfs_storage_options(moto_server: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    fs = sfs.filesystem(
+        "s3", anon=False, use_ssl=False, default_block_size=1 << 20, endpoint_url=moto_server.endpoint,
+        config_kwargs={"max_pool_connections": 7, "connect_timeout": 3, "read_timeout": 9,
+                       "retries": {"max_attempts": 2}, "s3": {"addressing_style": "path"},
+                       "signature_version": "s3v4"},
+        default_cache_type="readahead",
+    )  # fmt: skip
+    config = fs.config
+    assert (config.max_in_flight, config.connect_timeout, config.read_timeout) == (7, 3, 9)
+    assert config.max_attempts == 3  # botocore's max_attempts counts retries
+    assert sfs.filesystem("s3", config_kwargs={"retries": {"total_max_attempts": 5}}).config.max_attempts == 5
+    fs.pipe_file(f"{s3_bucket}o.bin", b"x" * 3_000_000)
+    with fs.open(f"{s3_bucket}o.bin", "rb") as f:
+        assert f.read(10) == b"x" * 10 and f._block == 1 << 20  # default_block_size: the read-ahead block
+    with fs.open(f"{s3_bucket}o.bin", "rb", block_size=65536) as f:
+        assert f._block == 65536
+    azure = sfs.filesystem("az", account_name="acct", account_key="a2V5", connection_string="UseDevelopmentStorage=true")
+    assert (azure.config.azure_account_name, azure.config.azure_account_key) == ("acct", "a2V5")
+    assert azure.config.azure_connection_string == "UseDevelopmentStorage=true"
+
+    with pytest.raises(ConfigError, match="anon=True: s3dlio has no switch for unsigned requests"):
+        sfs.filesystem("s3", anon=True)
+    with pytest.raises(ConfigError, match="unsigned requests"):
+        sfs.filesystem("s3", config_kwargs={"signature_version": "unsigned"})
+    with pytest.raises(ConfigError, match="max_pool_connections"):
+        sfs.filesystem("s3", config_kwargs={"tcp_keepalive": True})
+    with pytest.raises(ConfigError, match="never turns TLS checks off"):
+        sfs.filesystem("s3", client_kwargs={"verify": False})
+    with pytest.raises(ConfigError, match="sas_token=...: pass connection_string="):
+        sfs.filesystem("az", sas_token="sv=1")
+    with pytest.raises(ConfigError, match="requester_pays"):
+        sfs.filesystem("s3", requester_pays=True)
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    s3dlio.configure()  # AWS itself: over TLS only
+    with pytest.raises(ConfigError, match="use_ssl=False without an endpoint"):
+        sfs.filesystem("s3", use_ssl=False)
+
+
+def test_importing_a_framework_package_registers_the_filesystems() -> None:
+    """In a fresh process, ``import s3dlio_torch`` alone makes fsspec's s3:// s3dlio's."""
+    script = (
+        "import sys, fsspec\n"
+        "assert 's3dlio.fsspec' not in sys.modules\n"
+        "import s3dlio_torch\n"
+        "assert 's3dlio.fsspec' not in sys.modules  # registered by name: loaded on first use\n"
+        "names = [type(fsspec.filesystem(p)).__name__ for p in ('s3', 's3a', 'az', 'mem', 'direct')]\n"
+        "print(names, type(fsspec.filesystem('file')).__module__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == [
+        "['S3FileSystem',", "'S3FileSystem',", "'AzureFileSystem',", "'MemoryFileSystem',", "'DirectFileSystem']",
+        "fsspec.implementations.local",
+    ]  # fmt: skip
+
+
+def test_a_loaded_class_is_replaced_too() -> None:
+    from s3dlio.fsspec_registry import LAZY_CLASSES, register_lazily
+
+    class Other(fsspec.AbstractFileSystem):  # type: ignore[misc]
+        protocol = "s3"
+
+    try:
+        fsspec.register_implementation("s3", Other, clobber=True)
+        assert fsspec.get_filesystem_class("s3") is Other
+        assert register_lazily()
+        assert fsspec.get_filesystem_class("s3") is sfs.S3FileSystem
+    finally:
+        sfs.register()
+    assert {k: v.rsplit(".", 1)[1] for k, v in LAZY_CLASSES.items()} == {
+        k: c.__name__ for k, c in {**sfs.FILESYSTEMS, "s3a": sfs.S3FileSystem}.items() if k != "file"
+    }

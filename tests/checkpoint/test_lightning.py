@@ -2,11 +2,21 @@
 
 The plugin on its own on mem://, file:// and moto's S3; then Trainer runs that save through
 ModelCheckpoint (top-k retention removes old checkpoints), resume from a checkpoint on S3, and
-upload in the background through Lightning's AsyncCheckpointIO.
+upload in the background through Lightning's AsyncCheckpointIO. Lightning's usual orders work
+too: a ``ModelCheckpoint(dirpath="s3://...")`` built before the plugin (in a fresh process, so
+only importing s3dlio_torch has pointed fsspec at s3dlio), and s3torchconnector's README form,
+``Trainer(default_root_dir="s3://...", plugins=[...])`` with Lightning's default CSV logger,
+which appends to its metrics file (``"ab"``).
 """
 
 from __future__ import annotations
 
+import csv
+import json
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -110,3 +120,73 @@ def test_async_checkpoint_io_uploads_in_the_background(s3_bucket: str) -> None:
     state = S3LightningCheckpoint().load_checkpoint(base + "last.ckpt")
     assert state["epoch"] == 1
     assert_same(model.state_dict(), state["state_dict"])
+
+
+# A fresh process: nothing but the imports has registered anything with fsspec; the callback is
+# built before the plugin (without the import-time registration it fails: "Install s3fs").
+_CALLBACK_FIRST = """
+import json, sys
+import torch
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import ModelCheckpoint
+from s3dlio_torch.lightning import S3LightningCheckpoint
+from test_lightning import Regression, trainer
+
+base = sys.argv[1]
+keep = ModelCheckpoint(dirpath=base, filename="{epoch}", save_top_k=2, monitor="progress", mode="max")
+model = Regression()
+trainer(S3LightningCheckpoint(), [keep], max_epochs=3).fit(model)
+keep_again = ModelCheckpoint(dirpath=base, filename="{epoch}", save_top_k=2, monitor="progress", mode="max")
+resumed = Regression()
+again = trainer(S3LightningCheckpoint(), [keep_again], max_epochs=4)
+again.fit(resumed, ckpt_path=base + "epoch=2.ckpt")  # one more epoch
+saved = [(k, torch.equal(v, resumed.state_dict()[k])) for k, v in model.state_dict().items()]
+print(json.dumps({"epoch": again.current_epoch, "step": again.global_step,
+                  "best": keep.best_model_path, "changed": not all(same for _, same in saved)}))
+"""
+
+
+def test_model_checkpoint_built_before_the_plugin(s3_bucket: str) -> None:
+    base = s3_bucket + "first/"
+    here = str(Path(__file__).parent)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_CALLBACK_FIRST), base],
+        capture_output=True, text=True, timeout=240, env={**os.environ, "PYTHONPATH": here},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["best"] == base + "epoch=2.ckpt"
+    assert (result["epoch"], result["step"]) == (4, 16)  # resumed after epoch 2, trained epoch 3
+    assert result["changed"]  # the extra epoch moved the weights on from the first run's
+    saved = sorted(uri.rsplit("/", 1)[1] for uri in s3dlio.list(base))
+    assert saved == ["epoch=2.ckpt", "epoch=3.ckpt"], saved
+
+
+def test_default_root_dir_with_the_default_logger(s3_bucket: str) -> None:
+    root = s3_bucket + "root/"
+
+    def run(model: Any, max_epochs: int, ckpt_path: str | None = None) -> Any:
+        keep = ModelCheckpoint(filename="{epoch}", save_top_k=2, monitor="progress", mode="max")
+        fit = pl.Trainer(
+            default_root_dir=root, plugins=[S3LightningCheckpoint()], callbacks=[keep], max_epochs=max_epochs,
+            log_every_n_steps=1, accelerator="cpu", enable_progress_bar=False, enable_model_summary=False,
+            deterministic=True,
+        )  # fmt: skip
+        fit.fit(model, ckpt_path=ckpt_path)
+        return fit
+
+    model = Regression()
+    first = run(model, max_epochs=4)
+    assert type(first.logger).__name__ == "CSVLogger"  # Lightning's default without tensorboard
+    version = root + "lightning_logs/version_0/"
+    saved = sorted(uri.rsplit("/", 1)[1] for uri in s3dlio.list(version + "checkpoints/"))
+    assert saved == ["epoch=2.ckpt", "epoch=3.ckpt"], saved  # top-k removed epochs 0 and 1
+    # the metrics file was written once per step, each time appended to ("a"): every step is there
+    rows = list(csv.DictReader(bytes(s3dlio.get(version + "metrics.csv")).decode().splitlines()))
+    assert sorted(int(row["step"]) for row in rows if row["loss"]) == list(range(16))
+
+    resumed = Regression()
+    again = run(resumed, max_epochs=4, ckpt_path=version + "checkpoints/epoch=3.ckpt")
+    assert again.current_epoch == 4 and again.global_step == 16
+    assert again.logger.log_dir == root + "lightning_logs/version_1"  # the next version, found by listing
+    assert_same(model.state_dict(), resumed.state_dict())
