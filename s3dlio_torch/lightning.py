@@ -6,10 +6,13 @@ only once complete, so a failed save never leaves a checkpoint that looks whole)
 ``load_checkpoint`` reads through the seekable reader, and ``remove_checkpoint`` deletes the
 object. Any URI s3dlio serves works (``s3://``, ``az://``, ``file://``, ``mem://``, plain paths).
 
-Lightning's ``ModelCheckpoint`` checks and lists its directory through fsspec, so building the
-plugin points fsspec's ``s3://`` and ``az://`` at s3dlio (:func:`s3dlio.fsspec.register`): one
-client, one configuration, and no s3fs needed. For uploads in the background, wrap the plugin
-in Lightning's ``AsyncCheckpointIO``.
+Lightning's ``ModelCheckpoint`` and loggers check, list and write their directories through
+fsspec. Importing ``s3dlio_torch`` already points fsspec's ``s3://`` and ``az://`` at s3dlio
+(building the plugin does it again, eagerly): one client, one configuration, no s3fs, and a
+``ModelCheckpoint(dirpath="s3://...")`` built before the plugin works. The default CSV logger
+under ``Trainer(default_root_dir="s3://...")`` appends to its metrics file, which the fsspec
+filesystem supports as s3fs does (the object is rewritten). For uploads in the background,
+wrap the plugin in Lightning's ``AsyncCheckpointIO``.
 
 >>> from lightning.pytorch import Trainer                              # doctest: +SKIP
 >>> from lightning.pytorch.callbacks import ModelCheckpoint
@@ -17,6 +20,7 @@ in Lightning's ``AsyncCheckpointIO``.
 >>> trainer = Trainer(plugins=[S3LightningCheckpoint(region="us-east-1")],
 ...                   callbacks=[ModelCheckpoint(dirpath="s3://bucket/run1/", save_top_k=2, monitor="loss")])
 >>> trainer.fit(model, ckpt_path="last")
+>>> Trainer(default_root_dir="s3://bucket/run2/", plugins=[S3LightningCheckpoint()]).fit(model)
 """
 
 from __future__ import annotations
