@@ -20,7 +20,10 @@ from contextlib import contextmanager
 from contextvars import Context
 from typing import Any, ParamSpec, TypeVar, TypeVarTuple, Unpack
 
-__all__ = ["ByteBudget", "executor", "run_async", "on_loop", "map_bounded", "iter_bounded"]
+__all__ = [
+    "ByteBudget", "executor", "run_async", "on_loop", "map_bounded", "iter_bounded", "for_each_bounded",
+    "cancel", "cancelled", "drain",
+]  # fmt: skip
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -32,6 +35,43 @@ _pool_pid = 0
 _pool_lock = threading.Lock()
 _loop: _Loop | None = None
 _loop_pid = 0
+_cancel = threading.Event()
+_active = [0]  # batch loops running now, on every thread (see drain)
+_active_lock = threading.Lock()
+
+
+def cancel() -> None:
+    """Stop every batch loop of this process from starting another item (Ctrl-C in the CLI).
+
+    Loops that see it end with ``KeyboardInterrupt``; calls already running finish on their own.
+    """
+    _cancel.set()
+
+
+def cancelled() -> bool:
+    """True once :func:`cancel` was called."""
+    return _cancel.is_set()
+
+
+def drain(timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for the running batch loops to end; True when none runs."""
+    deadline = time.monotonic() + timeout
+    while _active[0] > 0:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@contextmanager
+def _counted() -> Iterator[None]:
+    with _active_lock:
+        _active[0] += 1
+    try:
+        yield
+    finally:
+        with _active_lock:
+            _active[0] -= 1
 
 
 def executor() -> ThreadPoolExecutor:
@@ -116,7 +156,8 @@ def map_bounded(
     """``[fn(x) for x in items]`` with at most ``max_in_flight`` calls running at once.
 
     Results keep the input order. The first error stops new calls and is raised once the
-    running ones finish, unless ``return_exceptions`` puts each error in its slot.
+    running ones finish, unless ``return_exceptions`` puts each error in its slot. A
+    ``KeyboardInterrupt`` while waiting (or :func:`cancel`) stops new calls too.
     """
     seq = items if isinstance(items, Sequence) else list(items)
     n = len(seq)
@@ -127,17 +168,21 @@ def map_bounded(
     first_error: list[BaseException] = []
 
     def worker() -> None:
-        for i in counter:  # next() on a range iterator is atomic under the GIL
-            if first_error:
-                return
-            try:
-                results[i] = fn(seq[i])
-            except BaseException as exc:  # noqa: BLE001 - handed back to the caller
-                if return_exceptions and isinstance(exc, Exception):
-                    results[i] = exc
-                else:
-                    first_error.append(exc)
+        with _counted():
+            for i in counter:  # next() on a range iterator is atomic under the GIL
+                if first_error:
                     return
+                if _cancel.is_set():
+                    first_error.append(KeyboardInterrupt())
+                    return
+                try:
+                    results[i] = fn(seq[i])
+                except BaseException as exc:  # noqa: BLE001 - handed back to the caller
+                    if return_exceptions and isinstance(exc, Exception):
+                        results[i] = exc
+                    else:
+                        first_error.append(exc)
+                        return
 
     workers = min(max_in_flight, n)
     if workers == 1:
@@ -145,8 +190,14 @@ def map_bounded(
     else:
         futures: list[Future[None]] = [executor().submit(worker) for _ in range(workers - 1)]
         worker()  # the calling thread works too
-        for future in futures:
-            future.result()
+        if first_error and not isinstance(first_error[0], Exception):
+            raise first_error[0]  # Ctrl-C here: the others stop after their current call, unwaited
+        try:
+            for future in futures:
+                future.result()
+        except BaseException as exc:  # Ctrl-C while waiting: the workers start nothing more
+            first_error.append(exc)
+            raise
     if first_error:
         raise first_error[0]
     return results
@@ -173,6 +224,65 @@ class ByteBudget:
             with self._cond:
                 self._held -= nbytes
                 self._cond.notify_all()
+
+
+def for_each_bounded(
+    fn: Callable[[T], object],
+    items: Iterable[T],
+    max_in_flight: int,
+    *,
+    on_error: Callable[[T, Exception], None] | None = None,
+) -> None:
+    """Call ``fn`` on every item, at most ``max_in_flight`` at once, keeping no results.
+
+    For streams of any length (``range(10**12)``, a generator): workers pull the next item
+    from one shared iterator, so memory holds only the calls running. An ``Exception`` goes to
+    ``on_error`` and the batch goes on; without ``on_error`` the first one stops new calls and
+    is raised once the running ones finish. ``KeyboardInterrupt`` (or :func:`cancel`) stops
+    new calls and is raised.
+    """
+    it = iter(items)
+    lock = threading.Lock()
+    stop: list[BaseException] = []
+
+    def worker() -> None:
+        with _counted():
+            while not stop:
+                if _cancel.is_set():
+                    stop.append(KeyboardInterrupt())
+                    return
+                with lock:
+                    item = next(it, _END)
+                if item is _END:
+                    return
+                try:
+                    fn(item)  # type: ignore[arg-type]
+                except Exception as exc:  # noqa: BLE001 - handed to on_error or the caller
+                    if on_error is None:
+                        stop.append(exc)
+                        return
+                    on_error(item, exc)  # type: ignore[arg-type]
+                except BaseException as exc:  # noqa: BLE001 - Ctrl-C, SystemExit: end the batch
+                    stop.append(exc)
+                    return
+
+    if max_in_flight < 1:
+        raise ValueError(f"max_in_flight={max_in_flight}: must be at least 1")
+    futures = [executor().submit(worker) for _ in range(max_in_flight - 1)]
+    try:
+        worker()  # the calling thread works too
+        if stop and not isinstance(stop[0], Exception):
+            raise stop[0]  # Ctrl-C here: the others stop after their current call, unwaited
+        for future in futures:
+            future.result()
+    except BaseException as exc:  # Ctrl-C while waiting: the workers start nothing more
+        stop.append(exc)
+        raise
+    if stop:
+        raise stop[0]
+
+
+_END = object()
 
 
 def iter_bounded(

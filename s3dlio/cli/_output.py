@@ -1,16 +1,21 @@
 """What the commands print: human numbers, one-line errors, JSON, and a progress bar on stderr.
 
 Numbers follow the original product: ``MB`` is 10^6 bytes, seconds have three decimals.
-The progress bar appears only when stderr is a terminal and the work runs past one second.
+The progress bar appears only when stderr is a terminal and the work runs past one second
+(``S3DLIO_PROGRESS_DELAY`` seconds). Batch commands keep counters, never per-object lists:
+:class:`Tally` holds counts and at most :data:`KEEP_ERRORS` error messages.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TextIO
@@ -18,18 +23,31 @@ from typing import Any, TextIO
 import click
 
 __all__ = [
+    "KEEP_ERRORS",
+    "SHOW_ERRORS",
     "PartialFailure",
     "Progress",
     "State",
+    "Tally",
+    "as_command",
     "emit_json",
     "error_lines",
     "mb",
+    "on_interrupt",
+    "plural",
     "rate",
+    "remove_temp_files",
     "report_failure",
+    "run_interrupt_hooks",
     "seconds",
 ]
 
 _SPIN = "|/-\\"
+
+#: Failed objects of a batch reported on stderr, one line each; the rest are only counted.
+SHOW_ERRORS = 20
+#: Failed objects of a batch kept for ``--json`` (``errors``); ``failed`` counts them all.
+KEEP_ERRORS = 100
 
 
 @dataclass
@@ -37,6 +55,11 @@ class State:
     """What the group's options leave for the commands (``ctx.obj``)."""
 
     verbose: int = 0
+
+
+def plural(n: int, word: str) -> str:
+    """``1 object``, ``2 objects``, ``0 objects``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def mb(nbytes: float) -> str:
@@ -85,21 +108,79 @@ def _message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"  # an unexpected error: say what kind
 
 
-def report_failure(what: str, exc: BaseException, verbose: int = 0) -> None:
-    """One failed object of a batch, on stderr; ``what`` (op and URI) leads unless the message names it."""
+#: Operation names the library's messages start with (``head s3://b/k: not found``).
+_INTERNAL_OPS = (
+    "head|get_range|get|put|list|delete_many|delete|create_bucket|delete_bucket|list_buckets"
+    "|copy|download|upload|open_upload|stat"
+)
+_OP_PREFIX = re.compile(rf"^(?:{_INTERNAL_OPS}) (?=\S)")
+
+
+def as_command(message: str, command: str) -> str:
+    """``message`` naming ``command`` (what the user typed) instead of the library's operation.
+
+    ``head s3://b/k: not found`` under ``s3dlio stat`` reads ``stat s3://b/k: not found``.
+    """
+    return _OP_PREFIX.sub(f"{command} ", message, count=1)
+
+
+def _failure_line(what: str, exc: BaseException, verbose: int) -> str:
     lines = error_lines(exc, verbose)
-    body = lines[0].removeprefix("s3dlio: error: ")
-    uri = what.split(" ", 1)[-1]
+    op, _, uri = what.partition(" ")
+    body = as_command(lines[0].removeprefix("s3dlio: error: "), op)
     if uri not in body:
         body = f"{what}: {body}"
-    click.echo("\n".join([f"s3dlio: error: {body}", *lines[1:]]), err=True)
+    return "\n".join([f"s3dlio: error: {body}", *lines[1:]])
+
+
+def report_failure(what: str, exc: BaseException, verbose: int = 0) -> None:
+    """One failed object of a batch, on stderr; ``what`` (op and URI) leads unless the message names it."""
+    click.echo(_failure_line(what, exc, verbose), err=True)
+
+
+# -- Ctrl-C ----------------------------------------------------------------------------------
+_interrupt_hooks: list[Callable[[], None]] = []
+
+
+def on_interrupt(hook: Callable[[], None]) -> None:
+    """Run ``hook`` if this command is interrupted (Ctrl-C), before the process exits."""
+    _interrupt_hooks.append(hook)
+
+
+def run_interrupt_hooks() -> None:
+    """Run (and forget) the hooks of :func:`on_interrupt`; a failing hook does not stop the rest."""
+    while _interrupt_hooks:
+        hook = _interrupt_hooks.pop()
+        with contextlib.suppress(Exception):  # best effort while exiting
+            hook()
+
+
+def remove_temp_files(root: str, recursive: bool = True) -> None:
+    """Delete this process's temporary files in ``root`` (or the directory of the file ``root``
+    names), and below it when ``recursive``: what a download or copy cut short left.
+
+    They are the ``PATH.s3dlio-PID-THREAD.tmp`` of :func:`s3dlio.ops.write_file_atomic` and
+    the ``.s3dlio-tmp-PID-...`` of the file store, both named with our pid.
+    """
+    pid = str(os.getpid())
+    mine = re.compile(rf"(\.s3dlio-{pid}-\d+\.tmp|^\.s3dlio-tmp-{pid}-\w+)$")
+    if not os.path.isdir(root):
+        root = os.path.dirname(os.path.abspath(root))
+    for folder, dirs, files in os.walk(root):
+        if not recursive:
+            dirs.clear()
+        for name in files:
+            if mine.search(name):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, name))
 
 
 class Progress:
     """A progress line on stderr, drawn only on a terminal and only after ``delay`` seconds.
 
-    Thread-safe: workers call :meth:`advance`. Totals may be unknown (None): the line then
-    shows counts and the rate alone.
+    Thread-safe: workers call :meth:`advance` as each object finishes, and :meth:`echo` prints
+    a line (an error) without tearing the bar. Totals may be unknown (None): the line then
+    shows counts and the rate alone. ``show_bytes=False`` (deletes) shows objects per second.
     """
 
     def __init__(
@@ -110,21 +191,24 @@ class Progress:
         *,
         stream: TextIO | None = None,
         enabled: bool | None = None,
-        delay: float = 1.0,
+        delay: float | None = None,
         interval: float = 0.2,
         counting: bool = True,
+        show_bytes: bool = True,
     ) -> None:
         self.label = label
         self.counting = counting
+        self.show_bytes = show_bytes
         self.total = total
         self.total_bytes = total_bytes
         self.done = 0
         self.nbytes = 0
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = _is_terminal(self.stream) if enabled is None else enabled
-        self.delay = delay
+        self.delay = _env_delay() if delay is None else delay
         self.interval = interval
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start = time.perf_counter()
@@ -135,6 +219,17 @@ class Progress:
         with self._lock:
             self.done += items
             self.nbytes += nbytes
+
+    def echo(self, text: str) -> None:
+        """Print ``text`` on a line of its own on the stream, clearing the bar first."""
+        with self._write_lock:
+            try:
+                if self._drawn:
+                    self.stream.write("\r\x1b[K")
+                self.stream.write(text + "\n")
+                self.stream.flush()
+            except (OSError, ValueError):
+                pass
 
     def __enter__(self) -> Progress:
         self._start = time.perf_counter()
@@ -148,24 +243,28 @@ class Progress:
     ) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(1.0)  # a Ctrl-C must not wait on a stuck terminal
         if self._drawn:
-            try:
-                self.stream.write("\r\x1b[K")
-                self.stream.flush()
-            except (OSError, ValueError):
-                pass
+            with self._write_lock:
+                try:
+                    self.stream.write("\r\x1b[K")
+                    self.stream.flush()
+                except (OSError, ValueError):
+                    pass
 
     def _run(self) -> None:
         if self._stop.wait(self.delay):
             return
         while True:
-            try:
-                self.stream.write("\r" + self.line() + "\x1b[K")
-                self.stream.flush()
-            except (OSError, ValueError):
-                return
-            self._drawn = True
+            with self._write_lock:
+                if self._stop.is_set():
+                    return
+                try:
+                    self.stream.write("\r" + self.line() + "\x1b[K")
+                    self.stream.flush()
+                except (OSError, ValueError):
+                    return
+                self._drawn = True
             if self._stop.wait(self.interval):
                 return
 
@@ -180,16 +279,82 @@ class Progress:
             return f"{self.label}  {spin}  {elapsed:.0f}s"
         if self.total:
             frac = min(1.0, done / self.total)
-            if self.total_bytes:
+            if self.total_bytes and self.show_bytes:
                 frac = min(1.0, nbytes / self.total_bytes)
             filled = int(frac * 24)
-            parts.append(f"[{'#' * filled}{'.' * (24 - filled)}] {done}/{self.total}")
+            word = "object" if self.total == 1 else "objects"
+            parts.append(f"[{'#' * filled}{'.' * (24 - filled)}] {done}/{self.total} {word}")
         else:
-            parts.append(f"{done}")
-        parts.append(f"{mb(nbytes)} MB")
-        parts.append(f"{mb(rate(nbytes, elapsed))} MB/s")
+            parts.append(plural(done, "object"))
+        if self.show_bytes:
+            parts.append(f"{mb(nbytes)} MB")
+            parts.append(f"{mb(rate(nbytes, elapsed))} MB/s")
+        else:
+            parts.append(f"{rate(done, elapsed):.1f} objects/s")
         parts.append(f"{elapsed:.0f}s")
         return "  ".join(parts)
+
+
+def _env_delay() -> float:
+    """Seconds before the bar appears: ``S3DLIO_PROGRESS_DELAY`` (default 1)."""
+    try:
+        return max(0.0, float(os.environ.get("S3DLIO_PROGRESS_DELAY", "1")))
+    except ValueError:
+        return 1.0
+
+
+class Tally:
+    """Counts of a batch command, thread-safe, in constant memory whatever the batch size.
+
+    Workers call :meth:`ok` and :meth:`fail`; each failure of a batch of more than one object
+    is reported on stderr as it happens (the first :data:`SHOW_ERRORS`), and the first
+    :data:`KEEP_ERRORS` are kept for ``--json``.
+    """
+
+    def __init__(self, op: str, total: int, progress: Progress, verbose: int = 0) -> None:
+        self.op = op
+        self.total = total
+        self.progress = progress
+        self.verbose = verbose
+        self.done = 0
+        self.nbytes = 0
+        self.failed = 0
+        self.errors: list[dict[str, str]] = []
+        self.first: BaseException | None = None
+        self._lock = threading.Lock()
+
+    def ok(self, nbytes: int) -> None:
+        """One more object finished, carrying ``nbytes``."""
+        self.advance(1, nbytes)
+
+    def advance(self, objects: int, nbytes: int) -> None:
+        """``objects`` more finished, carrying ``nbytes`` (the library's ``on_object`` callback)."""
+        with self._lock:
+            self.done += objects
+            self.nbytes += nbytes
+        self.progress.advance(objects, nbytes)
+
+    def fail(self, uri: object, exc: BaseException) -> None:
+        """One object failed: count it, keep and report it while under the limits."""
+        with self._lock:
+            self.failed += 1
+            n = self.failed
+            if self.first is None:
+                self.first = exc
+            if n <= KEEP_ERRORS:
+                self.errors.append({"uri": str(uri), "error": as_command(str(exc), self.op)})
+        if self.total != 1 and n <= SHOW_ERRORS:
+            self.progress.echo(_failure_line(f"{self.op} {uri}", exc, self.verbose))
+
+    def end(self) -> None:
+        """Exit 1 when some objects failed; a batch of one raises its own error."""
+        if not self.failed:
+            return
+        if self.total == 1 and self.first is not None:
+            raise self.first
+        more = self.failed - min(self.failed, SHOW_ERRORS)
+        shown = "each is reported above" if not more else f"the first {SHOW_ERRORS} are reported above"
+        raise PartialFailure(f"{self.failed} of {plural(self.total, 'object')} failed ({shown})")
 
 
 def _is_terminal(stream: TextIO) -> bool:

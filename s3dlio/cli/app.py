@@ -2,26 +2,32 @@
 
 Every error ends the run with one line on stderr, ``s3dlio: error: <message>``, and an exit
 status: 0 success, 1 failure (or some objects of a batch failed), 2 usage or configuration
-error (:attr:`s3dlio.S3dlioError.exit_code`; click's usage errors). ``-v`` adds the cause
-chain, ``-vv`` the traceback. A closed pipe (``s3dlio ls ... | head``) ends the run quietly.
+error (:attr:`s3dlio.S3dlioError.exit_code`; click's usage errors), 130 interrupted. ``-v``
+adds the cause chain, ``-vv`` the traceback. A closed pipe (``s3dlio ls ... | head``) ends the
+run quietly. An error names the command as typed (``rm``, not the library's ``head``).
+
+Ctrl-C: the batch loops stop starting work (:func:`s3dlio._parallel.cancel`), the command's
+temporary files are removed (:func:`._output.on_interrupt`), and the process exits 130 within
+about a second, without waiting for transfers still in flight.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from .. import __version__
 from .._redact import RedactingFilter, redact
-from ..errors import ConfigError, S3dlioError
+from ..errors import AlreadyExistsError, ConfigError, NotFoundError, S3dlioError
 from . import bench, buckets, objects, oplog
-from ._output import State, error_lines
+from ._output import State, as_command, error_lines, run_interrupt_hooks
 from .cleanup import cleanup_command
 
 __all__ = ["cli", "main"]
@@ -59,16 +65,39 @@ ALIASES = {"list": "ls", "rm": "delete"}
 class CommandError(click.ClickException):
     """An error that ends a command, shown as one line (plus the cause chain with ``-v``)."""
 
-    def __init__(self, exc: BaseException, verbose: int = 0) -> None:
+    def __init__(self, exc: BaseException, verbose: int = 0, command: str | None = None) -> None:
         super().__init__(str(exc))
         code = getattr(exc, "exit_code", 1) if isinstance(exc, S3dlioError) else 1
         self.exit_code = code  # type: ignore[misc,unused-ignore]  # a ClassVar in click's stubs
         self.lines = error_lines(exc, verbose)
+        if command is not None:
+            self.lines[0] = _for_command(self.lines[0], exc, command)
         if verbose >= 2:
             self.lines.append(redact("".join(traceback.format_exception(exc)).rstrip()))
 
     def show(self, file: Any = None) -> None:
         click.echo("\n".join(self.lines), file=file, err=True)
+
+
+#: The fix an error gets under a command that offers it, unless the message already names it.
+_FIXES: tuple[tuple[type[S3dlioError], tuple[str, ...], str, str], ...] = (
+    (AlreadyExistsError, ("create-bucket",), "--exist-ok", "add --exist-ok to accept an existing one"),
+)
+
+
+def _for_command(line: str, exc: BaseException, command: str) -> str:
+    """The error line naming ``command`` as typed, with the fix that command offers."""
+    prefix = "s3dlio: error: "
+    body = as_command(line.removeprefix(prefix), command)
+    for kind, commands, mark, fix in _FIXES:
+        if isinstance(exc, kind) and command in commands and mark not in body:
+            body = f"{body}; {fix}"
+    if isinstance(exc, NotFoundError) and command in ("stat", "rm", "delete") and "s3dlio ls" not in body:
+        words = body.split(" ", 2)
+        uri = words[1].rstrip(":") if len(words) == 3 and words[0] == command else ""
+        if "://" in uri and not uri.endswith("/"):
+            body = f"{body}; see what is there with: s3dlio ls {uri.rsplit('/', 1)[0]}/"
+    return prefix + body
 
 
 class S3dlioGroup(click.Group):
@@ -81,6 +110,8 @@ class S3dlioGroup(click.Group):
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
         name, cmd, rest = super().resolve_command(ctx, args)
+        if args:
+            ctx.meta["s3dlio.command"] = args[0]  # as typed: ``rm`` stays ``rm`` in errors
         return (cmd.name if cmd is not None else name), cmd, rest
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -106,7 +137,8 @@ class S3dlioGroup(click.Group):
             raise click.exceptions.Exit(0) from None
         except Exception as exc:
             state = ctx.find_object(State)
-            raise CommandError(exc, state.verbose if state else 0) from exc
+            command = ctx.meta.get("s3dlio.command")
+            raise CommandError(exc, state.verbose if state else 0, command) from exc
 
     def main(  # type: ignore[override,unused-ignore]
         self,
@@ -272,7 +304,30 @@ for _command in (*objects.COMMANDS, *buckets.COMMANDS, *oplog.COMMANDS, bench.be
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``s3dlio`` console script."""
     try:
-        cli.main(args=argv, prog_name="s3dlio")
+        code = cli.main(args=argv, prog_name="s3dlio", standalone_mode=False)
     except S3dlioError as exc:  # raised outside a command (e.g. while importing a backend)
         click.echo("\n".join(error_lines(exc)), err=True)
         sys.exit(exc.exit_code)
+    except KeyboardInterrupt:  # after the command, while its result was being printed
+        code = 130
+    if code == 130:
+        _exit_interrupted()
+    sys.exit(code)
+
+
+def _exit_interrupted(grace: float = 1.0) -> NoReturn:
+    """End an interrupted run now: stop the batch loops, give the calls in flight ``grace``
+    seconds to finish (they clean up after themselves), remove the command's temporary files,
+    and exit 130 without joining worker threads still blocked in a transfer."""
+    import signal
+
+    from .. import _parallel
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C cannot cut the clean-up short
+    _parallel.cancel()
+    _parallel.drain(grace)
+    run_interrupt_hooks()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(130)

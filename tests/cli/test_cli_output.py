@@ -53,13 +53,13 @@ def test_progress_draws_only_on_a_terminal_after_the_delay(monkeypatch: pytest.M
         progress.advance(2, 2_000_000)
         time.sleep(0.05)
     text = tty.getvalue()
-    assert "get  [############............] 2/4  2.00 MB" in text
+    assert "get  [############............] 2/4 objects  2.00 MB" in text
     assert text.endswith("\r\x1b[K")  # the line is cleared at the end
 
 
 def test_progress_line_without_totals() -> None:
     progress = Progress("ls", stream=io.StringIO(), enabled=False)
     progress.advance(3)
-    assert progress.line().startswith("ls  3  0.00 MB  ")
+    assert progress.line().startswith("ls  3 objects  0.00 MB  ")
     spinner = Progress("delete", stream=io.StringIO(), enabled=False, counting=False)
     assert spinner.line().startswith("delete  ")
