@@ -27,7 +27,7 @@ from .oplog.logged import LoggedStore
 from .store import ObjectMeta, Store, open_store
 from .store.balanced import endpoint_stats as balanced_stats
 from .store.balanced import open_balanced
-from .store.local import map_errors
+from .store.local import TMP_PREFIX, map_errors
 from .uri import ObjectUri, parse
 from .verify import verify_enabled, verify_put
 
@@ -449,7 +449,8 @@ def _join_key(prefix: str, rel: str) -> str:
 def write_file_atomic(path: str, data: Buffer) -> None:
     """Write a local file atomically (temp file + rename): a reader never sees half a file."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = f"{path}.s3dlio-{os.getpid()}-{threading.get_ident()}.tmp"
+    # A hidden name listings skip and ``s3dlio cleanup`` removes, should the process be killed.
+    tmp = os.path.join(os.path.dirname(path), f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident():x}")
     try:
         with open(tmp, "wb") as f:
             f.write(data)
