@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, NamedTuple, TypeVar, overload
 
-from . import _parallel, localpath, ranged
+from . import _check, _parallel, localpath, ranged
 from ._select import Selection, select
 from .config import Config, default_config
 from .errors import InvalidUriError, NotFoundError
@@ -84,7 +84,8 @@ def resolve(uri: str | ObjectUri, config: Config | None = None) -> tuple[ObjectU
     The one way layers above (loader, checkpoint, CLI) reach a store; ``config`` overrides
     the process-wide settings (e.g. ``engine="portable"`` to list without starting obstore).
     """
-    parsed = parse(uri)
+    parsed = parse(_check.uri("resolve", uri))
+    _check.config("resolve", config)
     return parsed, _open(parsed, config)
 
 
@@ -100,6 +101,7 @@ def _open(parsed: ObjectUri, config: Config | None = None) -> Store:
 def endpoint_stats(config: Config | None = None) -> _list[dict[str, object]]:
     """Per endpoint of a multi-endpoint configuration (``endpoints=[...]``): requests, payload
     bytes, errors, mean latency, requests in flight and whether it is in rotation now."""
+    _check.config("endpoint_stats", config)
     return [stats.to_dict() for stats in balanced_stats(config or default_config())]
 
 
@@ -132,10 +134,8 @@ _logged_stores: dict[tuple[int, int], LoggedStore] = {}
 
 
 def _in_flight(max_in_flight: int | None) -> int:
-    n = max_in_flight if max_in_flight is not None else default_config().max_in_flight
-    if n < 1:
-        raise InvalidUriError(f"max_in_flight={n}: must be at least 1")
-    return n
+    """``max_in_flight`` (checked by the caller with ``_check.in_flight``) or the configured one."""
+    return max_in_flight if max_in_flight is not None else default_config().max_in_flight
 
 
 def _inline(stores: Iterable[Store]) -> bool:
@@ -188,6 +188,7 @@ def get(uri: str) -> Buffer:
 
     Objects above ``S3DLIO_RANGE_THRESHOLD`` (32 MiB) arrive as parallel ranges in one buffer.
     """
+    uri = _check.uri("get", uri)
     parsed, store = resolve(uri)
     if store.in_process:  # nothing to parallelise
         return store.get(parsed.key)
@@ -196,8 +197,9 @@ def get(uri: str) -> Buffer:
 
 def get_range(uri: str, offset: int, length: int | None = None) -> Buffer:
     """``length`` bytes from ``offset`` (to the end when None); clipped at the object's end."""
-    if offset < 0 or (length is not None and length < 0):
-        raise InvalidUriError(f"get_range {uri}: offset={offset} length={length}: both must be >= 0")
+    uri = _check.uri("get_range", uri)
+    offset = _check.integer("get_range", "offset", offset, 0)
+    length = _check.optional_integer("get_range", "length", length, 0)
     parsed, store = resolve(uri)
     if length is None:
         return store.get_range(parsed.key, offset, store.head(parsed.key).size)
@@ -212,7 +214,9 @@ def get_many(
     The first failure is raised (after running requests finish) unless ``return_exceptions``
     puts each error in its slot instead.
     """
-    workers = _in_flight(max_in_flight)
+    uris = _check.uris("get_many", uris)
+    workers = _in_flight(_check.in_flight("get_many", max_in_flight))
+    _check.boolean("get_many", "return_exceptions", return_exceptions)
     targets = _resolve_all(uris)
     if _inline(store for _, store in targets):
         return _get_inline(targets, return_exceptions)
@@ -223,7 +227,8 @@ def get_many(
 
 def get_many_stats(uris: Iterable[str], max_in_flight: int | None = None) -> TransferStats:
     """Fetch many objects and discard the data: counts and wall time, memory stays flat."""
-    workers = _in_flight(max_in_flight)
+    uris = _check.uris("get_many_stats", uris)
+    workers = _in_flight(_check.in_flight("get_many_stats", max_in_flight))
     targets = _resolve_all(uris)
     start = time.perf_counter()
     if _inline(store for _, store in targets):
@@ -236,12 +241,13 @@ def get_many_stats(uris: Iterable[str], max_in_flight: int | None = None) -> Tra
 
 def stat(uri: str) -> ObjectMeta:
     """Full metadata of one object (None for what the backend does not keep)."""
-    parsed, store = resolve(uri)
+    parsed, store = resolve(_check.uri("stat", uri))
     return store.head(parsed.key)
 
 
 def exists(uri: str) -> bool:
     """True when the object exists."""
+    uri = _check.uri("exists", uri)
     try:
         stat(uri)
     except NotFoundError:
@@ -283,6 +289,7 @@ def _matching_on(store: Store, sel: Selection) -> Iterator[tuple[str, ObjectMeta
 
 def list_entries(uri: str, recursive: bool = False, pattern: str | None = None) -> Iterator[Entry]:
     """Stream what :func:`list` selects, with each object's metadata (size, date, etag)."""
+    _listing_args("list_entries", uri, recursive, pattern)
     parsed, store = resolve(uri)
     sel = select(parsed.key, recursive=recursive, pattern=pattern)
     return (Entry(str(parsed.with_key(key)), meta) for key, meta in _matching(store, sel, parsed))
@@ -296,7 +303,14 @@ def list(uri: str, recursive: bool = False, pattern: str | None = None) -> _list
     (``s3://b/data/img_`` lists ``img_0``, ``img_1``...); ``pattern`` is an explicit regex
     matched against the path relative to the URI's directory.
     """
+    _listing_args("list", uri, recursive, pattern)
     return [entry.uri for entry in list_entries(uri, recursive, pattern)]
+
+
+def _listing_args(func: str, uri: str, recursive: bool, pattern: str | None) -> None:
+    _check.uri(func, uri)
+    _check.boolean(func, "recursive", recursive)
+    _check.optional_str(func, "pattern", pattern)
 
 
 def _objects(
@@ -318,6 +332,9 @@ def put(uri: str, data: Buffer, *, verify: bool | None = None) -> None:
 
     ``verify`` (default ``S3DLIO_PUT_VERIFY``) checks the result with a HEAD (size, MD5 ETag).
     """
+    uri = _check.uri("put", uri)
+    data = _check.buffer("put", "data", data)
+    _check.boolean("put", "verify", verify, optional=True)
     _put(uri, *resolve(uri), data, verify)
 
 
@@ -332,6 +349,8 @@ def _put(uri: str, parsed: ObjectUri, store: Store, data: Buffer, verify: bool |
 def put_many(items: Iterable[tuple[str, Buffer]], max_in_flight: int | None = None) -> None:
     """Write many objects concurrently, at most ``max_bytes_in_flight`` bytes at once; the first
     failure is raised."""
+    items = _check.put_items("put_many", items)
+    max_in_flight = _check.in_flight("put_many", max_in_flight)
     todo = [(uri, *resolve(uri), data, memoryview(data).nbytes) for uri, data in items]
     workers = _batch_in_flight((store for _, _, store, _, _ in todo), max_in_flight)
     budget = _parallel.ByteBudget(default_config().max_bytes_in_flight)
@@ -358,6 +377,7 @@ def delete(
     directory (``delete("s3://b/data/", pattern=r".*\\.tmp")``). Returns how many objects were
     deleted (0 when nothing matched). Deletes go out in batches of 1000.
     """
+    _listing_args("delete", uri, recursive, pattern)
     parsed, store, keys = _objects(uri, recursive, pattern, literal=True)
     failures: _list[DeleteFailure] = []
     for i in range(0, len(keys), 1000):
@@ -381,17 +401,17 @@ def _bucket_store(uri: str) -> tuple[ObjectUri, Store]:
 
 def create_bucket(uri: str) -> None:
     """Create the bucket/container of ``uri`` (``s3://name``). AlreadyExistsError if it exists."""
-    _bucket_store(uri)[1].create_bucket()
+    _bucket_store(_check.uri("create_bucket", uri))[1].create_bucket()
 
 
 def delete_bucket(uri: str) -> None:
     """Delete the (empty) bucket/container of ``uri``."""
-    _bucket_store(uri)[1].delete_bucket()
+    _bucket_store(_check.uri("delete_bucket", uri))[1].delete_bucket()
 
 
 def list_buckets(uri: str = "s3://") -> _list[str]:
     """Bucket (container) URIs visible with the configured credentials."""
-    parsed, store = _bucket_store(uri)
+    parsed, store = _bucket_store(_check.uri("list_buckets", uri))
     return [f"{parsed.scheme}://{name}" for name in store.list_buckets()]
 
 
@@ -417,6 +437,11 @@ def upload(
     a link to a directory above it (a loop) is always skipped. Each skipped item goes to
     ``on_skip``, or else all of them to one ``UserWarning``. Returns the URIs written.
     """
+    local_glob = _check.path("upload", "local_glob", local_glob)
+    dest_prefix = _check.uri("upload", dest_prefix, "dest_prefix")
+    max_in_flight = _check.in_flight("upload", max_in_flight)
+    _check.boolean("upload", "include_hidden", include_hidden)
+    _check.boolean("upload", "follow_links", follow_links)
     found = localpath.local_files(local_glob, include_hidden=include_hidden, follow_links=follow_links)
     if on_skip is not None:
         for skipped in found.skipped:
@@ -461,6 +486,12 @@ def write_file_atomic(path: str, data: Buffer) -> None:
         raise
 
 
+def _transfer_args(func: str, recursive: bool, max_in_flight: int | None, return_exceptions: bool) -> None:
+    _check.boolean(func, "recursive", recursive)
+    _check.in_flight(func, max_in_flight)
+    _check.boolean(func, "return_exceptions", return_exceptions)
+
+
 def _finish(results: _list[T | BaseException], return_exceptions: bool) -> _list[T | BaseException]:
     """A batch's results; without ``return_exceptions`` the first error is raised (the rest ran)."""
     if return_exceptions:
@@ -496,6 +527,8 @@ def download(
     note counting the others), unless ``return_exceptions`` puts each error in its slot.
     Returns the local paths (directory markers as directories ending in ``/``).
     """
+    src, dest_dir = _check.uri("download", src, "src"), _check.path("download", "dest_dir", dest_dir)
+    _transfer_args("download", recursive, max_in_flight, return_exceptions)
     parsed, store, keys = _objects(src, recursive, None)
     if not keys:
         raise NotFoundError(f"download {src}: no object matches")
@@ -542,6 +575,8 @@ def copy(
     the first error is raised, unless ``return_exceptions`` returns the destination URI or
     the error of each selected object, in order.
     """
+    src, dst = _check.uri("copy", src, "src"), _check.uri("copy", dst, "dst")
+    _transfer_args("copy", recursive, max_in_flight, return_exceptions)
     parsed, store, keys = _objects(src, recursive, None)
     if not keys:
         raise NotFoundError(f"copy {src}: no object matches")
@@ -599,13 +634,13 @@ async def get_many_async(
 ) -> _list[Buffer | BaseException]:
     """Async twin of :func:`get_many`."""
     return await _parallel.run_async(
-        get_many, _list(uris), max_in_flight, return_exceptions=return_exceptions
+        get_many, _check.uris("get_many", uris), max_in_flight, return_exceptions=return_exceptions
     )
 
 
 async def get_many_stats_async(uris: Iterable[str], max_in_flight: int | None = None) -> TransferStats:
     """Async twin of :func:`get_many_stats`."""
-    return await _parallel.run_async(get_many_stats, _list(uris), max_in_flight)
+    return await _parallel.run_async(get_many_stats, _check.uris("get_many_stats", uris), max_in_flight)
 
 
 async def put_async(uri: str, data: Buffer, *, verify: bool | None = None) -> None:
@@ -615,7 +650,7 @@ async def put_async(uri: str, data: Buffer, *, verify: bool | None = None) -> No
 
 async def put_many_async(items: Iterable[tuple[str, Buffer]], max_in_flight: int | None = None) -> None:
     """Async twin of :func:`put_many`."""
-    await _parallel.run_async(put_many, _list(items), max_in_flight)
+    await _parallel.run_async(put_many, _check.put_items("put_many", items), max_in_flight)
 
 
 async def list_async(uri: str, recursive: bool = False, pattern: str | None = None) -> _list[str]:

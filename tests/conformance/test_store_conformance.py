@@ -18,7 +18,7 @@ import pytest
 from servers import Backend
 
 import s3dlio
-from s3dlio.errors import InvalidUriError, NotFoundError
+from s3dlio.errors import InvalidArgumentError, InvalidUriError, NotFoundError
 
 from ._helpers import SPECIAL_KEYS, MiB, assert_bytes, payload
 
@@ -184,7 +184,7 @@ def test_get_range_edges(backend: Backend) -> None:
     ]
     for args, want in cases:
         assert bytes(s3dlio.get_range(uri, *args)) == want, args
-    with pytest.raises(InvalidUriError):
+    with pytest.raises(InvalidArgumentError, match="get_range: offset must be an int >= 0, got -1"):
         s3dlio.get_range(uri, -1, 10)
 
 
