@@ -423,7 +423,7 @@ if not TYPE_CHECKING:  # a graph-mode builder: AutoGraph must call it as is, not
 
 def _only_up_front(**options: Any) -> None:
     """Refuse options that need the file names before the pipeline runs."""
-    given = {k: v for k, v in options.items() if v not in (None, False)}
+    given = {k: v for k, v in options.items() if v is not None and v is not False}
     if given:
         names = ", ".join(f"{k}={v!r}" for k, v in given.items())
         raise ConfigError(
