@@ -48,8 +48,8 @@ class S3LightningCheckpoint(CheckpointIO):
     """
 
     def __init__(
-        self, region: str | None = None, endpoint: str | None = None,
-        s3client_config: S3ClientConfig | None = None, *, config: Config | None = None,
+        self, region: str | None = None, s3client_config: S3ClientConfig | None = None,
+        endpoint: str | None = None, *, config: Config | None = None,
     ) -> None:  # fmt: skip
         super().__init__()
         self.config = client_config(region, endpoint, s3client_config, config)

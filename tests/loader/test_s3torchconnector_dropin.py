@@ -226,7 +226,8 @@ def test_dcp_readme(bucket: str, endpoint: str) -> None:
 
 
 def test_lightning_checkpoint_io(bucket: str, endpoint: str) -> None:
-    io = S3LightningCheckpoint(region=REGION, endpoint=endpoint)
+    io = S3LightningCheckpoint(REGION, S3ClientConfig(part_size=5 * MiB), endpoint)  # its positional order
+    assert io.config.part_size == 5 * MiB
     uri = f"{bucket}lightning/epoch=0.ckpt"
     checkpoint = {"state_dict": model().state_dict(), "epoch": 0}
     io.save_checkpoint(checkpoint, uri)
