@@ -55,7 +55,8 @@ def main() -> None:
         def at_once(fs: sfs.S3dlioFileSystem) -> list[bytes]:
             return fs.cat_ranges([path] * args.ranges, starts, ends)  # type: ignore[no-any-return]
 
-        serial, together = [], []
+        serial: list[float] = []
+        together: list[float] = []
         for _ in range(args.rounds):
             for how, times in ((one_by_one, serial), (at_once, together)):
                 # a fresh proxy each time: its cap counts from each connection's start, so a

@@ -24,7 +24,7 @@ import importlib.util
 import os
 import shutil
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from glob import has_magic
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -454,8 +454,8 @@ class S3dlioFileSystem(AbstractFileSystem):
     def cat_ranges(
         self,
         paths: list[str],
-        starts: int | list[int | None] | None,
-        ends: int | list[int | None] | None,
+        starts: int | Sequence[int | None] | None,
+        ends: int | Sequence[int | None] | None,
         max_gap: int | None = None,
         on_error: str = "return",
         **kwargs: Any,
@@ -467,8 +467,8 @@ class S3dlioFileSystem(AbstractFileSystem):
         ``on_error="return"`` puts each error in its slot; anything else raises the first.
         """
         n = len(paths)
-        first = starts if isinstance(starts, list) else [starts] * n
-        last = ends if isinstance(ends, list) else [ends] * n
+        first = [starts] * n if starts is None or isinstance(starts, int) else list(starts)
+        last = [ends] * n if ends is None or isinstance(ends, int) else list(ends)
         if len(first) != n or len(last) != n:
             raise ValueError(f"cat_ranges: {n} paths but {len(first)} starts and {len(last)} ends")
         sizes = [e - s if s is not None and e is not None and 0 <= s <= e else 0

@@ -297,7 +297,7 @@ def test_importing_a_framework_package_registers_the_filesystems() -> None:
 def test_a_loaded_class_is_replaced_too() -> None:
     from s3dlio.fsspec_registry import LAZY_CLASSES, register_lazily
 
-    class Other(fsspec.AbstractFileSystem):  # type: ignore[misc]
+    class Other(fsspec.AbstractFileSystem):  # type: ignore[misc,name-defined]
         protocol = "s3"
 
     try:
