@@ -192,7 +192,7 @@ class Progress:
         stream: TextIO | None = None,
         enabled: bool | None = None,
         delay: float | None = None,
-        interval: float = 0.2,
+        interval: float | None = None,
         counting: bool = True,
         show_bytes: bool = True,
     ) -> None:
@@ -205,8 +205,8 @@ class Progress:
         self.nbytes = 0
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = _is_terminal(self.stream) if enabled is None else enabled
-        self.delay = _env_delay() if delay is None else delay
-        self.interval = interval
+        self.delay = _env_seconds("S3DLIO_PROGRESS_DELAY", 1.0, 0.0) if delay is None else delay
+        self.interval = _env_seconds("S3DLIO_PROGRESS_INTERVAL", 0.2, 0.01) if interval is None else interval
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
@@ -295,12 +295,13 @@ class Progress:
         return "  ".join(parts)
 
 
-def _env_delay() -> float:
-    """Seconds before the bar appears: ``S3DLIO_PROGRESS_DELAY`` (default 1)."""
+def _env_seconds(name: str, default: float, least: float) -> float:
+    """Seconds from the variable ``name`` (at least ``least``): ``S3DLIO_PROGRESS_DELAY`` before
+    the bar appears (default 1), ``S3DLIO_PROGRESS_INTERVAL`` between redraws (default 0.2)."""
     try:
-        return max(0.0, float(os.environ.get("S3DLIO_PROGRESS_DELAY", "1")))
+        return max(least, float(os.environ.get(name, default)))
     except ValueError:
-        return 1.0
+        return default
 
 
 class Tally:

@@ -6,7 +6,7 @@ import click
 
 from .. import ops
 from ..errors import AlreadyExistsError
-from ._output import Progress, emit_json
+from ._output import Progress, emit_json, plural
 
 __all__ = ["COMMANDS"]
 
@@ -44,9 +44,9 @@ def delete_bucket(uri: str, force: bool) -> None:
       s3dlio delete-bucket --force az://my-container
     """
     if force:
-        with Progress("delete", counting=False):
-            deleted = ops.delete(uri.rstrip("/") + "/", recursive=True)
-        click.echo(f"Deleted {deleted} objects.")
+        with Progress("delete", show_bytes=False) as progress:  # advances per batch deleted
+            deleted = ops.delete(uri.rstrip("/") + "/", recursive=True, on_object=progress.advance)
+        click.echo(f"Deleted {plural(deleted, 'object')}.")
     ops.delete_bucket(uri)
     click.echo(f"Deleted bucket {uri}")
 

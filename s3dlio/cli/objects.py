@@ -21,12 +21,25 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from .. import _parallel, ops
+from .. import _parallel, localpath, ops
 from .._select import select
 from ..errors import AlreadyExistsError, ConfigError, InvalidUriError, NotFoundError
-from ..sizes import parse_size
+from ..sizes import format_size, parse_size
 from ..uri import join, parse
-from ._output import PartialFailure, Progress, State, emit_json, mb, rate, report_failure, seconds
+from ._output import (
+    PartialFailure,
+    Progress,
+    State,
+    Tally,
+    emit_json,
+    mb,
+    on_interrupt,
+    plural,
+    rate,
+    remove_temp_files,
+    report_failure,
+    seconds,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
@@ -45,20 +58,27 @@ R = TypeVar("R")
 
 
 class SizeType(click.ParamType):  # type: ignore[type-arg,unused-ignore]  # generic from click 8.2
-    """A byte count with an optional unit: ``4096``, ``1k``, ``20MB``, ``8MiB``."""
+    """A byte count with an optional unit: ``4096``, ``1k``, ``20MB``, ``8MiB``; at most ``limit``."""
 
     name = "size"
 
+    def __init__(self, limit: int = 2**63 - 1, why: str = "the largest byte offset HTTP ranges take") -> None:
+        self.limit = limit
+        self.why = why
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
         try:
-            return parse_size(value)
+            n = parse_size(value)
         except ConfigError as exc:
             self.fail(str(exc), param, ctx)
+        if n > self.limit:
+            self.fail(f"{value}: at most {self.limit} bytes ({format_size(self.limit)}), {self.why}", param, ctx)
+        return n
 
 
 SIZE = SizeType()
+#: ``put -s``: S3's largest object (5 TiB); objects are also generated in memory, ``-j`` at a time.
+OBJECT_SIZE = SizeType(5 * 2**40, "the largest object S3 stores")
 
 
 def _jobs(default: int, what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -99,20 +119,22 @@ def _uri_arg(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return _uri(value)
 
 
-def _selected(uri: str, recursive: bool) -> tuple[str, list[Target]]:
+def _selected(
+    uri: str, recursive: bool, *, literal: bool = False, pattern: str | None = None
+) -> tuple[str, list[Target]]:
     """The objects ``uri`` selects, and the key prefix their relative names start after.
 
     A plain last part is exactly that key, with no listing (``rm s3://b/obj_1`` never touches
-    ``obj_10``), and so is one whose only regex character is ``.`` (``data.bin``); a trailing
-    ``/`` or a regex last part lists.
+    ``obj_10``), and so is one whose only regex character is ``.`` (``data.bin``) and, when
+    ``literal``, any last part; a trailing ``/``, ``pattern`` or a regex last part lists.
     """
     parsed = parse(uri)
-    sel = select(parsed.key, recursive=recursive, exact=True)
-    if sel.literal and (sel.regex is None or not _REGEX_CHARS.intersection(sel.literal)):
+    sel = select(parsed.key, recursive=recursive, exact=True, literal=literal)
+    if pattern is None and sel.literal and (sel.regex is None or not _REGEX_CHARS.intersection(sel.literal)):
         return sel.base, [Target(str(parsed), parsed.key, None)]
     found = [
         Target(entry.uri, entry.meta.key, entry.meta.size)
-        for entry in ops.list_entries(uri, recursive=recursive)
+        for entry in ops.list_entries(uri, recursive=recursive, pattern=pattern)
         if entry.meta is not None
     ]
     if not recursive and sel.literal:  # a regex last part: the exact key wins over its regex reading
@@ -184,19 +206,20 @@ def _numbers(objects: int, nbytes: int | None, secs: float) -> dict[str, Any]:
     return out
 
 
-def _dir_sink(dest_dir: str, base: str) -> Callable[[Target, Buffer], None]:
-    """Write each object under ``dest_dir`` at its key relative to ``base``."""
-    root = os.path.abspath(dest_dir)
+def _dir_sink(
+    dest_dir: str, base: str, targets: Sequence[Target], op: str
+) -> Callable[[Target, Buffer], None]:
+    """Write each object under ``dest_dir`` at its key relative to ``base``, where
+    :func:`s3dlio.localpath.plan` puts it: keys that would leave ``dest_dir`` or share a path
+    are refused (their error names them), the others written."""
+    planned = localpath.plan(op, dest_dir, [t.key[len(base) :] for t in targets], [t.uri for t in targets])
+    paths = dict(zip((t.key for t in targets), planned, strict=True))
 
     def sink(target: Target, data: Buffer) -> None:
-        rel = target.key[len(base) :]
-        path = os.path.normpath(os.path.join(root, *rel.split("/")))
-        if os.path.commonpath([root, path]) != root or path == root:
-            raise InvalidUriError(
-                f"{target.uri}: its key would be written outside {root} ('..' in the key); "
-                "download it alone with: s3dlio get URI -o FILE"
-            )
-        if rel.endswith("/"):  # a "directory marker" object
+        path = paths[target.key]
+        if isinstance(path, BaseException):
+            raise path
+        if path.endswith(os.sep):  # a "directory marker" object
             os.makedirs(path, exist_ok=True)
             return
         ops.write_file_atomic(path, data)
@@ -212,24 +235,43 @@ def _fetch(
     sink: Callable[[Target, Buffer], None] | None = None,
     offset: int | None = None,
     length: int | None = None,
-) -> tuple[list[int | BaseException], float]:
-    """GET every target with ``jobs`` in flight; data goes to ``sink`` or is dropped. Sizes and seconds."""
-    ranged = offset is not None or length is not None
-    sizes = [t.size for t in targets]
-    total = None if ranged or None in sizes else sum(s for s in sizes if s is not None)
-    with Progress(label, len(targets), total) as progress:
+) -> tuple[Tally, float]:
+    """GET every target with ``jobs`` in flight; data goes to ``sink`` or is dropped. Counts and seconds.
 
-        def one(target: Target) -> int:
+    Progress advances as each object lands; failures are reported as they happen.
+    """
+    ranged = offset is not None or length is not None
+    total: int | None = 0
+    for t in targets:
+        total = None if total is None or t.size is None or ranged else total + t.size
+    with Progress(label, len(targets), total) as progress:
+        tally = Tally(label, len(targets), progress, state.verbose)
+
+        def one(target: Target) -> None:
             data = ops.get_range(target.uri, offset or 0, length) if ranged else ops.get(target.uri)
-            n = memoryview(data).nbytes
             if sink is not None:
+                if _parallel.cancelled():  # Ctrl-C: write no new file
+                    raise KeyboardInterrupt
                 sink(target, data)
-            progress.advance(1, n)
-            return n
+            tally.ok(memoryview(data).nbytes)
 
         start = time.perf_counter()
-        results = _map(one, targets, jobs)
-        return results, time.perf_counter() - start
+        _parallel.for_each_bounded(one, targets, jobs, on_error=lambda t, exc: tally.fail(t.uri, exc))
+        return tally, time.perf_counter() - start
+
+
+def _json_end(tally: Tally, secs: float, **extra: Any) -> None:
+    """The ``--json`` summary of a batch: numbers, ``failed`` and the first errors."""
+    emit_json({**_numbers(tally.done, tally.nbytes, secs), "failed": tally.failed, **extra,
+               "errors": tally.errors})  # fmt: skip
+
+
+def _summary(verb: str, tally: Tally, secs: float) -> str:
+    """``Uploaded 2 objects (total 20 bytes) in 0.100s (20.00 objects/s, 0.00 MB/s)``."""
+    return (
+        f"{verb} {plural(tally.done, 'object')} (total {tally.nbytes} bytes) in {seconds(secs)} "
+        f"({rate(tally.done, secs):.2f} objects/s, {mb(rate(tally.nbytes, secs))} MB/s)"
+    )
 
 
 # -- ls / stat ---------------------------------------------------------------------------------
@@ -243,15 +285,17 @@ def _date(meta: Any) -> str:
 @click.command("ls", short_help="List objects; the last part of the URI may be a regex.")
 @click.argument("uri", callback=_uri_arg)
 @_recursive
-@click.option("--count", is_flag=True, help="Print only how many entries there are.")
+@click.option("--count", is_flag=True, help="Print only the totals.")
 @click.option("-l", "--long", "long_format", is_flag=True, help="Show each object's size and date.")
 @_json
 def ls(uri: str, recursive: bool, count: bool, long_format: bool, as_json: bool) -> None:
-    """List what URI selects, one URI per line, then the total.
+    """List what URI selects, one URI per line, then the number of objects.
 
-    Without -r, '/' separates levels and sub-levels show as URIs ending in '/'. A plain last
-    part is a name prefix (s3://b/data/img_ lists img_0, img_1, ...); one with regex
-    characters is a regex (s3://b/data/img_.*\\.npz).
+    Without -r, '/' separates levels and sub-levels show as URIs ending in '/'; they are
+    counted apart ('Total sub-levels: N'), never as objects. A plain last part is a name
+    prefix (s3://b/data/img_ lists img_0, img_1, ...); one with regex characters is a regex
+    (s3://b/data/img_.*\\.npz). Full URIs, unlike the original s3-cli's keys, so that a line
+    can be passed to any other command whatever the scheme.
 
     \b
     Examples:
@@ -260,30 +304,42 @@ def ls(uri: str, recursive: bool, count: bool, long_format: bool, as_json: bool)
       s3dlio ls --long 's3://bucket/data/.*\\.npz'
     """
     entries = ops.list_entries(uri, recursive=recursive)
-    n = 0
-    listed: list[dict[str, Any]] = []
+    n = levels = 0
+    write = sys.stdout.write
+    if as_json and not count:  # streamed: one entry in memory at a time, whatever the listing
+        write(f'{{"uri": {json.dumps(uri)}, "entries": [')
     if count or as_json:
-        with Progress("ls", counting=True) as progress:
+        with Progress("ls") as progress:
             for entry in entries:
-                n += 1
-                progress.advance(1, entry.meta.size if entry.meta else 0)
+                if entry.meta is None:
+                    levels += 1
+                else:
+                    n += 1
+                    progress.advance(1, entry.meta.size)
                 if as_json and not count:
-                    listed.append(_entry_dict(entry))
+                    write((", " if n + levels > 1 else "") + json.dumps(_entry_dict(entry)))
     else:
-        write = sys.stdout.write
         for entry in entries:
-            n += 1
+            if entry.meta is None:
+                levels += 1
+            else:
+                n += 1
             if long_format:
                 size = f"{entry.meta.size:>14}" if entry.meta else f"{'PRE':>14}"
                 write(f"{size}  {_date(entry.meta):<20}  {entry.uri}\n")
             else:
                 write(entry.uri + "\n")
     if as_json:
-        emit_json({"uri": uri, "count": n} if count else {"uri": uri, "count": n, "entries": listed})
-    else:
-        if not count:
-            click.echo("")
-        click.echo(f"Total objects: {n}")
+        if count:
+            emit_json({"uri": uri, "count": n, "prefixes": levels})
+        else:
+            write(f'], "count": {n}, "prefixes": {levels}}}\n')
+        return
+    if not count:
+        click.echo("")
+    if levels:
+        click.echo(f"Total sub-levels: {levels}")
+    click.echo(f"Total objects: {n}")
 
 
 def _entry_dict(entry: ops.Entry) -> dict[str, Any]:
@@ -362,19 +418,19 @@ def get(
         if len(targets) == 1 and not output.endswith(("/", os.sep)) and not os.path.isdir(output):
             sink = lambda _t, data: ops.write_file_atomic(output, data)  # noqa: E731
         else:
-            sink = _dir_sink(output, base)
+            sink = _dir_sink(output, base, targets, "get")
     talk = not as_json and output != "-"
+    if output and output != "-":
+        on_interrupt(lambda: remove_temp_files(output, recursive=len(targets) > 1))
     if talk:
-        click.echo(f"Fetching {len(targets)} objects with {jobs} jobs…")
-    results, secs = _fetch(state, "get", targets, jobs, sink, offset, length)
-    errors = _failures("get", state, targets, results)
-    nbytes = sum(r for r in results if isinstance(r, int))
+        click.echo(f"Fetching {plural(len(targets), 'object')} with {plural(jobs, 'job')}…")
+    tally, secs = _fetch(state, "get", targets, jobs, sink, offset, length)
     if as_json:
-        out = _numbers(len(targets) - len(errors), nbytes, secs)
-        emit_json({**out, "failed": len(errors), "errors": _error_list(targets, results)})
-    elif talk and len(errors) < len(targets):
+        _json_end(tally, secs)
+    elif talk and tally.done:
+        nbytes = tally.nbytes
         click.echo(f"downloaded {mb(nbytes)} MB in {seconds(secs)} ({mb(rate(nbytes, secs))} MB/s)")
-    _end(errors, len(targets))
+    tally.end()
 
 
 @click.command("download", short_help="Download objects (a key, a prefix, a regex) into a local directory.")
@@ -396,42 +452,69 @@ def download(state: State, uri: str, dest_dir: str, recursive: bool, jobs: int, 
     base, targets = _selected(uri, recursive)
     if not targets:
         raise _no_match("download", uri)
-    results, secs = _fetch(state, "download", targets, jobs, _dir_sink(dest_dir, base))
-    errors = _failures("download", state, targets, results)
-    nbytes = sum(r for r in results if isinstance(r, int))
-    done = len(targets) - len(errors)
+    on_interrupt(lambda: remove_temp_files(dest_dir))
+    tally, secs = _fetch(state, "download", targets, jobs, _dir_sink(dest_dir, base, targets, "download"))
     if as_json:
-        out = _numbers(done, nbytes, secs)
-        emit_json({**out, "failed": len(errors), "dest": os.path.abspath(dest_dir),
-                   "errors": _error_list(targets, results)})  # fmt: skip
-    elif done:
-        click.echo(
-            f"Downloaded {done} objects (total {nbytes} bytes) in {seconds(secs)} "
-            f"({rate(done, secs):.2f} objects/s, {mb(rate(nbytes, secs))} MB/s)"
-        )
-    _end(errors, len(targets))
+        _json_end(tally, secs, dest=os.path.abspath(dest_dir))
+    elif tally.done:
+        click.echo(_summary("Downloaded", tally, secs))
+    tally.end()
 
 
 # -- put ---------------------------------------------------------------------------------------
-def _object_names(template: str, num: int) -> list[str]:
-    """Names from ``template``: the first ``{}`` is the object's index, the second the total."""
+#: The file extension of each ``put -o`` type, for the default template.
+EXTENSIONS = {
+    "NPZ": "npz", "TFRECORD": "tfrecord", "HDF5": "h5", "RAW": "dat",
+    "NPY": "npy", "JPEG": "jpg", "PNG": "png", "CSV": "csv",
+}  # fmt: skip
+
+
+def _namer(template: str, num: int) -> Callable[[int], str]:
+    """Object ``i``'s name from ``template``: the first ``{}`` is the index, the second the total.
+
+    A function, not a list: ``put -n 10**12`` holds one name at a time.
+    """
     if "{}" not in template and num > 1:
         stem, ext = os.path.splitext(template)
         raise click.UsageError(
             f"template {template!r} has no '{{}}', so all {num} objects would get the same name; "
             f"put {{}} where the index goes, e.g. -t '{stem}_{{}}{ext}'"
         )
-    return [template.replace("{}", str(i), 1).replace("{}", str(num), 1) for i in range(num)]
+    head, _, rest = template.partition("{}")
+    tail = rest.replace("{}", str(num), 1)
+    if "{}" not in template:
+        return lambda i: template
+    return lambda i: f"{head}{i}{tail}"
+
+
+def _check_memory(size: int, jobs: int) -> None:
+    """A usage error when ``jobs`` objects of ``size`` bytes (each generated in memory) cannot fit."""
+    try:
+        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return
+    if size > physical:
+        raise click.BadParameter(
+            f"{format_size(size)}: each object is generated in memory, and this machine has "
+            f"{format_size(physical)}; lower -s",
+            param_hint="'-s' / '--size'",
+        )
+    if size * jobs > physical:
+        raise click.BadParameter(
+            f"{jobs} objects of {format_size(size)} at once need more than this machine's "
+            f"{format_size(physical)} of memory; lower -j to at most {physical // size}, or -s",
+            param_hint="'-j' / '--jobs'",
+        )
 
 
 @click.command("put", short_help="Generate objects (RAW, NPZ, HDF5, ...) and upload them concurrently.")
 @click.argument("uri_prefix", callback=_uri_arg)
 @click.option("-n", "--num", type=click.IntRange(min=1), default=1, show_default=True,
               help="Number of objects to create and upload.")  # fmt: skip
-@click.option("-s", "--size", type=SIZE, default=20971520, show_default=True,
-              help="Object size: bytes or with a unit (8MiB, 20MB, 1k).")  # fmt: skip
-@click.option("-t", "--template", default="object_{}_of_{}.dat", show_default=True,
-              help="Object names: the first {} is the index, the second the total.")  # fmt: skip
+@click.option("-s", "--size", type=OBJECT_SIZE, default=20971520, show_default=True,
+              help="Object size: bytes or with a unit (8MiB, 20MB, 1k); at most 5TiB.")  # fmt: skip
+@click.option("-t", "--template", show_default="object_{}_of_{}.EXT, EXT from -o: dat (RAW), npz, tfrecord, "
+              "h5, npy, jpg, png, csv", help="Object names: the first {} is the index, the second the total.")  # fmt: skip
 @click.option("-o", "--object-type", type=click.Choice(OBJECT_TYPES, case_sensitive=False), default="RAW",
               metavar="TYPE", show_default=True,
               help=f"What kind of object to generate: {', '.join(OBJECT_TYPES)} (any case).")  # fmt: skip
@@ -445,7 +528,7 @@ def _object_names(template: str, num: int) -> list[str]:
 @_json
 @click.pass_obj
 def put(
-    state: State, uri_prefix: str, num: int, size: int, template: str, object_type: str, dedup: int,
+    state: State, uri_prefix: str, num: int, size: int, template: str | None, object_type: str, dedup: int,
     compress: float, jobs: int, create_bucket: bool, seed: int | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Generate NUM objects of SIZE bytes and upload them under URI_PREFIX, JOBS at a time.
@@ -461,66 +544,76 @@ def put(
     from ..datagen import DataGenerator
     from ..formats import make_object
 
-    names = _object_names(template, num)
+    jobs = min(jobs, num)
+    _check_memory(size, jobs)
+    name = _namer(template or f"object_{{}}_of_{{}}.{EXTENSIONS[object_type.upper()]}", num)
     prefix = parse(uri_prefix)
-    uris = [str(join(prefix, name)) for name in names]
     generator = DataGenerator(dedup=dedup, compress=compress, seed=seed)
     if create_bucket and prefix.scheme in ("s3", "az", "mem"):
         with contextlib.suppress(AlreadyExistsError):
             ops.create_bucket(prefix.store_uri)
     with Progress("put", num, size * num) as progress:
+        tally = Tally("put", num, progress, state.verbose)
 
-        def one(i: int) -> int:
+        def one(i: int) -> None:
             data = make_object(object_type, size, generator, index=i)
-            ops.put(uris[i], data)
-            n = memoryview(data).nbytes
-            progress.advance(1, n)
-            return n
+            ops.put(str(join(prefix, name(i))), data)
+            tally.ok(memoryview(data).nbytes)
 
         start = time.perf_counter()
-        results = _map(one, range(num), min(jobs, num))
-        secs = time.perf_counter() - start
-    errors = _failures("put", state, uris, results)
-    nbytes = sum(r for r in results if isinstance(r, int))
-    done = num - len(errors)
-    if as_json:
-        out = _numbers(done, nbytes, secs)
-        emit_json({**out, "failed": len(errors), "errors": _error_list(uris, results)})
-    elif done:
-        click.echo(
-            f"Uploaded {done} objects (total {nbytes} bytes) in {seconds(secs)} "
-            f"({rate(done, secs):.2f} objects/s, {mb(rate(nbytes, secs))} MB/s)"
+        _parallel.for_each_bounded(  # names, data and results one at a time: memory stays flat
+            one, range(num), jobs, on_error=lambda i, exc: tally.fail(join(prefix, name(i)), exc)
         )
-    _end(errors, num)
+        secs = time.perf_counter() - start
+    if as_json:
+        _json_end(tally, secs)
+    elif tally.done:
+        click.echo(_summary("Uploaded", tally, secs))
+    tally.end()
 
 
 # -- delete ------------------------------------------------------------------------------------
-@click.command("delete", short_help="Delete one object, a prefix (ending in /) or what a regex selects.")
+@click.command("delete", short_help="Delete one object, a prefix (ending in /), or what --regex selects.")
 @click.argument("uri", callback=_uri_arg)
 @_recursive
+@click.option(
+    "--regex", is_flag=True,
+    help="Read the URI's last part as a regular expression (without it, the URI is literal).",
+)  # fmt: skip
 @_json
-def delete(uri: str, recursive: bool, as_json: bool) -> None:
-    """Delete the object at URI, everything at a level (URI ending in /), or what a regex selects.
+def delete(uri: str, recursive: bool, regex: bool, as_json: bool) -> None:
+    """Delete the object at URI, or everything at a level (URI ending in /).
 
-    A plain last part deletes exactly that key (never obj_10 for obj_1). Deletes go out in
-    batches of 1000.
+    URI is literal: its last part is exactly one key, even with regex characters in it
+    (rm s3://b/a+b.bin deletes that key and never aab.bin), so running the same delete
+    twice deletes nothing more. --regex reads the last part as a regular expression
+    matched against the whole name. Deletes go out in batches of 1000.
 
     \b
     Examples:
       s3dlio rm s3://bucket/data/object_0_of_5.dat
       s3dlio delete -r s3://bucket/data/
-      s3dlio rm 's3://bucket/data/.*\\.tmp'
+      s3dlio rm --regex 's3://bucket/data/.*\\.tmp'
     """
-    _, targets = _selected(uri, recursive)
+    parsed = parse(uri)
+    pattern = None
+    if regex:
+        base, slash, pattern = parsed.key.rpartition("/")
+        if not pattern:
+            raise InvalidUriError(f"rm --regex {uri}: the URI ends in '/'; put the regex after it")
+        uri = str(parsed.with_key(base + slash))
+    _, targets = _selected(uri, recursive, literal=True, pattern=pattern)
     if len(targets) == 1 and targets[0].size is None:
         ops.stat(targets[0].uri)  # a plain key that is missing: NotFoundError names it
-    if not targets and not parse(uri).is_prefix:
-        raise _no_match("delete", uri)  # a regex that selects nothing; an empty prefix is fine
+    if not targets and regex:
+        raise _no_match("delete", str(parsed))  # a regex that selects nothing; an empty prefix is fine
     if not as_json:
-        click.echo(f"Deleting {len(targets)} objects…")
+        click.echo(f"Deleting {plural(len(targets), 'object')}…")
     start = time.perf_counter()
-    with Progress("delete", counting=False):
-        deleted = ops.delete(uri, recursive=recursive) if targets else 0
+    with Progress("delete", len(targets), show_bytes=False) as progress:  # advances per batch deleted
+        deleted = (
+            ops.delete(uri, recursive=recursive, pattern=pattern, on_object=progress.advance) if targets else 0
+        )
     secs = time.perf_counter() - start
     if as_json:
         emit_json({"deleted": deleted, "seconds": round(secs, 6)})
@@ -529,21 +622,41 @@ def delete(uri: str, recursive: bool, as_json: bool) -> None:
 
 
 # -- upload / cp -------------------------------------------------------------------------------
-def _local_files(pattern: str) -> list[str]:
-    return sorted(p for p in glob.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(p))
+def _local_files(pattern: str, include_hidden: bool, follow_links: bool) -> localpath.LocalFiles:
+    """The files a local glob selects; each skipped item (a link leaving the tree, a loop, a
+    broken link) gets a line on stderr."""
+    found = localpath.local_files(pattern, include_hidden=include_hidden, follow_links=follow_links)
+    for item in found.skipped:
+        click.echo(f"s3dlio: skipped {item}", err=True)
+    return found
+
+
+def _ignore(_item: localpath.Skipped) -> None:
+    """``on_skip`` for walks already reported."""
 
 
 @click.command("upload", short_help="Upload local files (globs, directories) under a URI prefix.")
 @click.argument("sources", nargs=-1, required=True, metavar="LOCAL...")
 @click.argument("dest", metavar="URI_PREFIX", callback=_uri_arg)
 @_jobs(32, "uploads")
+@click.option("--exclude-hidden", is_flag=True, help="Skip names starting with '.' in directories and globs.")
+@click.option(
+    "-L", "--copy-links", is_flag=True,
+    help="Follow symbolic links that point outside the directory (default: skip and report them).",
+)  # fmt: skip
 @_json
 @click.pass_obj
-def upload(state: State, sources: tuple[str, ...], dest: str, jobs: int, as_json: bool) -> None:
+def upload(
+    state: State, sources: tuple[str, ...], dest: str, jobs: int, exclude_hidden: bool, copy_links: bool,
+    as_json: bool,
+) -> None:  # fmt: skip
     """Upload local files under URI_PREFIX: files, globs (quoted; ** recurses) or directories.
 
     A file keeps its name; a glob's files keep their path below the glob's fixed part; a
-    directory's files keep their path below it.
+    directory's files keep their path below it. Dot-files are included (as with aws s3 cp
+    --recursive) unless --exclude-hidden. A symbolic link that leaves the directory is
+    skipped unless -L, a link back to a directory above it is never followed; each skipped
+    item is reported on stderr, then their count.
 
     \b
     Examples:
@@ -553,45 +666,42 @@ def upload(state: State, sources: tuple[str, ...], dest: str, jobs: int, as_json
     """
     files: list[str] = []
     patterns: list[tuple[str, list[str]]] = []
+    skipped = 0
     for src in sources:
         if os.path.isfile(src):
             files.append(src)
             continue
         pattern = os.path.join(glob.escape(src), "**") if os.path.isdir(src) else src
-        matched = _local_files(pattern)
+        found = _local_files(pattern, not exclude_hidden, copy_links)
+        skipped += len(found.skipped)
+        matched = found.files
         if not matched:
             raise NotFoundError(f"upload {src}: no local file matches; check the path, and quote a glob")
         patterns.append((pattern, matched))
+    if skipped:
+        click.echo(f"s3dlio: skipped {plural(skipped, 'item')} (each is reported above)", err=True)
     every = files + [p for _, matched in patterns for p in matched]
     total = sum(os.path.getsize(p) for p in every)
     with Progress("upload", len(every), total) as progress:
+        tally = Tally("upload", len(every), progress, state.verbose)
 
-        def one_file(path: str) -> int:
-            ops.upload(glob.escape(path), dest, 1)
-            n = os.path.getsize(path)
-            progress.advance(1, n)
-            return n
+        def one_file(path: str) -> None:
+            ops.upload(glob.escape(path), dest, 1, follow_links=True)  # named: taken as it is
+            tally.ok(os.path.getsize(path))
 
         start = time.perf_counter()
-        results: list[int | BaseException] = _map(one_file, files, jobs) if files else []
-        for pattern, matched in patterns:
-            ops.upload(pattern, dest, jobs)
-            n = sum(os.path.getsize(p) for p in matched)
-            progress.advance(len(matched), n)
-            results += [os.path.getsize(p) for p in matched]
+        _parallel.for_each_bounded(one_file, files, jobs, on_error=tally.fail)
+        for pattern, _matched in patterns:  # progress advances per file written (on_object)
+            ops.upload(
+                pattern, dest, jobs, include_hidden=not exclude_hidden, follow_links=copy_links, on_skip=_ignore,
+                on_object=tally.advance,
+            )  # fmt: skip
         secs = time.perf_counter() - start
-    errors = _failures("upload", state, every, results)
-    nbytes = sum(r for r in results if isinstance(r, int))
-    done = len(every) - len(errors)
     if as_json:
-        out = _numbers(done, nbytes, secs)
-        emit_json({**out, "failed": len(errors), "errors": _error_list(every, results)})
-    elif done:
-        click.echo(
-            f"Uploaded {done} objects (total {nbytes} bytes) in {seconds(secs)} "
-            f"({rate(done, secs):.2f} objects/s, {mb(rate(nbytes, secs))} MB/s)"
-        )
-    _end(errors, len(every))
+        _json_end(tally, secs)
+    elif tally.done:
+        click.echo(_summary("Uploaded", tally, secs))
+    tally.end()
 
 
 def _is_local_dir(uri: str) -> bool:
@@ -615,12 +725,15 @@ def _cp_source(src: str, recursive: bool) -> str:
 @_recursive
 @_jobs(32, "copies")
 @_json
-def cp(sources: tuple[str, ...], dest: str, recursive: bool, jobs: int, as_json: bool) -> None:
+@click.pass_obj
+def cp(state: State, sources: tuple[str, ...], dest: str, recursive: bool, jobs: int, as_json: bool) -> None:
     """Copy SRC to DST: s3, az, file, direct and mem URIs, and plain local paths, in any direction.
 
     One object goes to the key DST, or into DST when DST ends in / (or is a local
     directory), keeping its name; a prefix (ending in /), a regex or -r copies everything
-    selected under DST, keeping relative paths.
+    selected under DST, keeping relative paths. Into a local directory, a key that would
+    leave it (an empty, '.' or '..' part) or share one file with another is refused and
+    reported; the rest is copied and the command exits 1.
 
     \b
     Examples:
@@ -635,14 +748,27 @@ def cp(sources: tuple[str, ...], dest: str, recursive: bool, jobs: int, as_json:
         raise click.UsageError(f"several sources go into a prefix: end DST with / (e.g. {dest}/)")
     start = time.perf_counter()
     copied = 0
-    with Progress("cp", counting=False):
+    errors: list[BaseException] = []
+    target = parse(dest)
+    if target.scheme in ("file", "direct"):  # Ctrl-C: no half-written temporary file stays
+        on_interrupt(lambda: remove_temp_files("/" + target.key, recursive=target.is_prefix))
+    with Progress("cp") as progress:  # advances per object copied (on_object)
         for src in sources:
-            copied += ops.copy(_cp_source(src, recursive), dest, recursive, jobs)
+            results = ops.copy(
+                _cp_source(src, recursive), dest, recursive, jobs, return_exceptions=True, on_object=progress.advance
+            )
+            errors += [r for r in results if isinstance(r, BaseException)]
+            copied += len(results)
     secs = time.perf_counter() - start
+    total, copied = copied, copied - len(errors)
+    if total > 1:
+        for exc in errors:
+            report_failure("cp", exc, state.verbose)
     if as_json:
-        emit_json(_numbers(copied, None, secs))
-    else:
-        click.echo(f"Copied {copied} objects in {seconds(secs)} ({rate(copied, secs):.2f} objects/s)")
+        emit_json({**_numbers(copied, None, secs), "failed": len(errors)})
+    elif copied:
+        click.echo(f"Copied {plural(copied, 'object')} in {seconds(secs)} ({rate(copied, secs):.2f} objects/s)")
+    _end(errors, total)
 
 
 COMMANDS: tuple[click.Command, ...] = (ls, stat, get, put, delete, upload, download, cp)

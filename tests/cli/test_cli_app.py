@@ -24,7 +24,7 @@ def test_help_lists_commands_aliases_and_examples(invoke: Callable[..., Run]) ->
         assert name in out, name
     assert "Examples:" in out and "s3dlio put -c -n 100" in out
     put_help = invoke("put", "--help").out
-    for text in ("20971520", "object_{}_of_{}.dat", "NPZ", "TFRECORD", "HDF5", "RAW", "default: 32"):
+    for text in ("20971520", "object_{}_of_{}.EXT", "dat (RAW)", "npz", "NPZ", "TFRECORD", "HDF5", "RAW", "default: 32"):
         assert text in put_help, text
     assert "default: 64" in invoke("get", "--help").out
     assert "Usage: s3dlio list [OPTIONS] URI" in invoke("list", "--help").out.replace(" ls ", " list ")
@@ -77,7 +77,7 @@ def test_object_type_is_case_insensitive(invoke: Callable[..., Run]) -> None:
     assert run.code == 0, str(run)
     from s3dlio.formats import decode_object
 
-    array = decode_object("NPY", s3dlio.get("mem://types/object_0_of_1.dat"))
+    array = decode_object("NPY", s3dlio.get("mem://types/object_0_of_1.npy"))
     assert array.nbytes > 0
 
 

@@ -35,7 +35,7 @@ def test_every_command(
     long = ok(invoke("ls", "--long", place + "data/")).out.splitlines()[0].split()
     assert long[0] == "1000" and re.match(r"\d{4}-\d\d-\d\dT", long[1]) and long[2].startswith(place)
     assert ok(invoke("ls", "-r", "--count", "--json", place)).json()["count"] == 3
-    assert ok(invoke("ls", place)).out == f"{place}data/\n\nTotal objects: 1\n"
+    assert ok(invoke("ls", place)).out == f"{place}data/\n\nTotal sub-levels: 1\nTotal objects: 0\n"
 
     # stat: the product's fields, one per line
     out = ok(sh("stat", place + "data/obj_0_of_3.dat")).out
@@ -67,11 +67,11 @@ def test_every_command(
     ok(sh("cp", place + "up/sub/b.txt", str(tmp_path / "b.copy")))
     assert (tmp_path / "b.copy").read_bytes() == b"bb"
     out = ok(invoke("cp", str(tmp_path / "b.copy"), place + "copied/")).out
-    assert out.startswith("Copied 1 objects in ")
+    assert out.startswith("Copied 1 object in ")
     assert ok(invoke("get", "--json", place + "copied/b.copy")).json()["bytes"] == 2
 
     # delete / rm: a key, then everything, recursively
-    assert ok(sh("rm", place + "copied/b.copy")).out == "Deleting 1 objects…\nDone.\n"
+    assert ok(sh("rm", place + "copied/b.copy")).out == "Deleting 1 object…\nDone.\n"
     assert ok(invoke("delete", "-r", place)).out == "Deleting 5 objects…\nDone.\n"
     assert ok(invoke("ls", "-r", place)).out == "\nTotal objects: 0\n"
 

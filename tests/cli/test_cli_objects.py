@@ -48,7 +48,7 @@ def test_put_names_sizes_and_types(invoke: Callable[..., Run], mem: str) -> None
     assert (stats["objects"], stats["failed"]) == (2, 0) and stats["bytes"] > 0
     from s3dlio.formats import decode_object
 
-    arrays = decode_object("NPZ", s3dlio.get(mem + "npz/object_1_of_2.dat"))
+    arrays = decode_object("NPZ", s3dlio.get(mem + "npz/object_1_of_2.npz"))
     assert arrays
 
 
@@ -208,14 +208,16 @@ def test_ls_variants(invoke: Callable[..., Run], mem: str) -> None:
     fill(mem, ["img_0", "img_1", "img_10", "other", "sub/x"], size=3)
     assert ok(invoke("ls", mem + "img_")).out == f"{mem}img_0\n{mem}img_1\n{mem}img_10\n\nTotal objects: 3\n"
     assert ok(invoke("ls", mem + "img_1$")).out.endswith("Total objects: 1\n")
-    assert ok(invoke("ls", "--count", mem)).out == "Total objects: 5\n"
+    assert ok(invoke("ls", "--count", mem)).out == "Total sub-levels: 1\nTotal objects: 4\n"
     listing = ok(invoke("ls", "--json", mem)).json()
-    assert listing["count"] == 5 and {"uri": mem + "sub/", "prefix": True} in listing["entries"]
+    assert (listing["count"], listing["prefixes"]) == (4, 1)
+    assert {"uri": mem + "sub/", "prefix": True} in listing["entries"]
     assert {"uri": mem + "other", "size": 3}.items() <= next(
         e for e in listing["entries"] if e["uri"].endswith("other")
     ).items()
     long = ok(invoke("ls", "-l", mem)).out.splitlines()
-    assert long[-1] == "Total objects: 5" and [line.split()[0] for line in long[:-2]].count("PRE") == 1
+    assert long[-2:] == ["Total sub-levels: 1", "Total objects: 4"]
+    assert [line.split()[0] for line in long[:-3]].count("PRE") == 1
 
 
 def test_stat_lines(invoke: Callable[..., Run], mem: str) -> None:
@@ -232,14 +234,15 @@ def test_stat_lines(invoke: Callable[..., Run], mem: str) -> None:
 # -- delete --------------------------------------------------------------------------------------
 def test_delete_selections(invoke: Callable[..., Run], mem: str) -> None:
     fill(mem, ["obj_1", "obj_10", "a.tmp", "b.tmp", "keep.txt", "d/x", "d/e/y"])
-    assert ok(invoke("rm", mem + "obj_1")).out == "Deleting 1 objects…\nDone.\n"
+    assert ok(invoke("rm", mem + "obj_1")).out == "Deleting 1 object…\nDone.\n"
     assert s3dlio.exists(mem + "obj_10")
-    assert ok(invoke("delete", "--json", mem + r".*\.tmp")).json()["deleted"] == 2
-    assert ok(invoke("rm", mem + "d/")).out == "Deleting 1 objects…\nDone.\n"
+    assert invoke("delete", "--json", mem + r".*\.tmp").code != 0  # literal: no such key
+    assert ok(invoke("delete", "--json", "--regex", mem + r".*\.tmp")).json()["deleted"] == 2
+    assert ok(invoke("rm", mem + "d/")).out == "Deleting 1 object…\nDone.\n"
     assert s3dlio.exists(mem + "d/e/y")
     assert ok(invoke("rm", "-r", mem)).out == "Deleting 3 objects…\nDone.\n"
     assert ok(invoke("rm", mem)).out == "Deleting 0 objects…\nDone.\n"  # an empty prefix is fine
-    run = invoke("rm", mem + "gone.*")
+    run = invoke("rm", "--regex", mem + "gone.*")
     assert run.code == 1 and "no object matches" in run.err
 
 

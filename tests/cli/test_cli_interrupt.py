@@ -1,0 +1,110 @@
+"""Ctrl-C ends any command within 2 s with status 130 and no temporary files; memory stays
+bounded whatever ``put -n`` asks for."""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from _tty import TtyRun, run_on_tty, s3dlio_exe
+
+import s3dlio
+
+N = 400
+
+
+def _seen(at_least: int) -> object:
+    """``interrupt_when``: once a progress frame shows ``at_least`` objects done."""
+
+    def ready(tty: str) -> bool:
+        counts = [int(c) for c in re.findall(r"(\d+)/\d+ objects", tty)]
+        return bool(counts) and max(counts) >= at_least
+
+    return ready
+
+
+def _temp_files(root: Path) -> list[str]:
+    return [
+        str(p) for p in root.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".s3dlio-tmp-")
+    ]
+
+
+def interrupted(run: TtyRun, dest: Path) -> None:
+    assert run.code == 130, str(run)
+    assert run.interrupted_after is not None and run.interrupted_after < 2.0, str(run)
+    assert "s3dlio: interrupted" in run.tty
+    assert _temp_files(dest) == []
+
+
+@pytest.fixture
+def many(s3_bucket: str) -> str:
+    """``N`` objects of 64 KiB under ``src/`` on moto."""
+    s3dlio.put_many([(f"{s3_bucket}src/o{i:04d}", os.urandom(64 * 1024)) for i in range(N)])
+    return s3_bucket
+
+
+def test_ctrl_c_ends_a_download_in_2s_without_temp_files(many: str, tmp_path: Path) -> None:
+    dest = tmp_path / "dl"
+    run = run_on_tty("download", "-j", "8", many + "src/", str(dest), cwd=tmp_path, interrupt_when=_seen(20))
+    interrupted(run, dest)
+    files = list(dest.iterdir())
+    assert 20 <= len(files) < N  # it was interrupted mid-way, and what landed is whole
+    assert all(f.stat().st_size == 64 * 1024 for f in files)
+
+
+def test_ctrl_c_ends_a_copy_to_local_files(many: str, tmp_path: Path) -> None:
+    dest = tmp_path / "cp"
+    dest.mkdir()
+    run = run_on_tty("cp", "-j", "8", many + "src/", str(dest) + "/", cwd=tmp_path,
+                     interrupt_when=lambda tty: bool(re.search(r"\b[1-9]\d+ objects", tty)))  # fmt: skip
+    interrupted(run, dest)
+    assert len(list(dest.iterdir())) < N
+
+
+def test_ctrl_c_ends_get_to_a_directory(many: str, tmp_path: Path) -> None:
+    dest = tmp_path / "got"
+    run = run_on_tty("get", "-j", "8", many + "src/", "-o", str(dest) + "/", cwd=tmp_path,
+                     interrupt_when=_seen(20))  # fmt: skip
+    interrupted(run, dest)
+
+
+def _limit_memory() -> None:
+    limit = 1536 << 20  # 1.5 GiB of address space: threads, numpy and obstore fit; 10**12 names never
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def test_put_of_a_trillion_objects_runs_in_bounded_memory_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [s3dlio_exe(), "put", "-n", str(10**12), "-s", "1", "-j", "4", "mem://huge/"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_limit_memory, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        time.sleep(4)
+        assert proc.poll() is None, proc.communicate()  # still uploading, not killed for memory
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        rss_kib = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+        assert rss_kib < 512 * 1024, status
+        proc.send_signal(signal.SIGINT)
+        start = time.monotonic()
+        out, err = proc.communicate(timeout=10)
+        assert time.monotonic() - start < 2.0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip() == "s3dlio: interrupted" and out == ""
+
+
+def test_put_json_bounded_run_counts_without_lists(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [s3dlio_exe(), "put", "--json", "-n", "3000", "-s", "1", "-t", "k{}", "mem://bounded/"],
+        capture_output=True, text=True, preexec_fn=_limit_memory, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert '"objects": 3000' in proc.stdout and '"failed": 0' in proc.stdout
