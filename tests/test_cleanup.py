@@ -100,3 +100,21 @@ def test_killed_s3_save_upload_is_aborted_by_the_next_save(moto_server: MotoServ
     store.save(2, {"model": b"two"})
     assert uploads() == ["elsewhere/k"]
     assert store.latest_step() == 2
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    from servers import venv_tool
+
+    exe = venv_tool("s3dlio")
+    assert exe is not None
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_cleanup_command_errors(moto_server: MotoServer, tmp_path: Path) -> None:
+    bad = _cli("cleanup", "--older-than", "soon", f"file://{tmp_path}/")
+    assert bad.returncode == 2 and "1h or 30m" in bad.stderr, bad.stderr
+    missing = _cli("cleanup", "s3://no-such-bucket-for-cleanup/")
+    assert missing.returncode == 1 and missing.stderr.startswith("s3dlio: error: "), missing.stderr
+    assert "no-such-bucket-for-cleanup" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+    empty = _cli("cleanup", str(tmp_path))  # a plain path is file://
+    assert empty.returncode == 0 and "Found 0 leftovers" in empty.stdout, empty.stderr
