@@ -506,7 +506,11 @@ class S3dlioFileSystem(AbstractFileSystem):
         if not paths:
             return []
         config = self.config or default_config()
-        if self._resolve(paths[0])[2].in_process:
+        try:
+            in_process = self._resolve(paths[0])[2].in_process
+        except Exception:  # noqa: BLE001 - a bad path fails in its own slot below
+            in_process = False
+        if in_process:
             return _parallel.map_bounded(fn, range(len(paths)), 1, return_exceptions=True)
         budget = _parallel.ByteBudget(config.max_bytes_in_flight)
 
