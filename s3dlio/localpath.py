@@ -136,16 +136,24 @@ def local_files(pattern: str, *, include_hidden: bool = True, follow_links: bool
     cannot be read. A pattern without glob characters names one file, taken as it is.
     """
     pattern = os.path.abspath(os.path.expanduser(pattern))
-    if not glob.has_magic(pattern):
-        return LocalFiles(os.path.dirname(pattern), [pattern] if os.path.isfile(pattern) else [])
     parts = pattern.split(os.sep)
-    first = next(i for i, part in enumerate(parts) if glob.has_magic(part))
-    root = os.sep.join(parts[:first]) or os.sep
+    names = [_unescape(part) for part in parts]
+    if None not in names:  # one path, perhaps escaped (glob.escape): taken as it is
+        path = os.sep.join(name for name in names if name is not None)
+        return LocalFiles(os.path.dirname(path), [path] if os.path.isfile(path) else [])
+    first = names.index(None)
+    root = os.sep.join(name for name in names[:first] if name is not None) or os.sep
     found = LocalFiles(root)
     if os.path.isdir(root):
         _Walk(found, tuple(parts[first:]), include_hidden, follow_links).visit(root, (), frozenset())
     found.files.sort()
     return found
+
+
+def _unescape(part: str) -> str | None:
+    """The literal name a pattern part stands for (``a[[]1]`` is ``a[1]``), or None for a glob."""
+    name = part.replace("[[]", "[").replace("[*]", "*").replace("[?]", "?")
+    return name if glob.escape(name) == part else None
 
 
 class _Walk:

@@ -1,0 +1,95 @@
+"""Destructive operations are literal: a URI deletes exactly the key it names, however many
+regex characters the name holds, so running a delete twice never deletes anything else.
+A trailing ``/`` (a prefix level) and an explicit regex (``pattern=`` / ``--regex``) still work.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from servers import Backend, venv_tool
+
+import s3dlio
+
+#: Names whose regex readings select each other: a+b.bin matches aab.bin and ab.bin;
+#: x[1].bin matches x1.bin; d.t matches dxt.
+NAMES = ["a+b.bin", "aab.bin", "ab.bin", "x[1].bin", "x1.bin", "d.t", "dxt", "q?.bin", "q.bin"]
+
+
+def put_names(backend: Backend) -> None:
+    for name in NAMES:
+        s3dlio.put(backend.uri("rm", name), name.encode())
+
+
+def remaining(backend: Backend) -> list[str]:
+    return sorted(uri.rsplit("/", 1)[1] for uri in s3dlio.list(backend.uri("rm/"), recursive=True))
+
+
+def test_delete_twice_deletes_nothing_else(backend: Backend) -> None:
+    put_names(backend)
+    for name in ("a+b.bin", "x[1].bin", "d.t", "q?.bin"):
+        assert s3dlio.delete(backend.uri("rm", name)) == 1, name
+        assert s3dlio.delete(backend.uri("rm", name)) == 0, name  # gone: its regex reading is not used
+    assert remaining(backend) == ["aab.bin", "ab.bin", "dxt", "q.bin", "x1.bin"]
+    for name in ("aab.bin", "ab.bin", "dxt", "q.bin", "x1.bin"):
+        assert bytes(s3dlio.get(backend.uri("rm", name))) == name.encode()
+
+
+def test_pattern_and_prefix_are_explicit(backend: Backend) -> None:
+    put_names(backend)
+    assert s3dlio.delete(backend.uri("rm/"), pattern=r"a+b\.bin") == 2  # aab.bin, ab.bin: asked for
+    assert "a+b.bin" in remaining(backend)
+    assert s3dlio.delete(backend.uri("rm/")) == len(NAMES) - 2  # a trailing '/': the whole level
+    assert remaining(backend) == []
+
+
+def test_delete_async_is_literal(backend: Backend) -> None:
+    import asyncio
+
+    put_names(backend)
+    assert asyncio.run(s3dlio.delete_async(backend.uri("rm", "x[1].bin"))) == 1
+    assert asyncio.run(s3dlio.delete_async(backend.uri("rm", "x[1].bin"))) == 0
+    assert "x1.bin" in remaining(backend)
+
+
+# -- CLI -------------------------------------------------------------------------------------------
+def s3dlio_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    exe = venv_tool("s3dlio")
+    assert exe is not None, "no s3dlio console script in this venv: pip install -e ."
+    return subprocess.run([exe, *args], env=os.environ.copy(), cwd=cwd, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+
+
+@pytest.mark.parametrize("scheme", ["s3", "az", "file"])
+def test_cli_rm_twice(scheme: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    if scheme == "file":
+        (tmp_path / "store").mkdir()
+        base = f"file://{tmp_path}/store/"
+    else:
+        base = str(request.getfixturevalue("s3_bucket" if scheme == "s3" else "az_container"))
+    for name in NAMES:
+        s3dlio.put(f"{base}rm/{name}", name.encode())
+
+    def left() -> list[str]:
+        return sorted(u.rsplit("/", 1)[1] for u in s3dlio.list(f"{base}rm/"))
+
+    first = s3dlio_cli("rm", f"{base}rm/a+b.bin", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    second = s3dlio_cli("rm", f"{base}rm/a+b.bin", cwd=tmp_path)
+    assert second.returncode != 0 and "a+b.bin" in second.stderr and "not found" in second.stderr.lower()
+    assert left() == sorted(set(NAMES) - {"a+b.bin"})
+    assert s3dlio_cli("delete", f"{base}rm/x[1].bin", cwd=tmp_path).returncode == 0
+    assert s3dlio_cli("delete", f"{base}rm/x[1].bin", cwd=tmp_path).returncode != 0
+    assert "x1.bin" in left()
+    regex = s3dlio_cli("rm", "--regex", "--json", f"{base}rm/" + r"a+b\.bin", cwd=tmp_path)
+    assert regex.returncode == 0, regex.stderr
+    assert '"deleted": 2' in regex.stdout
+    assert left() == ["d.t", "dxt", "q.bin", "q?.bin", "x1.bin"]
+    nothing = s3dlio_cli("rm", "--regex", f"{base}rm/" + r"zz.*", cwd=tmp_path)
+    assert nothing.returncode != 0 and "no object matches" in nothing.stderr
+    assert s3dlio_cli("rm", f"{base}rm/", cwd=tmp_path).returncode == 0
+    assert left() == []
+

@@ -1,0 +1,127 @@
+"""upload of a local tree: dot-files go up (a DCP checkpoint's ``.metadata``), ``**`` is the
+whole tree, a symbolic-link loop is never expanded, a link leaving the tree is followed only
+when asked, and whatever was skipped is reported."""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from servers import venv_tool
+
+import s3dlio
+from s3dlio.localpath import Skipped, local_files
+
+INSIDE = ["model.bin", ".metadata", "sub/a.npz", "sub/.hidden/b.npz", "sub/deep/c.txt"]
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A checkpoint-like tree with dot-files and three kinds of symbolic links."""
+    root = tmp_path / "ckpt"
+    for rel in INSIDE:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(rel.encode())
+    outside = tmp_path / "outside"
+    (outside / "secret").mkdir(parents=True)
+    (outside / "secret" / "s.key").write_bytes(b"secret")
+    (outside / "o.txt").write_bytes(b"o")
+    os.symlink(root, root / "sub" / "loop")  # a directory above it: a loop
+    os.symlink(outside / "secret", root / "away")  # a directory outside the tree
+    os.symlink(outside / "o.txt", root / "sub" / "o.txt")  # a file outside the tree
+    os.symlink(root / "sub" / "deep", root / "deep-again")  # inside the tree: taken
+    os.symlink(tmp_path / "missing", root / "broken")
+    return root
+
+
+@pytest.fixture
+def dest() -> Iterator[str]:
+    base = f"mem://up-{uuid.uuid4().hex[:8]}/"
+    yield base
+    s3dlio.delete(base, recursive=True)
+
+
+def uploaded(dest: str) -> list[str]:
+    return sorted(uri.removeprefix(dest) for uri in s3dlio.list(dest, recursive=True))
+
+
+def test_dot_files_and_links(tree: Path, dest: str) -> None:
+    with pytest.warns(UserWarning) as caught:
+        uris = s3dlio.upload(f"{tree}/**", dest)
+    assert sorted(u.removeprefix(dest) for u in uris) == uploaded(dest) == sorted([*INSIDE, "deep-again/c.txt"])
+    assert bytes(s3dlio.get(dest + ".metadata")) == b".metadata"
+    message = str(caught[0].message)
+    for name in ("sub/loop", "away", "sub/o.txt", "broken"):
+        assert f"{tree}/{name}" in message, message
+    assert "skipped 4" in message and "follow_links=True" in message
+
+
+def test_exclude_hidden(tree: Path, dest: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        s3dlio.upload(f"{tree}/**", dest, include_hidden=False)
+    assert uploaded(dest) == ["deep-again/c.txt", "model.bin", "sub/a.npz", "sub/deep/c.txt"]
+    skipped: list[Skipped] = []
+    s3dlio.upload(f"{tree}/.metadata", dest + "named/", include_hidden=False, on_skip=skipped.append)
+    assert uploaded(dest + "named/") == [".metadata"]  # named: taken
+
+
+def test_follow_links_never_loops(tree: Path, dest: str) -> None:
+    skipped: list[Skipped] = []
+    s3dlio.upload(f"{tree}/**", dest, follow_links=True, on_skip=skipped.append)
+    assert uploaded(dest) == sorted([*INSIDE, "deep-again/c.txt", "away/s.key", "sub/o.txt"])
+    assert sorted((Path(s.path).relative_to(tree).as_posix(), s.reason.split(" (")[0]) for s in skipped) == [
+        ("broken", "broken symbolic link"), ("sub/loop", "symbolic link loop"),
+    ]  # fmt: skip
+
+
+def test_glob_parts_and_walk(tree: Path) -> None:
+    npz = local_files(f"{tree}/**/*.npz")
+    assert [Path(p).relative_to(tree).as_posix() for p in npz.files] == ["sub/.hidden/b.npz", "sub/a.npz"]
+    # Directory links might hold matches, so they are reported; the file link o.txt cannot match.
+    assert sorted(Path(s.path).relative_to(tree).as_posix() for s in npz.skipped) == ["away", "broken", "sub/loop"]
+    top = local_files(f"{tree}/*", include_hidden=False)
+    assert [Path(p).name for p in top.files] == ["model.bin"]
+    dotted = local_files(f"{tree}/.*", include_hidden=False)
+    assert [Path(p).name for p in dotted.files] == [".metadata"]
+
+
+def test_cli_upload_reports_skips(tree: Path, dest: str, tmp_path: Path) -> None:
+    exe = venv_tool("s3dlio")
+    assert exe is not None
+    file_dest = tmp_path / "up"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([exe, "upload", *args], capture_output=True, text=True, timeout=120,
+                              env=os.environ.copy())  # fmt: skip
+
+    done = run(str(tree), f"file://{file_dest}/")
+    assert done.returncode == 0, done.stderr
+    got = sorted(p.relative_to(file_dest).as_posix() for p in file_dest.rglob("*") if p.is_file())
+    assert got == sorted([*INSIDE, "deep-again/c.txt"])
+    lines = [line for line in done.stderr.splitlines() if "skipped" in line]
+    assert len(lines) == 5 and lines[-1].startswith("s3dlio: skipped 4 items"), done.stderr
+    assert any(f"{tree}/away" in line and "--copy-links" in line for line in lines)
+    hidden = run("--exclude-hidden", "-L", str(tree), f"file://{tmp_path}/up2/")
+    assert hidden.returncode == 0, hidden.stderr
+    got = sorted(p.relative_to(tmp_path / "up2").as_posix() for p in (tmp_path / "up2").rglob("*") if p.is_file())
+    assert got == ["away/s.key", "deep-again/c.txt", "model.bin", "sub/a.npz", "sub/deep/c.txt", "sub/o.txt"]
+
+
+def test_escaped_directory_name(tmp_path: Path) -> None:
+    """A directory whose name holds glob characters, escaped as the CLI escapes it, is the root."""
+    odd = tmp_path / "run[1]*"
+    (odd / "x").mkdir(parents=True)
+    (odd / "x" / "f.bin").write_bytes(b"f")
+    found = local_files(os.path.join(glob.escape(str(odd)), "**"))
+    assert found.root == str(odd) and found.files == [str(odd / "x" / "f.bin")]
+    one = tmp_path / "x[2].bin"
+    one.write_bytes(b"1")
+    assert local_files(glob.escape(str(one))).files == [str(one)]
+    assert local_files(str(one)).files == []  # unescaped, [2] is a character class: x2.bin
