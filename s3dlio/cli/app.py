@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -92,6 +93,10 @@ def _for_command(line: str, exc: BaseException, command: str) -> str:
     for kind, commands, mark, fix in _FIXES:
         if isinstance(exc, kind) and command in commands and mark not in body:
             body = f"{body}; {fix}"
+    missing = re.search(r" ([a-z0-9]+)://\S*: bucket/container '([^']+)' does not exist; create it first", body)
+    if missing:  # the fast engine's message, which names no command
+        scheme, bucket = missing.groups()
+        body = body.replace("create it first", f"create it with s3dlio create-bucket {scheme}://{bucket}")
     if isinstance(exc, NotFoundError) and command in ("stat", "rm", "delete") and "s3dlio ls" not in body:
         words = body.split(" ", 2)
         uri = words[1].rstrip(":") if len(words) == 3 and words[0] == command else ""
