@@ -19,10 +19,13 @@ from typing import Any
 from s3dlio.fsspec_registry import register_lazily
 
 from .data import S3DataSource, S3Iterable, load_npy, stack, to_array, to_bytes
+from .orbax_io import enable_orbax, enable_orbax_after_import
 
 # fsspec's s3:// and az:// (etils.epath, so Orbax's paths) reach s3dlio from import on; the
-# filesystem classes load on first use.
+# filesystem classes load on first use. Orbax's standard API on s3:// and az:// is set up as
+# soon as Orbax is imported (enable_orbax), without importing it here.
 register_lazily()
+enable_orbax_after_import()
 
 _CHECKPOINT = (
     "ArrayTreeHandler",
@@ -37,7 +40,16 @@ _CHECKPOINT = (
     "save_args",
 )
 
-__all__ = ["S3DataSource", "S3Iterable", "load_npy", "stack", "to_array", "to_bytes", *_CHECKPOINT]
+__all__ = [
+    "S3DataSource",
+    "S3Iterable",
+    "enable_orbax",
+    "load_npy",
+    "stack",
+    "to_array",
+    "to_bytes",
+    *_CHECKPOINT,
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,302 @@
+"""A loopback S3 endpoint through which TensorStore reads and writes with s3dlio.
+
+TensorStore (under Orbax's array handlers) speaks S3 with its own HTTP client: its requests
+would skip s3dlio's endpoints, credentials, CA bundle, retries and op-log, and it has no
+driver for ``az://`` or s3dlio's other backends. This module serves the few S3 requests
+TensorStore's ``s3`` kvstore driver sends (GET with ranges and ETag conditions, HEAD, PUT,
+DELETE, ListObjectsV2) on ``127.0.0.1``, in a thread of this process, and answers each with
+one s3dlio call on the real URI. TensorStore is told ``endpoint=http://127.0.0.1:PORT``,
+anonymous credentials and a *virtual bucket* naming an s3dlio root (``s3://bucket/``,
+``az://container/``, ``file:///``, ``mem://name/``), so the bytes TensorStore writes are
+exactly the files it would write anywhere else (OCDBT, zarr), under the real URI.
+
+One gateway per process (started on first use, again in a forked child); it listens only on
+loopback and serves only the roots this process registered (:func:`kvstore_spec`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.server
+import os
+import threading
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+from xml.sax.saxutils import escape
+
+import s3dlio
+
+__all__ = ["Gateway", "gateway", "kvstore_spec", "served_root"]
+
+_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+
+
+def served_root(uri: str) -> tuple[str, str]:
+    """``(root, key)`` of an s3dlio URI: the bucket-level root the gateway serves and the key in it."""
+    parsed = s3dlio.parse(uri)
+    return str(parsed.with_key("")), parsed.key
+
+
+def _bucket_name(root: str) -> str:
+    """A valid S3 bucket name standing for ``root`` (lowercase, digits, dashes; 3-63 characters)."""
+    return "s3dlio-" + hashlib.sha256(root.encode()).hexdigest()[:20]
+
+
+def _etag(meta: s3dlio.ObjectMeta) -> str:
+    if meta.etag:
+        tag = meta.etag.strip('"')
+    else:  # backends without an ETag: size and modification time identify a version
+        stamp = meta.last_modified.timestamp() if meta.last_modified else 0.0
+        tag = f"{meta.size:x}-{int(stamp * 1e9):x}"
+    return f'"{tag}"'
+
+
+def _http_date(meta: s3dlio.ObjectMeta) -> str:
+    return format_datetime(meta.last_modified or datetime.now(UTC), usegmt=True)
+
+
+def _iso(meta: s3dlio.ObjectMeta) -> str:
+    when = meta.last_modified or datetime.now(UTC)
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """``[start, end)`` of a single ``bytes=`` range, clipped to ``size``; None when unsatisfiable."""
+    spec = header.strip().removeprefix("bytes=")
+    first, _, last = spec.partition("-")
+    if not first:  # suffix range: the last N bytes
+        start, end = max(0, size - int(last)), size
+    else:
+        start = int(first)
+        end = size if not last else min(size, int(last) + 1)
+    if start >= size and size > 0:
+        return None
+    return start, end
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        """Quiet: s3dlio's op-log records the operations."""
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def _target(self) -> tuple[str, str, dict[str, list[str]]]:
+        """``(root, key, query)`` of the request; raises KeyError for a bucket not registered."""
+        parts = urlsplit(self.path)
+        bucket, _, key = parts.path.lstrip("/").partition("/")
+        return self.server.roots[bucket], unquote(key), parse_qs(parts.query, keep_blank_values=True)
+
+    def _reply(self, status: int, body: bytes | memoryview = b"", headers: dict[str, str] | None = None,
+               head: bool = False) -> None:  # fmt: skip
+        """Send a response; ``head`` sends the headers only (``Content-Length`` may say otherwise)."""
+        fields = dict(headers or {})
+        length = fields.pop("Content-Length", str(len(body)))
+        self.send_response(status)
+        for name, value in fields.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", length)
+        self.end_headers()
+        if not head and len(body):
+            self.wfile.write(body)
+
+    def _error(self, status: int, code: str, message: str, head: bool = False) -> None:
+        body = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>{escape(message)}</Message></Error>"
+        self._reply(status, body.encode(), {"Content-Type": "application/xml"}, head=head)
+
+    def _guard(self, method: Any) -> None:
+        try:
+            method()
+        except KeyError:
+            self._error(404, "NoSuchBucket", f"{self.path}: not a root this process registered")
+        except s3dlio.NotFoundError as exc:
+            self._error(404, "NoSuchKey", str(exc), head=self.command == "HEAD")
+        except s3dlio.PermissionDeniedError as exc:
+            self._error(403, "AccessDenied", str(exc), head=self.command == "HEAD")
+        except Exception as exc:  # noqa: BLE001 - any failure becomes a 500 that TensorStore retries/reports
+            self.server.errors.append(exc)
+            self._error(500, "InternalError", f"{type(exc).__name__}: {exc}", head=self.command == "HEAD")
+
+    def _preconditions(self, etag: str | None) -> int | None:
+        """The status a failed If-Match / If-None-Match gives (None: go on)."""
+        match, none_match = self.headers.get("If-Match"), self.headers.get("If-None-Match")
+        if match is not None and (etag is None or (match.strip() != "*" and match.strip() != etag)):
+            return 412
+        if none_match is not None and etag is not None and (none_match.strip() in ("*", etag)):
+            return 304 if self.command in ("GET", "HEAD") else 412
+        return None
+
+    def _stat(self, uri: str) -> s3dlio.ObjectMeta | None:
+        try:
+            return s3dlio.stat(uri)
+        except s3dlio.NotFoundError:
+            return None
+
+    # -- requests ---------------------------------------------------------------------------------
+    def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+        self._guard(lambda: self._get(head=True))
+
+    def do_GET(self) -> None:  # noqa: N802
+        self._guard(lambda: self._get(head=False))
+
+    def _get(self, head: bool) -> None:
+        root, key, query = self._target()
+        if not key:
+            if head:
+                self._reply(200, headers={"x-amz-bucket-region": "us-east-1"}, head=True)
+            else:
+                self._list(root, query)
+            return
+        uri = root + key
+        meta = s3dlio.stat(uri)
+        etag = _etag(meta)
+        headers = {"ETag": etag, "Last-Modified": _http_date(meta), "Accept-Ranges": "bytes",
+                   "Content-Type": "application/octet-stream"}  # fmt: skip
+        failed = self._preconditions(etag)
+        if failed is not None:
+            self._reply(failed, headers={"ETag": etag}, head=True)
+            return
+        wanted = self.headers.get("Range")
+        if wanted:
+            span = _parse_range(wanted, meta.size)
+            if span is None:
+                self._error(416, "InvalidRange", f"{wanted} of {meta.size} bytes", head=head)
+                return
+            start, end = span
+            headers["Content-Range"] = f"bytes {start}-{max(start, end - 1)}/{meta.size}"
+            status = 206
+        else:
+            start, end, status = 0, meta.size, 200
+        if head:
+            self._reply(status, headers={**headers, "Content-Length": str(end - start)}, head=True)
+            return
+        if start == 0 and end == meta.size:
+            body = memoryview(s3dlio.get(uri))
+        else:
+            body = memoryview(s3dlio.get_range(uri, start, end - start))
+        self._reply(status, body.cast("B"), headers)
+
+    def _list(self, root: str, query: dict[str, list[str]]) -> None:
+        prefix = query.get("prefix", [""])[0]
+        after = query.get("start-after", [""])[0]
+        parsed, store = s3dlio.resolve(root + prefix)
+        base_key = s3dlio.parse(root).key
+        rows = []
+        for meta in store.list(parsed.key):
+            if isinstance(meta, str):
+                continue
+            key = meta.key[len(base_key) :] if base_key and meta.key.startswith(base_key) else meta.key
+            if after and key <= after:
+                continue
+            rows.append(
+                f"<Contents><Key>{escape(key)}</Key><LastModified>{_iso(meta)}</LastModified>"
+                f"<ETag>{escape(_etag(meta))}</ETag><Size>{meta.size}</Size>"
+                "<StorageClass>STANDARD</StorageClass></Contents>"
+            )
+        bucket = urlsplit(self.path).path.strip("/")
+        body = (
+            f"<?xml version='1.0' encoding='UTF-8'?><ListBucketResult xmlns='{_NS}'><Name>{bucket}</Name>"
+            f"<Prefix>{escape(prefix)}</Prefix><KeyCount>{len(rows)}</KeyCount><MaxKeys>{max(1000, len(rows))}"
+            f"</MaxKeys><IsTruncated>false</IsTruncated>{''.join(rows)}</ListBucketResult>"
+        )
+        self._reply(200, body.encode(), {"Content-Type": "application/xml"})
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._guard(self._put)
+
+    def _put(self) -> None:
+        root, key, _ = self._target()
+        uri = root + key
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if self.headers.get("If-Match") is not None or self.headers.get("If-None-Match") is not None:
+            meta = self._stat(uri)
+            failed = self._preconditions(None if meta is None else _etag(meta))
+            if failed is not None:
+                self._error(412, "PreconditionFailed", f"{uri}: changed since read")
+                return
+        s3dlio.put(uri, body)
+        self._reply(200, headers={"ETag": _etag(s3dlio.stat(uri))})
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._guard(self._delete)
+
+    def _delete(self) -> None:
+        root, key, _ = self._target()
+        uri = root + key
+        if self.headers.get("If-Match") is not None:
+            meta = self._stat(uri)
+            if self._preconditions(None if meta is None else _etag(meta)) is not None:
+                self._error(412, "PreconditionFailed", f"{uri}: changed since read")
+                return
+        with contextlib.suppress(s3dlio.NotFoundError):
+            s3dlio.delete(uri)
+        self._reply(204)
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    roots: dict[str, str]
+    errors: list[BaseException]
+
+
+class Gateway:
+    """The loopback endpoint: ``endpoint`` to give TensorStore, ``add(root)`` to serve a root."""
+
+    def __init__(self) -> None:
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.roots = {}
+        self._server.errors = []
+        self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="s3dlio-tsgateway", daemon=True
+        )
+        self._thread.start()
+
+    def add(self, root: str) -> str:
+        """Serve ``root`` (``scheme://bucket/``); returns its virtual bucket name."""
+        name = _bucket_name(root)
+        self._server.roots[name] = root
+        return name
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """Unexpected failures answered with HTTP 500 (for diagnosis; TensorStore reports its own)."""
+        return self._server.errors
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+_lock = threading.Lock()
+_gateway: tuple[int, Gateway] | None = None
+
+
+def gateway() -> Gateway:
+    """This process's gateway, started on first use (and again in a forked child)."""
+    global _gateway
+    current = _gateway
+    if current is None or current[0] != os.getpid():
+        with _lock:
+            current = _gateway
+            if current is None or current[0] != os.getpid():
+                current = _gateway = (os.getpid(), Gateway())
+    return current[1]
+
+
+def kvstore_spec(uri: str) -> dict[str, Any]:
+    """TensorStore's kvstore spec for the s3dlio URI ``uri`` (a directory), served by :func:`gateway`."""
+    root, key = served_root(uri)
+    served = gateway()
+    return {
+        "driver": "s3",
+        "bucket": served.add(root),
+        "path": key,
+        "endpoint": served.endpoint,
+        "aws_region": "us-east-1",
+        "aws_credentials": {"type": "anonymous"},
+    }
