@@ -320,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.exit(code)
 
 
-def _exit_interrupted(grace: float = 1.0) -> NoReturn:
+def _exit_interrupted(grace: float = 0.8) -> NoReturn:
     """End an interrupted run now: stop the batch loops, give the calls in flight ``grace``
     seconds to finish (they clean up after themselves), remove the command's temporary files,
     and exit 130 without joining worker threads still blocked in a transfer."""

@@ -487,6 +487,47 @@ def _namer(template: str, num: int) -> Callable[[int], str]:
     return lambda i: f"{head}{i}{tail}"
 
 
+class _Writers:
+    """The multipart uploads a command has open: aborted if it is interrupted (Ctrl-C), so no
+    incomplete upload stays on the server, within ``within`` seconds whatever their number."""
+
+    def __init__(self) -> None:
+        self._open: set[Any] = set()
+        self._lock = threading.Lock()
+
+    def put(self, uri: str, data: Buffer) -> None:
+        """Write ``data`` to ``uri`` through a writer (parts go up as it goes), completing it."""
+        from ..large import open_writer
+
+        writer = open_writer(uri)
+        with self._lock:
+            self._open.add(writer)
+        try:
+            with writer:  # an exception here (Ctrl-C on this thread) aborts the upload
+                writer.write(data)
+        finally:
+            with self._lock:
+                self._open.discard(writer)
+
+    def abort_all(self, within: float = 0.6) -> None:
+        with self._lock:
+            writers = list(self._open)
+        threads = [threading.Thread(target=w.abort, daemon=True) for w in writers]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + within
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _multipart_size(uri: str) -> int | None:
+    """Objects above this size go up in parts on ``uri``'s store (None: never in parts)."""
+    parsed, store = ops.resolve(uri)
+    if parsed.scheme not in ("s3", "az") or store.in_process:
+        return None
+    return 2 * max(store.config.part_size, 5 * 2**20)
+
+
 def _check_memory(size: int, jobs: int) -> None:
     """A usage error when ``jobs`` objects of ``size`` bytes (each generated in memory) cannot fit."""
     try:
@@ -552,13 +593,20 @@ def put(
     if create_bucket and prefix.scheme in ("s3", "az", "mem"):
         with contextlib.suppress(AlreadyExistsError):
             ops.create_bucket(prefix.store_uri)
+    multipart = _multipart_size(str(prefix))
+    writers = _Writers()
+    on_interrupt(writers.abort_all)
     with Progress("put", num, size * num) as progress:
         tally = Tally("put", num, progress, state.verbose)
 
         def one(i: int) -> None:
             data = make_object(object_type, size, generator, index=i)
-            ops.put(str(join(prefix, name(i))), data)
-            tally.ok(memoryview(data).nbytes)
+            n = memoryview(data).nbytes
+            if multipart is not None and n > multipart:
+                writers.put(str(join(prefix, name(i))), data)  # in parts, aborted on Ctrl-C
+            else:
+                ops.put(str(join(prefix, name(i))), data)
+            tally.ok(n)
 
         start = time.perf_counter()
         _parallel.for_each_bounded(  # names, data and results one at a time: memory stays flat

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _tty import TtyRun, run_on_tty, s3dlio_exe
@@ -108,3 +109,19 @@ def test_put_json_bounded_run_counts_without_lists(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert '"objects": 3000' in proc.stdout and '"failed": 0' in proc.stdout
+
+
+def test_ctrl_c_aborts_the_multipart_uploads_of_put(s3_bucket: str, moto_server: Any, tmp_path: Path) -> None:
+    """Objects above two parts go up through writers; Ctrl-C aborts the ones still open."""
+    client = moto_server.client()
+    bucket = s3_bucket.split("/")[2]
+
+    def uploading(_tty: str) -> bool:
+        return bool(client.list_multipart_uploads(Bucket=bucket).get("Uploads"))
+
+    run = run_on_tty("put", "-n", "4", "-s", "48MiB", "-j", "2", s3_bucket + "big/", cwd=tmp_path,
+                     interrupt_when=uploading, env={"S3DLIO_PART_SIZE": "5MiB"})  # fmt: skip
+    assert run.code == 130, str(run)
+    assert run.interrupted_after is not None and run.interrupted_after < 2.0, str(run)
+    assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert len(s3dlio.list(s3_bucket + "big/")) < 4  # it was interrupted mid-way
