@@ -220,3 +220,16 @@ def test_file_store_refuses_dot_segments(engine: str, tmp_path: Path) -> None:
         with pytest.raises(InvalidUriError):
             store.delete(key)
     assert sorted(os.listdir(tmp_path)) == ["in"] and os.listdir(tmp_path / "in") == []
+
+
+def test_copy_to_direct_uri(tree: Tree, direct_dir: Path) -> None:
+    """direct:// (O_DIRECT) destinations follow the same rule as file://."""
+    dest = direct_dir / "w" / "x" / "dl"
+    results = ops.copy(tree.prefix, f"direct://{dest}/", recursive=True, return_exceptions=True)
+    assert refused([r for r in results if isinstance(r, BaseException)]) == set(BAD)
+    every = [Path(d, f) for d, _, files in os.walk(direct_dir) for f in files]
+    written = sorted(str(p.relative_to(dest)) for p in every if not p.is_relative_to(tree.root))
+    assert written == sorted(k.removeprefix("data/") for k in GOOD)  # relative_to fails for any outside dest
+    assert tree.victim.read_bytes() == b"original"
+    for key in GOOD:
+        assert (dest / key.removeprefix("data/")).read_bytes() == key.encode()
