@@ -84,7 +84,9 @@ def plan(op: str, root: str, rels: Sequence[str], uris: Sequence[str]) -> list[s
             continue
         if not path.endswith(os.sep):
             files.setdefault(path, []).append(i)
-        parent = os.path.dirname(path.rstrip(os.sep))
+            parent = os.path.dirname(path)
+        else:  # a folder marker: the directory itself
+            parent = path.rstrip(os.sep)
         while len(parent) > len(root) and parent not in dirs:
             dirs[parent] = i
             parent = os.path.dirname(parent)

@@ -200,11 +200,13 @@ def test_key_problem(rel: str, problem: str | None) -> None:
 
 
 def test_plan_collisions(tmp_path: Path) -> None:
-    uris = [f"s3://b/{rel}" for rel in ("x", "x/y", "d/", "d/z", "ok")]
-    out = plan("download", str(tmp_path), ["x", "x/y", "d/", "d/z", "ok"], uris)
+    rels = ["x", "x/y", "d/", "d/z", "ok", "m", "m/", ""]
+    out = plan("download", str(tmp_path), rels, [f"s3://b/{rel}" for rel in rels])
     assert isinstance(out[0], InvalidUriError) and "s3://b/x/y" in str(out[0])
-    assert out[1:] == [str(tmp_path / "x" / "y"), str(tmp_path / "d") + os.sep, str(tmp_path / "d" / "z"),
-                       str(tmp_path / "ok")]  # fmt: skip
+    assert isinstance(out[5], InvalidUriError) and "s3://b/m/" in str(out[5])  # a marker says m is a directory
+    assert out[1:5] + out[6:] == [str(tmp_path / "x" / "y"), str(tmp_path / "d") + os.sep,
+                                  str(tmp_path / "d" / "z"), str(tmp_path / "ok"), str(tmp_path / "m") + os.sep,
+                                  str(tmp_path) + os.sep]  # fmt: skip
 
 
 @pytest.mark.parametrize("engine", ["fast", "portable"])
