@@ -90,10 +90,11 @@ _REJECTED = {
     "version_aware": "s3dlio reads the current version of each object only",
     "s3_additional_kwargs": "s3dlio sends no extra request parameters (SSE and ACLs follow the bucket policy)",
     "sas_token": "pass connection_string='BlobEndpoint=...;SharedAccessSignature=<token>'",
-    "credential": "set AZURE_STORAGE_ACCOUNT_KEY or a connection string (account_key=, connection_string=)",
-    "tenant_id": "set AZURE_STORAGE_ACCOUNT_KEY or a connection string (account_key=, connection_string=)",
-    "client_id": "set AZURE_STORAGE_ACCOUNT_KEY or a connection string (account_key=, connection_string=)",
-    "client_secret": "set AZURE_STORAGE_ACCOUNT_KEY or a connection string (account_key=, connection_string=)",
+    **dict.fromkeys(
+        ("credential", "tenant_id", "client_id", "client_secret"),
+        "without account_key= or connection_string=, s3dlio signs in with azure-identity's "
+        "DefaultAzureCredential, which reads AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET",
+    ),
 }
 #: botocore ``Config`` (s3fs ``config_kwargs``) names -> s3dlio Config fields.
 _BOTOCORE = {
