@@ -21,11 +21,12 @@ from s3dlio.checkpoint import AsyncSave, CheckpointStore, Manifest
 from s3dlio.config import Config
 from s3dlio.large import ObjectReader, ObjectWriter, open_reader, open_writer
 from s3dlio.loader.reader import BufferReader
+from s3dlio.ops import resolve
 
 from ._compat import ReaderConstructor, S3ClientConfig, client_config
 from ._compat import reader_constructor as checked_reader_constructor
 
-__all__ = ["CheckpointManager", "S3Checkpoint", "load", "save"]
+__all__ = ["CheckpointManager", "CheckpointReader", "S3Checkpoint", "load", "save"]
 
 
 def save(obj: Any, uri: str, *, config: Config | None = None, **kwargs: Any) -> None:
@@ -80,12 +81,23 @@ class S3Checkpoint:
         """A write-only stream: the object exists once it is closed; ``abort()`` discards it."""
         return open_writer(uri, config=self.config)
 
-    def reader(self, uri: str) -> ObjectReader:
+    def reader(self, uri: str) -> CheckpointReader:
         """A seekable read stream over the object (``readinto`` supported)."""
-        if self.reader_constructor.ranged:
-            block = max(4096, self.reader_constructor.buffer_size)
-            return open_reader(uri, read_ahead=0, block_size=block, config=self.config)
-        return open_reader(uri, config=self.config)
+        ranged = self.reader_constructor.ranged
+        block = max(4096, self.reader_constructor.buffer_size) if ranged else None
+        return CheckpointReader(uri, self.config, block_size=block, read_ahead=0 if ranged else 2)
+
+
+class CheckpointReader(ObjectReader):
+    """:meth:`S3Checkpoint.reader`'s stream: s3dlio's seekable reader with s3torchconnector's
+    ``bucket`` and ``key``."""
+
+    def __init__(self, uri: str, config: Config, *, block_size: int | None, read_ahead: int) -> None:
+        parsed, store = resolve(uri, config)
+        super().__init__(uri, store, parsed.key, config=store.config, block_size=block_size,
+                         read_ahead=read_ahead)  # fmt: skip
+        self.bucket = parsed.bucket
+        self.key = parsed.key
 
 
 

@@ -200,6 +200,7 @@ def test_s3checkpoint_readme(
     etag = moto_server.client().head_object(Bucket=bucket[5:-1], Key=key)["ETag"]
     assert etag.strip('"').endswith(f"-{parts}"), etag  # the part size S3ClientConfig asked for
     with checkpoint.reader(uri) as reader_file:
+        assert (reader_file.bucket, reader_file.key) == (bucket[5:-1], "checkpoints/epoch0.ckpt")
         state = torch.load(reader_file)
     assert same_state(state, net.state_dict())
     fresh = model()
