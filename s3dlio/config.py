@@ -99,8 +99,9 @@ class Config:
     #: Seconds one operation may spend across its attempts: no attempt starts after it, so a
     #: dead server ends an operation within about ``total_timeout + read_timeout``.
     total_timeout: float = 40.0
-    #: Attempts per request (the first one included), within ``total_timeout``.
-    max_attempts: int = 4
+    #: Attempts per operation (the first one included), within ``total_timeout``: s3dlio's own
+    #: retry layer makes them; each may hide up to ``engine_attempts`` of the engine's own.
+    max_attempts: int = 10
     #: Objects at least this large are fetched as parallel ranges into one buffer.
     range_threshold: int = 32 * MiB
     #: Ranges of one object in flight (8 measured best on 2 cores; see docs/large-objects.md).
@@ -177,6 +178,12 @@ class Config:
         if unknown:
             raise ConfigError(f"unknown setting(s) {sorted(unknown)}; known: {[f.name for f in fields(cls)]}")
         return cls(**values)
+
+    @property
+    def engine_attempts(self) -> int:
+        """Attempts the engine (obstore, botocore, the Azure SDK) makes of one HTTP request: at
+        most 4, so a permanent fault ends in ``max_attempts x 4`` requests at most."""
+        return min(self.max_attempts, 4)
 
     @property
     def idle_timeout(self) -> float:

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from .errors import TransferError
 
-__all__ = ["again", "backoff", "retryable", "retrying"]
+__all__ = ["Attempts", "ChangedError", "again", "backoff", "retryable", "retrying"]
 
 T = TypeVar("T")
 
@@ -36,6 +36,10 @@ log = logging.getLogger("s3dlio.retry")
 #: First wait and the cap of the exponential backoff, in seconds.
 BASE_DELAY = 0.1
 MAX_DELAY = 5.0
+
+
+class ChangedError(TransferError):
+    """The object changed between attempts of one read (its ETag no longer matched)."""
 
 
 def backoff(
@@ -89,6 +93,27 @@ def again(
             return call(*args)
         except Exception as error:  # noqa: BLE001 - judged by retryable() above
             exc = error
+
+
+class Attempts:
+    """The failures of one operation that is retried a piece at a time (a listing resumed after
+    its last key), counted against ``attempts`` and ``budget`` seconds from the first failure."""
+
+    def __init__(self, attempts: int, budget: float, what: str = "") -> None:
+        self.attempts, self.until, self.what = attempts, time.monotonic() + budget, what
+        self.failed = 0
+
+    def failed_with(self, exc: BaseException, sleep: Callable[[float], None] = time.sleep) -> None:
+        """Count ``exc``; wait before the next attempt, or raise it when none is left."""
+        if not retryable(exc):
+            raise exc
+        self.failed += 1
+        delay = backoff(self.failed)
+        if self.failed >= self.attempts or time.monotonic() + delay >= self.until:
+            raise _gave_up(exc, self.failed)
+        log.debug("%s: attempt %d of %d failed (%s); again in %.2fs", self.what, self.failed, self.attempts,
+                  exc, delay)  # fmt: skip
+        sleep(delay)
 
 
 def _gave_up(exc: BaseException, attempt: int) -> BaseException:

@@ -376,7 +376,7 @@ def _build_service(config: Config, endpoint: str, account: str | None) -> Any:
             session=session,
             session_owner=True,
             connection_timeout=config.connect_timeout,
-            read_timeout=config.request_timeout,
+            read_timeout=config.idle_timeout,
             connection_verify=config.ca_bundle or True,
             # Bytes per read of a response body: 4 KiB (azure-core's default) costs 6.1 client
             # cpu-s per GiB on Azurite, 1 MiB 2.5 cpu-s and 3.7x the throughput.
@@ -387,7 +387,7 @@ def _build_service(config: Config, endpoint: str, account: str | None) -> Any:
             initial_backoff=0.5,  # type: ignore[arg-type]  # typed int, used as float
             increment_base=1.5,  # type: ignore[arg-type]
             random_jitter_range=0.5,  # type: ignore[arg-type]
-            retry_total=config.max_attempts - 1,
+            retry_total=config.engine_attempts - 1,
         ),
         "max_block_size": config.part_size,
         "max_single_put_size": _SINGLE_PUT_PARTS * config.part_size,

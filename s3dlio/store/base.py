@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 
     from ..config import Config
 
-__all__ = ["ObjectMeta", "Store", "DeleteFailure", "Upload"]
+__all__ = ["ObjectMeta", "Store", "DeleteFailure", "ResumableRead", "Upload"]
+
+#: Smallest piece a resumed read takes from the engine at a time.
+RESUME_CHUNK = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,8 +217,75 @@ class Store(abc.ABC):
         return again(call, args, first, attempts=config.max_attempts, until=began + config.total_timeout,
                      what=f"{op} {self.scheme}://{self.bucket}/{key}")  # fmt: skip
 
+    def _open_range(
+        self, key: str, start: int | None, end: int | None, etag: str | None
+    ) -> tuple[str | None, int, int, Iterator[Buffer]]:
+        """GET ``[start, end)`` (the whole object when ``start`` is None), only if its ETag is
+        still ``etag`` (when given; :class:`~s3dlio.retry.ChangedError` otherwise).
+
+        Returns the ETag, the byte range coming ``[first, last)`` and an iterator over the body
+        in pieces; a range at or past the end gives ``first == last``. Errors, including those
+        while iterating, are s3dlio's. Stores that can resume reads implement it.
+        """
+        raise NotImplementedError
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. The store must not be used afterwards."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.scheme}://{self.bucket} engine={self.engine}>"
+
+
+class ResumableRead:
+    """Bytes ``[start, end)`` of one object (all of it when ``start`` is None), read so that a
+    reply that breaks off is resumed from the last byte received: the next call GETs only the
+    missing range, If-Match the first reply's ETag, so a changed object is never spliced (it
+    is read again from the start instead). Each call is one attempt, for
+    :func:`s3dlio.retry.again`; stores use it when a plain GET failed.
+    """
+
+    def __init__(self, store: Store, key: str, start: int | None, end: int | None) -> None:
+        self.store, self.key, self.start, self.end = store, key, start, end
+        self._buf: bytearray | None = None
+        self._got = 0
+        self._etag: str | None = None
+        self._offset = 0
+        self.resumed = 0  # reads that continued a broken one (for tests and the op-log)
+
+    def __call__(self) -> Buffer:
+        from ..errors import TransferError
+        from ..retry import ChangedError
+
+        uri = f"{self.store.scheme}://{self.store.bucket}/{self.key}"
+        buf = self._buf
+        if buf is None:
+            etag, first, last, chunks = self.store._open_range(self.key, self.start, self.end, None)
+            buf = self._buf = bytearray(last - first)
+            self._etag, self._offset = etag, first
+        else:
+            self.resumed += 1
+            at = self._offset + self._got
+            try:
+                _, first, last, chunks = self.store._open_range(self.key, at, self._offset + len(buf), self._etag)
+            except ChangedError:
+                self._buf, self._got = None, 0  # start over: the object is not the one half read
+                raise
+            if first != at:
+                raise TransferError(f"get {uri}: asked for bytes from {at}, the service sent from {first}")
+        view = memoryview(buf)
+        for chunk in chunks:
+            piece = memoryview(chunk).cast("B")
+            n = piece.nbytes
+            if self._got + n > len(buf):
+                raise TransferError(f"get {uri}: the reply is longer than announced")
+            view[self._got : self._got + n] = piece
+            self._got += n
+        if self._got != len(buf):
+            raise TransferError(
+                f"get {uri}: the reply ended after {self._got} of {len(buf)} bytes; resuming from there"
+            )
+        return buf
+
+    def timed(self) -> tuple[Buffer, int | None]:
+        """``self()`` as ``get_timed`` returns it (no first-byte time on a retried read)."""
+        return self(), None

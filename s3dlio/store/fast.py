@@ -7,17 +7,15 @@ return obstore's ``Bytes`` as-is (buffer protocol, zero-copy); writes hand obsto
 
 obstore addresses keys as ``object_store`` paths, so it cannot name keys with empty, ``.``
 or ``..`` segments or a leading/trailing ``/`` (it would silently strip the slashes); such
-keys raise :class:`InvalidUriError` naming the portable engine, which can. The exception is
-the folder marker (``dir/``, a zero-byte object the AWS console, s3fs and Hadoop write): its
-requests go to the portable engine's store, and since obstore lists it as ``dir`` the listing
-gives it back its ``/`` (:meth:`FastStore._listed_key`). Its listing prefixes are whole path
-segments, so a partial prefix (``data/fi``) is served by listing the parent segment from
-just before the prefix and filtering.
+keys raise :class:`InvalidUriError` naming the portable engine, which can. Its listing
+prefixes are whole path segments, so a partial prefix (``data/fi``) is served by listing
+the parent segment from just before the prefix and filtering.
 """
 
 from __future__ import annotations
 
 import builtins
+import logging
 import mimetypes
 import os
 import re
@@ -43,16 +41,21 @@ from ..errors import (
     S3dlioError,
     TransferError,
 )
+from ..retry import Attempts, ChangedError
 from ..uri import ObjectUri
 from . import engine
-from .base import DeleteFailure, ObjectMeta, Store
+from .base import RESUME_CHUNK, DeleteFailure, ObjectMeta, ResumableRead, Store
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
 
+    from obstore import GetOptions
+
     from .base import Upload
 
 __all__ = ["FastStore", "map_errors", "open_fast_store"]
+
+log = logging.getLogger("s3dlio.store")
 
 _MiB = 1024 * 1024
 _EMPTY = obstore.Bytes(b"")
@@ -220,10 +223,6 @@ class FastStore(Store):
     # Bodies of at least _ASYNC_BODY_MIN bytes come over the network in many chunks: read them
     # with the async API (see _parallel.on_loop). Small ones are cheaper with the sync API.
     _network = True
-    #: Whether listings may hold folder markers (``dir/`` objects) that obstore reports as ``dir``.
-    _folder_markers = False
-    #: Whether obstore lists the marker of the listed directory itself (its Azure listing drops it).
-    _lists_own_marker = True
 
     def __init__(self, bucket: str, config: Config, inner: Any, *, scheme: str, endpoint: str) -> None:
         super().__init__(bucket, config)
@@ -257,55 +256,17 @@ class FastStore(Store):
         """The content type to report when the backend stores none (files, memory)."""
         return None
 
-    def _marker_store(self) -> Store | None:
-        """The portable store serving folder markers here (None: this backend has none)."""
-        return None
-
-    def _for_marker(self, key: str) -> Store | None:
-        """The store for ``key`` when it is a folder marker (``dir/``), which obstore cannot address."""
-        if key.endswith("/") and _marker_key(key):
-            return self._marker_store()
-        return None
-
-    def _own_marker(self, prefix: str) -> ObjectMeta | None:
-        """The marker ``prefix`` of the listed directory where obstore's listing drops it (one HEAD)."""
-        store = self._marker_store()
-        if self._lists_own_marker or store is None or not _marker_key(prefix):
-            return None
-        try:
-            return store.head(prefix)
-        except NotFoundError:
-            return None
-
-    def _listed_key(self, path: str, size: int, parent: str, previous: str) -> str:
-        """The key of a listed object. obstore strips a trailing '/', listing the marker ``dir/``
-        as ``dir``: a zero-byte ``dir`` is the marker when it is the listed directory itself, or
-        when it sorts before the key listed just before it (keys come in order, and ``dir/``
-        sorts after ``dir-x``), or else when no object ``dir`` exists (one HEAD, zero-byte
-        objects only)."""
-        if size or not self._folder_markers:
-            return path
-        if path == parent or previous >= path:
-            return path + "/"
-        try:
-            obstore.head(self._inner, path)
-        except FileNotFoundError:
-            return path + "/"
-        return path
-
     # -- reads -----------------------------------------------------------------------------
     def get(self, key: str) -> Buffer:
         return self.get_timed(key)[0]
 
     def get_timed(self, key: str) -> tuple[Buffer, int | None]:
-        if (markers := self._for_marker(key)) is not None:
-            return markers.get_timed(key)
         self._check_key("get", key)
         began = time.monotonic()
         try:
             return self._get_timed(key)
         except TransferError as exc:  # a reply cut short or stalled: obstore does not retry those
-            return self._again(self._get_timed, (key,), exc, began, "get", key)  # type: ignore[no-any-return]
+            return self._again(ResumableRead(self, key, None, None).timed, (), exc, began, "get", key)  # type: ignore[no-any-return]
 
     def _get_timed(self, key: str) -> tuple[Buffer, int | None]:
         with self._errors("get", key):
@@ -314,8 +275,6 @@ class FastStore(Store):
             return self._body(response, response.meta["size"]), first_byte
 
     def get_range(self, key: str, start: int, end: int) -> Buffer:
-        if (markers := self._for_marker(key)) is not None:
-            return markers.get_range(key, start, end)
         self._check_key("get", key)
         if start < 0 or end < 0:
             raise ValueError(f"get_range {self._uri(key)}: start={start}, end={end} must not be negative")
@@ -326,7 +285,7 @@ class FastStore(Store):
         try:
             return self._get_range(key, start, end)
         except TransferError as exc:
-            return self._again(self._get_range, (key, start, end), exc, began, "get", key)  # type: ignore[no-any-return]
+            return self._again(ResumableRead(self, key, start, end), (), exc, began, "get", key)  # type: ignore[no-any-return]
 
     def _get_range(self, key: str, start: int, end: int) -> Buffer:
         with self._errors("get", key):
@@ -339,6 +298,32 @@ class FastStore(Store):
                     return _EMPTY
                 raise
 
+    def _open_range(
+        self, key: str, start: int | None, end: int | None, etag: str | None
+    ) -> tuple[str | None, int, int, Iterator[Buffer]]:
+        options: GetOptions = {}
+        if start is not None:
+            options["range"] = (start, end if end is not None else start)
+        if etag is not None:
+            options["if_match"] = etag
+        with self._errors("get", key):
+            try:
+                response = obstore.get(self._inner, key, options=options)
+            except obx.PreconditionError as exc:
+                raise ChangedError(
+                    f"get {self._uri(key)}: the object changed while it was being read; reading it again"
+                ) from exc
+            except (obx.GenericError, ValueError) as exc:
+                if start is not None and _range_past_end(str(exc)):
+                    return None, start, start, iter(())
+                raise
+        first, last = response.range
+        return response.meta["e_tag"], first, last, self._chunks(key, response.stream(min_chunk_size=RESUME_CHUNK))
+
+    def _chunks(self, key: str, stream: Any) -> Iterator[Buffer]:
+        with self._errors("get", key):
+            yield from stream
+
     def _body(self, response: obstore.GetResult, size: int) -> Buffer:
         """A response's body; large ones are awaited on the background loop (_parallel.on_loop)."""
         if self._network and size >= _ASYNC_BODY_MIN:
@@ -346,8 +331,6 @@ class FastStore(Store):
         return response.bytes()
 
     def head(self, key: str) -> ObjectMeta:
-        if (markers := self._for_marker(key)) is not None:
-            return markers.head(key)
         self._check_key("head", key)
         began = time.monotonic()
         try:
@@ -375,22 +358,22 @@ class FastStore(Store):
         # obstore prefixes are whole segments: list the parent segment, keep what matches.
         parent = prefix.rstrip("/") if prefix.endswith("/") else prefix.rpartition("/")[0]
         partial = not prefix.endswith("/") and prefix != ""
-        own = self._own_marker(prefix)
-        if own is not None:  # it sorts first
-            yield own
         with self._errors("list", prefix):
             if delimiter:
-                result = obstore.list_with_delimiter(self._inner, parent or None)
+                began = time.monotonic()
+                try:
+                    result = self._delimited(prefix, parent or None)
+                except TransferError as exc:
+                    result = self._again(self._delimited, (prefix, parent or None), exc, began, "list", prefix)
                 for item in result["objects"]:
                     if not partial or item["path"].startswith(prefix):
-                        yield _meta(item, self._listed_key(item["path"], item["size"], parent, ""))
+                        yield _meta(item)
                 for common in result["common_prefixes"]:
                     if not partial or common.startswith(prefix):
                         yield common + "/"
                 return
             offset = _list_offset(prefix, parent) if partial else None
-            stream = obstore.list(self._inner, parent or None, offset=offset, chunk_size=1000)
-            previous = "" if own is None else own.key
+            stream = self._pages(prefix, parent or None, offset)
             for page in stream:
                 for item in page:
                     path = item["path"]
@@ -398,13 +381,30 @@ class FastStore(Store):
                         if path > prefix:  # listings come in key order: nothing further matches
                             return
                         continue
-                    previous = self._listed_key(path, item["size"], parent, previous)
-                    yield _meta(item, previous)
+                    yield _meta(item)
+
+    def _delimited(self, prefix: str, parent: str | None) -> Any:
+        with self._errors("list", prefix):
+            return obstore.list_with_delimiter(self._inner, parent)
+
+    def _pages(self, prefix: str, parent: str | None, offset: str | None) -> Iterator[Any]:
+        """obstore's listing, page by page; one that breaks off resumes after the last key received."""
+        tries: Attempts | None = None
+        while True:
+            try:
+                with self._errors("list", prefix):
+                    for page in obstore.list(self._inner, parent, offset=offset, chunk_size=1000):
+                        if page:
+                            offset = page[-1]["path"]
+                        yield page
+                return
+            except TransferError as exc:
+                if tries is None:
+                    tries = Attempts(self.config.max_attempts, self.config.total_timeout, f"list {prefix}")
+                tries.failed_with(exc)
 
     # -- writes ----------------------------------------------------------------------------
     def put(self, key: str, data: Buffer) -> None:
-        if (markers := self._for_marker(key)) is not None:
-            return markers.put(key, data)
         self._check_key("put", key)
         view = self._writable(data)
         chunk = max(self.config.part_size, 5 * _MiB)  # S3 parts are at least 5 MiB
@@ -413,11 +413,42 @@ class FastStore(Store):
         began = time.monotonic()
         try:
             self._put(key, view, multipart, chunk, concurrency)
-        except TransferError as exc:
-            if multipart and self._written(key, view.nbytes, began):
-                return None  # only the reply to CompleteMultipartUpload was lost: the object is there
-            self._again(self._put, (key, view, multipart, chunk, concurrency), exc, began, "put", key)
+        except (TransferError, NotFoundError) as exc:
+            args = (key, view, multipart, chunk, concurrency, began)
+            try:
+                self._settle(exc, key, view.nbytes, multipart, began)
+            except TransferError as error:
+                self._again(self._put_checked, args, error, began, "put", key)
         return None
+
+    def _put_checked(
+        self, key: str, view: memoryview, multipart: bool, chunk: int, concurrency: int, began: float
+    ) -> None:
+        try:
+            self._put(key, view, multipart, chunk, concurrency)
+        except (TransferError, NotFoundError) as exc:
+            self._settle(exc, key, view.nbytes, multipart, began)
+
+    def _settle(self, exc: S3dlioError, key: str, size: int, multipart: bool, began: float) -> None:
+        """After a failed put: return when the object was written anyway (the reply to
+        CompleteMultipartUpload was lost, and obstore's retry of it met NoSuchUpload); else
+        abort what obstore left of the upload and raise the error to retry or report."""
+        if not multipart:
+            raise exc
+        if self._written(key, size, began):
+            return
+        self._abort_leftovers(key, began)
+        if isinstance(exc, NotFoundError) and "NoSuchUpload" in str(exc.__cause__):
+            raise TransferError(
+                f"put {self._uri(key)}: the multipart upload ended before it completed (NoSuchUpload)"
+            ) from exc
+        raise exc
+
+    def _abort_leftovers(self, key: str, began: float) -> None:
+        """Abort the multipart upload of ``key`` that a failed put left (obstore aborts its own
+        upload once; in a fault storm that abort fails too). obstore does not say its upload id,
+        so uploads of exactly ``key`` begun since ``began`` are aborted, and those over a day old
+        (abandoned: no upload runs that long; moto dates every upload 2010). S3 only."""
 
     def _put(self, key: str, view: memoryview, multipart: bool, chunk: int, concurrency: int) -> None:
         with self._errors("put", key):
@@ -447,8 +478,6 @@ class FastStore(Store):
         return view
 
     def delete(self, key: str) -> None:
-        if (markers := self._for_marker(key)) is not None:
-            return markers.delete(key)
         self._check_key("delete", key)
         began = time.monotonic()
         try:
@@ -467,11 +496,6 @@ class FastStore(Store):
 
     def delete_many(self, keys: Sequence[str]) -> builtins.list[DeleteFailure]:
         failures: builtins.list[DeleteFailure] = []
-        marker_store = self._marker_store()
-        markers = [key for key in keys if self._for_marker(key) is not None]
-        if marker_store is not None and markers:  # folder markers go through the portable store
-            failures += marker_store.delete_many(markers)
-            keys = [key for key in keys if self._for_marker(key) is None]
         for i in range(0, len(keys), self._delete_batch):
             chunk: builtins.list[str] = []
             for key in keys[i : i + self._delete_batch]:
@@ -522,19 +546,6 @@ def _list_offset(prefix: str, parent: str) -> str | None:
     return None
 
 
-def _marker_key(key: str) -> bool:
-    """True for a folder-marker key: ``dir/`` where ``dir`` is a key obstore can address."""
-    body = key[:-1]
-    return (
-        key.endswith("/")
-        and body != ""
-        and not body.startswith("/")
-        and not body.endswith("/")
-        and "//" not in body
-        and not _dot_segment(body)
-    )
-
-
 def _dot_segment(key: str) -> bool:
     return (
         key in (".", "..")
@@ -556,9 +567,9 @@ def _etag(value: str | None) -> str | None:
     return f'"{value}"'
 
 
-def _meta(item: Any, key: str | None = None) -> ObjectMeta:
+def _meta(item: Any) -> ObjectMeta:
     return ObjectMeta(
-        key=item["path"] if key is None else key,
+        key=item["path"],
         size=item["size"],
         last_modified=_utc(item["last_modified"]),
         etag=_etag(item["e_tag"]),
@@ -602,7 +613,7 @@ def _retry_config(config: Config) -> dict[str, Any]:
     # Short backoff: with 4 attempts a refused connection fails in about a second. obstore
     # retries no request after total_timeout; s3dlio's own layer (retry.py) stops there too.
     return {
-        "max_retries": config.max_attempts - 1,
+        "max_retries": config.engine_attempts - 1,
         "retry_timeout": timedelta(seconds=config.total_timeout),
         "backoff": {
             "init_backoff": timedelta(milliseconds=100),
@@ -623,16 +634,10 @@ def _build(kind: str, factory: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 class _PortableBuckets:
-    """Bucket/container management and folder markers (``dir/`` objects), which obstore cannot
-    do, through the portable engine's store."""
-
-    _folder_markers = True
+    """Bucket/container management, which obstore cannot do, through the portable engine's store."""
 
     def _bucket_store(self) -> Any:
         raise NotImplementedError
-
-    def _marker_store(self) -> Store | None:
-        return self._bucket_store()  # type: ignore[no-any-return]
 
     def create_bucket(self) -> None:
         self._bucket_store().create_bucket()
@@ -693,6 +698,26 @@ class FastS3Store(_PortableBuckets, FastStore):
         self._check_key("put", key)
         return StreamUpload(self, key, part_size, content_type, self.config.max_in_flight)
 
+    def _abort_leftovers(self, key: str, began: float) -> None:
+        from ..retry import retrying
+        from .upload_s3 import abort_upload
+
+        store = self._bucket_store()
+        now = datetime.now(UTC)
+        since, abandoned = now - timedelta(seconds=time.monotonic() - began + 2), now - timedelta(days=1)
+
+        def listing() -> Any:
+            with store._errors("list_multipart_uploads", key):
+                return store._client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
+
+        try:
+            found = retrying(listing, attempts=self.config.max_attempts, budget=self.config.total_timeout)
+            for upload in found.get("Uploads", ()):
+                if upload["Key"] == key and not abandoned < upload["Initiated"] < since:
+                    abort_upload(store, key, upload["UploadId"])
+        except S3dlioError as exc:  # the failure being reported matters more
+            log.warning("put %s: could not abort the failed multipart upload: %s", self._uri(key), exc)
+
     def _bucket_store(self) -> Any:
         if self._portable is None:
             from .s3 import S3Store as PortableS3Store
@@ -724,7 +749,6 @@ class FastAzureStore(_PortableBuckets, FastStore):
     """An Azure Blob container; container create/delete/list go through azure-storage-blob."""
 
     _delete_batch = 256  # Azure's blob batch limit
-    _lists_own_marker = False
 
     def __init__(self, container: str, config: Config, account: str | None = None) -> None:
         settings = _azure_settings(config, account, container)
@@ -819,12 +843,8 @@ class FastLocalStore(FastStore):
         # obstore's LocalStore stages a put in a visible "key#N" file that a killed process
         # leaves behind; s3dlio's hidden temporary + rename (store/local.py) leaves only a
         # name listings skip and ``s3dlio cleanup`` removes.
-        if self._for_marker(key) is None:
-            self._check_key("put", key)
+        self._check_key("put", key)
         self._files.put(key, data)
-
-    def _marker_store(self) -> Store | None:
-        return self._files  # a folder marker here is a directory: the portable engine's os calls
 
     def _uri(self, key: str) -> str:
         return f"file:///{key}"

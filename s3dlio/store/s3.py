@@ -34,7 +34,8 @@ from ..errors import (
     S3dlioError,
     TransferError,
 )
-from .base import DeleteFailure, ObjectMeta, Store
+from ..retry import Attempts, ChangedError
+from .base import RESUME_CHUNK, DeleteFailure, ObjectMeta, ResumableRead, Store
 from .local import byte_view, check_range
 
 if TYPE_CHECKING:
@@ -258,7 +259,7 @@ class S3Store(Store):
         try:
             return self._get_timed(key)
         except TransferError as exc:  # a body cut short or stalled: botocore does not retry those
-            return self._again(self._get_timed, (key,), exc, began, "get", key)  # type: ignore[no-any-return]
+            return self._again(ResumableRead(self, key, None, None).timed, (), exc, began, "get", key)  # type: ignore[no-any-return]
 
     def _get_timed(self, key: str) -> tuple[Buffer, int | None]:
         with self._errors("get", key):
@@ -272,7 +273,7 @@ class S3Store(Store):
         try:
             return self._get_range(key, start, end)
         except TransferError as exc:
-            return self._again(self._get_range, (key, start, end), exc, began, "get_range", key)  # type: ignore[no-any-return]
+            return self._again(ResumableRead(self, key, start, end), (), exc, began, "get_range", key)  # type: ignore[no-any-return]
 
     def _get_range(self, key: str, start: int, end: int) -> Buffer:
         with self._errors("get_range", key):
@@ -288,6 +289,38 @@ class S3Store(Store):
                     return b""  # start at or past the end, or an empty object
                 raise
             return response["Body"].read()  # type: ignore[no-any-return, unused-ignore]
+
+    def _open_range(
+        self, key: str, start: int | None, end: int | None, etag: str | None
+    ) -> tuple[str | None, int, int, Iterator[Buffer]]:
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if start is not None:
+            args["Range"] = f"bytes={start}-{end - 1}" if end is not None else f"bytes={start}-"
+        if etag is not None:
+            args["IfMatch"] = etag
+        with self._errors("get", key):
+            try:
+                r = self._client.get_object(**args)
+            except bx.ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code")
+                if code in ("PreconditionFailed", "412"):
+                    raise ChangedError(
+                        f"get {self.uri(key)}: the object changed while it was being read; reading it again"
+                    ) from exc
+                if code == "InvalidRange" and start is not None:
+                    return None, start, start, iter(())
+                raise
+        content_range = r.get("ContentRange")  # bytes FIRST-LAST/TOTAL
+        if content_range:
+            first_s, _, last_s = content_range.split(" ", 1)[-1].split("/", 1)[0].partition("-")
+            first, last = int(first_s), int(last_s) + 1
+        else:
+            first, last = 0, int(r["ContentLength"])
+        return r.get("ETag"), first, last, self._chunks(key, r["Body"])
+
+    def _chunks(self, key: str, body: Any) -> Iterator[Buffer]:
+        with self._errors("get", key):
+            yield from body.iter_chunks(RESUME_CHUNK)
 
     def head(self, key: str) -> ObjectMeta:
         began = time.monotonic()
@@ -318,6 +351,22 @@ class S3Store(Store):
         args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
         if delimiter:
             args["Delimiter"] = "/"
+        tries: Attempts | None = None
+        last: str | None = None  # the last key or common prefix yielded
+        while True:
+            try:
+                for item in self._listing(prefix, args, last):
+                    last = item if isinstance(item, str) else item.key
+                    yield item
+                return
+            except TransferError as exc:  # a page cut short: list again after the last key
+                if tries is None:
+                    tries = Attempts(self.config.max_attempts, self.config.total_timeout, f"list {prefix}")
+                tries.failed_with(exc)
+
+    def _listing(self, prefix: str, args: dict[str, Any], after: str | None) -> Iterator[ObjectMeta | str]:
+        if after is not None:
+            args = {**args, "StartAfter": after}
         with self._errors("list", prefix):
             pages = iter(self._client.get_paginator("list_objects_v2").paginate(**args))
         while True:
@@ -326,7 +375,8 @@ class S3Store(Store):
             if page is None:
                 return
             objects = (_list_meta(o) for o in page.get("Contents", ()))
-            prefixes = (p["Prefix"] for p in page.get("CommonPrefixes", ()))
+            # After a resumption the common prefix listed last comes again: it was yielded.
+            prefixes = (p["Prefix"] for p in page.get("CommonPrefixes", ()) if after is None or p["Prefix"] > after)
             # Both are sorted; S3 returns them apart, so merge them into one key order.
             yield from heapq.merge(
                 objects, prefixes, key=lambda item: item if isinstance(item, str) else item.key
@@ -479,7 +529,7 @@ def _build_client(config: Config) -> Any:
         },
         connect_timeout=config.connect_timeout,
         read_timeout=config.idle_timeout,
-        retries={"total_max_attempts": config.max_attempts, "mode": "standard"},
+        retries={"total_max_attempts": config.engine_attempts, "mode": "standard"},
         max_pool_connections=config.max_in_flight,
     )
     client = session.client(
@@ -489,7 +539,7 @@ def _build_client(config: Config) -> Any:
         config=options,
         verify=config.ca_bundle,
     )
-    _no_retry_on_timeout(client, config.max_attempts)
+    _no_retry_on_timeout(client, config.engine_attempts)
     return client
 
 

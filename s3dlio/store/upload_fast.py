@@ -10,6 +10,9 @@ its part in index order and returns when obstore lets go of the buffer (a ``weak
 finalizer on a memoryview only obstore still holds), i.e. once the part is uploaded.
 obstore retries each part's HTTP request itself; a part that still fails ends the upload
 (and aborts it). A failure to start the upload, before obstore took a part, is retried here.
+When the upload fails at its end, the object is checked (HEAD: the size, written since the
+upload began) before an error is raised: the reply to CompleteMultipartUpload may be what was
+lost, not the object.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import obstore
 
-from ..errors import TransferError
+from ..errors import NotFoundError, TransferError
 from ..retry import backoff, retryable
 from .upload_s3 import MAX_PARTS, MIN_PART
 
@@ -79,6 +82,7 @@ class StreamUpload:
         self._thread: threading.Thread | None = None
         self._done = False
         self._error: BaseException | None = None
+        self._began = 0.0  # time.monotonic() when the upload started
 
     # -- the thread that runs obstore.put ----------------------------------------------------
     def _run(self) -> None:
@@ -129,6 +133,7 @@ class StreamUpload:
                 raise self._failed()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="s3dlio-upload", daemon=True)
+                self._began = time.monotonic()
                 self._thread.start()
             part = memoryview(data)  # a view of our own, so its finalizer tells when obstore lets go
             weakref.finalize(part, released.set)
@@ -150,14 +155,22 @@ class StreamUpload:
         self._queue.put(_END)
         self._thread.join()
         if self._error is not None:
+            if isinstance(self._error, TransferError | NotFoundError) and self._store._written(
+                self._key, size, self._began
+            ):
+                return  # only the reply to CompleteMultipartUpload was lost (its retry: NoSuchUpload)
+            self._store._abort_leftovers(self._key, self._began)
             raise self._failed()
 
     def abort(self) -> None:
         thread = self._thread
-        if thread is None or not thread.is_alive():
+        if thread is None:
             return
-        self._queue.put(_ABORT)
-        thread.join()
+        if thread.is_alive():
+            self._queue.put(_ABORT)
+            thread.join()
+        # obstore aborted its upload once; if that abort failed too, abort what it left.
+        self._store._abort_leftovers(self._key, self._began)
 
     def put_whole(self, data: memoryview) -> None:
         with self._store._errors("put", self._key):

@@ -192,6 +192,8 @@ class FaultProxy:
         self._throttle = _Throttle(total_rate) if total_rate else None
         self.requests = 0
         self.faults: list[tuple[int, str, str, str]] = []
+        #: Every request: (n, method, path, lower-cased header fields).
+        self.log: list[tuple[int, str, str, dict[str, str]]] = []
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
@@ -230,6 +232,7 @@ class FaultProxy:
                 with self._lock:
                     self.requests += 1
                     n = self.requests
+                    self.log.append((n, method, path, fields))
                 action = self.rule(n, method, path) if self.rule else None
                 if action is not None:
                     with self._lock:
