@@ -7,9 +7,12 @@ return obstore's ``Bytes`` as-is (buffer protocol, zero-copy); writes hand obsto
 
 obstore addresses keys as ``object_store`` paths, so it cannot name keys with empty, ``.``
 or ``..`` segments or a leading/trailing ``/`` (it would silently strip the slashes); such
-keys raise :class:`InvalidUriError` naming the portable engine, which can. Its listing
-prefixes are whole path segments, so a partial prefix (``data/fi``) is served by listing
-the parent segment from just before the prefix and filtering.
+keys raise :class:`InvalidUriError` naming the portable engine, which can. The exception is
+the folder marker (``dir/``, a zero-byte object the AWS console, s3fs and Hadoop write): its
+requests go to the portable engine's store, and since obstore lists it as ``dir`` the listing
+gives it back its ``/`` (:meth:`FastStore._listed_key`). Its listing prefixes are whole path
+segments, so a partial prefix (``data/fi``) is served by listing the parent segment from
+just before the prefix and filtering.
 """
 
 from __future__ import annotations
@@ -223,6 +226,10 @@ class FastStore(Store):
     # Bodies of at least _ASYNC_BODY_MIN bytes come over the network in many chunks: read them
     # with the async API (see _parallel.on_loop). Small ones are cheaper with the sync API.
     _network = True
+    #: Whether listings may hold folder markers (``dir/`` objects) that obstore reports as ``dir``.
+    _folder_markers = False
+    #: Whether obstore lists the marker of the listed directory itself (its Azure listing drops it).
+    _lists_own_marker = True
 
     def __init__(self, bucket: str, config: Config, inner: Any, *, scheme: str, endpoint: str) -> None:
         super().__init__(bucket, config)
@@ -256,11 +263,49 @@ class FastStore(Store):
         """The content type to report when the backend stores none (files, memory)."""
         return None
 
+    def _marker_store(self) -> Store | None:
+        """The portable store serving folder markers here (None: this backend has none)."""
+        return None
+
+    def _for_marker(self, key: str) -> Store | None:
+        """The store for ``key`` when it is a folder marker (``dir/``), which obstore cannot address."""
+        if key.endswith("/") and _marker_key(key):
+            return self._marker_store()
+        return None
+
+    def _own_marker(self, prefix: str) -> ObjectMeta | None:
+        """The marker ``prefix`` of the listed directory where obstore's listing drops it (one HEAD)."""
+        store = self._marker_store()
+        if self._lists_own_marker or store is None or not _marker_key(prefix):
+            return None
+        try:
+            return store.head(prefix)
+        except NotFoundError:
+            return None
+
+    def _listed_key(self, path: str, size: int, parent: str, previous: str) -> str:
+        """The key of a listed object. obstore strips a trailing '/', listing the marker ``dir/``
+        as ``dir``: a zero-byte ``dir`` is the marker when it is the listed directory itself, or
+        when it sorts before the key listed just before it (keys come in order, and ``dir/``
+        sorts after ``dir-x``), or else when no object ``dir`` exists (one HEAD, zero-byte
+        objects only)."""
+        if size or not self._folder_markers:
+            return path
+        if path == parent or previous >= path:
+            return path + "/"
+        try:
+            obstore.head(self._inner, path)
+        except FileNotFoundError:
+            return path + "/"
+        return path
+
     # -- reads -----------------------------------------------------------------------------
     def get(self, key: str) -> Buffer:
         return self.get_timed(key)[0]
 
     def get_timed(self, key: str) -> tuple[Buffer, int | None]:
+        if (markers := self._for_marker(key)) is not None:
+            return markers.get_timed(key)
         self._check_key("get", key)
         began = time.monotonic()
         try:
@@ -275,6 +320,8 @@ class FastStore(Store):
             return self._body(response, response.meta["size"]), first_byte
 
     def get_range(self, key: str, start: int, end: int) -> Buffer:
+        if (markers := self._for_marker(key)) is not None:
+            return markers.get_range(key, start, end)
         self._check_key("get", key)
         if start < 0 or end < 0:
             raise ValueError(f"get_range {self._uri(key)}: start={start}, end={end} must not be negative")
@@ -331,6 +378,8 @@ class FastStore(Store):
         return response.bytes()
 
     def head(self, key: str) -> ObjectMeta:
+        if (markers := self._for_marker(key)) is not None:
+            return markers.head(key)
         self._check_key("head", key)
         began = time.monotonic()
         try:
@@ -358,6 +407,9 @@ class FastStore(Store):
         # obstore prefixes are whole segments: list the parent segment, keep what matches.
         parent = prefix.rstrip("/") if prefix.endswith("/") else prefix.rpartition("/")[0]
         partial = not prefix.endswith("/") and prefix != ""
+        own = self._own_marker(prefix)
+        if own is not None:  # it sorts first
+            yield own
         with self._errors("list", prefix):
             if delimiter:
                 began = time.monotonic()
@@ -367,13 +419,14 @@ class FastStore(Store):
                     result = self._again(self._delimited, (prefix, parent or None), exc, began, "list", prefix)
                 for item in result["objects"]:
                     if not partial or item["path"].startswith(prefix):
-                        yield _meta(item)
+                        yield _meta(item, self._listed_key(item["path"], item["size"], parent, ""))
                 for common in result["common_prefixes"]:
                     if not partial or common.startswith(prefix):
                         yield common + "/"
                 return
             offset = _list_offset(prefix, parent) if partial else None
             stream = self._pages(prefix, parent or None, offset)
+            previous = "" if own is None else own.key
             for page in stream:
                 for item in page:
                     path = item["path"]
@@ -381,7 +434,8 @@ class FastStore(Store):
                         if path > prefix:  # listings come in key order: nothing further matches
                             return
                         continue
-                    yield _meta(item)
+                    previous = self._listed_key(path, item["size"], parent, previous)
+                    yield _meta(item, previous)
 
     def _delimited(self, prefix: str, parent: str | None) -> Any:
         with self._errors("list", prefix):
@@ -405,6 +459,8 @@ class FastStore(Store):
 
     # -- writes ----------------------------------------------------------------------------
     def put(self, key: str, data: Buffer) -> None:
+        if (markers := self._for_marker(key)) is not None:
+            return markers.put(key, data)
         self._check_key("put", key)
         view = self._writable(data)
         chunk = max(self.config.part_size, 5 * _MiB)  # S3 parts are at least 5 MiB
@@ -478,6 +534,8 @@ class FastStore(Store):
         return view
 
     def delete(self, key: str) -> None:
+        if (markers := self._for_marker(key)) is not None:
+            return markers.delete(key)
         self._check_key("delete", key)
         began = time.monotonic()
         try:
@@ -496,6 +554,11 @@ class FastStore(Store):
 
     def delete_many(self, keys: Sequence[str]) -> builtins.list[DeleteFailure]:
         failures: builtins.list[DeleteFailure] = []
+        marker_store = self._marker_store()
+        markers = [key for key in keys if self._for_marker(key) is not None]
+        if marker_store is not None and markers:  # folder markers go through the portable store
+            failures += marker_store.delete_many(markers)
+            keys = [key for key in keys if self._for_marker(key) is None]
         for i in range(0, len(keys), self._delete_batch):
             chunk: builtins.list[str] = []
             for key in keys[i : i + self._delete_batch]:
@@ -546,6 +609,19 @@ def _list_offset(prefix: str, parent: str) -> str | None:
     return None
 
 
+def _marker_key(key: str) -> bool:
+    """True for a folder-marker key: ``dir/`` where ``dir`` is a key obstore can address."""
+    body = key[:-1]
+    return (
+        key.endswith("/")
+        and body != ""
+        and not body.startswith("/")
+        and not body.endswith("/")
+        and "//" not in body
+        and not _dot_segment(body)
+    )
+
+
 def _dot_segment(key: str) -> bool:
     return (
         key in (".", "..")
@@ -567,9 +643,9 @@ def _etag(value: str | None) -> str | None:
     return f'"{value}"'
 
 
-def _meta(item: Any) -> ObjectMeta:
+def _meta(item: Any, key: str | None = None) -> ObjectMeta:
     return ObjectMeta(
-        key=item["path"],
+        key=item["path"] if key is None else key,
         size=item["size"],
         last_modified=_utc(item["last_modified"]),
         etag=_etag(item["e_tag"]),
@@ -634,10 +710,16 @@ def _build(kind: str, factory: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 class _PortableBuckets:
-    """Bucket/container management, which obstore cannot do, through the portable engine's store."""
+    """Bucket/container management and folder markers (``dir/`` objects), which obstore cannot
+    do, through the portable engine's store."""
+
+    _folder_markers = True
 
     def _bucket_store(self) -> Any:
         raise NotImplementedError
+
+    def _marker_store(self) -> Store | None:
+        return self._bucket_store()  # type: ignore[no-any-return]
 
     def create_bucket(self) -> None:
         self._bucket_store().create_bucket()
@@ -749,6 +831,7 @@ class FastAzureStore(_PortableBuckets, FastStore):
     """An Azure Blob container; container create/delete/list go through azure-storage-blob."""
 
     _delete_batch = 256  # Azure's blob batch limit
+    _lists_own_marker = False
 
     def __init__(self, container: str, config: Config, account: str | None = None) -> None:
         settings = _azure_settings(config, account, container)
@@ -843,8 +926,12 @@ class FastLocalStore(FastStore):
         # obstore's LocalStore stages a put in a visible "key#N" file that a killed process
         # leaves behind; s3dlio's hidden temporary + rename (store/local.py) leaves only a
         # name listings skip and ``s3dlio cleanup`` removes.
-        self._check_key("put", key)
+        if self._for_marker(key) is None:
+            self._check_key("put", key)
         self._files.put(key, data)
+
+    def _marker_store(self) -> Store | None:
+        return self._files  # a folder marker here is a directory: the portable engine's os calls
 
     def _uri(self, key: str) -> str:
         return f"file:///{key}"
