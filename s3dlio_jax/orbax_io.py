@@ -46,28 +46,31 @@ SUPPORTED_ORBAX = ((0, 11), (0, 12))
 
 _lock = threading.Lock()
 _enabled = False
-# "s3://b/k", or "s3:/b/k" as os.path.normpath leaves it inside Orbax.
+# "s3://b/k", or "s3:/b/k" as os.path.normpath leaves it inside Orbax's TensorStore specs.
 _OBJECT_PATH = re.compile(r"^(s3|az):/+(?=[^/])")
-_OTHER_URI = re.compile(r"^([a-z][a-z0-9+.-]*):/")
+# A URI with one slash after the scheme: epath takes it for a relative local path.
+_ONE_SLASH = re.compile(r"^(s3|s3a|az|gs|hf|file|mem|direct):/(?!/)")
 
 
 def _object_uri(path: Any) -> str | None:
     """``path`` as an ``s3://``/``az://`` URI when it names one (Orbax may have collapsed ``//``)."""
-    text = str(os.fspath(path)) if isinstance(path, os.PathLike) else str(path)
-    match = _OBJECT_PATH.match(text)
+    text = os.fspath(path) if isinstance(path, os.PathLike) else str(path)
+    match = _OBJECT_PATH.match(str(text))
     if match is None:
         return None
     return f"{match.group(1)}://{text[match.end() :]}"
 
 
-def _refuse_other_uri(path: str) -> None:
-    """An Orbax directory that epath took for a relative path (``mem://``, ``s3:/b``): say what to write."""
-    match = _OTHER_URI.match(path)
-    if match is not None and match.group(1) not in ("gs", "file"):
+def _check_orbax_path(path: Any) -> None:
+    """Refuse an Orbax directory that epath took for a relative path (``s3:/bucket``), naming the fix."""
+    text = str(os.fspath(path) if isinstance(path, os.PathLike) else path)
+    match = _ONE_SLASH.match(text)
+    if match is not None:
+        scheme = match.group(1)
         raise s3dlio.InvalidUriError(
-            f"Orbax checkpoint directory {path!r}: Orbax's paths (etils.epath) take s3://bucket/..., "
-            "az://container/..., gs://... or a local path; write the URI with two slashes after the scheme "
-            "(mem:// and direct:// are not Orbax directories)"
+            f"Orbax checkpoint directory {text!r}: one slash after '{scheme}:', so etils.epath took it for a "
+            f"relative local path; write {scheme}://{text[match.end() :]} (two slashes after the scheme). "
+            "Orbax's paths take s3://, az://, gs:// and local paths"
         )
 
 
@@ -147,7 +150,6 @@ def enable_orbax() -> None:
             def wrapper(directory: str) -> bool:
                 if _object_uri(directory) is not None:
                     return True  # "remote": Orbax then asks get_kvstore_for_gcs for the kvstore
-                _refuse_other_uri(str(directory))
                 return original(directory)
 
             return wrapper
@@ -165,6 +167,7 @@ def enable_orbax() -> None:
 
         def commit_file_default(original: Callable[..., Any]) -> Callable[..., Any]:
             def wrapper(path: Any, *, atomicity_options: Any = None) -> Any:
+                _check_orbax_path(path)  # every save asks this first, before writing arrays
                 if _object_uri(path) is not None and (
                     atomicity_options is None or atomicity_options.mode is None
                 ):

@@ -93,7 +93,10 @@ def sharded(where: str) -> None:
     saved_sharding = NamedSharding(Mesh(devices.reshape(4, 2), ("x", "y")), P("x", "y"))
     x = jax.device_put(GLOBAL, saved_sharding)
     assert len(x.addressable_shards) == 8
-    state = {"x": x, "bias": jax.device_put(np.arange(8, dtype=np.int32), NamedSharding(saved_sharding.mesh, P()))}
+    state = {
+        "x": x,
+        "bias": jax.device_put(np.arange(8, dtype=np.int32), NamedSharding(saved_sharding.mesh, P())),
+    }
     mngr = ocp.CheckpointManager(where, options=ocp.CheckpointManagerOptions(max_to_keep=1))
     mngr.save(5, args=ocp.args.StandardSave(state))
     mngr.wait_until_finished()
@@ -127,7 +130,9 @@ def multi(where: str, port: str, index: str) -> None:
     mngr = ocp.CheckpointManager(where, options=ocp.CheckpointManagerOptions(max_to_keep=2))
     mngr.save(1, args=ocp.args.StandardSave({"x": x}))
     mngr.wait_until_finished()
-    target = {"x": jax.ShapeDtypeStruct(GLOBAL.shape, GLOBAL.dtype, sharding=NamedSharding(mesh, P(None, "y")))}
+    target = {
+        "x": jax.ShapeDtypeStruct(GLOBAL.shape, GLOBAL.dtype, sharding=NamedSharding(mesh, P(None, "y")))
+    }
     got = mngr.restore(mngr.latest_step(), args=ocp.args.StandardRestore(target))["x"]
     for shard in got.addressable_shards:
         assert np.array_equal(np.asarray(shard.data), GLOBAL[shard.index])

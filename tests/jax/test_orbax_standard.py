@@ -1,0 +1,297 @@
+"""Orbax's standard API, written as Orbax's documentation shows, on moto ``s3://``, Azurite
+``az://`` and local files after ``import s3dlio_jax``: StandardSave/Restore, PyTree, Composite
+with JSON and Grain's iterator, ArraySave; retention (max_to_keep, keep_period, best_fn), async
+saves; array bytes through s3dlio (op-log); a killed save; stock-Orbax interoperability;
+sharded arrays over 8 CPU devices and over two processes (subprocesses: ``orbax_child.py``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("jax.numpy")
+import jax  # noqa: E402
+
+ocp = pytest.importorskip("orbax.checkpoint")
+grain = pytest.importorskip("grain")
+from absl import flags  # noqa: E402
+
+flags.FLAGS.mark_as_parsed()
+
+import jax.numpy as jnp  # noqa: E402
+
+import s3dlio  # noqa: E402
+import s3dlio.oplog  # noqa: E402
+import s3dlio_jax  # noqa: E402,F401 - the one documented import
+
+CHILD = Path(__file__).with_name("orbax_child.py")
+CHILD_TIMEOUT = 240
+
+
+def state(step: int) -> dict[str, Any]:
+    return {
+        "params": {
+            "w": jnp.arange(24, dtype=jnp.float32).reshape(4, 6) * step + 0.25,
+            "b": jnp.full((6,), step, jnp.bfloat16),
+        },
+        "opt": {"count": jnp.int32(step), "mu": [jnp.ones(3) * step, jnp.zeros((2, 2), jnp.int8)]},
+    }
+
+
+def abstract(tree: Any) -> Any:
+    return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+def assert_same(got: Any, want: Any) -> None:
+    assert str(jax.tree.structure(got)) == str(jax.tree.structure(want))
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.fixture(params=["s3", "az", "file"])
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A checkpoint directory as Orbax takes it: s3:// (moto), az:// (Azurite) or a local path."""
+    if request.param in ("s3", "az"):
+        return request.getfixturevalue("s3_bucket" if request.param == "s3" else "az_container") + "ckpt/run1"
+    return str(tmp_path / "ckpt" / "run1")
+
+
+def _names(where: str) -> list[str]:
+    """Every object/file under ``where``, relative to it."""
+    if "://" in where:
+        return sorted(u[len(where) + 1 :] for u in s3dlio.list(where + "/", recursive=True))
+    return sorted(str(p.relative_to(where)) for p in Path(where).rglob("*") if p.is_file())
+
+
+def test_the_documented_loop(where: str, tmp_path: Path) -> None:
+    log = tmp_path / "ops.tsv.zst"
+    s3dlio.init_op_log(log, lossless=True)
+    try:
+        mngr = ocp.CheckpointManager(where, options=ocp.CheckpointManagerOptions(max_to_keep=2))
+        for step in range(3):
+            mngr.save(step, args=ocp.args.StandardSave(state(step)))  # async: returns before the upload
+        mngr.wait_until_finished()
+        assert mngr.all_steps() == [1, 2] and mngr.latest_step() == 2
+        restored = mngr.restore(mngr.latest_step(), args=ocp.args.StandardRestore(abstract(state(0))))
+        assert_same(restored, state(2))
+        mngr.close()
+    finally:
+        assert s3dlio.finalize_op_log() == 0
+    names = _names(where)
+    assert {n.split("/")[0] for n in names} == {"1", "2"}  # step 0 pruned
+    assert "2/default/manifest.ocdbt" in names and any(
+        n.startswith("2/default/ocdbt.process_0/d/") for n in names
+    )
+    if "://" in where:
+        # committed in place with a commit file: no temporary directory was renamed (copied)
+        assert "2/commit_success.txt" in names and not any("tmp" in n for n in names)
+        # the array bytes went through s3dlio: TensorStore's data files are in s3dlio's op-log
+        records = list(s3dlio.oplog.read(log))
+        puts = {r.file for r in records if r.op == "PUT"}
+        gets = {r.file for r in records if r.op == "GET"}
+        data = [n for n in names if "/ocdbt.process_0/d/" in n and n.startswith("2/")]
+        assert data and all(any(f.endswith(n) for f in puts) for n in data)
+        assert any(f.endswith("2/default/manifest.ocdbt") for f in gets)
+    again = ocp.CheckpointManager(where)
+    assert again.all_steps() == [1, 2]
+    assert_same(again.restore(1, args=ocp.args.StandardRestore(abstract(state(0)))), state(1))
+    again.close()
+
+
+def test_pytree_composite_json_grain_and_array(where: str) -> None:
+    source = grain.sources.RangeDataSource(0, 20, 1)
+    sampler = grain.samplers.IndexSampler(len(source), shuffle=True, seed=3, num_epochs=1)
+    it = iter(grain.DataLoader(data_source=source, sampler=sampler))
+    head = [next(it) for _ in range(6)]
+    vector = np.linspace(0, 1, 33, dtype=np.float64)
+    mngr = ocp.CheckpointManager(where)
+    mngr.save(
+        6,
+        args=ocp.args.Composite(
+            params=ocp.args.PyTreeSave(state(6)),
+            meta=ocp.args.JsonSave({"lr": 0.1, "name": "run1"}),
+            data_iter=grain.checkpoint.CheckpointSave(it),
+            vector=ocp.args.ArraySave(vector),
+        ),
+    )
+    mngr.wait_until_finished()
+    rest = list(it)
+    assert sorted(head + rest) == list(range(20))
+
+    fresh = iter(grain.DataLoader(data_source=source, sampler=sampler))
+    mngr = ocp.CheckpointManager(where)
+    out = mngr.restore(
+        mngr.latest_step(),
+        args=ocp.args.Composite(
+            params=ocp.args.PyTreeRestore(
+                abstract(state(0)),
+                restore_args=ocp.checkpoint_utils.construct_restore_args(abstract(state(0))),
+            ),
+            meta=ocp.args.JsonRestore(),
+            data_iter=grain.checkpoint.CheckpointRestore(fresh),
+            vector=ocp.args.ArrayRestore(),
+        ),
+    )
+    assert_same(out.params, state(6))
+    assert out.meta == {"lr": 0.1, "name": "run1"}
+    assert out.vector.dtype == np.float64 and np.array_equal(out.vector, vector)
+    assert list(fresh) == rest  # the Grain iterator continues exactly where the saved one stopped
+    mngr.close()
+
+
+@pytest.mark.parametrize("where", ["s3", "az"], indirect=True)
+def test_keep_period_and_best_fn(where: str) -> None:
+    keep = ocp.CheckpointManager(
+        where + "/period",
+        options=ocp.CheckpointManagerOptions(max_to_keep=1, keep_period=4, enable_async_checkpointing=False),
+    )
+    for step in range(6):
+        keep.save(step, args=ocp.args.StandardSave({"x": jnp.full(3, step)}))
+    assert keep.all_steps() == [0, 4, 5]
+    keep.close()
+
+    losses = {1: 0.9, 2: 0.3, 3: 0.5, 4: 0.7, 5: 0.2}
+    best = ocp.CheckpointManager(
+        where + "/best",
+        options=ocp.CheckpointManagerOptions(max_to_keep=2, best_fn=lambda m: m["loss"], best_mode="min"),
+    )
+    for step, loss in losses.items():
+        best.save(step, args=ocp.args.StandardSave({"x": jnp.full(3, step)}), metrics={"loss": loss})
+    best.wait_until_finished()
+    assert best.all_steps() == [2, 5] and best.best_step() == 5
+    best.close()
+    reopened = ocp.CheckpointManager(
+        where + "/best", options=ocp.CheckpointManagerOptions(best_fn=lambda m: m["loss"], best_mode="min")
+    )
+    assert reopened.best_step() == 5
+    got = reopened.restore(2, args=ocp.args.StandardRestore({"x": jax.ShapeDtypeStruct((3,), jnp.int32)}))
+    assert got["x"].tolist() == [2, 2, 2]
+    reopened.close()
+
+
+def test_a_directory_orbax_cannot_take_gets_an_s3dlio_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # epath takes "s3:/bucket" for a relative path: keep what it creates here
+    mngr = ocp.CheckpointManager("s3:/bucket/ckpt")
+    with pytest.raises(s3dlio.InvalidUriError, match=r"write s3://bucket/ckpt/0 \(two slashes"):
+        mngr.save(0, args=ocp.args.StandardSave({"x": jnp.ones(2)}))
+    mngr.close()
+    assert not list(tmp_path.rglob("*.ocdbt"))  # refused before any array was written
+
+
+def test_a_changed_orbax_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    from orbax.checkpoint._src.path import gcs_utils
+
+    from s3dlio_jax import orbax_io
+
+    monkeypatch.delattr(gcs_utils, "get_kvstore_for_gcs")
+    with pytest.raises(s3dlio.ConfigError, match=r"lacks .*get_kvstore_for_gcs.*orbax-checkpoint<0.13"):
+        orbax_io._hook_points()
+
+
+# -- subprocesses: a killed save, stock Orbax, sharded and multi-process arrays -------------------
+def child(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(CHILD), *args],
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
+        env=os.environ,
+    )
+
+
+def check(result: subprocess.CompletedProcess[str]) -> None:
+    assert result.returncode == 0, result.stderr[-4000:]
+
+
+def test_a_killed_save_never_becomes_latest(s3_bucket: str) -> None:
+    where = f"{s3_bucket}ckpt/killed"
+    killed = child("killed-save", where)
+    assert killed.returncode == 17, killed.stderr[-4000:]  # died inside step 2's array writes
+    assert any(n.startswith("2/") for n in _names(where))  # step 2 was part-written ...
+    mngr = ocp.CheckpointManager(where)
+    assert mngr.all_steps() == [1] and mngr.latest_step() == 1  # ... and is not a step
+    mngr.close()
+    again = ocp.CheckpointManager(where, options=ocp.CheckpointManagerOptions(cleanup_tmp_directories=True))
+    assert not any(n.startswith("2/") for n in _names(where))  # leftovers removed on request
+    again.save(2, args=ocp.args.StandardSave({"x": jnp.arange(4)}))
+    again.wait_until_finished()
+    assert again.all_steps() == [1, 2]
+    assert again.restore(2, args=ocp.args.StandardRestore({"x": jax.ShapeDtypeStruct((4,), jnp.int32)}))[
+        "x"
+    ].tolist() == [0, 1, 2, 3]
+    again.close()
+
+
+def stock_tree(step: int) -> dict[str, Any]:
+    """``stock_tree(step)``: what the child saves and expects (a mismatch fails both ways)."""
+    grid = np.arange(64 * 48, dtype=np.float32).reshape(64, 48) / 7
+    return {
+        "w": jnp.asarray(grid * step),
+        "b": jnp.arange(5, dtype=jnp.int32) + step,
+        "h": jnp.full((3, 3), step, jnp.bfloat16),
+    }
+
+
+def test_stock_orbax_reads_a_local_copy_and_we_read_stock_orbax(s3_bucket: str, tmp_path: Path) -> None:
+    # saved through s3dlio on S3, restored by stock Orbax (no s3dlio) from a local copy of the files
+    ours = f"{s3_bucket}ckpt/ours"
+    mngr = ocp.CheckpointManager(ours)
+    mngr.save(3, args=ocp.args.StandardSave(stock_tree(3)))
+    mngr.wait_until_finished()
+    mngr.close()
+    local = tmp_path / "copy"
+    s3dlio.download(ours + "/", str(local), recursive=True)
+    check(child("stock-restore", str(local)))
+
+    # saved by stock Orbax on a local disk, uploaded as files, restored through s3dlio
+    stock = tmp_path / "stock"
+    check(child("stock-save", str(stock)))
+    theirs = f"{s3_bucket}ckpt/theirs"
+    s3dlio.upload(f"{stock}/**", theirs + "/")
+    mngr = ocp.CheckpointManager(theirs)
+    assert mngr.all_steps() == [3]
+    assert_same(mngr.restore(3, args=ocp.args.StandardRestore(abstract(stock_tree(0)))), stock_tree(3))
+    mngr.close()
+
+
+def test_sharded_over_eight_devices_restores_into_other_shardings(s3_bucket: str) -> None:
+    result = child("sharded", f"{s3_bucket}ckpt/sharded")
+    check(result)
+    assert "sharded ok" in result.stdout
+
+
+def test_two_processes_each_write_their_shards(s3_bucket: str) -> None:
+    from servers import free_port
+
+    where = f"{s3_bucket}ckpt/multi"
+    port = str(free_port())
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(CHILD), "multi", where, port, str(i)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ,
+        )
+        for i in range(2)
+    ]
+    outputs = [p.communicate(timeout=CHILD_TIMEOUT) for p in procs]
+    for i, (p, (out, err)) in enumerate(zip(procs, outputs, strict=True)):
+        assert p.returncode == 0 and f"multi {i} ok" in out, err[-4000:]
+    names = _names(where)
+    # each process wrote its own OCDBT data; process 0 merged the manifests; one commit
+    assert any(n.startswith("1/default/ocdbt.process_0/d/") for n in names)
+    assert any(n.startswith("1/default/ocdbt.process_1/d/") for n in names)
+    assert names.count("1/commit_success.txt") == 1
+    result = child("restore-one", where)
+    check(result)
+    assert "restore-one ok" in result.stdout
