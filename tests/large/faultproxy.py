@@ -191,6 +191,9 @@ class FaultProxy:
         self.upstream_port, self.rule, self.rate = upstream_port, rule, rate
         self._throttle = _Throttle(total_rate) if total_rate else None
         self.requests = 0
+        #: Requests being answered now, and the most at any one time (reset it to measure a phase).
+        self.active = 0
+        self.peak = 0
         self.faults: list[tuple[int, str, str, str]] = []
         #: Every request: (n, method, path, lower-cased header fields).
         self.log: list[tuple[int, str, str, dict[str, str]]] = []
@@ -222,8 +225,11 @@ class FaultProxy:
     def _serve(self, client_sock: socket.socket) -> None:
         client = _Conn(client_sock, self.rate, self._throttle)
         upstream: _Conn | None = None
+        busy = False  # a request of this connection is being answered
         try:
             while not self._stopped:
+                if busy:
+                    busy = self._answered()
                 head = client.head()
                 if head is None:
                     return
@@ -232,6 +238,9 @@ class FaultProxy:
                 with self._lock:
                     self.requests += 1
                     n = self.requests
+                    self.active += 1
+                    self.peak = max(self.peak, self.active)
+                    busy = True
                     self.log.append((n, method, path, fields))
                 action = self.rule(n, method, path) if self.rule else None
                 if action is not None:
@@ -288,9 +297,16 @@ class FaultProxy:
         except (OSError, ConnectionError, ValueError):
             return
         finally:
+            if busy:
+                self._answered()
             client_sock.close()
             if upstream is not None:
                 upstream.sock.close()
+
+    def _answered(self) -> bool:
+        with self._lock:
+            self.active -= 1
+        return False
 
 
 if __name__ == "__main__":
