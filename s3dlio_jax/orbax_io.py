@@ -176,11 +176,35 @@ def enable_orbax() -> None:
 
             return wrapper
 
+        _register_file_uris(gpath)
         _wrap(ts_utils, "_use_gcs_driver", use_gcs_driver)
         _wrap(gcs_utils, "get_kvstore_for_gcs", kvstore_for)
         _wrap(atomicity_defaults, "get_default_temporary_path_class", commit_file_default)
         _wrap(atomicity_defaults, "get_item_default_temporary_path_class", commit_file_default)
         _enabled = True
+
+
+def _register_file_uris(gpath: ModuleType) -> None:
+    """``file:///abs/path`` as an Orbax directory: epath's local path ``/abs/path`` (etils' public
+    ``register_path_cls``), so TensorStore's file driver writes it as it writes any local path."""
+    from etils import epath
+
+    if "file://" in epath.register._URI_PREFIXES_TO_CLS:  # registered already (by us or by etils)
+        return
+
+    def local(parts: tuple[Any, ...]) -> tuple[Any, ...]:
+        if parts and isinstance(parts[0], str) and parts[0].startswith("file://"):
+            path = s3dlio.parse(parts[0])
+            return ("/" + path.key, *parts[1:])
+        return parts
+
+    class FileUriPath(gpath.PosixGPath):  # type: ignore[misc,valid-type,name-defined]
+        """A ``file://`` URI as the local path it names (an instance of epath's own local path class)."""
+
+        def __new__(cls, *parts: Any) -> Any:
+            return gpath.PosixGPath(*local(parts))
+
+    epath.register_path_cls("file://")(FileUriPath)
 
 
 def is_enabled() -> bool:

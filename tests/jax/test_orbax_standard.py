@@ -55,16 +55,20 @@ def assert_same(got: Any, want: Any) -> None:
         assert np.array_equal(np.asarray(a), np.asarray(b))
 
 
-@pytest.fixture(params=["s3", "az", "file"])
+@pytest.fixture(params=["s3", "az", "file", "local"])
 def where(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A checkpoint directory as Orbax takes it: s3:// (moto), az:// (Azurite) or a local path."""
+    """A checkpoint directory as Orbax takes it: s3:// (moto), az:// (Azurite), file:// or a local path."""
     if request.param in ("s3", "az"):
         return request.getfixturevalue("s3_bucket" if request.param == "s3" else "az_container") + "ckpt/run1"
+    if request.param == "file":
+        return f"file://{tmp_path}/ckpt/run1"
     return str(tmp_path / "ckpt" / "run1")
 
 
 def _names(where: str) -> list[str]:
     """Every object/file under ``where``, relative to it."""
+    if where.startswith("file://"):
+        return _names(where.removeprefix("file://"))
     if "://" in where:
         return sorted(u[len(where) + 1 :] for u in s3dlio.list(where + "/", recursive=True))
     return sorted(str(p.relative_to(where)) for p in Path(where).rglob("*") if p.is_file())
@@ -89,7 +93,7 @@ def test_the_documented_loop(where: str, tmp_path: Path) -> None:
     assert "2/default/manifest.ocdbt" in names and any(
         n.startswith("2/default/ocdbt.process_0/d/") for n in names
     )
-    if "://" in where:
+    if "://" in where and not where.startswith("file://"):
         # committed in place with a commit file: no temporary directory was renamed (copied)
         assert "2/commit_success.txt" in names and not any("tmp" in n for n in names)
         # the array bytes went through s3dlio: TensorStore's data files are in s3dlio's op-log
