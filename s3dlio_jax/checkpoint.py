@@ -8,10 +8,12 @@ async saves); s3dlio supplies the I/O underneath:
 - **commit**: on object storage a rename is a copy and a delete, so the manager uses Orbax's
   ``AtomicityMode.COMMIT_FILE``: a step is written in place and counts once its
   ``commit_success.txt`` exists (what Orbax does on GCS). A crashed save is never listed.
-- **arrays**: Orbax's PyTree handler writes through TensorStore's own drivers, which do not
-  use s3dlio's endpoint or credentials. :class:`ArrayTreeHandler` writes each leaf as one
-  object of raw bytes (``leaves/NNNNN.bin``, CRC32C-checked) plus ``arraytree.json``
-  (tree paths, shapes, dtypes), and restores ``jax.Array``\\ s, optionally with shardings.
+- **arrays**: Orbax's own handlers (``ocp.args.StandardSave``, ``PyTreeSave``, ``ArraySave``)
+  work on ``s3://``/``az://`` once :func:`~.orbax_io.enable_orbax` has run (``import s3dlio_jax``
+  does it): TensorStore's standard OCDBT files go through s3dlio (:mod:`.tsgateway`), sharded
+  and multi-process arrays included. :class:`ArrayTreeHandler` is the simpler alternative for
+  arrays one process holds whole: each leaf is one object of raw bytes (``leaves/NNNNN.bin``,
+  CRC32C-checked) plus ``arraytree.json`` (tree paths, shapes, dtypes).
 - **data state**: :class:`LoaderStateHandler` keeps an :class:`~.data.S3Iterable`'s position
   (``process_{i}-of-{n}.json``); Grain's own ``grain.checkpoint.CheckpointSave`` works too.
 """
@@ -32,9 +34,10 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 import s3dlio
-from s3dlio import fsspec as s3dlio_fsspec
 from s3dlio.checkpoint import CheckpointCorruptError, CheckpointVersionError
 from s3dlio.config import default_config
+
+from .orbax_io import enable_orbax
 
 __all__ = [
     "FORMAT",
@@ -91,7 +94,8 @@ def _check(leaf: Any) -> None:
         if not leaf.is_fully_addressable and not leaf.is_fully_replicated:
             raise ValueError(
                 f"array of shape {leaf.shape} is sharded over processes; ArrayTreeHandler saves arrays one "
-                "process can read whole (replicated or single-process). Use Orbax's PyTree handler for these"
+                "process can read whole (replicated or single-process). Save it with Orbax's "
+                "ocp.args.StandardSave, which writes each process's shards (s3://, az:// included)"
             )
     elif not isinstance(leaf, (np.ndarray, np.generic, bool, int, float, complex)):
         raise TypeError(f"checkpoint leaf {leaf!r}: only arrays and numbers are saved")
@@ -388,7 +392,7 @@ def _orbax_directory(directory: str | os.PathLike[str]) -> str:
 class CheckpointManager(ocp.CheckpointManager):
     """Orbax's ``CheckpointManager``, ready for ``s3://``/``az://`` (and local) directories.
 
-    It registers :mod:`s3dlio.fsspec` for Orbax's paths and, on object storage, commits
+    It runs :func:`~.orbax_io.enable_orbax` (s3dlio for Orbax's paths and arrays) and, on object storage, commits
     steps with a commit file instead of renames unless ``options`` sets ``atomicity_options``.
     ``max_to_keep`` is a shortcut for the option. Everything else is Orbax's API::
 
@@ -405,7 +409,7 @@ class CheckpointManager(ocp.CheckpointManager):
         options: ocp.CheckpointManagerOptions | None = None,
         **kwargs: Any,
     ) -> None:
-        s3dlio_fsspec.register(["s3", "az"])
+        enable_orbax()
         path = _orbax_directory(directory)
         options = options or ocp.CheckpointManagerOptions()
         if options.atomicity_options is None and path.startswith(_OBJECT_STORES):
