@@ -18,7 +18,7 @@ from collections import OrderedDict
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from . import _parallel
+from . import _check, _parallel
 from .ranged import fetch_block, fill
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ class ObjectReader(io.BufferedIOBase):
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         self._check_open()
+        offset = _check.integer("ObjectReader.seek", "offset", offset, None)
         if whence == io.SEEK_SET:
             pos = offset
         elif whence == io.SEEK_CUR:
@@ -80,6 +81,7 @@ class ObjectReader(io.BufferedIOBase):
 
     def read(self, size: int | None = -1) -> bytes:
         self._check_open()
+        size = _check.optional_integer("ObjectReader.read", "size", size, None)
         n = self._size - self._pos if size is None or size < 0 else min(size, max(0, self._size - self._pos))
         if n <= 0:
             return b""
@@ -97,7 +99,7 @@ class ObjectReader(io.BufferedIOBase):
 
     def readinto(self, buffer: Buffer) -> int:
         self._check_open()
-        view = memoryview(buffer).cast("B")
+        view = memoryview(_check.buffer("ObjectReader.readinto", "buffer", buffer, writable=True)).cast("B")
         start = self._pos
         n = min(len(view), max(0, self._size - start))
         done = 0

@@ -28,6 +28,7 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from . import _check
 from ._parts import PartSender
 from .retry import retrying
 from .store.local import byte_view
@@ -76,7 +77,7 @@ class ObjectWriter(io.BufferedIOBase):
 
     def write(self, data: Buffer) -> int:
         self._check_open()
-        view = byte_view(data)
+        view = byte_view(_check.buffer("ObjectWriter.write", "data", data))
         n, pos, size = len(view), 0, self._part_size
         borrowed: list[Future[None]] = []
         try:
@@ -106,6 +107,7 @@ class ObjectWriter(io.BufferedIOBase):
         Fill it, then :meth:`commit` the bytes written; do not touch the view afterwards.
         """
         self._check_open()
+        n = _check.optional_integer("ObjectWriter.reserve", "n", n, 0)
         if self._fill == self._part_size:
             self._flush()
         room = self._part_size - self._fill
@@ -115,6 +117,7 @@ class ObjectWriter(io.BufferedIOBase):
     def commit(self, n: int) -> None:
         """Count ``n`` bytes of the last :meth:`reserve` as written."""
         self._check_open()
+        n = _check.integer("ObjectWriter.commit", "n", n, 0)
         if not 0 <= n <= self._reserved:
             raise ValueError(f"commit({n}): the last reserve() gave {self._reserved} bytes")
         self._fill += n

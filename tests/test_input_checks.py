@@ -213,3 +213,28 @@ def test_get_into_too_small_names_the_real_size(backend: Backend) -> None:
             asyncio.run(s3dlio.get_into_async(uri, bytearray(capacity)))
     buf = bytearray(100)
     assert s3dlio.get_into(uri, buf) == 100 and bytes(buf) == bytes(range(100))
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda r, w: r.read("3"), T, "ObjectReader.read: size must be None or an int, got '3' (str)"),
+        (lambda r, w: r.read(2.5), T, "ObjectReader.read: size must be None or an int, got 2.5 (float)"),
+        (lambda r, w: r.seek(1.0), T, "ObjectReader.seek: offset must be an int, got 1.0 (float)"),
+        (lambda r, w: r.readinto(b"ro"), T, "ObjectReader.readinto: buffer must be a writable buffer"),
+        (lambda r, w: w.write("text"), T, "ObjectWriter.write: data must be a bytes-like object"),
+        (lambda r, w: w.reserve(-1), V, "ObjectWriter.reserve: n must be None or an int >= 0, got -1 (int)"),
+        (lambda r, w: w.commit(True), T, "ObjectWriter.commit: n must be an int >= 0, got True (bool)"),
+    ],
+    ids=["read-str", "read-float", "seek-float", "readinto-readonly", "write-str", "reserve-negative",
+         "commit-bool"],  # fmt: skip
+)
+def test_reader_and_writer_methods(call: Callable[[Any, Any], Any], error: type[Exception], message: str) -> None:
+    uri = "mem://checks/object.bin"
+    s3dlio.put(uri, b"0123456789")
+    with s3dlio.open_reader(uri) as reader, s3dlio.open_writer("mem://checks/written.bin") as writer:
+        with pytest.raises(error, match=re.escape(message)):
+            call(reader, writer)
+        assert reader.read(3) == b"012"  # still usable after the refused call
+        writer.write(b"ok")
+    assert bytes(s3dlio.get("mem://checks/written.bin")) == b"ok"
