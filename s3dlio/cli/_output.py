@@ -139,18 +139,24 @@ def report_failure(what: str, exc: BaseException, verbose: int = 0) -> None:
 
 
 # -- Ctrl-C ----------------------------------------------------------------------------------
-_interrupt_hooks: list[Callable[[], None]] = []
+_interrupt_hooks: dict[bool, list[Callable[[], None]]] = {True: [], False: []}
 
 
-def on_interrupt(hook: Callable[[], None]) -> None:
-    """Run ``hook`` if this command is interrupted (Ctrl-C), before the process exits."""
-    _interrupt_hooks.append(hook)
+def on_interrupt(hook: Callable[[], None], *, first: bool = False) -> None:
+    """Run ``hook`` if this command is interrupted (Ctrl-C), before the process exits.
+
+    ``first`` hooks run at once (start aborting uploads); the others once the calls in flight
+    had their moment to finish (remove the temporary files they left).
+    """
+    _interrupt_hooks[first].append(hook)
 
 
-def run_interrupt_hooks() -> None:
-    """Run (and forget) the hooks of :func:`on_interrupt`; a failing hook does not stop the rest."""
-    while _interrupt_hooks:
-        hook = _interrupt_hooks.pop()
+def run_interrupt_hooks(first: bool = False) -> None:
+    """Run (and forget) the hooks of :func:`on_interrupt` of one phase; a failing hook does
+    not stop the rest."""
+    hooks = _interrupt_hooks[first]
+    while hooks:
+        hook = hooks.pop()
         with contextlib.suppress(Exception):  # best effort while exiting
             hook()
 

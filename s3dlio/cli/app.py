@@ -320,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.exit(code)
 
 
-def _exit_interrupted(grace: float = 0.8) -> NoReturn:
+def _exit_interrupted(grace: float = 0.5) -> NoReturn:
     """End an interrupted run now: stop the batch loops, give the calls in flight ``grace``
     seconds to finish (they clean up after themselves), remove the command's temporary files,
     and exit 130 without joining worker threads still blocked in a transfer."""
@@ -330,8 +330,9 @@ def _exit_interrupted(grace: float = 0.8) -> NoReturn:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C cannot cut the clean-up short
     _parallel.cancel()
+    run_interrupt_hooks(first=True)  # e.g. start aborting multipart uploads
     _parallel.drain(grace)
-    run_interrupt_hooks()
+    run_interrupt_hooks()  # e.g. remove temporary files; wait (bounded) for the aborts
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()

@@ -489,34 +489,59 @@ def _namer(template: str, num: int) -> Callable[[int], str]:
 
 class _Writers:
     """The multipart uploads a command has open: aborted if it is interrupted (Ctrl-C), so no
-    incomplete upload stays on the server, within ``within`` seconds whatever their number."""
+    incomplete upload stays on the server, within ``within`` seconds whatever their number.
+
+    The command owns each upload (``store.open_upload``) and its writer: Ctrl-C aborts the
+    upload itself at once, without first waiting for the parts in flight as the writer would.
+    """
 
     def __init__(self) -> None:
         self._open: set[Any] = set()
         self._lock = threading.Lock()
+        self._aborting: list[threading.Thread] = []
+        on_interrupt(self.abort_all, first=True)
+        on_interrupt(self.wait_aborts)
 
     def put(self, uri: str, data: Buffer) -> None:
-        """Write ``data`` to ``uri`` through a writer (parts go up as it goes), completing it."""
-        from ..large import open_writer
+        """Write ``data`` to ``uri`` in parts through a writer, completing it."""
+        from ..verify import verify_enabled
+        from ..writer import ObjectWriter
 
-        writer = open_writer(uri)
+        parsed, store = ops.resolve(uri)
+        config = store.config
+        upload = store.open_upload(parsed.key, part_size=config.part_size)
+        writer = ObjectWriter(uri, store, parsed.key, upload, max_in_flight=min(8, config.max_in_flight),
+                              attempts=config.max_attempts, verify=verify_enabled(None))  # fmt: skip
         with self._lock:
-            self._open.add(writer)
+            self._open.add(upload)
         try:
-            with writer:  # an exception here (Ctrl-C on this thread) aborts the upload
-                writer.write(data)
-        finally:
-            with self._lock:
-                self._open.discard(writer)
+            writer.write(data)
+            writer.close()
+        except Exception:
+            with contextlib.suppress(Exception):
+                writer.abort()
+            self._forget(upload)
+            raise
+        except BaseException:  # Ctrl-C on this thread: abort_all aborts it, without waiting here
+            raise
+        self._forget(upload)
 
-    def abort_all(self, within: float = 0.6) -> None:
+    def _forget(self, upload: Any) -> None:
         with self._lock:
-            writers = list(self._open)
-        threads = [threading.Thread(target=w.abort, daemon=True) for w in writers]
-        for thread in threads:
+            self._open.discard(upload)
+
+    def abort_all(self) -> None:
+        """Start aborting every open upload, each on its own thread."""
+        with self._lock:
+            uploads = list(self._open)
+        self._aborting = [threading.Thread(target=u.abort, daemon=True) for u in uploads]
+        for thread in self._aborting:
             thread.start()
+
+    def wait_aborts(self, within: float = 0.6) -> None:
+        """Wait up to ``within`` seconds for the aborts :meth:`abort_all` started."""
         deadline = time.monotonic() + within
-        for thread in threads:
+        for thread in self._aborting:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
@@ -595,7 +620,6 @@ def put(
             ops.create_bucket(prefix.store_uri)
     multipart = _multipart_size(str(prefix))
     writers = _Writers()
-    on_interrupt(writers.abort_all)
     with Progress("put", num, size * num) as progress:
         tally = Tally("put", num, progress, state.verbose)
 
