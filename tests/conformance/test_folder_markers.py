@@ -3,7 +3,9 @@
 On s3:// and az:// they are written here with the services' own clients (boto3,
 azure-storage-blob), then listed, stat'ed and deleted through s3dlio on both engines: each is
 listed under its real key (obstore reports ``dir/`` as ``dir``; the fast engine gives the
-``/`` back), ``stat`` works on it, and a recursive delete removes it and counts it.
+``/`` back), ``stat`` works on it, a recursive delete (and ``s3dlio rm -r``) removes it and
+counts it, and a recursive download (and ``s3dlio download -r``) or a copy to file:// makes it
+a directory.
 
 On file:// (and direct://) a folder is a real directory and there are no marker objects: a
 directory is never listed as an object (one that holds files shows as ``dir/`` at its level),
@@ -129,6 +131,48 @@ def test_cli_rm_recursive_removes_markers(tree: Backend, request: pytest.Fixture
     assert proc.returncode == 0, proc.stderr
     assert f'"deleted": {len(ALL_KEYS)}' in proc.stdout, proc.stdout
     assert native_keys(tree, request) == []
+
+
+DOWNLOAD_TREE = {"dl/": b"", "dl/empty/": b"", "dl/sub/": b"", "dl/sub/b.txt": b"bb", "dl/deep/er/": b""}
+
+
+def _local_tree(root: Path) -> list[str]:
+    """Every directory (ending in '/') and file below ``root``, relative to it."""
+    return sorted(
+        str(p.relative_to(root)) + ("/" if p.is_dir() else "") for p in root.rglob("*")
+    )  # fmt: skip
+
+
+def test_download_recursive_creates_markers_as_directories(
+    remote_backend: Backend, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    write_natively(remote_backend, request, DOWNLOAD_TREE)
+    local = tmp_path / "out"
+    paths = s3dlio.download(remote_backend.uri("dl/"), str(local), recursive=True)
+    assert len(paths) == len(DOWNLOAD_TREE)
+    assert _local_tree(local) == ["deep/", "deep/er/", "empty/", "sub/", "sub/b.txt"]
+    assert (local / "sub" / "b.txt").read_bytes() == b"bb"
+
+
+def test_cli_download_recursive_creates_markers_as_directories(
+    remote_backend: Backend, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    write_natively(remote_backend, request, DOWNLOAD_TREE)
+    exe = venv_tool("s3dlio")
+    assert exe is not None, "the s3dlio console script is not installed in this venv"
+    env = {**os.environ, "S3DLIO_ENGINE": remote_backend.engine}
+    proc = subprocess.run([exe, "download", "-r", remote_backend.uri("dl/"), str(tmp_path / "out")], env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert _local_tree(tmp_path / "out") == ["deep/", "deep/er/", "empty/", "sub/", "sub/b.txt"]
+
+
+def test_copy_markers_to_files_makes_directories(
+    remote_backend: Backend, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    write_natively(remote_backend, request, DOWNLOAD_TREE)
+    assert s3dlio.copy(remote_backend.uri("dl/"), f"file://{tmp_path}/copied/", recursive=True) == len(DOWNLOAD_TREE)
+    assert _local_tree(tmp_path / "copied") == ["deep/", "deep/er/", "empty/", "sub/", "sub/b.txt"]
 
 
 def test_async_listing_agrees(tree: Backend) -> None:
