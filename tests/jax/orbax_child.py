@@ -5,7 +5,7 @@ Each mode is what a user program does, written as Orbax's documentation shows:
 - ``stock-save DIR`` / ``stock-restore DIR``: stock Orbax on a local directory; s3dlio is never
   imported (the module check at the end proves it).
 - ``killed-save DIR``: saves step 1, then dies (``os._exit``) in the middle of step 2's array writes.
-- ``sharded DIR``: 8 CPU devices; saves an array sharded over a (4, 2) mesh and restores it
+- ``sharded DIR``: imports s3dlio_jax before Orbax; 8 CPU devices; saves an array sharded over a (4, 2) mesh and restores it
   into (8,) and fully replicated shardings.
 - ``multi DIR PORT INDEX``: one of two processes (``jax.distributed.initialize``, 4 CPU devices
   each); saves a global array, each process writing its own shards, then restores it.
@@ -25,11 +25,18 @@ DEVICES = {"sharded": 8, "multi": 4}.get(MODE, 1)
 os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={DEVICES}"
 os.environ["JAX_PLATFORMS"] = "cpu"
 
+if MODE == "sharded":  # s3dlio_jax first: Orbax is set up when it is imported afterwards
+    import s3dlio_jax
+
+    assert not s3dlio_jax.orbax_io.is_enabled()
+
 import jax  # noqa: E402
 import orbax.checkpoint as ocp  # noqa: E402
 
 if not MODE.startswith("stock"):
-    import s3dlio_jax  # noqa: F401 - the one documented import: Orbax on s3:// and az://
+    import s3dlio_jax  # the one documented import: Orbax on s3:// and az://
+
+    assert s3dlio_jax.orbax_io.is_enabled()
 
 from jax.sharding import Mesh, NamedSharding  # noqa: E402
 from jax.sharding import PartitionSpec as P  # noqa: E402
