@@ -168,10 +168,12 @@ def test_every_public_function_is_covered() -> None:
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [
-        (lambda: generate("10"), T, "generate: size must be an int >= 0, got '10' (str)"),
+        (lambda: generate("10"), T,  # type: ignore[arg-type]
+         "generate: size must be an int >= 0, got '10' (str)"),
         (lambda: generate(10, dedup=0), V, "generate: dedup must be an int >= 1, got 0 (int)"),
         (lambda: DataGenerator(compress=True), T, "DataGenerator: compress must be a number >= 1, got True (bool)"),
-        (lambda: DataGenerator().object(2.0), T, "DataGenerator.object: size must be an int >= 0, got 2.0"),
+        (lambda: DataGenerator().object(2.0), T,  # type: ignore[arg-type]
+         "DataGenerator.object: size must be an int >= 0, got 2.0"),
         (lambda: DataGenerator().fill(b"ro"), T, "DataGenerator.fill: buffer must be a writable buffer"),
     ],
     ids=["generate-size", "generate-dedup", "DataGenerator-compress", "object-size", "fill-buffer"],
@@ -183,18 +185,19 @@ def test_datagen_arguments(call: Callable[[], Any], error: type[Exception], mess
 
 def test_good_arguments_of_every_accepted_kind(tmp_path: Path) -> None:
     """The accepted forms work: path-likes and ObjectUri as URIs, numpy integers, tuples of URIs."""
+    api: Any = s3dlio  # the signatures are annotated ``str``; at run time these forms are accepted too
     path = tmp_path / "obj.bin"
-    s3dlio.put(path, b"0123456789")  # os.PathLike: a local file
-    assert bytes(s3dlio.get(path)) == b"0123456789"
+    api.put(path, b"0123456789")  # os.PathLike: a local file
+    assert bytes(api.get(path)) == b"0123456789"
     parsed = s3dlio.parse(str(path))
-    assert bytes(s3dlio.get_range(parsed, np.int64(2), np.uint8(3))) == b"234"
-    assert [bytes(b) for b in s3dlio.get_many((path, str(path)), max_in_flight=np.int32(2))] == [b"0123456789"] * 2
-    assert s3dlio.get_many_stats(iter([parsed])).bytes == 10
-    s3dlio.put_many([(tmp_path / "b.bin", bytearray(b"b")), (str(tmp_path / "c.bin"), np.frombuffer(b"c", np.uint8))])
-    assert sorted(Path(p).name for p in s3dlio.list(f"{tmp_path}/", recursive=True)) == ["b.bin", "c.bin", "obj.bin"]
+    assert bytes(api.get_range(parsed, np.int64(2), np.uint8(3))) == b"234"
+    assert [bytes(b) for b in api.get_many((path, str(path)), max_in_flight=np.int32(2))] == [b"0123456789"] * 2
+    assert api.get_many_stats(iter([parsed])).bytes == 10
+    api.put_many([(tmp_path / "b.bin", bytearray(b"b")), (str(tmp_path / "c.bin"), np.frombuffer(b"c", np.uint8))])
+    assert sorted(Path(p).name for p in api.list(f"{tmp_path}/", recursive=True)) == ["b.bin", "c.bin", "obj.bin"]
     buf = np.zeros(16, dtype=np.uint8)
-    assert s3dlio.get_into(path, buf) == 10
-    assert s3dlio.download(parsed, tmp_path / "dl") == [str(tmp_path / "dl" / "obj.bin")]
+    assert api.get_into(path, buf) == 10
+    assert api.download(parsed, tmp_path / "dl") == [str(tmp_path / "dl" / "obj.bin")]
 
 
 def test_async_get_many_refuses_one_uri_before_listing_its_characters() -> None:
