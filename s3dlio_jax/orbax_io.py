@@ -238,8 +238,8 @@ class _AfterOrbaxImport(importlib.abc.MetaPathFinder):
 def _enable_or_warn() -> None:
     try:
         enable_orbax()
-    except s3dlio.S3dlioError as exc:  # never break `import orbax.checkpoint` itself
-        warnings.warn(f"{exc} (Orbax on s3:// and az:// is not set up)", stacklevel=3)
+    except Exception as exc:  # noqa: BLE001 - never break `import orbax.checkpoint` itself
+        warnings.warn(f"{exc} (Orbax on s3:// and az:// is not set up by s3dlio_jax)", stacklevel=3)
 
 
 def enable_orbax_after_import() -> None:
