@@ -121,9 +121,11 @@ def boolean(func: str, name: str, value: Any, *, optional: bool = False) -> bool
 
 def config(func: str, value: Any) -> Config | None:
     """``config``: None (the process-wide settings) or a :class:`~s3dlio.config.Config`."""
+    if value is None:  # the common case, first (before the import)
+        return None
     from .config import Config
 
-    if value is None or isinstance(value, Config):
+    if isinstance(value, Config):
         return value
     fail_type(func, "config", "None or an s3dlio.Config", value, "build one with s3dlio.Config(...)")
 
@@ -141,6 +143,8 @@ def uri(func: str, value: Any, name: str = "uri") -> str:
     Typed ``str``, the public signatures' type: an ObjectUri comes back as itself (everything
     it reaches, ``parse``/``resolve`` and f-strings, takes both).
     """
+    if type(value) is str:  # the common case, first
+        return value
     if isinstance(value, str | ObjectUri):
         return cast(str, value)
     if isinstance(value, os.PathLike):
@@ -163,7 +167,10 @@ def path(func: str, name: str, value: Any) -> str:
 
 def _iterable(func: str, name: str, value: Any, what: str, hint: str) -> Iterable[Any]:
     if isinstance(value, str | bytes | ObjectUri | os.PathLike):
-        fail_type(func, name, f"an iterable of {what}", value, hint)
+        raise ArgumentTypeError(
+            f"{func}: {name} must be an iterable of {what}, not a {type(value).__name__} "
+            f"({_shown(value).rsplit(' (', 1)[0]}); {hint}"
+        )
     if not isinstance(value, Iterable):
         fail_type(func, name, f"an iterable of {what}", value)
     return value
