@@ -57,9 +57,9 @@ class State:
     verbose: int = 0
 
 
-def plural(n: int, word: str) -> str:
-    """``1 object``, ``2 objects``, ``0 objects``."""
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 object``, ``2 objects``, ``0 objects``; ``many`` for irregular words (``entries``)."""
+    return f"{n} {word}" if n == 1 else f"{n} {many or word + 's'}"
 
 
 def mb(nbytes: float) -> str:

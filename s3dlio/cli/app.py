@@ -28,7 +28,7 @@ from .. import __version__
 from .._redact import RedactingFilter, redact
 from ..errors import AlreadyExistsError, ConfigError, NotFoundError, S3dlioError
 from . import bench, buckets, objects, oplog
-from ._output import State, as_command, error_lines, run_interrupt_hooks
+from ._output import State, as_command, error_lines, plural, run_interrupt_hooks
 from .cleanup import cleanup_command
 
 __all__ = ["cli", "main"]
@@ -235,7 +235,7 @@ def _finalize_op_log() -> None:
     dropped = finalize_op_log()
     if dropped:
         click.echo(
-            f"s3dlio: warning: the op-log dropped {dropped} entries; "
+            f"s3dlio: warning: the op-log dropped {plural(dropped, 'entry', 'entries')}; "
             "set S3DLIO_OPLOG_LOSSLESS=true to keep every one",
             err=True,
         )

@@ -184,7 +184,7 @@ def _end(errors: Sequence[BaseException], total: int) -> None:
         return
     if total == 1:
         raise errors[0]
-    raise PartialFailure(f"{len(errors)} of {total} objects failed (each is reported above)")
+    raise PartialFailure(f"{len(errors)} of {plural(total, 'object')} failed (each is reported above)")
 
 
 def _error_list(items: Sequence[Any], results: Sequence[Any]) -> list[dict[str, str]]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ._output import PartialFailure, emit_json
+from ._output import PartialFailure, emit_json, plural
 
 __all__ = ["COMMANDS", "oplog_group", "replay_command"]
 
@@ -116,7 +116,9 @@ def replay_command(
     else:
         click.echo(result.format_text())
     if result.unexpected_errors:
-        raise PartialFailure(f"{result.unexpected_errors} of {result.count} replayed operations failed")
+        raise PartialFailure(
+            f"{result.unexpected_errors} of {plural(result.count, 'replayed operation')} failed"
+        )
 
 
 #: What the app registers.

@@ -9,6 +9,7 @@ import resource
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import s3dlio
 N = 400
 
 
-def _seen(at_least: int) -> object:
+def _seen(at_least: int) -> Callable[[str], bool]:
     """``interrupt_when``: once a progress frame shows ``at_least`` objects done."""
 
     def ready(tty: str) -> bool:
