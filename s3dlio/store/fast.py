@@ -297,6 +297,8 @@ class FastStore(Store):
             obstore.head(self._inner, path)
         except FileNotFoundError:
             return path + "/"
+        except (obx.BaseError, OSError):  # HEAD denied or failing: list the key as obstore gave it
+            return path
         return path
 
     # -- reads -----------------------------------------------------------------------------
