@@ -32,6 +32,8 @@ __all__ = [
     "boolean",
     "buffer",
     "config",
+    "fail_type",
+    "fail_value",
     "in_flight",
     "integer",
     "number",
@@ -47,12 +49,15 @@ _URI_KINDS = "a URI (str, ObjectUri or os.PathLike)"
 _BUFFER_KINDS = "a bytes-like object (bytes, bytearray, memoryview, numpy array)"
 
 
+def _repr(value: object) -> str:
+    """``repr(value)``, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _shown(value: object) -> str:
     """``value`` as the message shows it: its repr (cut short) and its type."""
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{text} ({type(value).__name__})"
+    return f"{_repr(value)} ({type(value).__name__})"
 
 
 def fail_type(func: str, name: str, expected: str, value: object, hint: str = "") -> NoReturn:
@@ -169,7 +174,7 @@ def _iterable(func: str, name: str, value: Any, what: str, hint: str) -> Iterabl
     if isinstance(value, str | bytes | ObjectUri | os.PathLike):
         raise ArgumentTypeError(
             f"{func}: {name} must be an iterable of {what}, not a {type(value).__name__} "
-            f"({_shown(value).rsplit(' (', 1)[0]}); {hint}"
+            f"({_repr(value)}); {hint}"
         )
     if not isinstance(value, Iterable):
         fail_type(func, name, f"an iterable of {what}", value)
