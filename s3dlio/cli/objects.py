@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -53,8 +53,6 @@ OBJECT_TYPES = ("NPZ", "TFRECORD", "HDF5", "RAW", "NPY", "JPEG", "PNG", "CSV")
 #: Characters that make a URI's last part a regex here; a lone "." (``data.bin``) does not.
 _REGEX_CHARS = frozenset("^$*+?{}[]\\|()")
 
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 class SizeType(click.ParamType):  # type: ignore[type-arg,unused-ignore]  # generic from click 8.2
@@ -147,37 +145,6 @@ def _no_match(op: str, uri: str) -> NotFoundError:
     return NotFoundError(f"{op} {uri}: no object matches; see what is there with: s3dlio ls {uri}")
 
 
-def _map(fn: Callable[[T], R], items: Sequence[T], jobs: int) -> list[R | BaseException]:
-    """``map_bounded`` with each error in its slot, stopping early on Ctrl-C (which it re-raises)."""
-    stop = threading.Event()
-
-    def guarded(item: T) -> R:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        try:
-            return fn(item)
-        except KeyboardInterrupt:
-            stop.set()
-            raise
-
-    results = _parallel.map_bounded(guarded, items, jobs, return_exceptions=True)
-    if stop.is_set():
-        raise KeyboardInterrupt
-    return results
-
-
-def _failures(op: str, state: State, items: Sequence[Any], results: Sequence[Any]) -> list[BaseException]:
-    """Report each failed object on stderr (one line each) and return the errors.
-
-    A batch of one reports nothing here: its error ends the command as the only line.
-    """
-    errors = [(item, r) for item, r in zip(items, results, strict=True) if isinstance(r, BaseException)]
-    if len(items) > 1:
-        for item, exc in errors:
-            report_failure(f"{op} {getattr(item, 'uri', item)}", exc, state.verbose)
-    return [exc for _, exc in errors]
-
-
 def _end(errors: Sequence[BaseException], total: int) -> None:
     """Exit 1 when some objects failed (each already reported); a batch of one raises its error."""
     if not errors:
@@ -185,14 +152,6 @@ def _end(errors: Sequence[BaseException], total: int) -> None:
     if total == 1:
         raise errors[0]
     raise PartialFailure(f"{len(errors)} of {plural(total, 'object')} failed (each is reported above)")
-
-
-def _error_list(items: Sequence[Any], results: Sequence[Any]) -> list[dict[str, str]]:
-    return [
-        {"uri": str(getattr(item, "uri", item)), "error": str(r)}
-        for item, r in zip(items, results, strict=True)
-        if isinstance(r, BaseException)
-    ]
 
 
 def _numbers(objects: int, nbytes: int | None, secs: float) -> dict[str, Any]:
