@@ -11,7 +11,9 @@ anonymous credentials and a *virtual bucket* naming an s3dlio root (``s3://bucke
 exactly the files it would write anywhere else (OCDBT, zarr), under the real URI.
 
 One gateway per process (started on first use, again in a forked child); it listens only on
-loopback and serves only the roots this process registered (:func:`kvstore_spec`).
+loopback and serves only the roots this process registered (:func:`kvstore_spec`), each under
+a bucket name derived from a per-process random secret, so another local user who finds the
+port cannot name a bucket.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import contextlib
 import hashlib
 import http.server
 import os
+import secrets
 import threading
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -40,9 +43,13 @@ def served_root(uri: str) -> tuple[str, str]:
     return str(parsed.with_key("")), parsed.key
 
 
-def _bucket_name(root: str) -> str:
+def _bucket_name(secret: bytes, root: str) -> str:
     """A valid S3 bucket name standing for ``root`` (lowercase, digits, dashes; 3-63 characters)."""
-    return "s3dlio-" + hashlib.sha256(root.encode()).hexdigest()[:20]
+    return "s3dlio-" + hashlib.sha256(secret + root.encode()).hexdigest()[:32]
+
+
+class _UnknownBucket(LookupError):
+    """A request for a bucket name this gateway did not hand out."""
 
 
 def _etag(meta: s3dlio.ObjectMeta) -> str:
@@ -89,7 +96,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         """``(root, key, query)`` of the request; raises KeyError for a bucket not registered."""
         parts = urlsplit(self.path)
         bucket, _, key = parts.path.lstrip("/").partition("/")
-        return self.server.roots[bucket], unquote(key), parse_qs(parts.query, keep_blank_values=True)
+        root = self.server.roots.get(bucket)
+        if root is None:
+            raise _UnknownBucket(bucket)
+        return root, unquote(key), parse_qs(parts.query, keep_blank_values=True)
 
     def _reply(self, status: int, body: bytes | memoryview = b"", headers: dict[str, str] | None = None,
                head: bool = False) -> None:  # fmt: skip
@@ -111,14 +121,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _guard(self, method: Any) -> None:
         try:
             method()
-        except KeyError:
-            self._error(404, "NoSuchBucket", f"{self.path}: not a root this process registered")
+        except _UnknownBucket:
+            self.close_connection = True  # a request body may be unread
+            self._error(404, "NoSuchBucket", "not a bucket this gateway serves")
         except s3dlio.NotFoundError as exc:
             self._error(404, "NoSuchKey", str(exc), head=self.command == "HEAD")
         except s3dlio.PermissionDeniedError as exc:
             self._error(403, "AccessDenied", str(exc), head=self.command == "HEAD")
         except Exception as exc:  # noqa: BLE001 - any failure becomes a 500 that TensorStore retries/reports
             self.server.errors.append(exc)
+            self.close_connection = True
             self._error(500, "InternalError", f"{type(exc).__name__}: {exc}", head=self.command == "HEAD")
 
     def _preconditions(self, etag: str | None) -> int | None:
@@ -161,7 +173,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._reply(failed, headers={"ETag": etag}, head=True)
             return
         wanted = self.headers.get("Range")
-        if wanted:
+        if wanted and meta.size > 0:
             span = _parse_range(wanted, meta.size)
             if span is None:
                 self._error(416, "InvalidRange", f"{wanted} of {meta.size} bytes", head=head)
@@ -183,13 +195,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _list(self, root: str, query: dict[str, list[str]]) -> None:
         prefix = query.get("prefix", [""])[0]
         after = query.get("start-after", [""])[0]
-        parsed, store = s3dlio.resolve(root + prefix)
-        base_key = s3dlio.parse(root).key
+        parsed, store = s3dlio.resolve(root + prefix)  # roots are bucket-level: store keys are ours
         rows = []
         for meta in store.list(parsed.key):
             if isinstance(meta, str):
                 continue
-            key = meta.key[len(base_key) :] if base_key and meta.key.startswith(base_key) else meta.key
+            key = meta.key
             if after and key <= after:
                 continue
             rows.append(
@@ -251,6 +262,7 @@ class Gateway:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.roots = {}
         self._server.errors = []
+        self._secret = secrets.token_bytes(16)
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="s3dlio-tsgateway", daemon=True
@@ -259,7 +271,7 @@ class Gateway:
 
     def add(self, root: str) -> str:
         """Serve ``root`` (``scheme://bucket/``); returns its virtual bucket name."""
-        name = _bucket_name(root)
+        name = _bucket_name(self._secret, root)
         self._server.roots[name] = root
         return name
 

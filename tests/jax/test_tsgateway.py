@@ -1,0 +1,84 @@
+"""The loopback S3 endpoint TensorStore writes through (s3dlio_jax.tsgateway): TensorStore's own
+kvstore and zarr3 over it on ``mem://`` and moto ``s3://``, and the HTTP answers TensorStore relies
+on (ranges, ETag conditions, missing keys, listing, a bucket it did not hand out)."""
+
+from __future__ import annotations
+
+import http.client
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+
+ts = pytest.importorskip("tensorstore")
+
+import s3dlio  # noqa: E402
+from s3dlio_jax.tsgateway import gateway, kvstore_spec  # noqa: E402
+
+
+@pytest.fixture(params=["mem", "s3"])
+def root(request: pytest.FixtureRequest) -> str:
+    if request.param == "s3":
+        return str(request.getfixturevalue("s3_bucket")) + "gw/"
+    return f"mem://gw-{request.node.name.replace('[', '-').replace(']', '')}/data/"
+
+
+def test_tensorstore_zarr3_and_kvstore_through_s3dlio(root: str) -> None:
+    kv = kvstore_spec(root)
+    x = np.arange(30 * 20, dtype=np.int64).reshape(30, 20)
+    arr = ts.open({"driver": "zarr3", "kvstore": {**kv, "path": kv["path"] + "z/"}}, create=True,
+                  dtype=ts.int64, shape=x.shape, chunk_layout=ts.ChunkLayout(chunk_shape=[8, 8])).result()  # fmt: skip
+    arr.write(x).result()
+    assert s3dlio.exists(root + "z/zarr.json") and s3dlio.exists(root + "z/c/3/2")  # the real files
+    again = ts.open({"driver": "zarr3", "kvstore": {**kv, "path": kv["path"] + "z/"}}).result()
+    assert np.array_equal(again.read().result(), x)
+    assert np.array_equal(again[5:17, 3:11].read().result(), x[5:17, 3:11])
+
+    store = ts.KvStore.open(kv).result()
+    store.write("k/a", b"hello world").result()
+    assert bytes(s3dlio.get(root + "k/a")) == b"hello world"
+    assert store.read("k/a", byte_range=slice(6, 11)).result().value == b"world"
+    assert store.read("k/missing").result().state == "missing"
+    assert store.list(ts.KvStore.KeyRange("k/", "k0")).result() == [b"k/a"]
+    del store["k/a"]
+    assert not s3dlio.exists(root + "k/a")
+    assert gateway().errors == []
+
+
+def _request(
+    method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> http.client.HTTPResponse:
+    url = urlsplit(gateway().endpoint)
+    conn = http.client.HTTPConnection(url.hostname or "", url.port)
+    conn.request(method, path, body=body, headers=headers or {})
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    return response
+
+
+def test_http_answers(root: str) -> None:
+    kv = kvstore_spec(root)
+    base = f"/{kv['bucket']}/{kv['path']}"
+    put = _request("PUT", base + "obj", b"0123456789")
+    assert put.status == 200
+    etag = put.getheader("ETag") or ""
+    assert etag.startswith('"')
+    url = urlsplit(gateway().endpoint)
+    conn = http.client.HTTPConnection(url.hostname or "", url.port)
+    conn.request("GET", base + "obj", headers={"Range": "bytes=-3"})
+    suffix = conn.getresponse()
+    assert (suffix.status, suffix.read(), suffix.getheader("Content-Range")) == (206, b"789", "bytes 7-9/10")
+    conn.request("GET", base + "obj", headers={"Range": "bytes=2-4"})  # same connection: keep-alive
+    assert conn.getresponse().read() == b"234"
+    conn.close()
+    assert _request("GET", base + "obj", headers={"If-None-Match": etag}).status == 304
+    assert _request("GET", base + "obj", headers={"If-Match": '"other"'}).status == 412
+    assert _request("PUT", base + "obj", b"x", headers={"If-Match": '"other"'}).status == 412
+    assert _request("PUT", base + "obj", b"x", headers={"If-None-Match": "*"}).status == 412  # exists
+    assert bytes(s3dlio.get(root + "obj")) == b"0123456789"
+    assert _request("GET", base + "nothing").status == 404
+    assert _request("HEAD", base + "obj").getheader("Content-Length") == "10"
+    assert _request("GET", "/s3dlio-0123456789abcdef/obj").status == 404  # not a bucket it handed out
+    assert _request("DELETE", base + "obj").status == 204
+    assert not s3dlio.exists(root + "obj")
