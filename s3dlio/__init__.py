@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._redact import RedactingFilter, install_log_redaction, redact
 from .cleanup import Leftover, cleanup, cleanup_async
+from .client import Client
 from .config import Config, configure
 from .errors import (
     AlreadyExistsError,
@@ -39,6 +40,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 __all__ = [
     "AlreadyExistsError",
     "ArgumentTypeError",
+    "Client",
     "Config",
     "ConfigError",
     "InvalidArgumentError",

@@ -41,13 +41,15 @@ from .config import Config, default_config
 from .errors import ConfigError, NotFoundError
 from .ops import list_buckets, resolve
 from .reader import ObjectReader
-from .store import ObjectMeta, Store, open_store
+from .store import ObjectMeta, Store
 from .uri import ObjectUri, parse
 from .verify import verify_enabled
 from .writer import ObjectWriter
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
+
+    from .client import Client
 
 __all__ = [
     "DEFAULT_SCHEMES",
@@ -184,7 +186,8 @@ def _config_from(config: Config | None, options: dict[str, Any]) -> Config | Non
 class S3dlioFileSystem(AbstractFileSystem):
     """An fsspec filesystem over one s3dlio scheme; use a subclass (:data:`FILESYSTEMS`).
 
-    ``config``: an :class:`s3dlio.Config` (default: the process-wide one, read at each call).
+    ``config``: an :class:`s3dlio.Config`, or ``client``: an :class:`s3dlio.Client` (default:
+    the process-wide settings, read at each call).
     Other keywords are Config fields (``endpoint_url=``, ``region=``) or the s3fs/adlfs names
     ``key``, ``secret``, ``token``, ``client_kwargs={"endpoint_url": ..., "region_name": ...}``,
     ``config_kwargs`` (botocore's: ``max_pool_connections``, timeouts, ``retries``), ``use_ssl``,
@@ -202,7 +205,11 @@ class S3dlioFileSystem(AbstractFileSystem):
     cachable = False
     _local: ClassVar[bool] = False
 
-    def __init__(self, config: Config | None = None, **options: Any) -> None:
+    def __init__(self, config: Config | None = None, *, client: Client | None = None, **options: Any) -> None:
+        if client is not None:
+            if config is not None:
+                raise ConfigError("fsspec: pass config= or client=, not both")
+            config = client.config
         passthrough = {k: options.pop(k) for k in list(options) if k in _FSSPEC_OPTIONS}
         super().__init__(**passthrough)
         block = options.pop("default_block_size", None)
@@ -234,11 +241,7 @@ class S3dlioFileSystem(AbstractFileSystem):
 
     def _resolve(self, path: str) -> tuple[str, ObjectUri, Store]:
         uri = self.uri(path)
-        if self.config is None:
-            parsed, store = resolve(uri)
-        else:
-            parsed = parse(uri)
-            store = open_store(parsed, self.config)
+        parsed, store = resolve(uri, self.config)  # op-logged, whatever the settings
         return uri, parsed, store
 
     def _name(self, parsed: ObjectUri, key: str) -> str:

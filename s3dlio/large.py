@@ -63,7 +63,7 @@ def open_writer(
     in_flight = max_in_flight if max_in_flight is not None else min(8, config.max_in_flight)
     upload = store.open_upload(parsed.key, part_size=size, content_type=content_type)
     return ObjectWriter(uri, store, parsed.key, upload, max_in_flight=in_flight,
-                        attempts=config.max_attempts, verify=verify_enabled(verify))  # fmt: skip
+                        attempts=config.max_attempts, verify=verify_enabled(verify, config))  # fmt: skip
 
 
 class AsyncObjectWriter:
@@ -106,10 +106,11 @@ def open_writer_async(
     max_in_flight: int | None = None,
     content_type: str | None = None,
     verify: bool | None = None,
+    config: Config | None = None,
 ) -> AsyncObjectWriter:
     """Async twin of :func:`open_writer`: ``async with open_writer_async(uri) as w: await w.write(b)``."""
     return AsyncObjectWriter(open_writer(uri, part_size=part_size, max_in_flight=max_in_flight,
-                                         content_type=content_type, verify=verify))  # fmt: skip
+                                         content_type=content_type, verify=verify, config=config))  # fmt: skip
 
 
 def open_reader(
@@ -130,7 +131,7 @@ def open_reader(
                         read_ahead=read_ahead)  # fmt: skip
 
 
-def get_into(uri: str, buffer: Buffer) -> int:
+def get_into(uri: str, buffer: Buffer, *, config: Config | None = None) -> int:
     """Fill ``buffer`` (a bytearray, numpy array, ``tensor.numpy()``...) with the object; returns its size.
 
     Objects of ``S3DLIO_RANGE_THRESHOLD`` (32 MiB) or more arrive in parallel ranges, each
@@ -139,10 +140,10 @@ def get_into(uri: str, buffer: Buffer) -> int:
     """
     uri = _check.uri("get_into", uri)
     buffer = _check.buffer("get_into", "buffer", buffer, writable=True)
-    parsed, store = resolve(uri)
+    parsed, store = resolve(uri, _check.config("get_into", config))
     return ranged.get_into(store, parsed.key, buffer, config=store.config, uri=uri)
 
 
-async def get_into_async(uri: str, buffer: Buffer) -> int:
+async def get_into_async(uri: str, buffer: Buffer, *, config: Config | None = None) -> int:
     """Async twin of :func:`get_into`."""
-    return await _parallel.run_async(get_into, uri, buffer)
+    return await _parallel.run_async(get_into, uri, buffer, config=config)

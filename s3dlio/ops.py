@@ -13,9 +13,9 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, NamedTuple, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, ParamSpec, TypeVar, overload
 
 from . import _check, _parallel, localpath, ranged
 from ._select import Selection, select
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Entry", "TransferStats", "endpoint_stats", "resolve",
     "get", "get_range", "get_many", "get_many_stats", "put", "put_many",
-    "list", "list_entries", "stat", "exists", "delete",
+    "ListStream", "list", "list_entries", "list_stream", "stat", "exists", "delete",
     "create_bucket", "delete_bucket", "list_buckets", "upload", "download", "copy",
     "get_async", "get_range_async", "get_many_async", "get_many_stats_async", "put_async",
     "put_many_async", "list_async", "stat_async", "exists_async", "delete_async",
@@ -48,6 +48,8 @@ __all__ = [
 ]  # fmt: skip
 
 T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
 _list = list  # ``list`` the builtin, shadowed below by the operation of that name
 
 #: A progress callback of the batch functions: ``on_object(objects, nbytes)`` as objects finish.
@@ -105,7 +107,7 @@ def endpoint_stats(config: Config | None = None) -> _list[dict[str, object]]:
     return [stats.to_dict() for stats in balanced_stats(config or default_config())]
 
 
-def _resolve_all(uris: Iterable[str]) -> _list[tuple[ObjectUri, Store]]:
+def _resolve_all(uris: Iterable[str], config: Config | None) -> _list[tuple[ObjectUri, Store]]:
     """:func:`resolve` for a batch, opening each distinct bucket's store once, not per URI."""
     opened: dict[tuple[str, str, str | None], Store] = {}
     targets = []
@@ -114,7 +116,7 @@ def _resolve_all(uris: Iterable[str]) -> _list[tuple[ObjectUri, Store]]:
         where = (parsed.scheme, parsed.bucket, parsed.account)
         store = opened.get(where)
         if store is None:
-            store = opened[where] = _open(parsed)
+            store = opened[where] = _open(parsed, config)
         targets.append((parsed, store))
     return targets
 
@@ -133,9 +135,9 @@ def _logged(store: Store) -> Store:
 _logged_stores: dict[tuple[int, int], LoggedStore] = {}
 
 
-def _in_flight(max_in_flight: int | None) -> int:
+def _in_flight(max_in_flight: int | None, config: Config | None) -> int:
     """``max_in_flight`` (checked by the caller with ``_check.in_flight``) or the configured one."""
-    return max_in_flight if max_in_flight is not None else default_config().max_in_flight
+    return max_in_flight if max_in_flight is not None else (config or default_config()).max_in_flight
 
 
 def _inline(stores: Iterable[Store]) -> bool:
@@ -144,17 +146,17 @@ def _inline(stores: Iterable[Store]) -> bool:
     return all(store.in_process for store in stores)
 
 
-def _batch_in_flight(stores: Iterable[Store], max_in_flight: int | None) -> int:
+def _batch_in_flight(stores: Iterable[Store], max_in_flight: int | None, config: Config | None) -> int:
     """Requests to run at once: ``max_in_flight`` (checked), or one for in-process stores."""
-    n = _in_flight(max_in_flight)
+    n = _in_flight(max_in_flight, config)
     return 1 if _inline(stores) else n
 
 
-def _budgeted_get(workers: int) -> Callable[[tuple[ObjectUri, Store]], Buffer]:
+def _budgeted_get(workers: int, config: Config | None) -> Callable[[tuple[ObjectUri, Store]], Buffer]:
     """A GET for a batch that keeps ``max_bytes_in_flight``: sizes are unknown until responses
     come back, so each request reserves the largest size seen so far, and the lock is only
     taken once ``workers`` such objects would not fit (the first wave is bounded by count)."""
-    budget = _parallel.ByteBudget(default_config().max_bytes_in_flight)
+    budget = _parallel.ByteBudget((config or default_config()).max_bytes_in_flight)
     largest = 0
 
     def get(target: tuple[ObjectUri, Store]) -> Buffer:
@@ -183,73 +185,77 @@ def _get_inline(
 
 
 # -- reads -------------------------------------------------------------------------------
-def get(uri: str) -> Buffer:
+def get(uri: str, *, config: Config | None = None) -> Buffer:
     """The whole object at ``uri`` as a zero-copy buffer (``memoryview(x)``, ``numpy.frombuffer(x)``).
 
     Objects above ``S3DLIO_RANGE_THRESHOLD`` (32 MiB) arrive as parallel ranges in one buffer.
     """
     uri = _check.uri("get", uri)
-    parsed, store = resolve(uri)
+    parsed, store = resolve(uri, _check.config("get", config))
     if store.in_process:  # nothing to parallelise
         return store.get(parsed.key)
     return ranged.get(store, parsed.key, config=store.config, uri=uri)
 
 
-def get_range(uri: str, offset: int, length: int | None = None) -> Buffer:
+def get_range(uri: str, offset: int, length: int | None = None, *, config: Config | None = None) -> Buffer:
     """``length`` bytes from ``offset`` (to the end when None); clipped at the object's end."""
     uri = _check.uri("get_range", uri)
     offset = _check.integer("get_range", "offset", offset, 0)
     length = _check.optional_integer("get_range", "length", length, 0)
-    parsed, store = resolve(uri)
+    parsed, store = resolve(uri, _check.config("get_range", config))
     if length is None:
         return store.get_range(parsed.key, offset, store.head(parsed.key).size)
     return store.get_range(parsed.key, offset, offset + length)
 
 
 def get_many(
-    uris: Iterable[str], max_in_flight: int | None = None, *, return_exceptions: bool = False
-) -> _list[Buffer | BaseException]:
+    uris: Iterable[str], max_in_flight: int | None = None, *, return_exceptions: bool = False,
+    config: Config | None = None,
+) -> _list[Buffer | BaseException]:  # fmt: skip
     """Fetch many objects concurrently; results in input order.
 
     The first failure is raised (after running requests finish) unless ``return_exceptions``
     puts each error in its slot instead.
     """
     uris = _check.uris("get_many", uris)
-    workers = _in_flight(_check.in_flight("get_many", max_in_flight))
+    workers = _in_flight(_check.in_flight("get_many", max_in_flight), config)
     _check.boolean("get_many", "return_exceptions", return_exceptions)
-    targets = _resolve_all(uris)
+    targets = _resolve_all(uris, _check.config("get_many", config))
     if _inline(store for _, store in targets):
         return _get_inline(targets, return_exceptions)
     return _parallel.map_bounded(
-        _budgeted_get(workers), targets, workers, return_exceptions=return_exceptions
+        _budgeted_get(workers, config), targets, workers, return_exceptions=return_exceptions
     )
 
 
-def get_many_stats(uris: Iterable[str], max_in_flight: int | None = None) -> TransferStats:
+def get_many_stats(
+    uris: Iterable[str], max_in_flight: int | None = None, *, config: Config | None = None
+) -> TransferStats:
     """Fetch many objects and discard the data: counts and wall time, memory stays flat."""
     uris = _check.uris("get_many_stats", uris)
-    workers = _in_flight(_check.in_flight("get_many_stats", max_in_flight))
-    targets = _resolve_all(uris)
+    workers = _in_flight(_check.in_flight("get_many_stats", max_in_flight), config)
+    targets = _resolve_all(uris, _check.config("get_many_stats", config))
     start = time.perf_counter()
     if _inline(store for _, store in targets):
         sizes: _list[int] = [memoryview(data).nbytes for data in _get_inline(targets, False)]  # type: ignore[arg-type]
     else:
-        get = _budgeted_get(workers)
+        get = _budgeted_get(workers, config)
         sizes = _parallel.map_bounded(lambda t: memoryview(get(t)).nbytes, targets, workers)  # type: ignore[assignment]
     return TransferStats(len(sizes), sum(sizes), time.perf_counter() - start)
 
 
-def stat(uri: str) -> ObjectMeta:
+def stat(uri: str, *, config: Config | None = None) -> ObjectMeta:
     """Full metadata of one object (None for what the backend does not keep)."""
-    parsed, store = resolve(_check.uri("stat", uri))
+    parsed, store = resolve(_check.uri("stat", uri), _check.config("stat", config))
     return store.head(parsed.key)
 
 
-def exists(uri: str) -> bool:
+def exists(uri: str, *, config: Config | None = None) -> bool:
     """True when the object exists."""
     uri = _check.uri("exists", uri)
+    _check.config("exists", config)
     try:
-        stat(uri)
+        stat(uri, config=config)
     except NotFoundError:
         return False
     return True
@@ -287,15 +293,19 @@ def _matching_on(store: Store, sel: Selection) -> Iterator[tuple[str, ObjectMeta
             yield item.key, item
 
 
-def list_entries(uri: str, recursive: bool = False, pattern: str | None = None) -> Iterator[Entry]:
+def list_entries(
+    uri: str, recursive: bool = False, pattern: str | None = None, *, config: Config | None = None
+) -> Iterator[Entry]:
     """Stream what :func:`list` selects, with each object's metadata (size, date, etag)."""
-    _listing_args("list_entries", uri, recursive, pattern)
-    parsed, store = resolve(uri)
+    _listing_args("list_entries", uri, recursive, pattern, config)
+    parsed, store = resolve(uri, config)
     sel = select(parsed.key, recursive=recursive, pattern=pattern)
     return (Entry(str(parsed.with_key(key)), meta) for key, meta in _matching(store, sel, parsed))
 
 
-def list(uri: str, recursive: bool = False, pattern: str | None = None) -> _list[str]:  # noqa: A001
+def list(  # noqa: A001
+    uri: str, recursive: bool = False, pattern: str | None = None, *, config: Config | None = None
+) -> _list[str]:
     """Full URIs under ``uri``. The last part may be a regex; a trailing ``/`` lists a level.
 
     Without ``recursive``, ``/`` separates levels and common prefixes come back ending in
@@ -303,22 +313,67 @@ def list(uri: str, recursive: bool = False, pattern: str | None = None) -> _list
     (``s3://b/data/img_`` lists ``img_0``, ``img_1``...); ``pattern`` is an explicit regex
     matched against the path relative to the URI's directory.
     """
-    _listing_args("list", uri, recursive, pattern)
-    return [entry.uri for entry in list_entries(uri, recursive, pattern)]
+    _listing_args("list", uri, recursive, pattern, config)
+    return [entry.uri for entry in list_entries(uri, recursive, pattern, config=config)]
 
 
-def _listing_args(func: str, uri: str, recursive: bool, pattern: str | None) -> None:
+class ListStream:
+    """What a listing selects, streamed page by page: ``for entry in stream`` or ``async for``.
+
+    Nothing is listed until the first entry is asked for; ``async for`` fetches ``chunk``
+    entries per trip to a worker thread, so the event loop never waits on the service.
+    """
+
+    def __init__(self, entries: Iterator[Entry], chunk: int = 1000) -> None:
+        self._entries = entries
+        self._chunk = chunk
+
+    def __iter__(self) -> Iterator[Entry]:
+        return self._entries
+
+    def __aiter__(self) -> AsyncIterator[Entry]:
+        return self._async_entries()
+
+    async def _async_entries(self) -> AsyncIterator[Entry]:
+        while batch := await _parallel.run_async(_take, self._entries, self._chunk):
+            for entry in batch:
+                yield entry
+
+    def collect(self) -> _list[Entry]:
+        """Every entry, as a list."""
+        return _list(self._entries)
+
+    async def collect_async(self) -> _list[Entry]:
+        """Async twin of :meth:`collect`."""
+        return [entry async for entry in self]
+
+
+def _take(entries: Iterator[Entry], n: int) -> _list[Entry]:
+    return _list(itertools.islice(entries, n))
+
+
+def list_stream(
+    uri: str, recursive: bool = False, pattern: str | None = None, *, config: Config | None = None
+) -> ListStream:
+    """:func:`list_entries` for ``for`` and ``async for`` alike, in flat memory however many
+    objects there are (``collect()`` / ``collect_async()`` give a list)."""
+    _listing_args("list_stream", uri, recursive, pattern, config)
+    return ListStream(list_entries(uri, recursive, pattern, config=config))
+
+
+def _listing_args(func: str, uri: str, recursive: bool, pattern: str | None, config: Config | None) -> None:
+    _check.config(func, config)
     _check.uri(func, uri)
     _check.boolean(func, "recursive", recursive)
     _check.optional_str(func, "pattern", pattern)
 
 
 def _objects(
-    uri: str, recursive: bool, pattern: str | None, *, literal: bool = False
+    uri: str, recursive: bool, pattern: str | None, config: Config | None, *, literal: bool = False
 ) -> tuple[ObjectUri, Store, _list[str]]:
     """Keys of the objects a delete/download/copy selects (never a name prefix); ``literal``
     reads the last part as an exact name even when it holds regex characters."""
-    parsed, store = resolve(uri)
+    parsed, store = resolve(uri, config)
     sel = select(parsed.key, recursive=recursive, pattern=pattern, exact=True, literal=literal)
     keys = [key for key, meta in _matching(store, sel, parsed) if meta is not None]
     if sel.literal and not sel.recursive and pattern is None and parsed.key in keys:
@@ -327,7 +382,7 @@ def _objects(
 
 
 # -- writes --------------------------------------------------------------------------------
-def put(uri: str, data: Buffer, *, verify: bool | None = None) -> None:
+def put(uri: str, data: Buffer, *, verify: bool | None = None, config: Config | None = None) -> None:
     """Write ``data`` (any buffer-protocol object: bytes, memoryview, numpy array) to ``uri``.
 
     ``verify`` (default ``S3DLIO_PUT_VERIFY``) checks the result with a HEAD (size, MD5 ETag).
@@ -335,25 +390,29 @@ def put(uri: str, data: Buffer, *, verify: bool | None = None) -> None:
     uri = _check.uri("put", uri)
     data = _check.buffer("put", "data", data)
     _check.boolean("put", "verify", verify, optional=True)
-    _put(uri, *resolve(uri), data, verify)
+    _check.config("put", config)
+    _put(uri, *resolve(uri, config), data, verify)
 
 
 def _put(uri: str, parsed: ObjectUri, store: Store, data: Buffer, verify: bool | None) -> None:
     if parsed.is_prefix:
         raise InvalidUriError(f"put {uri}: the URI names a prefix; add an object name after the last '/'")
     store.put(parsed.key, data)
-    if verify_enabled(verify):
+    if verify_enabled(verify, store.config):
         verify_put(store, parsed.key, uri, data)
 
 
-def put_many(items: Iterable[tuple[str, Buffer]], max_in_flight: int | None = None) -> None:
+def put_many(
+    items: Iterable[tuple[str, Buffer]], max_in_flight: int | None = None, *, config: Config | None = None
+) -> None:
     """Write many objects concurrently, at most ``max_bytes_in_flight`` bytes at once; the first
     failure is raised."""
     items = _check.put_items("put_many", items)
     max_in_flight = _check.in_flight("put_many", max_in_flight)
-    todo = [(uri, *resolve(uri), data, memoryview(data).nbytes) for uri, data in items]
-    workers = _batch_in_flight((store for _, _, store, _, _ in todo), max_in_flight)
-    budget = _parallel.ByteBudget(default_config().max_bytes_in_flight)
+    _check.config("put_many", config)
+    todo = [(uri, *resolve(uri, config), data, memoryview(data).nbytes) for uri, data in items]
+    workers = _batch_in_flight((store for _, _, store, _, _ in todo), max_in_flight, config)
+    budget = _parallel.ByteBudget((config or default_config()).max_bytes_in_flight)
     if sum(sorted(n for *_, n in todo)[-workers:]) <= budget.limit:  # any window fits: no lock
         _parallel.map_bounded(lambda item: _put(*item[:4], None), todo, workers)
         return
@@ -366,8 +425,9 @@ def put_many(items: Iterable[tuple[str, Buffer]], max_in_flight: int | None = No
 
 
 def delete(
-    uri: str, recursive: bool = False, pattern: str | None = None, *, on_object: OnObject | None = None
-) -> int:
+    uri: str, recursive: bool = False, pattern: str | None = None, *, on_object: OnObject | None = None,
+    config: Config | None = None,
+) -> int:  # fmt: skip
     """Delete one object, everything at a prefix level (``.../``), or what ``pattern`` selects.
 
     The URI is literal: its last part is exactly one key even when it holds regex characters
@@ -377,8 +437,8 @@ def delete(
     directory (``delete("s3://b/data/", pattern=r".*\\.tmp")``). Returns how many objects were
     deleted (0 when nothing matched). Deletes go out in batches of 1000.
     """
-    _listing_args("delete", uri, recursive, pattern)
-    parsed, store, keys = _objects(uri, recursive, pattern, literal=True)
+    _listing_args("delete", uri, recursive, pattern, config)
+    parsed, store, keys = _objects(uri, recursive, pattern, config, literal=True)
     failures: _list[DeleteFailure] = []
     for i in range(0, len(keys), 1000):
         failed = store.delete_many(keys[i : i + 1000])
@@ -391,27 +451,27 @@ def delete(
 
 
 # -- buckets -------------------------------------------------------------------------------
-def _bucket_store(uri: str) -> tuple[ObjectUri, Store]:
+def _bucket_store(uri: str, config: Config | None) -> tuple[ObjectUri, Store]:
     """Bucket management always runs on the portable engine: obstore cannot do it."""
     parsed = parse(uri) if not uri.endswith("://") else ObjectUri(uri[:-3], "", "")  # type: ignore[arg-type]
     if parsed.scheme not in ("s3", "az", "mem"):
         raise InvalidUriError(f"{uri}: buckets exist only for s3://, az:// and mem://")
-    return resolve(parsed, default_config().replace(engine="portable"))
+    return resolve(parsed, (config or default_config()).replace(engine="portable"))
 
 
-def create_bucket(uri: str) -> None:
+def create_bucket(uri: str, *, config: Config | None = None) -> None:
     """Create the bucket/container of ``uri`` (``s3://name``). AlreadyExistsError if it exists."""
-    _bucket_store(_check.uri("create_bucket", uri))[1].create_bucket()
+    _bucket_store(_check.uri("create_bucket", uri), _check.config("create_bucket", config))[1].create_bucket()
 
 
-def delete_bucket(uri: str) -> None:
+def delete_bucket(uri: str, *, config: Config | None = None) -> None:
     """Delete the (empty) bucket/container of ``uri``."""
-    _bucket_store(_check.uri("delete_bucket", uri))[1].delete_bucket()
+    _bucket_store(_check.uri("delete_bucket", uri), _check.config("delete_bucket", config))[1].delete_bucket()
 
 
-def list_buckets(uri: str = "s3://") -> _list[str]:
+def list_buckets(uri: str = "s3://", *, config: Config | None = None) -> _list[str]:
     """Bucket (container) URIs visible with the configured credentials."""
-    parsed, store = _bucket_store(_check.uri("list_buckets", uri))
+    parsed, store = _bucket_store(_check.uri("list_buckets", uri), _check.config("list_buckets", config))
     return [f"{parsed.scheme}://{name}" for name in store.list_buckets()]
 
 
@@ -427,7 +487,7 @@ def _read_file(path: str) -> Buffer:
 def upload(
     local_glob: str, dest_prefix: str, max_in_flight: int | None = None, *, include_hidden: bool = True,
     follow_links: bool = False, on_skip: Callable[[Skipped], object] | None = None,
-    on_object: OnObject | None = None,
+    on_object: OnObject | None = None, config: Config | None = None,
 ) -> _list[str]:  # fmt: skip
     """Upload local files matching a glob (``**`` is any depth) under ``dest_prefix``.
 
@@ -442,6 +502,7 @@ def upload(
     max_in_flight = _check.in_flight("upload", max_in_flight)
     _check.boolean("upload", "include_hidden", include_hidden)
     _check.boolean("upload", "follow_links", follow_links)
+    _check.config("upload", config)
     found = localpath.local_files(local_glob, include_hidden=include_hidden, follow_links=follow_links)
     if on_skip is not None:
         for skipped in found.skipped:
@@ -456,11 +517,11 @@ def upload(
     uris = [str(dest.with_key(_join_key(dest.key, os.path.relpath(p, found.root)))) for p in paths]
     def one_file(pu: tuple[str, str]) -> None:
         data = _read_file(pu[0])
-        put(pu[1], data)
+        put(pu[1], data, config=config)
         if on_object is not None:  # progress: ``on_object(1, nbytes)`` per file
             on_object(1, memoryview(data).nbytes)
 
-    _parallel.map_bounded(one_file, _list(zip(paths, uris, strict=True)), _in_flight(max_in_flight))
+    _parallel.map_bounded(one_file, _list(zip(paths, uris, strict=True)), _in_flight(max_in_flight, config))
     return uris
 
 
@@ -486,7 +547,10 @@ def write_file_atomic(path: str, data: Buffer) -> None:
         raise
 
 
-def _transfer_args(func: str, recursive: bool, max_in_flight: int | None, return_exceptions: bool) -> None:
+def _transfer_args(
+    func: str, recursive: bool, max_in_flight: int | None, return_exceptions: bool, config: Config | None
+) -> None:
+    _check.config(func, config)
     _check.boolean(func, "recursive", recursive)
     _check.in_flight(func, max_in_flight)
     _check.boolean(func, "return_exceptions", return_exceptions)
@@ -507,16 +571,16 @@ def _finish(results: _list[T | BaseException], return_exceptions: bool) -> _list
 @overload
 def download(
     src: str, dest_dir: str, recursive: bool = ..., max_in_flight: int | None = ...,
-    *, return_exceptions: Literal[False] = ...,
+    *, return_exceptions: Literal[False] = ..., config: Config | None = ...,
 ) -> _list[str]: ...  # fmt: skip
 @overload
 def download(
     src: str, dest_dir: str, recursive: bool = ..., max_in_flight: int | None = ...,
-    *, return_exceptions: Literal[True],
+    *, return_exceptions: Literal[True], config: Config | None = ...,
 ) -> _list[str | BaseException]: ...  # fmt: skip
 def download(
     src: str, dest_dir: str, recursive: bool = False, max_in_flight: int | None = None,
-    *, return_exceptions: bool = False,
+    *, return_exceptions: bool = False, config: Config | None = None,
 ) -> _list[str] | _list[str | BaseException]:  # fmt: skip
     """Download the objects ``src`` selects (a key, a prefix ``.../``, a regex) into ``dest_dir``.
 
@@ -528,8 +592,8 @@ def download(
     Returns the local paths (directory markers as directories ending in ``/``).
     """
     src, dest_dir = _check.uri("download", src, "src"), _check.path("download", "dest_dir", dest_dir)
-    _transfer_args("download", recursive, max_in_flight, return_exceptions)
-    parsed, store, keys = _objects(src, recursive, None)
+    _transfer_args("download", recursive, max_in_flight, return_exceptions, config)
+    parsed, store, keys = _objects(src, recursive, None, config)
     if not keys:
         raise NotFoundError(f"download {src}: no object matches")
     base = select(parsed.key).base
@@ -548,23 +612,23 @@ def download(
                 write_file_atomic(path, store.get(keys[i]))
         return path
 
-    results = _parallel.map_bounded(one, range(len(keys)), _in_flight(max_in_flight), return_exceptions=True)
+    results = _parallel.map_bounded(one, range(len(keys)), _in_flight(max_in_flight, config), return_exceptions=True)
     return _finish(results, return_exceptions)  # type: ignore[return-value]
 
 
 @overload
 def copy(
     src: str, dst: str, recursive: bool = ..., max_in_flight: int | None = ...,
-    *, return_exceptions: Literal[False] = ..., on_object: OnObject | None = ...,
+    *, return_exceptions: Literal[False] = ..., on_object: OnObject | None = ..., config: Config | None = ...,
 ) -> int: ...  # fmt: skip
 @overload
 def copy(
     src: str, dst: str, recursive: bool = ..., max_in_flight: int | None = ...,
-    *, return_exceptions: Literal[True], on_object: OnObject | None = ...,
+    *, return_exceptions: Literal[True], on_object: OnObject | None = ..., config: Config | None = ...,
 ) -> _list[str | BaseException]: ...  # fmt: skip
 def copy(
     src: str, dst: str, recursive: bool = False, max_in_flight: int | None = None,
-    *, return_exceptions: bool = False, on_object: OnObject | None = None,
+    *, return_exceptions: bool = False, on_object: OnObject | None = None, config: Config | None = None,
 ) -> int | _list[str | BaseException]:  # fmt: skip
     """Copy objects between any two schemes; returns how many were copied.
 
@@ -576,8 +640,8 @@ def copy(
     the error of each selected object, in order.
     """
     src, dst = _check.uri("copy", src, "src"), _check.uri("copy", dst, "dst")
-    _transfer_args("copy", recursive, max_in_flight, return_exceptions)
-    parsed, store, keys = _objects(src, recursive, None)
+    _transfer_args("copy", recursive, max_in_flight, return_exceptions, config)
+    parsed, store, keys = _objects(src, recursive, None, config)
     if not keys:
         raise NotFoundError(f"copy {src}: no object matches")
     target = parse(dst)
@@ -595,7 +659,7 @@ def copy(
         ]
     else:
         dst_keys = [_join_key(target.key, rel) for rel in rels]
-    dst_store = resolve(target)[1]
+    dst_store = resolve(target, config)[1]
 
     def one(i: int) -> str:
         key = dst_keys[i]
@@ -611,7 +675,7 @@ def copy(
                 on_object(1, memoryview(data).nbytes)
         return str(target.with_key(key))
 
-    results = _parallel.map_bounded(one, range(len(keys)), _in_flight(max_in_flight), return_exceptions=True)
+    results = _parallel.map_bounded(one, range(len(keys)), _in_flight(max_in_flight, config), return_exceptions=True)
     if return_exceptions:
         return results
     _finish(results, False)
@@ -619,121 +683,31 @@ def copy(
 
 
 # -- async twins -----------------------------------------------------------------------------
-async def get_async(uri: str) -> Buffer:
-    """Async twin of :func:`get`."""
-    return await _parallel.run_async(get, uri)
+def _twin(fn: Callable[P, R]) -> Callable[P, Coroutine[Any, Any, R]]:
+    """The ``_async`` twin of ``fn``: the same body, awaited on the shared worker threads."""
+
+    async def twin(*args: P.args, **kwargs: P.kwargs) -> R:
+        return await _parallel.run_async(fn, *args, **kwargs)
+
+    twin.__name__ = twin.__qualname__ = f"{fn.__name__}_async"
+    twin.__doc__ = f"Async twin of :func:`{fn.__name__}`."
+    twin.__module__ = fn.__module__
+    return twin
 
 
-async def get_range_async(uri: str, offset: int, length: int | None = None) -> Buffer:
-    """Async twin of :func:`get_range`."""
-    return await _parallel.run_async(get_range, uri, offset, length)
-
-
-async def get_many_async(
-    uris: Iterable[str], max_in_flight: int | None = None, *, return_exceptions: bool = False
-) -> _list[Buffer | BaseException]:
-    """Async twin of :func:`get_many`."""
-    return await _parallel.run_async(
-        get_many, _check.uris("get_many", uris), max_in_flight, return_exceptions=return_exceptions
-    )
-
-
-async def get_many_stats_async(uris: Iterable[str], max_in_flight: int | None = None) -> TransferStats:
-    """Async twin of :func:`get_many_stats`."""
-    return await _parallel.run_async(get_many_stats, _check.uris("get_many_stats", uris), max_in_flight)
-
-
-async def put_async(uri: str, data: Buffer, *, verify: bool | None = None) -> None:
-    """Async twin of :func:`put`."""
-    await _parallel.run_async(put, uri, data, verify=verify)
-
-
-async def put_many_async(items: Iterable[tuple[str, Buffer]], max_in_flight: int | None = None) -> None:
-    """Async twin of :func:`put_many`."""
-    await _parallel.run_async(put_many, _check.put_items("put_many", items), max_in_flight)
-
-
-async def list_async(uri: str, recursive: bool = False, pattern: str | None = None) -> _list[str]:
-    """Async twin of :func:`list`."""
-    return await _parallel.run_async(list, uri, recursive, pattern)
-
-
-async def stat_async(uri: str) -> ObjectMeta:
-    """Async twin of :func:`stat`."""
-    return await _parallel.run_async(stat, uri)
-
-
-async def exists_async(uri: str) -> bool:
-    """Async twin of :func:`exists`."""
-    return await _parallel.run_async(exists, uri)
-
-
-async def delete_async(uri: str, recursive: bool = False, pattern: str | None = None) -> int:
-    """Async twin of :func:`delete`."""
-    return await _parallel.run_async(delete, uri, recursive, pattern)
-
-
-async def create_bucket_async(uri: str) -> None:
-    """Async twin of :func:`create_bucket`."""
-    await _parallel.run_async(create_bucket, uri)
-
-
-async def delete_bucket_async(uri: str) -> None:
-    """Async twin of :func:`delete_bucket`."""
-    await _parallel.run_async(delete_bucket, uri)
-
-
-async def list_buckets_async(uri: str = "s3://") -> _list[str]:
-    """Async twin of :func:`list_buckets`."""
-    return await _parallel.run_async(list_buckets, uri)
-
-
-async def upload_async(
-    local_glob: str, dest_prefix: str, max_in_flight: int | None = None, *, include_hidden: bool = True,
-    follow_links: bool = False, on_skip: Callable[[Skipped], object] | None = None,
-) -> _list[str]:  # fmt: skip
-    """Async twin of :func:`upload`."""
-    return await _parallel.run_async(
-        upload, local_glob, dest_prefix, max_in_flight, include_hidden=include_hidden,
-        follow_links=follow_links, on_skip=on_skip,
-    )  # fmt: skip
-
-
-@overload
-async def download_async(
-    src: str, dest_dir: str, recursive: bool = ..., max_in_flight: int | None = ...,
-    *, return_exceptions: Literal[False] = ...,
-) -> _list[str]: ...  # fmt: skip
-@overload
-async def download_async(
-    src: str, dest_dir: str, recursive: bool = ..., max_in_flight: int | None = ...,
-    *, return_exceptions: Literal[True],
-) -> _list[str | BaseException]: ...  # fmt: skip
-async def download_async(
-    src: str, dest_dir: str, recursive: bool = False, max_in_flight: int | None = None,
-    *, return_exceptions: bool = False,
-) -> _list[str] | _list[str | BaseException]:  # fmt: skip
-    """Async twin of :func:`download`."""
-    return await _parallel.run_async(
-        download, src, dest_dir, recursive, max_in_flight, return_exceptions=return_exceptions  # type: ignore[arg-type]
-    )
-
-
-@overload
-async def copy_async(
-    src: str, dst: str, recursive: bool = ..., max_in_flight: int | None = ...,
-    *, return_exceptions: Literal[False] = ...,
-) -> int: ...  # fmt: skip
-@overload
-async def copy_async(
-    src: str, dst: str, recursive: bool = ..., max_in_flight: int | None = ...,
-    *, return_exceptions: Literal[True],
-) -> _list[str | BaseException]: ...  # fmt: skip
-async def copy_async(
-    src: str, dst: str, recursive: bool = False, max_in_flight: int | None = None,
-    *, return_exceptions: bool = False,
-) -> int | _list[str | BaseException]:  # fmt: skip
-    """Async twin of :func:`copy`."""
-    return await _parallel.run_async(
-        copy, src, dst, recursive, max_in_flight, return_exceptions=return_exceptions  # type: ignore[arg-type]
-    )
+get_async = _twin(get)
+get_range_async = _twin(get_range)
+get_many_async = _twin(get_many)
+get_many_stats_async = _twin(get_many_stats)
+put_async = _twin(put)
+put_many_async = _twin(put_many)
+list_async = _twin(list)
+stat_async = _twin(stat)
+exists_async = _twin(exists)
+delete_async = _twin(delete)
+create_bucket_async = _twin(create_bucket)
+delete_bucket_async = _twin(delete_bucket)
+list_buckets_async = _twin(list_buckets)
+upload_async = _twin(upload)
+download_async = _twin(download)
+copy_async = _twin(copy)

@@ -3,7 +3,7 @@
 Supported forms::
 
     s3://bucket/key
-    az://container/key                       account from AZURE_STORAGE_ACCOUNT_NAME
+    az://container/key                       account from the settings (AZURE_STORAGE_ACCOUNT_NAME)
     https://ACCOUNT.blob.core.windows.net/container/key
     file:///abs/path   or a plain path       (relative paths resolve against the cwd)
     direct:///abs/path                       O_DIRECT file I/O
@@ -98,8 +98,7 @@ def parse(uri: str | ObjectUri) -> ObjectUri:
             )
         return _path(cast(Scheme, scheme), rest, uri)
     if scheme in ("s3", "az", "mem"):
-        account = os.environ.get("AZURE_STORAGE_ACCOUNT_NAME") if scheme == "az" else None
-        return _bucketed(cast(Scheme, scheme), rest, uri, account=account)
+        return _bucketed(cast(Scheme, scheme), rest, uri, account=None)  # az://: the store's settings name it
     if scheme == "gs":
         raise InvalidUriError(
             f"{uri!r}: gs:// is not supported yet; use an S3-compatible endpoint "

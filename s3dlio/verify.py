@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .config import default_config
+from .config import Config, default_config
 from .errors import TransferError
 
 if TYPE_CHECKING:
@@ -28,9 +28,9 @@ __all__ = ["PartDigests", "verify_enabled", "verify_written", "verify_put"]
 _MD5_ETAG = re.compile(r'^"?([0-9a-f]{32})(?:-(\d+))?"?$')
 
 
-def verify_enabled(flag: bool | None = None) -> bool:
+def verify_enabled(flag: bool | None = None, config: Config | None = None) -> bool:
     """``flag`` when given, else the ``put_verify`` setting (``S3DLIO_PUT_VERIFY``; off: it costs a HEAD)."""
-    return default_config().put_verify if flag is None else flag
+    return (config or default_config()).put_verify if flag is None else flag
 
 
 class PartDigests:

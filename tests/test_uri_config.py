@@ -92,7 +92,7 @@ def test_plain_relative_paths_resolve_against_cwd(tmp_path: Path, monkeypatch: p
 
 def test_azure_account(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", "acct1")
-    assert parse("az://cont/k").account == "acct1"
+    assert parse("az://cont/k").account is None  # parsing never reads the environment; stores do
     https = parse("https://myacct.blob.core.windows.net/cont/dir/k")
     assert (https.scheme, https.account, https.bucket, https.key) == ("az", "myacct", "cont", "dir/k")
     assert parse("https://myacct.blob.core.windows.net/cont").key == ""

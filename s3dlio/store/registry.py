@@ -11,7 +11,7 @@ from ..uri import ObjectUri
 from . import engine
 from .base import Store
 
-__all__ = ["open_store", "clear"]
+__all__ = ["clear", "forget", "open_store"]
 
 _stores: dict[tuple[Any, ...], Store] = {}
 _lock = threading.Lock()
@@ -67,6 +67,13 @@ def clear() -> None:
     """Forget open stores (after the config changed); they close when unreferenced."""
     with _lock:
         _stores.clear()
+
+
+def forget(config: Config) -> None:
+    """Forget the stores opened with ``config`` (a client closed); they close when unreferenced."""
+    with _lock:
+        for key in [key for key in _stores if key[3] == config]:
+            del _stores[key]
 
 
 def _after_fork_in_child() -> None:
