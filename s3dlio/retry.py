@@ -132,12 +132,16 @@ def retrying(
     what: str = "",
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
-    """``fn()``, called up to ``attempts`` times (within ``budget`` seconds) while it raises a
-    retryable error. The last error is raised as it is (it already names the operation and URI).
+    """``fn()``, called up to ``attempts`` times (within ``budget`` seconds; by default the
+    process-wide ``total_timeout``) while it raises a retryable error. The last error is raised
+    as it is (it already names the operation and URI).
     """
     start = time.monotonic()
     try:
         return fn()
     except Exception as exc:  # noqa: BLE001 - judged by again()
-        until = start + budget if budget is not None else float("inf")
-        return again(fn, (), exc, attempts=attempts, until=until, what=what, sleep=sleep)
+        if budget is None:
+            from .config import default_config
+
+            budget = default_config().total_timeout
+        return again(fn, (), exc, attempts=attempts, until=start + budget, what=what, sleep=sleep)

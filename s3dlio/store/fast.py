@@ -169,10 +169,13 @@ def _translate(
     if status is None and ("IncompleteBody" in text or "UnexpectedEof" in text or "body error" in text):
         return TransferError(f"{op} {target}: the connection closed before the whole reply arrived from{where}")
     if status is None and ("error sending request" in text or "kind: Connect" in text or "dns error" in text):
-        return TransferError(
+        error = TransferError(
             f"{op} {target}: cannot reach{where}; check the endpoint (AWS_ENDPOINT_URL / AZURE_STORAGE_ENDPOINT) "
             "and that the server is running"
         )
+        # obstore already retried connecting: do not make a refused connection wait out the budget
+        error.retried = "refused" in text.lower() or "dns error" in text
+        return error
     if status is not None:
         return TransferError(f"{op} {target}: the service answered HTTP {status}{why}")
     if os_errno == 28:
@@ -554,6 +557,10 @@ class FastStore(Store):
                 if _bucket_missing(str(exc)):
                     raise
 
+    def _delete_batch_once(self, chunk: builtins.list[str]) -> None:
+        with self._errors("delete", chunk[0]):
+            obstore.delete(self._inner, chunk)
+
     def delete_many(self, keys: Sequence[str]) -> builtins.list[DeleteFailure]:
         failures: builtins.list[DeleteFailure] = []
         marker_store = self._marker_store()
@@ -571,9 +578,12 @@ class FastStore(Store):
                     failures.append(DeleteFailure(key, exc))
             if not chunk:
                 continue
+            began = time.monotonic()
             try:
-                with self._errors("delete", chunk[0]):
-                    obstore.delete(self._inner, chunk)
+                try:
+                    self._delete_batch_once(chunk)
+                except TransferError as error:  # a batch delete may be sent again: deleting is idempotent
+                    self._again(self._delete_batch_once, (chunk,), error, began, "delete", chunk[0])
                 continue
             except NotFoundError as exc:
                 if _bucket_missing(str(exc.__cause__)):

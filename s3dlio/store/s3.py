@@ -207,9 +207,11 @@ def _botocore_error(exc: bx.BotoCoreError, op: str, uri: str, config: Config | N
     if isinstance(exc, bx.ResponseStreamingError | bx.IncompleteReadError):
         return TransferError(f"{where}: the connection closed before the whole reply arrived from {endpoint}")
     if isinstance(exc, bx.EndpointConnectionError | bx.ProxyConnectionError):
-        return TransferError(
+        error = TransferError(
             f"{where}: could not connect to {endpoint}; check AWS_ENDPOINT_URL and that the server is running"
         )
+        error.retried = True  # botocore already retried connecting: do not wait out the time budget
+        return error
     if isinstance(exc, bx.ParamValidationError):
         return InvalidUriError(f"{where}: {exc}")
     return TransferError(f"{where}: {exc}")

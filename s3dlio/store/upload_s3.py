@@ -114,6 +114,11 @@ def _written(store: S3Store, key: str, parts: Sequence[dict[str, Any]]) -> bool:
     return (meta.etag or "").strip('"') == want
 
 
+def _code(exc: BaseException | None) -> str:
+    response = getattr(exc, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+
+
 def complete_upload(store: S3Store, key: str, upload_id: str, parts: Sequence[dict[str, Any]]) -> None:
     """CompleteMultipartUpload, retried, and checked against the object before an error is raised."""
 
@@ -126,7 +131,7 @@ def complete_upload(store: S3Store, key: str, upload_id: str, parts: Sequence[di
         except (TransferError, NotFoundError) as exc:
             if _written(store, key, parts):
                 return  # a lost reply, or an earlier attempt completed it (NoSuchUpload now)
-            if isinstance(exc, NotFoundError) and not isinstance(exc.__cause__, TransferError):
+            if isinstance(exc, NotFoundError) and _code(exc.__cause__) == "NoSuchUpload":
                 raise NotFoundError(
                     f"complete_multipart_upload {store.uri(key)}: the multipart upload no longer exists "
                     "(NoSuchUpload: aborted, or expired by a lifecycle rule) and the object was not written"
