@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from .errors import ConfigError
 
-__all__ = ["Config", "EngineName", "configure", "default_config"]
+__all__ = ["Config", "EngineName", "configure", "default_config", "parse_bool"]
 
 EngineName = Literal["auto", "fast", "portable"]
 
@@ -210,18 +210,24 @@ def _dotenv(cwd: str) -> dict[str, str]:
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
+def parse_bool(name: str, raw: str) -> bool:
+    """A boolean setting's text (``name`` is for the error): 1/true/yes/on or 0/false/no/off,
+    in any case; empty means false."""
+    low = raw.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name}={raw!r}: not a boolean; use true/false (or 1/0, yes/no, on/off)")
+
+
 def _convert(name: str, value: Any, kind: Any) -> Any:
     if not isinstance(value, str):
         return value
     kind = str(kind)
     try:
         if kind.startswith("bool"):
-            low = value.strip().lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off", ""):
-                return False
-            raise ValueError(value)
+            return parse_bool("/".join(_ENV.get(name, (name,))), value)
         if kind.startswith("int"):
             from .sizes import parse_size
 

@@ -22,6 +22,7 @@ from typing import IO, Any
 import zstandard
 
 from .._redact import redact
+from ..config import parse_bool
 from ..errors import ConfigError
 from ..sizes import parse_size
 from .record import HEADER, format_line, format_ts, quote_field
@@ -52,12 +53,7 @@ def _env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw is None or not raw.strip():
         return default
-    low = raw.strip().lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name}={raw!r}: not a boolean; use true/false (or 1/0, yes/no)")
+    return parse_bool(name, raw)
 
 
 def _env_int(name: str, default: int, *, size: bool = False) -> int:
