@@ -20,9 +20,9 @@ from torch.utils._pytree import tree_map
 from s3dlio.checkpoint import AsyncSave, CheckpointStore, Manifest
 from s3dlio.config import Config
 from s3dlio.large import ObjectReader, ObjectWriter, open_reader, open_writer
-from s3dlio.loader.reader import BufferReader
 from s3dlio.ops import resolve
 
+from . import _inplace
 from ._compat import ReaderConstructor, S3ClientConfig, client_config
 from ._compat import reader_constructor as checked_reader_constructor
 
@@ -40,10 +40,19 @@ def save(obj: Any, uri: str, *, config: Config | None = None, **kwargs: Any) -> 
 
 
 def load(uri: str, map_location: Any = None, *, config: Config | None = None, **kwargs: Any) -> Any:
-    """``torch.load`` from ``uri`` through the seekable reader. ``kwargs`` go to :func:`torch.load`
-    (``weights_only`` keeps torch's default, True); ``config`` overrides s3dlio's settings."""
-    with open_reader(uri, config=config) as stream:
-        return torch.load(cast(IO[bytes], stream), map_location=map_location, **kwargs)
+    """``torch.load`` of ``uri``. ``kwargs`` go to :func:`torch.load` (``weights_only`` keeps
+    torch's default, True); ``config`` overrides s3dlio's settings.
+
+    The object is read once, by parallel ranged GETs, into one buffer, and the tensors'
+    storages are slices of it, as with ``torch.load(path, mmap=True)``: no second copy, so
+    peak memory is the object's size. The buffer is freed when the last tensor on it is;
+    ``map_location`` other than the CPU copies each one to its device and frees it after. The streaming
+    reader (:meth:`S3Checkpoint.reader`) reads in blocks into storages torch allocates.
+    """
+    if not _inplace.available():
+        with open_reader(uri, config=config) as stream:
+            return torch.load(cast(IO[bytes], stream), map_location=map_location, **kwargs)
+    return _inplace.load_buffer(_inplace.fetch(uri, config), uri, map_location, **kwargs)
 
 
 class S3Checkpoint:
@@ -156,10 +165,7 @@ class CheckpointManager:
         """Every entry of one rank's state (default: latest step, this rank), verified, or an error."""
         buffers = self.store.load(step, rank=rank)
         return {
-            name: torch.load(
-                cast(IO[bytes], BufferReader(buf, name=name)), map_location=map_location, **kwargs
-            )
-            for name, buf in buffers.items()
+            name: _inplace.load_buffer(buf, name, map_location, **kwargs) for name, buf in buffers.items()
         }
 
     def latest_step(self) -> int | None:
