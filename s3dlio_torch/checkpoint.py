@@ -109,7 +109,6 @@ class CheckpointReader(ObjectReader):
         self.key = parsed.key
 
 
-
 def _torch_save(obj: Any, stream: io.BufferedIOBase) -> None:
     torch.save(obj, cast(IO[bytes], stream))
 
