@@ -56,7 +56,8 @@ Examples:
   s3dlio rm -r s3://bucket/data/
 
 \b
-Exit status: 0 success, 1 failure (some objects failed), 2 usage or configuration error.
+Exit status: 0 success, 1 failure (some objects failed), 2 usage or configuration error,
+130 interrupted (Ctrl-C ends any command within 2 seconds, leaving no temporary files).
 """
 
 #: Other names a command answers to.

@@ -203,19 +203,24 @@ def _fetch(
     total: int | None = 0
     for t in targets:
         total = None if total is None or t.size is None or ranged else total + t.size
+    interrupted = threading.Event()
     with Progress(label, len(targets), total) as progress:
         tally = Tally(label, len(targets), progress, state.verbose)
 
         def one(target: Target) -> None:
             data = ops.get_range(target.uri, offset or 0, length) if ranged else ops.get(target.uri)
             if sink is not None:
-                if _parallel.cancelled():  # Ctrl-C: write no new file
+                if interrupted.is_set() or _parallel.cancelled():  # Ctrl-C: start no new file
                     raise KeyboardInterrupt
                 sink(target, data)
             tally.ok(memoryview(data).nbytes)
 
         start = time.perf_counter()
-        _parallel.for_each_bounded(one, targets, jobs, on_error=lambda t, exc: tally.fail(t.uri, exc))
+        try:
+            _parallel.for_each_bounded(one, targets, jobs, on_error=lambda t, exc: tally.fail(t.uri, exc))
+        except KeyboardInterrupt:  # raised at once: the GETs still in flight must not write
+            interrupted.set()
+            raise
         return tally, time.perf_counter() - start
 
 
