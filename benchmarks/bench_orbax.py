@@ -8,7 +8,9 @@ system temporary directory) unless ``--endpoint`` names a running S3 server, and
 - ``stock-local``: stock Orbax (s3dlio never imported) into a directory under the same
   temporary directory, so on the same disk as SeaweedFS's data;
 - ``s3dlio-s3``: the same calls after ``import s3dlio_jax`` into ``s3://bench/...`` on
-  SeaweedFS: epath through s3dlio's fsspec, TensorStore through the loopback gateway.
+  SeaweedFS: epath through s3dlio's fsspec, TensorStore through the loopback gateway;
+- ``raw-s3``: the same bytes as one object per array with ``s3dlio.put_many``/``get_many``,
+  no Orbax: what this S3 server allows, the ceiling for ``s3dlio-s3``.
 
 The state is ``--arrays`` float32 arrays totalling ``--size``, each sharded over a (4, 2)
 mesh; it is restored into a (8,) sharding. Save time covers ``save`` + ``wait_until_finished``;
@@ -41,7 +43,7 @@ from _common import (  # noqa: E402
 )
 
 BUCKET = "bench"
-CLIENTS = ("stock-local", "s3dlio-s3")
+CLIENTS = ("stock-local", "s3dlio-s3", "raw-s3")
 
 
 def _size(text: str) -> int:
@@ -78,6 +80,8 @@ def client(name: str, where: str, size: int, arrays: int) -> dict[str, Any]:
         k: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=NamedSharding(Mesh(devices, ("d",)), P("d")))
         for k, x in state.items()
     }
+    if name == "raw-s3":
+        return raw(where, [np.asarray(x) for x in state.values()])
     mngr = ocp.CheckpointManager(where, options=ocp.CheckpointManagerOptions(max_to_keep=1))
     cpu0, t0 = cpu_seconds(), time.perf_counter()
     mngr.save(1, args=ocp.args.StandardSave(state))
@@ -93,6 +97,21 @@ def client(name: str, where: str, size: int, arrays: int) -> dict[str, Any]:
     mngr.close()
     for k, x in state.items():  # exact
         assert np.array_equal(np.asarray(got[k]), np.asarray(x)), k
+    return {"bytes": nbytes, "save_s": save_s, "save_cpu": save_cpu, "load_s": load_s, "load_cpu": load_cpu}
+
+
+def raw(where: str, arrays: list[Any]) -> dict[str, Any]:
+    import s3dlio
+
+    uris = [f"{where}/{i}" for i in range(len(arrays))]
+    cpu0, t0 = cpu_seconds(), time.perf_counter()
+    s3dlio.put_many(list(zip(uris, arrays, strict=True)))
+    save_s, save_cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+    cpu0, t0 = cpu_seconds(), time.perf_counter()
+    got = s3dlio.get_many(uris)
+    load_s, load_cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+    assert all(bytes(memoryview(g)) == a.tobytes() for g, a in zip(got, arrays, strict=True))
+    nbytes = sum(a.nbytes for a in arrays)
     return {"bytes": nbytes, "save_s": save_s, "save_cpu": save_cpu, "load_s": load_s, "load_cpu": load_cpu}
 
 
@@ -123,9 +142,9 @@ def main() -> None:
                 for name in CLIENTS:
                     run_id = uuid.uuid4().hex[:8]
                     where = (
-                        f"s3://{BUCKET}/orbax/{run_id}"
-                        if name == "s3dlio-s3"
-                        else os.path.join(local_root, run_id)
+                        os.path.join(local_root, run_id)
+                        if name == "stock-local"
+                        else f"s3://{BUCKET}/{name}/{run_id}"
                     )
                     before = server_cpu_seconds(endpoint) or 0.0
                     script_args = [
@@ -168,17 +187,19 @@ def main() -> None:
                 s["server_cpu_gib"],
             ]
         )
-    ours, stock = summary["s3dlio-s3"], summary["stock-local"]
-    rows.append(
-        [
-            "ratio s3dlio-s3 / stock-local",
-            ours["save_mib_s"] / stock["save_mib_s"],
-            ours["load_mib_s"] / stock["load_mib_s"],
-            ours["save_cpu_gib"] / stock["save_cpu_gib"],
-            ours["load_cpu_gib"] / stock["load_cpu_gib"],
-            "",
-        ]
-    )
+    ours = summary["s3dlio-s3"]
+    for other in ("stock-local", "raw-s3"):
+        base = summary[other]
+        rows.append(
+            [
+                f"ratio s3dlio-s3 / {other}",
+                ours["save_mib_s"] / base["save_mib_s"],
+                ours["load_mib_s"] / base["load_mib_s"],
+                ours["save_cpu_gib"] / base["save_cpu_gib"],
+                ours["load_cpu_gib"] / base["load_cpu_gib"],
+                "",
+            ]
+        )
     print_table(
         f"Orbax StandardSave/Restore, {args.arrays} arrays, {args.size} sharded over 8 CPU devices "
         f"(median of {args.repeat})",

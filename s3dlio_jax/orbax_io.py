@@ -189,8 +189,11 @@ def _register_file_uris(gpath: ModuleType) -> None:
     ``register_path_cls``), so TensorStore's file driver writes it as it writes any local path."""
     from etils import epath
 
-    if "file://" in epath.register._URI_PREFIXES_TO_CLS:  # registered already (by us or by etils)
-        return
+    try:
+        epath.Path("file:///")
+        return  # epath takes file:// already (registered before, by us or by a newer etils)
+    except KeyError:
+        pass
 
     def local(parts: tuple[Any, ...]) -> tuple[Any, ...]:
         if parts and isinstance(parts[0], str) and parts[0].startswith("file://"):

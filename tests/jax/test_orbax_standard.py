@@ -299,3 +299,24 @@ def test_two_processes_each_write_their_shards(s3_bucket: str) -> None:
     result = child("restore-one", where)
     check(result)
     assert "restore-one ok" in result.stdout
+
+
+def test_zarr_layout_without_ocdbt(s3_bucket: str, tmp_path: Path) -> None:
+    """Orbax's other standard layout (one zarr array per leaf, use_ocdbt=False) on S3, readable locally."""
+    where = f"{s3_bucket}ckpt/zarr"
+    handler = ocp.PyTreeCheckpointHandler(use_ocdbt=False)
+    mngr = ocp.CheckpointManager(where, item_handlers=handler)
+    mngr.save(1, args=ocp.args.PyTreeSave(state(1)))
+    mngr.wait_until_finished()
+    names = _names(where)
+    assert any(n.startswith("1/default/params.w/") for n in names) and not any("ocdbt" in n for n in names)
+    restore = ocp.args.PyTreeRestore(
+        abstract(state(0)), restore_args=ocp.checkpoint_utils.construct_restore_args(abstract(state(0)))
+    )
+    assert_same(mngr.restore(1, args=restore), state(1))
+    mngr.close()
+    local = tmp_path / "zarr"
+    s3dlio.download(where + "/", str(local), recursive=True)
+    stock = ocp.CheckpointManager(str(local), item_handlers=ocp.PyTreeCheckpointHandler(use_ocdbt=False))
+    assert_same(stock.restore(1, args=restore), state(1))  # local path: Orbax's own file driver
+    stock.close()
