@@ -44,6 +44,8 @@ from ._output import (
 if TYPE_CHECKING:
     from collections.abc import Buffer
 
+    from ..store.base import Upload
+
 __all__ = ["COMMANDS", "OBJECT_TYPES"]
 
 #: What ``put -o`` generates (the same as :data:`s3dlio.formats.OBJECT_TYPES`, kept here so that
@@ -453,14 +455,14 @@ def _namer(template: str, num: int) -> Callable[[int], str]:
 
 class _Writers:
     """The multipart uploads a command has open: aborted if it is interrupted (Ctrl-C), so no
-    incomplete upload stays on the server, within ``within`` seconds whatever their number.
+    incomplete upload stays on the server, all at once whatever their number.
 
     The command owns each upload (``store.open_upload``) and its writer: Ctrl-C aborts the
     upload itself at once, without first waiting for the parts in flight as the writer would.
     """
 
     def __init__(self) -> None:
-        self._open: set[Any] = set()
+        self._open: set[Upload] = set()
         self._lock = threading.Lock()
         self._aborting: list[threading.Thread] = []
         on_interrupt(self.abort_all, first=True)
@@ -486,11 +488,11 @@ class _Writers:
                 writer.abort()
             self._forget(upload)
             raise
-        except BaseException:  # Ctrl-C on this thread: abort_all aborts it, without waiting here
-            raise
+        # Ctrl-C (KeyboardInterrupt) skips this line: the upload stays listed for abort_all,
+        # which aborts it without waiting for its parts in flight as writer.abort() would.
         self._forget(upload)
 
-    def _forget(self, upload: Any) -> None:
+    def _forget(self, upload: Upload) -> None:
         with self._lock:
             self._open.discard(upload)
 

@@ -126,3 +126,21 @@ def test_ctrl_c_aborts_the_multipart_uploads_of_put(s3_bucket: str, moto_server:
     assert run.interrupted_after is not None and run.interrupted_after < 2.0, str(run)
     assert client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
     assert len(s3dlio.list(s3_bucket + "big/")) < 4  # it was interrupted mid-way
+
+
+def test_put_of_large_objects_completes_their_multipart_uploads(
+    s3_bucket: str, moto_server: Any, sh: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("S3DLIO_PART_SIZE", "5MiB")
+    run = sh("put", "-n", "2", "-s", "12MiB", "-o", "NPY", "--seed", "7", s3_bucket + "large/")
+    assert run.code == 0, str(run)
+    assert run.out.startswith("Uploaded 2 objects (total ")
+    names = sorted(s3dlio.list(s3_bucket + "large/"))
+    assert names == [f"{s3_bucket}large/object_{i}_of_2.npy" for i in range(2)]
+    from s3dlio.formats import decode_object
+
+    assert decode_object("NPY", s3dlio.get(names[0])).nbytes > 12 * 2**20 - 4096  # whole, in order
+    etag = s3dlio.stat(names[0]).etag or ""
+    assert etag.strip('"').endswith("-3")  # three parts of 5 MiB, 5 MiB and the rest
+    bucket = s3_bucket.split("/")[2]
+    assert moto_server.client().list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
