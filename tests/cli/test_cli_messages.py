@@ -176,3 +176,21 @@ def test_for_each_bounded_hands_errors_over_and_stops_on_ctrl_c() -> None:
 
     with pytest.raises(KeyboardInterrupt):
         _parallel.for_each_bounded(interrupted, range(10**12), 4, on_error=lambda i, exc: None)
+
+
+def test_failures_are_counted_and_only_the_first_are_kept(
+    invoke: Callable[..., Run], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(uri: str, data: Any, **_: Any) -> None:
+        raise s3dlio.PermissionDeniedError(f"put {uri}: access denied")
+
+    monkeypatch.setattr(ops, "put", refuse)
+    base = f"mem://fail-{uuid.uuid4().hex[:8]}/"
+    run = invoke("put", "-n", "150", "-s", "10", "-j", "4", base)
+    lines = run.err.splitlines()
+    assert run.code == 1 and len(lines) == 21, run.err
+    assert all(line.startswith(f"s3dlio: error: put {base}object_") for line in lines[:20])
+    assert lines[-1] == "s3dlio: error: 150 of 150 objects failed (the first 20 are reported above)"
+    stats = invoke("put", "--json", "-n", "150", "-s", "10", base).json()
+    assert (stats["objects"], stats["failed"], len(stats["errors"])) == (0, 150, 100)
+    assert stats["errors"][0]["error"].startswith(f"put {base}object_")
