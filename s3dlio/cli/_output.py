@@ -165,12 +165,15 @@ def remove_temp_files(root: str, recursive: bool = True) -> None:
     """Delete this process's temporary files in ``root`` (or the directory of the file ``root``
     names), and below it when ``recursive``: what a download or copy cut short left.
 
-    They are the ``PATH.s3dlio-PID-THREAD.tmp`` of :func:`s3dlio.ops.write_file_atomic` and
-    the ``.s3dlio-tmp-PID-...`` of the file store, both named with our pid.
+    They are the hidden ``.s3dlio-tmp-PID-...`` files of :func:`s3dlio.ops.write_file_atomic`
+    and the file store (and the ``PATH.s3dlio-PID-THREAD.tmp`` of earlier versions), named
+    with our pid: another process's are left alone.
     """
     pid = str(os.getpid())
     mine = re.compile(rf"(\.s3dlio-{pid}-\d+\.tmp|^\.s3dlio-tmp-{pid}-\w+)$")
     if not os.path.isdir(root):
+        if recursive:  # a directory never created: nothing was written there
+            return
         root = os.path.dirname(os.path.abspath(root))
     for folder, dirs, files in os.walk(root):
         if not recursive:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +65,20 @@ def test_progress_line_without_totals() -> None:
     assert progress.line().startswith("ls  3 objects  0.00 MB  ")
     spinner = Progress("delete", stream=io.StringIO(), enabled=False, counting=False)
     assert spinner.line().startswith("delete  ")
+
+
+def test_remove_temp_files_removes_only_this_process_s(tmp_path: Path) -> None:
+    from s3dlio.cli._output import remove_temp_files
+
+    pid = os.getpid()
+    (tmp_path / "sub").mkdir()
+    mine = [tmp_path / f".s3dlio-tmp-{pid}-7f3a", tmp_path / "sub" / f".s3dlio-tmp-{pid}-1",
+            tmp_path / f"a.bin.s3dlio-{pid}-12.tmp"]  # fmt: skip
+    theirs = [tmp_path / f".s3dlio-tmp-{pid + 1}-7f3a", tmp_path / "a.bin", tmp_path / "sub" / "b.tmp"]
+    for path in mine + theirs:
+        path.write_bytes(b"x")
+    remove_temp_files(str(tmp_path / "a.bin"), recursive=False)  # a file's directory, not below
+    assert [p.exists() for p in mine] == [False, True, False] and all(p.exists() for p in theirs)
+    remove_temp_files(str(tmp_path))
+    assert not any(p.exists() for p in mine) and all(p.exists() for p in theirs)
+    remove_temp_files(str(tmp_path / "never-made"))  # a directory never created: nothing to do
