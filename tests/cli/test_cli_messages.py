@@ -194,3 +194,29 @@ def test_failures_are_counted_and_only_the_first_are_kept(
     stats = invoke("put", "--json", "-n", "150", "-s", "10", base).json()
     assert (stats["objects"], stats["failed"], len(stats["errors"])) == (0, 150, 100)
     assert stats["errors"][0]["error"].startswith(f"put {base}object_")
+
+
+@pytest.mark.parametrize("loop", ["map_bounded", "for_each_bounded"])
+def test_ctrl_c_stops_a_batch_loop_at_once(loop: str) -> None:
+    """A real SIGINT mid-batch: the loop raises KeyboardInterrupt without running the rest, and
+    its workers start nothing more."""
+    import os
+    import signal
+
+    started: list[int] = []
+
+    def fn(i: int) -> int:
+        started.append(i)
+        time.sleep(0.02)
+        return i
+
+    timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        getattr(_parallel, loop)(fn, range(100_000), 4)
+    assert time.monotonic() - start < 1.0
+    seen = len(started)
+    time.sleep(0.2)
+    assert len(started) <= seen + 4 and seen < 1000  # at most the calls already running
+    timer.join()
