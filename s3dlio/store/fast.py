@@ -464,8 +464,8 @@ class FastStore(Store):
 
     # -- writes ----------------------------------------------------------------------------
     def put(self, key: str, data: Buffer) -> None:
-        if (markers := self._for_marker(key)) is not None:
-            return markers.put(key, data)
+        if (markers := self._for_marker(key)) is not None and not memoryview(data).nbytes:
+            return markers.put(key, data)  # a folder marker is zero bytes; "dir/" with data is refused
         self._check_key("put", key)
         view = self._writable(data)
         chunk = max(self.config.part_size, 5 * _MiB)  # S3 parts are at least 5 MiB
@@ -938,7 +938,7 @@ class FastLocalStore(FastStore):
         # obstore's LocalStore stages a put in a visible "key#N" file that a killed process
         # leaves behind; s3dlio's hidden temporary + rename (store/local.py) leaves only a
         # name listings skip and ``s3dlio cleanup`` removes.
-        if self._for_marker(key) is None:
+        if self._for_marker(key) is None or memoryview(data).nbytes:  # a marker (a directory) is empty
             self._check_key("put", key)
         self._files.put(key, data)
 
