@@ -21,11 +21,11 @@ from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from . import large, ops
-from .config import Config
+from .config import Config, default_config
 from .errors import ConfigError
 from .store import registry
 
-__all__ = ["Client"]
+__all__ = ["Client", "settings_of"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -130,3 +130,43 @@ class Client:
 
     def __repr__(self) -> str:
         return f"Client({self.config!r})"  # Config's repr shows no secret
+
+
+def settings_of(
+    client: Client | None = None,
+    config: Config | None = None,
+    *,
+    region: str | None = None,
+    endpoint: str | None = None,
+    where: str = "s3dlio",
+    **overrides: Any,
+) -> Config | None:
+    """The settings an object built with ``client=``, ``config=``, ``region=``/``endpoint=`` uses.
+
+    One rule for every framework object: a ``client`` carries all the settings, so it is used
+    as it is and never combined with ``config``, ``region``, ``endpoint`` or other overrides
+    (``ConfigError`` naming both; build the Client with those settings instead). Without a
+    client: ``config`` (default: the process-wide settings, read now) with ``region``,
+    ``endpoint`` and the non-None ``overrides`` (Config fields) applied; empty strings count as
+    unset. Nothing given: None, the default client, whose settings are read at each use.
+    ``where`` names the caller in errors.
+    """
+    extra = {"region": region or None, "endpoint": endpoint or None, **overrides}
+    given = sorted(name for name, value in extra.items() if value is not None)
+    if client is not None:
+        if not isinstance(client, Client):
+            raise ConfigError(f"{where}: client={client!r}: pass an s3dlio.Client")
+        clash = (["config"] if config is not None else []) + given
+        if clash:
+            named = " and ".join(f"{name}=" for name in clash)
+            raise ConfigError(
+                f"{where}: both client= and {named} given: a client carries all its settings; pass "
+                "the client alone, or build one with those settings (s3dlio.Client(endpoint_url=..., ...))"
+            )
+        return client.config
+    if config is not None and not isinstance(config, Config):
+        raise ConfigError(f"{where}: config={config!r}: pass an s3dlio.Config")
+    if not given:
+        return config
+    changes = {k: v for k, v in extra.items() if k != "endpoint"}
+    return (config or default_config()).replace(endpoint_url=endpoint or None, **changes)

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .. import _parallel, ops
-from ..config import default_config
+from ..client import Client, settings_of
+from ..config import Config, default_config
 from ..errors import NotFoundError
 from ..ops import resolve
 from ..uri import parse
@@ -28,21 +29,29 @@ __all__ = ["CheckpointReader"]
 
 
 class CheckpointReader:
-    """Read-only view of the checkpoints under ``uri``; :class:`CheckpointStore` adds saving."""
+    """Read-only view of the checkpoints under ``uri``; :class:`CheckpointStore` adds saving.
 
-    def __init__(self, uri: str, *, rank: int = 0, max_in_flight: int | None = None) -> None:
+    ``client`` (or ``config``): the settings of every request (default: the process-wide ones,
+    read at each use).
+    """
+
+    def __init__(
+        self, uri: str, *, rank: int = 0, max_in_flight: int | None = None, config: Config | None = None,
+        client: Client | None = None,
+    ) -> None:  # fmt: skip
+        self.config = settings_of(client, config, where=f"checkpoints at {uri!r}")
         parsed = parse(uri)
         root = parsed.key if not parsed.key or parsed.key.endswith("/") else parsed.key + "/"
         self._parsed = parsed.with_key(root)
         self._root = root
         self.uri = str(self._parsed)
         self.rank = rank
-        self._in_flight = max_in_flight or default_config().max_in_flight
+        self._in_flight = max_in_flight or (self.config or default_config()).max_in_flight
 
     @property
     def _store(self) -> Store:
-        """Resolved on each use: follows ``s3dlio.configure`` and the op-log."""
-        return resolve(self._parsed)[1]
+        """Resolved on each use: follows ``s3dlio.configure`` (without a client) and the op-log."""
+        return resolve(self._parsed, self.config)[1]
 
     def _where(self, key: str) -> str:
         return str(self._parsed.with_key(key))
@@ -141,7 +150,7 @@ class CheckpointReader:
     def read_shard(self, manifest: Manifest, record: ShardRecord) -> Buffer:
         """One shard's bytes, checked against the manifest's size and checksum."""
         where = self.step_uri(manifest.step)
-        data = ops.get(self._where(self._root + record.key))  # parallel ranges when large
+        data = ops.get(self._where(self._root + record.key), config=self.config)  # parallel ranges when large
         size = memoryview(data).nbytes
         if size != record.size:
             raise CheckpointCorruptError(

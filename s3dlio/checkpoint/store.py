@@ -14,9 +14,11 @@ from io import BufferedIOBase
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from .. import _parallel
+from ..client import Client
+from ..config import Config
+from ..large import open_writer
 from . import layout, retention
 from ._checksum import ALGORITHM, ChecksumWriter, byte_view, checksum
-from ._objects import open_write
 from .async_save import AsyncSave, AsyncSaves, stage
 from .commit import Coordinator, PollCoordinator, TorchCoordinator, _torch_dist, default_save_id, detect
 from .errors import CheckpointCommitError
@@ -45,7 +47,8 @@ class CheckpointStore(CheckpointReader):
     or an object with ``gather(report)``. ``stale_after`` (seconds): at the start of each
     save rank 0 removes what saves killed mid-way left under ``uri`` and that has not been
     touched for this long (hidden temporaries, incomplete multipart uploads; see
-    :func:`s3dlio.cleanup`); None turns that off.
+    :func:`s3dlio.cleanup`); None turns that off. ``client`` (or ``config``): the settings of
+    every request (default: the process-wide ones).
     """
 
     def __init__(
@@ -63,9 +66,11 @@ class CheckpointStore(CheckpointReader):
         coordinator: Literal["auto", "poll"] | Coordinator = "auto",
         save_id: str | None = None,
         stale_after: float | None = 3600.0,
+        config: Config | None = None,
+        client: Client | None = None,
     ) -> None:
         rank, world_size = detect(rank, world_size)
-        super().__init__(uri, rank=rank, max_in_flight=max_in_flight)
+        super().__init__(uri, rank=rank, max_in_flight=max_in_flight, config=config, client=client)
         retention.steps_to_delete([], [], keep_last, keep_every)  # validates the settings
         self.world_size = world_size
         self.framework = framework
@@ -171,7 +176,7 @@ class CheckpointStore(CheckpointReader):
     def _write_shard(self, step: int, name: str, source: ShardSource) -> ShardRecord:
         key = layout.shard_key(step, self.rank, name, spread=self.spread)
         if callable(source):
-            with open_write(self._where(self._root + key)) as raw:
+            with open_writer(self._where(self._root + key), config=self.config) as raw:
                 counted = ChecksumWriter(raw)
                 source(counted)
             return ShardRecord(self.rank, name, key, counted.size, counted.crc)
@@ -208,7 +213,8 @@ class CheckpointStore(CheckpointReader):
         from ..cleanup import cleanup
 
         try:
-            removed = [item for item in cleanup(self.uri, older_than=self.stale_after) if item.removed]
+            found = cleanup(self.uri, older_than=self.stale_after, config=self.config)
+            removed = [item for item in found if item.removed]
         except Exception as exc:  # noqa: BLE001 - tidying up must never stop a save
             log.warning("%s: could not remove what earlier saves left (%s)", self.uri, exc)
             return

@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from ..client import Client, settings_of
 from ..config import Config, default_config
 from ..errors import ConfigError
 from .fetch import Fetcher
@@ -62,7 +63,9 @@ class Loader:
         on_error: OnError = "raise",
         retries: int = 2,
         hedge_after: float | None = None,
+        client: Client | None = None,
     ) -> None:
+        config = settings_of(client, config, where='Loader')  # client=: all of this loader's settings
         check_kind(samples)
         if on_error not in ("raise", "skip"):
             raise ConfigError(f"on_error={on_error!r}: use 'raise' (default) or 'skip' (warn and count)")

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._parallel import map_bounded
+from ..client import Client, settings_of
 from ..config import Config
 from ..errors import ConfigError
 from .fetch import Fetcher
@@ -35,7 +36,9 @@ class MapSource:
         transform: Callable[[Sample], Any] | None = None,
         retries: int = 2,
         hedge_after: float | None = None,
+        client: Client | None = None,
     ) -> None:
+        config = settings_of(client, config, where='MapSource')  # client=: all of this loader's settings
         if transform is not None and not callable(transform):
             raise ConfigError(f"transform={transform!r} is not callable")
         src = as_source(source, config)
