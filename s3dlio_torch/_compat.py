@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from s3dlio.client import Client, settings_of
 from s3dlio.config import Config, default_config
 from s3dlio.errors import ConfigError
 
@@ -66,21 +67,29 @@ def client_config(
     endpoint: str | None = None,
     s3client_config: S3ClientConfig | None = None,
     config: Config | None = None,
+    client: Client | None = None,
+    where: str = "s3dlio_torch",
 ) -> Config:
-    """``config`` (default: the process-wide settings) with s3torchconnector's overrides applied.
+    """``config`` (default: the process-wide settings) with s3torchconnector's overrides applied,
+    or ``client``'s settings as they are (with any other argument: ``ConfigError``; see
+    :func:`s3dlio.client.settings_of`, the one rule every framework object follows).
 
     The global configuration is not changed; pass the result to ``s3dlio.ops.resolve`` or any
     ``config=``. Empty strings count as unset, as in s3torchconnector.
     """
-    base = config or default_config()
     if s3client_config is not None and not isinstance(s3client_config, S3ClientConfig):
         raise ConfigError(
             f"s3client_config={s3client_config!r}: pass an S3ClientConfig (from s3dlio_torch)"
         )
-    changes: dict[str, object] = {"region": region or None, "endpoint_url": endpoint or None}
-    if s3client_config is not None:
-        changes.update(part_size=s3client_config.part_size, max_attempts=s3client_config.max_attempts)
-    return base.replace(**changes)
+    if client is not None and s3client_config is not None:
+        raise ConfigError(
+            f"{where}: both client= and s3client_config= given: a client carries all its settings; "
+            "build it with them (s3dlio.Client(part_size=..., max_attempts=...))"
+        )
+    parts = (None, None) if s3client_config is None else (s3client_config.part_size, s3client_config.max_attempts)
+    settings = settings_of(client, config, region=region, endpoint=endpoint, where=where,
+                           part_size=parts[0], max_attempts=parts[1])  # fmt: skip
+    return settings or default_config()
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import torch
 from torch.utils._pytree import tree_map
 
 from s3dlio.checkpoint import AsyncSave, CheckpointStore, Manifest
+from s3dlio.client import Client, settings_of
 from s3dlio.config import Config
 from s3dlio.large import ObjectReader, ObjectWriter, open_reader, open_writer
 from s3dlio.ops import resolve
@@ -29,19 +30,24 @@ from ._compat import reader_constructor as checked_reader_constructor
 __all__ = ["CheckpointManager", "CheckpointReader", "S3Checkpoint", "load", "save"]
 
 
-def save(obj: Any, uri: str, *, config: Config | None = None, **kwargs: Any) -> None:
+def save(
+    obj: Any, uri: str, *, config: Config | None = None, client: Client | None = None, **kwargs: Any
+) -> None:
     """``torch.save(obj)`` streamed to ``uri`` through the multipart writer.
 
-    Nothing is written if serialising fails. ``config`` overrides s3dlio's settings for this
-    object; ``kwargs`` go to :func:`torch.save`.
+    Nothing is written if serialising fails. ``client`` (or ``config``) gives s3dlio's settings
+    for this object; ``kwargs`` go to :func:`torch.save`.
     """
-    with open_writer(uri, config=config) as stream:
+    with open_writer(uri, config=settings_of(client, config, where=f"save {uri!r}")) as stream:
         torch.save(obj, cast(IO[bytes], stream), **kwargs)
 
 
-def load(uri: str, map_location: Any = None, *, config: Config | None = None, **kwargs: Any) -> Any:
+def load(
+    uri: str, map_location: Any = None, *, config: Config | None = None, client: Client | None = None,
+    **kwargs: Any,
+) -> Any:  # fmt: skip
     """``torch.load`` of ``uri``. ``kwargs`` go to :func:`torch.load` (``weights_only`` keeps
-    torch's default, True); ``config`` overrides s3dlio's settings.
+    torch's default, True); ``client`` (or ``config``) gives s3dlio's settings.
 
     The object is read once, by parallel ranged GETs, into one buffer, and the tensors'
     storages are slices of it, as with ``torch.load(path, mmap=True)``: no second copy, so
@@ -49,6 +55,7 @@ def load(uri: str, map_location: Any = None, *, config: Config | None = None, **
     ``map_location`` other than the CPU copies each one to its device and frees it after. The streaming
     reader (:meth:`S3Checkpoint.reader`) reads in blocks into storages torch allocates.
     """
+    config = settings_of(client, config, where=f"load {uri!r}")
     if not _inplace.available():
         with open_reader(uri, config=config) as stream:
             return torch.load(cast(IO[bytes], stream), map_location=map_location, **kwargs)
@@ -67,7 +74,8 @@ class S3Checkpoint:
     Any scheme s3dlio serves works (``az://``, ``file://``). ``region``, ``endpoint`` and
     ``s3client_config`` (:class:`~s3dlio_torch.S3ClientConfig`: part size, attempts) apply to
     this object's requests only, over the process-wide settings, which stay as they are;
-    ``config`` replaces the process-wide settings as the base. ``reader_constructor``:
+    ``config`` replaces the process-wide settings as the base; ``client`` (an
+    :class:`s3dlio.Client`) gives all the settings instead. ``reader_constructor``:
     ``sequential()`` (default) reads ahead in ``part_size`` blocks while reads run in order;
     ``range_based(buffer_size)`` reads ``buffer_size`` blocks with no read-ahead.
     """
@@ -80,10 +88,11 @@ class S3Checkpoint:
         reader_constructor: ReaderConstructor | None = None,
         *,
         config: Config | None = None,
+        client: Client | None = None,
     ) -> None:
         self.region = region
         self.endpoint = endpoint
-        self.config = client_config(region, endpoint, s3client_config, config)
+        self.config = client_config(region, endpoint, s3client_config, config, client, "S3Checkpoint")
         self.reader_constructor = checked_reader_constructor(reader_constructor)
 
     def writer(self, uri: str) -> ObjectWriter:
@@ -129,7 +138,7 @@ class CheckpointManager:
 
     Each entry is one shard per rank, streamed through ``torch.save``; loads verify every
     checksum before deserialising anything. ``store_kwargs`` go to ``CheckpointStore``
-    (``keep_last``, ``keep_every``, ``spread``, ``rank``, ``world_size``, ...).
+    (``keep_last``, ``keep_every``, ``spread``, ``rank``, ``world_size``, ``client``, ...).
     """
 
     def __init__(self, uri: str, **store_kwargs: Any) -> None:

@@ -19,6 +19,7 @@ from typing import Any, Self
 
 import torch.utils.data
 
+from s3dlio.client import Client
 from s3dlio.config import Config
 from s3dlio.errors import ConfigError
 from s3dlio.loader import (
@@ -85,13 +86,14 @@ class _FromSources:
     @classmethod
     def from_prefix(
         cls, s3_uri: str, *, pattern: str | None = None, key_cache: bool | str = True, refresh: bool = False,
-        region: str | None = None, endpoint: str | None = None, config: Config | None = None, **kwargs: Any,
+        region: str | None = None, endpoint: str | None = None, config: Config | None = None,
+        client: Client | None = None, **kwargs: Any,
     ) -> Self:  # fmt: skip
         """Every object under ``s3_uri`` (listed once; the key list is cached locally unless
         ``key_cache=False``; ``refresh=True`` lists again)."""
-        settings = client_config(region, endpoint, kwargs.get("s3client_config"), config)
+        settings = client_config(region, endpoint, kwargs.get("s3client_config"), config, client, cls.__name__)
         src = PrefixSource(s3_uri, pattern, True, key_cache, refresh, settings)
-        return cls(src, region=region, endpoint=endpoint, config=config, **kwargs)
+        return cls(src, region=region, endpoint=endpoint, config=config, client=client, **kwargs)
 
     @classmethod
     def from_objects(cls, object_uris: str | Iterable[str], **kwargs: Any) -> Self:
@@ -102,7 +104,7 @@ class _FromSources:
     def from_key_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> Self:
         """The objects a key file lists (one URI per line; local, or itself an object)."""
         settings = client_config(kwargs.get("region"), kwargs.get("endpoint"), kwargs.get("s3client_config"),
-                                 kwargs.get("config"))  # fmt: skip
+                                 kwargs.get("config"), kwargs.get("client"), cls.__name__)  # fmt: skip
         return cls(KeyFileSource(os.fspath(path), settings), **kwargs)
 
 
@@ -113,7 +115,8 @@ class S3IterableDataset(_FromSources, torch.utils.data.IterableDataset):  # type
     prefetched (``reader_constructor=S3ReaderConstructor.sequential()``, the default), or a
     :class:`~s3dlio_torch.reader.RangedS3Reader` that reads only the ranges asked for
     (``S3ReaderConstructor.range_based()``). ``region``/``endpoint``/``s3client_config``
-    (:class:`~s3dlio_torch.S3ClientConfig`) override s3dlio's settings for this dataset only.
+    (:class:`~s3dlio_torch.S3ClientConfig`) override s3dlio's settings for this dataset only;
+    ``client`` (an :class:`s3dlio.Client`) gives all of them instead.
     ``enable_sharding`` (default
     True, unlike s3torchconnector) splits the objects over ranks (``rank``/``world_size``,
     else torch.distributed / RANK / JAX, read when the dataset is built) and DataLoader
@@ -136,13 +139,14 @@ class S3IterableDataset(_FromSources, torch.utils.data.IterableDataset):  # type
         config: Config | None = None,
         s3client_config: S3ClientConfig | None = None,
         reader_constructor: ReaderConstructor | None = None,
+        client: Client | None = None,
         **options: Any,
     ) -> None:
         self._region, self._endpoint = region, endpoint
         self._enable_sharding = enable_sharding
         if not enable_sharding:
             rank, world_size = 0, 1
-        settings = client_config(region, endpoint, s3client_config, config)
+        settings = client_config(region, endpoint, s3client_config, config, client, "S3IterableDataset")
         constructor = reader_constructor_checked(reader_constructor, options.get("samples", "object"))
         self._loader = Loader(
             source, config=settings, transform=ToReader(transform, constructor, settings),
@@ -213,8 +217,8 @@ class S3MapDataset(_FromSources, torch.utils.data.Dataset):  # type: ignore[type
 
     Keys are listed when the dataset is built, without starting the fast engine here, so
     forked DataLoader workers keep it. Use a sampler (``DistributedSampler``,
-    ``RandomSampler``) to shard and shuffle. ``region``, ``endpoint``, ``s3client_config``
-    and ``reader_constructor`` as for :class:`S3IterableDataset`.
+    ``RandomSampler``) to shard and shuffle. ``region``, ``endpoint``, ``s3client_config``,
+    ``client`` and ``reader_constructor`` as for :class:`S3IterableDataset`.
     """
 
     def __init__(
@@ -228,9 +232,10 @@ class S3MapDataset(_FromSources, torch.utils.data.Dataset):  # type: ignore[type
         retries: int = 2,
         s3client_config: S3ClientConfig | None = None,
         reader_constructor: ReaderConstructor | None = None,
+        client: Client | None = None,
     ) -> None:
         self._region, self._endpoint = region, endpoint
-        settings = client_config(region, endpoint, s3client_config, config)
+        settings = client_config(region, endpoint, s3client_config, config, client, "S3MapDataset")
         self._constructor = reader_constructor_checked(reader_constructor, "object")
         self._transform = transform
         self._config = settings

@@ -31,12 +31,13 @@ from torch.distributed.checkpoint.filesystem import FileSystemBase, FileSystemRe
 from torch.distributed.checkpoint.planner import LoadItemType, LoadPlan, LoadPlanner, ReadItem
 from torch.futures import Future
 
-from s3dlio import _parallel
+from s3dlio.client import Client
 from s3dlio.config import Config
 from s3dlio.errors import ConfigError, InvalidUriError, NotFoundError, TransferError
 from s3dlio.large import open_reader, open_writer
 from s3dlio.loader.reader import BufferReader
 from s3dlio.ops import resolve
+from s3dlio.parallel import iter_bounded
 from s3dlio.uri import parse
 
 from ._compat import ReaderConstructor, S3ClientConfig, client_config
@@ -123,7 +124,7 @@ class S3StorageWriter(FileSystemWriter):
     """DCP writer to ``path`` (``s3://bucket/ckpt/step-100``); s3torchconnector's arguments.
 
     ``region``/``s3client_config`` (and ``endpoint``, ``config``) apply to this writer's
-    requests only. Other keywords as ``FileSystemWriter``: ``thread_count`` files per rank are
+    requests only; ``client`` (an :class:`s3dlio.Client`) gives all the settings instead. Other keywords as ``FileSystemWriter``: ``thread_count`` files per rank are
     written at once (``single_file_per_rank``); each is streamed as a multipart upload. Works
     with ``dcp.save`` and ``dcp.async_save``. ``prefix_strategy`` other than None is refused.
     """
@@ -131,7 +132,7 @@ class S3StorageWriter(FileSystemWriter):
     def __init__(
         self, region: str | None, path: str, s3client_config: S3ClientConfig | None = None,
         prefix_strategy: Any = None, *, endpoint: str | None = None, config: Config | None = None,
-        thread_count: int = 1, **kwargs: Any,
+        client: Client | None = None, thread_count: int = 1, **kwargs: Any,
     ) -> None:  # fmt: skip
         if prefix_strategy is not None:
             raise ConfigError(
@@ -140,7 +141,7 @@ class S3StorageWriter(FileSystemWriter):
             )
         kwargs["sync_files"] = False  # no fsync on object storage
         super().__init__(path, thread_count=thread_count, **kwargs)
-        self.config = client_config(region, endpoint, s3client_config, config)
+        self.config = client_config(region, endpoint, s3client_config, config, client, type(self).__name__)
         self.fs = S3dlioFileSystem(self.config)  # type: ignore[assignment]
         self.path = self.fs.init_path(path)
 
@@ -193,7 +194,7 @@ class S3StorageReader(FileSystemReader):
     """DCP reader from ``path``: merged ranged GETs, issued concurrently; s3torchconnector's arguments.
 
     ``region``/``s3client_config`` (and ``endpoint``, ``config``) apply to this reader's
-    requests only. ``reader_constructor`` is accepted for s3torchconnector's sake: loads
+    requests only; ``client`` (an :class:`s3dlio.Client`) gives all the settings instead. ``reader_constructor`` is accepted for s3torchconnector's sake: loads
     always read the ranges the plan needs. ``max_gap``: bytes of unneeded data worth reading
     to save a request; ``max_span``: the largest merged GET; ``max_in_flight``: concurrent
     GETs (default: the configured value, capped so at most ``max_bytes_in_flight`` are buffered).
@@ -202,12 +203,12 @@ class S3StorageReader(FileSystemReader):
     def __init__(
         self, region: str | None, path: str, s3client_config: S3ClientConfig | None = None,
         reader_constructor: ReaderConstructor | None = None, *, endpoint: str | None = None,
-        config: Config | None = None, max_in_flight: int | None = None, max_gap: int = MiB,
-        max_span: int = 64 * MiB, **kwargs: Any,
+        config: Config | None = None, client: Client | None = None, max_in_flight: int | None = None,
+        max_gap: int = MiB, max_span: int = 64 * MiB, **kwargs: Any,
     ) -> None:  # fmt: skip
         checked_reader_constructor(reader_constructor)
         super().__init__(path, **kwargs)
-        config = self.config = client_config(region, endpoint, s3client_config, config)
+        config = self.config = client_config(region, endpoint, s3client_config, config, client, type(self).__name__)
         self.fs = S3dlioFileSystem(config)  # type: ignore[assignment]
         self.path = self.fs.init_path(path)
         self.max_gap = max_gap
@@ -225,7 +226,7 @@ class S3StorageReader(FileSystemReader):
             info = self.storage_data[item.storage_index]
             reads.append((info.relative_path, info.offset, info.length, item))
         spans = merge_reads(reads, self.max_gap, self.max_span)
-        for span, data in _parallel.iter_bounded(self._fetch, spans, self.max_in_flight):
+        for span, data in iter_bounded(self._fetch, spans, self.max_in_flight):
             if isinstance(data, BaseException):
                 raise data
             view = memoryview(data).cast("B")

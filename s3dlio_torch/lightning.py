@@ -31,6 +31,7 @@ from typing import Any
 from lightning.pytorch.plugins.io import CheckpointIO
 
 from s3dlio import fsspec as s3dlio_fsspec
+from s3dlio.client import Client
 from s3dlio.config import Config
 from s3dlio.ops import resolve
 
@@ -44,15 +45,16 @@ class S3LightningCheckpoint(CheckpointIO):
     """A Lightning ``CheckpointIO`` that saves, loads and removes checkpoints through s3dlio.
 
     ``region``/``endpoint``/``s3client_config`` apply to this plugin's checkpoints only, over
-    s3dlio's settings (which stay as they are), as for :class:`~s3dlio_torch.S3Checkpoint`.
+    s3dlio's settings (which stay as they are), as for :class:`~s3dlio_torch.S3Checkpoint`;
+    ``client`` (an :class:`s3dlio.Client`) gives all the settings instead.
     """
 
     def __init__(
         self, region: str | None = None, s3client_config: S3ClientConfig | None = None,
-        endpoint: str | None = None, *, config: Config | None = None,
+        endpoint: str | None = None, *, config: Config | None = None, client: Client | None = None,
     ) -> None:  # fmt: skip
         super().__init__()
-        self.config = client_config(region, endpoint, s3client_config, config)
+        self.config = client_config(region, endpoint, s3client_config, config, client, "S3LightningCheckpoint")
         s3dlio_fsspec.register(["s3", "az"])
 
     def save_checkpoint(
