@@ -289,12 +289,12 @@ class FastStore(Store):
     def _listed_key(self, path: str, size: int, parent: str, previous: str) -> str:
         """The key of a listed object. obstore strips a trailing '/', listing the marker ``dir/``
         as ``dir``: a zero-byte ``dir`` is the marker when it is the listed directory itself, or
-        when it sorts before the key listed just before it (keys come in order, and ``dir/``
-        sorts after ``dir-x``), or else when no object ``dir`` exists (one HEAD, zero-byte
-        objects only)."""
+        when the key listed just before it is ``dir`` or starts with it (an object ``dir`` comes
+        before ``dir-x`` in any key order, the marker ``dir/`` after it), or else when no object
+        ``dir`` exists (one HEAD, zero-byte objects only)."""
         if size or not self._folder_markers:
             return path
-        if path == parent or previous >= path:
+        if path == parent or (previous and previous.startswith(path)):
             return path + "/"
         try:
             obstore.head(self._inner, path)
