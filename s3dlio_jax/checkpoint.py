@@ -35,7 +35,8 @@ from etils import epath
 
 import s3dlio
 from s3dlio.checkpoint import CheckpointCorruptError, CheckpointVersionError
-from s3dlio.config import default_config
+from s3dlio.client import settings_of
+from s3dlio.config import Config, default_config
 
 from .orbax_io import enable_orbax
 
@@ -65,8 +66,8 @@ def _uri(directory: Any) -> str:
     return str(os.fspath(directory)).rstrip("/") + "/"
 
 
-def _in_flight(value: int | None) -> int:
-    return value or min(16, default_config().max_in_flight)
+def _in_flight(value: int | None, config: Config | None = None) -> int:
+    return value or min(16, (config or default_config()).max_in_flight)
 
 
 # -- leaves --------------------------------------------------------------------------------------
@@ -117,25 +118,30 @@ def _flatten(tree: Any, copy: bool) -> list[tuple[str, list[list[Any]], np.ndarr
     return [(jax.tree_util.keystr(path), _keys(path), _host(leaf, copy)) for path, leaf in flat]
 
 
-def _write(base: str, leaves: list[tuple[str, list[list[Any]], np.ndarray]], in_flight: int) -> None:
+def _write(
+    base: str,
+    leaves: list[tuple[str, list[list[Any]], np.ndarray]],
+    in_flight: int,
+    config: Config | None = None,
+) -> None:
     """Leaves first (concurrently), the tree file last."""
 
     def one(item: tuple[int, tuple[str, list[list[Any]], np.ndarray]]) -> dict[str, Any]:
         index, (path, keys, array) = item
         data = array.reshape(-1).view(np.uint8)
         name = f"leaves/{index:05d}.bin"
-        s3dlio.put(base + name, data)
+        s3dlio.put(base + name, data, config=config)
         return {"path": path, "keys": keys, "object": name, "shape": list(array.shape),
                 "dtype": array.dtype.name, "size": int(data.nbytes), "crc32c": int(google_crc32c.value(data))}  # fmt: skip
 
     with ThreadPoolExecutor(max(1, min(in_flight, len(leaves)))) as pool:
         records = list(pool.map(one, enumerate(leaves)))
     doc = {"format": FORMAT, "version": VERSION, "leaves": records}
-    s3dlio.put(base + TREE_FILE, json.dumps(doc, indent=1).encode())
+    s3dlio.put(base + TREE_FILE, json.dumps(doc, indent=1).encode(), config=config)
 
 
-def _read_doc(base: str) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(bytes(s3dlio.get(base + TREE_FILE)))
+def _read_doc(base: str, config: Config | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(bytes(s3dlio.get(base + TREE_FILE, config=config)))
     if doc.get("format") != FORMAT:
         raise CheckpointCorruptError(
             f"{base}{TREE_FILE}: not an s3dlio array tree (format {doc.get('format')!r})"
@@ -147,10 +153,12 @@ def _read_doc(base: str) -> dict[str, Any]:
     return doc
 
 
-def _read_leaf(base: str, record: dict[str, Any], sharding: Any, target: Any) -> Any:
+def _read_leaf(
+    base: str, record: dict[str, Any], sharding: Any, target: Any, config: Config | None = None
+) -> Any:
     """One leaf: a ``jax.Array`` (on ``sharding``), or numpy/Python when the target leaf is."""
     uri = base + record["object"]
-    buf = s3dlio.get(uri)
+    buf = s3dlio.get(uri, config=config)
     raw = np.frombuffer(buf, np.uint8)
     if raw.nbytes != record["size"] or int(google_crc32c.value(raw)) != record["crc32c"]:
         raise CheckpointCorruptError(
@@ -197,11 +205,20 @@ class ArrayTreeHandler(ocp.AsyncCheckpointHandler):
 
     Process ``primary_host`` writes (arrays must be readable whole by it: single-process or
     replicated). ``max_in_flight`` leaves move at once (default: the config's, at most 16).
+    ``client`` (an :class:`s3dlio.Client`): the settings of its requests (default: the
+    process-wide ones).
     """
 
-    def __init__(self, max_in_flight: int | None = None, primary_host: int | None = 0) -> None:
+    def __init__(
+        self,
+        max_in_flight: int | None = None,
+        primary_host: int | None = 0,
+        *,
+        client: s3dlio.Client | None = None,
+    ) -> None:
         self._in_flight = max_in_flight
         self._primary = primary_host
+        self._config = settings_of(client, where="ArrayTreeHandler")
 
     def _writes(self) -> bool:
         return self._primary is None or jax.process_index() == self._primary
@@ -211,27 +228,31 @@ class ArrayTreeHandler(ocp.AsyncCheckpointHandler):
         if not self._writes():
             return []
         leaves = _flatten(args.item, copy=True)
-        base, in_flight = _uri(directory), _in_flight(self._in_flight)
+        base, in_flight, config = _uri(directory), _in_flight(self._in_flight, self._config), self._config
 
         async def commit() -> None:
-            _write(base, leaves, in_flight)
+            _write(base, leaves, in_flight, config)
 
         return [ocp.future.CommitFutureAwaitingContractedSignals(commit(), name="s3dlio_arraytree_save")]
 
     def save(self, directory: epath.Path, args: ArrayTreeSave) -> None:
         if self._writes():
-            _write(_uri(directory), _flatten(args.item, copy=False), _in_flight(self._in_flight))
+            _write(_uri(directory), _flatten(args.item, copy=False), _in_flight(self._in_flight, self._config),
+                   self._config)  # fmt: skip
 
     def restore(self, directory: epath.Path, args: ArrayTreeRestore | None = None) -> Any:
         """The saved tree: the structure of ``args.item`` if given (checked), else nested dicts/lists."""
         args = args or ArrayTreeRestore()
         base = _uri(directory)
-        records = _read_doc(base)["leaves"]
+        records = _read_doc(base, self._config)["leaves"]
         shardings = _shardings(args, records, base)
-        with ThreadPoolExecutor(max(1, min(_in_flight(self._in_flight), len(records)))) as pool:
+        with ThreadPoolExecutor(max(1, min(_in_flight(self._in_flight, self._config), len(records)))) as pool:
             targets = [None] * len(records) if args.item is None else jax.tree_util.tree_leaves(args.item)
             arrays = list(
-                pool.map(lambda rst: _read_leaf(base, *rst), zip(records, shardings, targets, strict=True))
+                pool.map(
+                    lambda rst: _read_leaf(base, rst[0], rst[1], rst[2], self._config),
+                    zip(records, shardings, targets, strict=True),
+                )
             )
         if args.item is None:
             return _unflatten([(r["keys"], a) for r, a in zip(records, arrays, strict=True)])
@@ -239,7 +260,7 @@ class ArrayTreeHandler(ocp.AsyncCheckpointHandler):
 
     def metadata(self, directory: epath.Path) -> Any:
         """The saved tree as ``jax.ShapeDtypeStruct`` leaves (nested dicts/lists); no array is read."""
-        records = _read_doc(_uri(directory))["leaves"]
+        records = _read_doc(_uri(directory), self._config)["leaves"]
         return _unflatten(
             [
                 (r["keys"], jax.ShapeDtypeStruct(tuple(r["shape"]), jax.numpy.dtype(r["dtype"])))
@@ -322,18 +343,24 @@ class ArrayTreeRestore(ocp.args.CheckpointArgs):
 # -- loader state ----------------------------------------------------------------------------------
 class LoaderStateHandler(ocp.CheckpointHandler):
     """Saves the position of an :class:`~.data.S3Iterable` (or any object with ``state_dict``/
-    ``load_state_dict``): one ``process_{i}-of-{n}.json`` per process; restores it in place."""
+    ``load_state_dict``): one ``process_{i}-of-{n}.json`` per process; restores it in place.
+    ``client`` (an :class:`s3dlio.Client`): the settings of its requests."""
+
+    def __init__(self, *, client: s3dlio.Client | None = None) -> None:
+        self._config = settings_of(client, where="LoaderStateHandler")
 
     def _uri(self, directory: epath.Path) -> str:
         return f"{_uri(directory)}process_{jax.process_index()}-of-{jax.process_count()}.json"
 
     def save(self, directory: epath.Path, args: LoaderStateSave) -> None:
-        s3dlio.put(self._uri(directory), json.dumps(args.item.state_dict(), indent=1).encode())
+        s3dlio.put(
+            self._uri(directory), json.dumps(args.item.state_dict(), indent=1).encode(), config=self._config
+        )
 
     def restore(self, directory: epath.Path, args: LoaderStateRestore) -> Any:
         uri = self._uri(directory)
         try:
-            state = json.loads(bytes(s3dlio.get(uri)))
+            state = json.loads(bytes(s3dlio.get(uri, config=self._config)))
         except s3dlio.NotFoundError as exc:
             raise s3dlio.NotFoundError(
                 f"{uri}: no loader state for this process; was the checkpoint saved with as many processes?"

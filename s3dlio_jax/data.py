@@ -21,6 +21,7 @@ from typing import Any, Self, SupportsIndex
 
 import numpy as np
 
+from s3dlio.client import Client, settings_of
 from s3dlio.config import Config, default_config
 from s3dlio.errors import ConfigError
 from s3dlio.formats.npy import read_npy
@@ -58,8 +59,12 @@ def stack(items: list[Any]) -> Any:
     return np.stack(items)
 
 
-def _config(region: str | None, endpoint: str | None, config: Config | None) -> Config:
-    return (config or default_config()).replace(region=region or None, endpoint_url=endpoint or None)
+def _config(
+    region: str | None, endpoint: str | None, config: Config | None, client: Client | None, where: str
+) -> Config:
+    """The settings of one source: ``client``'s, or ``config`` with ``region``/``endpoint``."""
+    settings = settings_of(client, config, region=region, endpoint=endpoint, where=where)
+    return settings or default_config()
 
 
 def _name(fn: Callable[..., Any]) -> str:
@@ -82,11 +87,14 @@ class _FromSources:
     @classmethod
     def from_prefix(
         cls, uri: str, *, pattern: str | None = None, key_cache: bool | str = True, refresh: bool = False,
-        region: str | None = None, endpoint: str | None = None, config: Config | None = None, **kwargs: Any,
+        region: str | None = None, endpoint: str | None = None, config: Config | None = None,
+        client: Client | None = None, **kwargs: Any,
     ) -> Self:  # fmt: skip
         """Every object under ``uri`` (listed once; ``refresh=True`` lists again)."""
-        src = _prefix(uri, pattern, key_cache, refresh, _config(region, endpoint, config))
-        return cls(src, region=region, endpoint=endpoint, config=config, **kwargs)
+        src = _prefix(
+            uri, pattern, key_cache, refresh, _config(region, endpoint, config, client, cls.__name__)
+        )
+        return cls(src, region=region, endpoint=endpoint, config=config, client=client, **kwargs)
 
     @classmethod
     def from_objects(cls, uris: str | Iterable[str], **kwargs: Any) -> Self:
@@ -96,7 +104,9 @@ class _FromSources:
     @classmethod
     def from_key_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> Self:
         """The objects a key file lists (one URI per line; local, or itself an object)."""
-        return cls(KeyFileSource(os.fspath(path), kwargs.get("config")), **kwargs)
+        settings = _config(kwargs.get("region"), kwargs.get("endpoint"), kwargs.get("config"),
+                           kwargs.get("client"), cls.__name__)  # fmt: skip
+        return cls(KeyFileSource(os.fspath(path), settings), **kwargs)
 
 
 class S3DataSource(_FromSources):
@@ -107,6 +117,8 @@ class S3DataSource(_FromSources):
     reads; it must be picklable for ``worker_count > 0``. Grain's sampler shards and shuffles
     (``grain.sharding.ShardByJaxProcess()`` for one shard per JAX process). ``repr()`` is
     stable (source, key checksum, transform): Grain checks it when restoring a state.
+    ``client`` (an :class:`s3dlio.Client`) gives the settings of every request, instead of
+    ``config``/``region``/``endpoint``.
     """
 
     def __init__(
@@ -120,11 +132,12 @@ class S3DataSource(_FromSources):
         retries: int = 2,
         hedge_after: float | None = None,
         max_in_flight: int = 16,
+        client: Client | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise ConfigError(f"max_in_flight={max_in_flight}: must be at least 1")
         self._source = MapSource(
-            source, config=_config(region, endpoint, config), transform=transform, retries=retries,
+            source, config=_config(region, endpoint, config, client, "S3DataSource"), transform=transform, retries=retries,
             hedge_after=hedge_after,
         )  # fmt: skip
         self._transform = transform
@@ -197,6 +210,7 @@ class S3Iterable(_FromSources):
         sharding: Any = None,
         process_index: int | None = None,
         process_count: int | None = None,
+        client: Client | None = None,
         **options: Any,
     ) -> None:
         if batch_size is not None and batch_size < 1:
@@ -205,7 +219,7 @@ class S3Iterable(_FromSources):
             raise ConfigError("sharding= needs batch_size=: global arrays are built from per-process batches")
         rank, world = _process(process_index, process_count)
         self.loader = Loader(
-            source, config=_config(region, endpoint, config), transform=transform, rank=rank,
+            source, config=_config(region, endpoint, config, client, "S3Iterable"), transform=transform, rank=rank,
             world_size=world, **options,
         )  # fmt: skip
         self.batch_size = batch_size

@@ -4,7 +4,8 @@ TensorFlow 2.21's filesystem no longer speaks ``s3://``, so a save writes the ch
 into a local temporary directory (``Checkpoint.write``) and uploads its files as one step of
 :class:`s3dlio.checkpoint.CheckpointStore`: checksummed, with the manifest written last, so
 a save that dies mid-upload never becomes the latest. A restore downloads a step (every
-file verified) and calls ``Checkpoint.restore`` on the local copy.
+file verified) and calls ``Checkpoint.restore`` on the local copy. Every function and the
+manager take ``client=`` (an :class:`s3dlio.Client`): the settings of their requests.
 
 >>> ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer)        # doctest: +SKIP
 >>> path = s3dlio_tf.save(ckpt, "s3://bucket/run1/")                     # .../step-00000001/
@@ -26,6 +27,7 @@ import tensorflow as tf
 
 import s3dlio
 from s3dlio.checkpoint import CheckpointError, CheckpointReader, CheckpointStore, layout
+from s3dlio.client import settings_of
 from s3dlio.errors import ConfigError
 from s3dlio.uri import parse
 
@@ -53,11 +55,12 @@ def _release(buffers: Mapping[str, Any]) -> None:
                 buffer.close()
 
 
-def _store(uri: str, keep_last: int | None = None, keep_every: int | None = None) -> CheckpointStore:
+def _store(uri: str, keep_last: int | None = None, keep_every: int | None = None,
+           client: s3dlio.Client | None = None) -> CheckpointStore:  # fmt: skip
     # One uploader: a TF checkpoint file set is complete on its own (TF gathers distributed
     # variables into it), so it is one shard set of rank 0 whatever the job's size.
     return CheckpointStore(uri, rank=0, world_size=1, framework=FRAMEWORK, keep_last=keep_last,
-                           keep_every=keep_every)  # fmt: skip
+                           keep_every=keep_every, client=client)  # fmt: skip
 
 
 def _save(store: CheckpointStore, checkpoint: tf.train.Checkpoint, step: int | None,
@@ -78,7 +81,8 @@ def _save(store: CheckpointStore, checkpoint: tf.train.Checkpoint, step: int | N
 
 
 def save(checkpoint: tf.train.Checkpoint, uri_prefix: str, step: int | None = None, *,
-         metadata: Mapping[str, Any] | None = None, chief: bool = True) -> str:  # fmt: skip
+         metadata: Mapping[str, Any] | None = None, chief: bool = True,
+         client: s3dlio.Client | None = None) -> str:  # fmt: skip
     """Save ``checkpoint`` under ``uri_prefix`` as one step; returns the step's URI.
 
     Like ``Checkpoint.save``, it increments ``checkpoint.save_counter`` and, without
@@ -86,7 +90,7 @@ def save(checkpoint: tf.train.Checkpoint, uri_prefix: str, step: int | None = No
     :func:`latest_checkpoint` only when every file is uploaded. In multi-worker training
     call it on every worker with ``chief=False`` on all but the chief (only the chief uploads).
     """
-    return _save(_store(uri_prefix), checkpoint, step, metadata, chief)
+    return _save(_store(uri_prefix, client=client), checkpoint, step, metadata, chief)
 
 
 def _split(uri: str) -> tuple[str, int | None]:
@@ -99,9 +103,9 @@ def _split(uri: str) -> tuple[str, int | None]:
     return str(parsed.with_key(head + "/" if head else "")), step
 
 
-def latest_checkpoint(uri_prefix: str) -> str | None:
+def latest_checkpoint(uri_prefix: str, *, client: s3dlio.Client | None = None) -> str | None:
     """The URI of the newest complete checkpoint under ``uri_prefix``, or None."""
-    reader = CheckpointReader(uri_prefix)
+    reader = CheckpointReader(uri_prefix, client=client)
     step = reader.latest_step()
     return None if step is None else reader.step_uri(step)
 
@@ -114,7 +118,9 @@ def _local_dir(checkpoint: tf.train.Checkpoint) -> str:
     return path
 
 
-def restore(checkpoint: tf.train.Checkpoint, uri: str, *, local_dir: str | None = None) -> Any:
+def restore(
+    checkpoint: tf.train.Checkpoint, uri: str, *, local_dir: str | None = None, client: s3dlio.Client | None = None
+) -> Any:
     """Restore ``checkpoint`` from a step URI, or from the latest step under a prefix.
 
     Returns TensorFlow's load status (``assert_consumed()``, ``expect_partial()``). Every
@@ -122,7 +128,7 @@ def restore(checkpoint: tf.train.Checkpoint, uri: str, *, local_dir: str | None 
     (default: a temporary directory removed with ``checkpoint``) for deferred restores.
     """
     root, step = _split(uri)
-    reader = CheckpointReader(root)
+    reader = CheckpointReader(root, client=client)
     manifest = reader.manifest(step)  # CheckpointNotFoundError names the URI when there is none
     where = reader.step_uri(manifest.step)
     if manifest.framework != FRAMEWORK:
@@ -158,11 +164,13 @@ class CheckpointManager:
         checkpoint_interval: int | None = None,
         init_fn: Callable[[], Any] | None = None,
         chief: bool = True,
+        client: s3dlio.Client | None = None,
     ) -> None:
         if checkpoint_interval is not None and step_counter is None:
             raise ConfigError("checkpoint_interval= needs step_counter= (the variable that counts steps)")
         self._checkpoint = checkpoint
-        self._store = _store(directory, max_to_keep, keep_every)
+        self._store = _store(directory, max_to_keep, keep_every, client)
+        self._client = client
         self._step_counter = step_counter
         self._interval = checkpoint_interval
         self._init_fn = init_fn
@@ -218,7 +226,7 @@ class CheckpointManager:
             if self._init_fn is not None:
                 self._init_fn()
             return None
-        restore(self._checkpoint, latest)
+        restore(self._checkpoint, latest, client=self._client)
         if self._step_counter is not None:
             self._last_step = self._counter()
         return latest
@@ -228,21 +236,21 @@ class CheckpointManager:
 _WEIGHTS = "model.weights.h5"  # Keras 3 insists on this suffix locally; the object may be named anything
 
 
-def save_weights(model: Any, uri: str) -> None:
+def save_weights(model: Any, uri: str, *, client: s3dlio.Client | None = None) -> None:
     """``model.save_weights`` to the object ``uri`` (written in one PUT: whole or not at all)."""
     with tempfile.TemporaryDirectory(prefix="s3dlio-tf-weights-") as tmp:
         path = os.path.join(tmp, _WEIGHTS)
         model.save_weights(path)
         data = _file_shard(path)
         try:
-            s3dlio.put(uri, data)
+            s3dlio.put(uri, data, config=settings_of(client, where="save_weights"))
         finally:
             _release({"weights": data})
 
 
-def load_weights(model: Any, uri: str, **kwargs: Any) -> None:
+def load_weights(model: Any, uri: str, *, client: s3dlio.Client | None = None, **kwargs: Any) -> None:
     """``model.load_weights`` from the object ``uri``; ``kwargs`` go to Keras (``skip_mismatch``)."""
-    data = s3dlio.get(uri)
+    data = s3dlio.get(uri, config=settings_of(client, where="load_weights"))
     with tempfile.TemporaryDirectory(prefix="s3dlio-tf-weights-") as tmp:
         path = os.path.join(tmp, _WEIGHTS)
         with open(path, "wb") as f:

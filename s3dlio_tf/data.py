@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import tensorflow as tf
 
+from s3dlio.client import Client, settings_of
 from s3dlio.config import Config, default_config
 from s3dlio.errors import ConfigError, S3dlioError
 from s3dlio.formats.tfrecord import iter_tfrecords
@@ -174,6 +175,7 @@ def dataset(
     refresh: bool = False,
     chunk: int = 64,
     config: Config | None = None,
+    client: Client | None = None,
     **loader_options: Any,
 ) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` of the objects under a prefix (or a URI list, or a key file).
@@ -188,7 +190,9 @@ def dataset(
     ``k`` reads epoch ``epoch + k`` (``reshuffle_each_iteration=False``: always ``epoch``).
     Other keywords go to the Loader: ``max_in_flight``, ``max_bytes_in_flight``, ``uneven``,
     ``shuffle_group``, ``on_error``, ``retries``, ``hedge_after``, ``in_order``, ``block``.
+    ``client`` (an :class:`s3dlio.Client`, or ``config``) gives the settings of every request.
     """
+    config = settings_of(client, config, where="s3dlio_tf.dataset")
     if output_signature is None:
         if transform is not None:
             raise ConfigError("transform= needs output_signature= (the tf.TensorSpec of what it returns)")
@@ -342,6 +346,7 @@ def TFRecordDataset(  # noqa: N802 - named as tf.data.TFRecordDataset, which it 
     hedge_after: float | None = None,
     chunk: int = 256,
     config: Config | None = None,
+    client: Client | None = None,
 ) -> tf.data.Dataset:
     """``tf.data.TFRecordDataset`` over TFRecord shards on object storage: same records, same order.
 
@@ -357,9 +362,11 @@ def TFRecordDataset(  # noqa: N802 - named as tf.data.TFRecordDataset, which it 
     ``input_context``) split the files as ``tf.data``'s FILE auto-sharding does, every
     ``world_size``-th file (``uneven="pad"``/``"drop"``: equal file counts, as the Loader);
     ``shuffle`` permutes the files per epoch; shuffle records with ``.shuffle(buffer)`` after.
-    ``buffer_size`` is accepted and unused.
+    ``buffer_size`` is accepted and unused. ``client`` (an :class:`s3dlio.Client`, or
+    ``config``) gives the settings of every request.
     """
     del buffer_size
+    config = settings_of(client, config, where="TFRecordDataset")
     if isinstance(compression_type, tf.Tensor) and not tf.is_symbolic_tensor(compression_type):
         compression_type = compression_type.numpy().decode()
     filenames = _eager_names(filenames)
