@@ -144,7 +144,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
     def threaded_framework(item: pytest.Item) -> bool:
         parts = item.path.parts
-        return "jax" in parts or "tf" in parts or "tensorflow" in item.name
+        return "jax" in parts or "tf" in parts or "tensorflow" in item.name or item.name.startswith("test_jax_")
 
     items.sort(key=threaded_framework)  # stable: the order within each group is kept
 
