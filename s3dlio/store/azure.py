@@ -12,6 +12,7 @@ import builtins
 import io
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC
@@ -96,9 +97,14 @@ def _translate(exc: Any, op: str, uri: str, endpoint: str) -> S3dlioError:
             f"{where}: could not connect to {endpoint}; check AZURE_STORAGE_ENDPOINT and that the service is running"
         )
     if isinstance(exc, ax.ServiceResponseError):
-        return TransferError(
-            f"{where}: {endpoint} dropped or timed out the response; raise S3DLIO_REQUEST_TIMEOUT"
-        )
+        text = str(exc)
+        if "timed out" in text.lower() or "timeout" in type(exc.inner_exception or exc).__name__.lower():
+            return TransferError(
+                f"{where}: timed out waiting for {endpoint} to send a byte (S3DLIO_READ_TIMEOUT)"
+            )
+        if "reset" in text.lower() or "aborted" in text.lower():
+            return TransferError(f"{where}: connection reset by the server {endpoint}")
+        return TransferError(f"{where}: the connection to {endpoint} closed before the whole reply arrived")
     if status >= 500:
         return TransferError(
             f"{where}: the service answered {status} {code} on every attempt; try again later"
@@ -209,13 +215,27 @@ class AzureStore(Store):
 
     # -- reads ---------------------------------------------------------------------------
     def get(self, key: str) -> Buffer:
+        began = time.monotonic()
+        try:
+            return self._get(key)
+        except TransferError as exc:
+            return self._again(self._get, (key,), exc, began, "get", key)  # type: ignore[no-any-return]
+
+    def _get(self, key: str) -> Buffer:
         with self._errors("get", key):
             return self._container.download_blob(key, max_concurrency=self._workers()).readall()
 
     def get_range(self, key: str, start: int, end: int) -> Buffer:
+        check_range(start, end)
+        began = time.monotonic()
+        try:
+            return self._get_range(key, start, end)
+        except TransferError as exc:
+            return self._again(self._get_range, (key, start, end), exc, began, "get_range", key)  # type: ignore[no-any-return]
+
+    def _get_range(self, key: str, start: int, end: int) -> Buffer:
         from azure.core.exceptions import HttpResponseError
 
-        check_range(start, end)
         with self._errors("get_range", key):
             if end <= start:
                 self._container.get_blob_client(key).get_blob_properties()  # NotFoundError if missing
@@ -231,6 +251,13 @@ class AzureStore(Store):
                 raise
 
     def head(self, key: str) -> ObjectMeta:
+        began = time.monotonic()
+        try:
+            return self._head(key)
+        except TransferError as exc:
+            return self._again(self._head, (key,), exc, began, "head", key)  # type: ignore[no-any-return]
+
+    def _head(self, key: str) -> ObjectMeta:
         with self._errors("head", key):
             p = self._container.get_blob_client(key).get_blob_properties()
         settings = p.content_settings
@@ -286,6 +313,13 @@ class AzureStore(Store):
         return AzureUpload(self, key, part_size, content_type)
 
     def put(self, key: str, data: Buffer) -> None:
+        began = time.monotonic()
+        try:
+            self._put(key, data)
+        except TransferError as exc:
+            self._again(self._put, (key, data), exc, began, "put", key)
+
+    def _put(self, key: str, data: Buffer) -> None:
         view = byte_view(data)
         if len(view) <= _SINGLE_PUT_PARTS * self.config.part_size:
             body: Any = data if type(data) is bytes else view.tobytes()
@@ -297,6 +331,13 @@ class AzureStore(Store):
             )
 
     def delete(self, key: str) -> None:
+        began = time.monotonic()
+        try:
+            self._delete(key)
+        except TransferError as exc:
+            self._again(self._delete, (key,), exc, began, "delete", key)
+
+    def _delete(self, key: str) -> None:
         from azure.core.exceptions import ResourceNotFoundError
 
         with self._errors("delete", key):
