@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import http.server
 import os
+import re
 import secrets
 import threading
 from datetime import UTC, datetime
@@ -68,6 +69,35 @@ def _http_date(meta: s3dlio.ObjectMeta) -> str:
 def _iso(meta: s3dlio.ObjectMeta) -> str:
     when = meta.last_modified or datetime.now(UTC)
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+# OCDBT's data files are named by a random 128-bit id and written once, never changed: their
+# size and ETag can be kept after the first stat (PUT or GET), saving a round trip per read.
+_WRITE_ONCE = re.compile(r"(^|/)d/[0-9a-f]{32}$")
+
+
+class _MetaCache:
+    """Size and ETag of write-once objects (:data:`_WRITE_ONCE`), by URI; bounded."""
+
+    def __init__(self, limit: int = 65536) -> None:
+        self._items: dict[str, s3dlio.ObjectMeta] = {}
+        self._limit = limit
+
+    def stat(self, uri: str) -> s3dlio.ObjectMeta:
+        meta = self._items.get(uri)
+        if meta is None:
+            meta = s3dlio.stat(uri)
+            self.keep(uri, meta)
+        return meta
+
+    def keep(self, uri: str, meta: s3dlio.ObjectMeta) -> None:
+        if _WRITE_ONCE.search(uri):
+            if len(self._items) >= self._limit:
+                self._items.clear()
+            self._items[uri] = meta
+
+    def forget(self, uri: str) -> None:
+        self._items.pop(uri, None)
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
@@ -164,7 +194,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._list(root, query)
             return
         uri = root + key
-        meta = s3dlio.stat(uri)
+        meta = self.server.metas.stat(uri)
         etag = _etag(meta)
         headers = {"ETag": etag, "Last-Modified": _http_date(meta), "Accept-Ranges": "bytes",
                    "Content-Type": "application/octet-stream"}  # fmt: skip
@@ -229,8 +259,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if failed is not None:
                 self._error(412, "PreconditionFailed", f"{uri}: changed since read")
                 return
+        self.server.metas.forget(uri)
         s3dlio.put(uri, body)
-        self._reply(200, headers={"ETag": _etag(s3dlio.stat(uri))})
+        meta = s3dlio.stat(uri)
+        self.server.metas.keep(uri, meta)
+        self._reply(200, headers={"ETag": _etag(meta)})
 
     def do_DELETE(self) -> None:  # noqa: N802
         self._guard(self._delete)
@@ -244,6 +277,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._error(412, "PreconditionFailed", f"{uri}: changed since read")
                 return
         with contextlib.suppress(s3dlio.NotFoundError):
+            self.server.metas.forget(uri)
             s3dlio.delete(uri)
         self._reply(204)
 
@@ -253,6 +287,7 @@ class _Server(http.server.ThreadingHTTPServer):
     request_queue_size = 128  # TensorStore opens up to 32 connections at once (s3_request_concurrency)
     roots: dict[str, str]
     errors: list[BaseException]
+    metas: _MetaCache
 
 
 class Gateway:
@@ -262,6 +297,7 @@ class Gateway:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.roots = {}
         self._server.errors = []
+        self._server.metas = _MetaCache()
         self._secret = secrets.token_bytes(16)
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(
