@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import reconfigure
 from servers import MotoServer, venv_tool
 
 import s3dlio
+from s3dlio import configure as reconfigure
 from s3dlio.store.local import TMP_PREFIX
 
 LARGE = "512MiB"  # a file:// put of this takes long enough to be caught mid-write

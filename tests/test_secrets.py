@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import reconfigure
 from servers import EnvPatch, MotoServer, venv_tool
 
 import s3dlio
+from s3dlio import configure as reconfigure
 from s3dlio._redact import RedactingFilter, redact, redact_url
 from s3dlio.config import AZURITE_KEY
 from s3dlio.oplog.reader import open_text

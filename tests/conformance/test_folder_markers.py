@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 from servers import Backend, venv_tool
@@ -182,14 +181,9 @@ def test_async_listing_agrees(tree: Backend) -> None:
 
 
 # -- file:// and direct://: the directory is the folder -----------------------------------------
-@pytest.fixture(params=["file-fast", "file-portable", "direct"])
-def files(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    from conftest import _backend
-
-    yield from _backend(request, tmp_path)
-
-
-def test_file_directories_are_the_folders(files: Backend) -> None:
+@pytest.mark.parametrize("backend", ["file-fast", "file-portable", "direct"], indirect=True)
+def test_file_directories_are_the_folders(backend: Backend) -> None:
+    files = backend
     root = Path(files.base.split("://", 1)[1])
     (root / "mk" / "empty").mkdir(parents=True)
     (root / "mk" / "sub").mkdir()
