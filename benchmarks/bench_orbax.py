@@ -110,7 +110,7 @@ def raw(where: str, arrays: list[Any]) -> dict[str, Any]:
     cpu0, t0 = cpu_seconds(), time.perf_counter()
     got = s3dlio.get_many(uris)
     load_s, load_cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
-    assert all(bytes(memoryview(g)) == a.tobytes() for g, a in zip(got, arrays, strict=True))
+    assert all(bytes(memoryview(g)) == a.tobytes() for g, a in zip(got, arrays, strict=True))  # type: ignore[arg-type]
     nbytes = sum(a.nbytes for a in arrays)
     return {"bytes": nbytes, "save_s": save_s, "save_cpu": save_cpu, "load_s": load_s, "load_cpu": load_cpu}
 

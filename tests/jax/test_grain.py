@@ -41,7 +41,7 @@ def prefix(s3_bucket: str) -> str:
     return base
 
 
-class FirstValue(grain.transforms.Map):
+class FirstValue(grain.transforms.Map):  # type: ignore[name-defined,misc]
     """Runs in Grain's (spawned) workers: module level, so it pickles."""
 
     def map(self, element: np.ndarray) -> int:
