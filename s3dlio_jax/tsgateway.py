@@ -337,9 +337,24 @@ def gateway() -> Gateway:
     return current[1]
 
 
+_PROXY_VARS = ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY")
+
+
+def _bypass_proxies() -> None:
+    """Keep TensorStore's HTTP client (libcurl, which reads ``http_proxy`` on every request)
+    off any proxy for the gateway: add ``127.0.0.1`` to ``no_proxy``/``NO_PROXY``."""
+    if not any(os.environ.get(name) for name in _PROXY_VARS):
+        return
+    for name in ("no_proxy", "NO_PROXY"):
+        hosts = [h.strip() for h in os.environ.get(name, "").split(",") if h.strip()]
+        if "127.0.0.1" not in hosts and "*" not in hosts:
+            os.environ[name] = ",".join([*hosts, "127.0.0.1"])
+
+
 def kvstore_spec(uri: str) -> dict[str, Any]:
     """TensorStore's kvstore spec for the s3dlio URI ``uri`` (a directory), served by :func:`gateway`."""
     root, key = served_root(uri)
+    _bypass_proxies()
     served = gateway()
     return {
         "driver": "s3",

@@ -5,6 +5,7 @@ on (ranges, ETag conditions, missing keys, listing, a bucket it did not hand out
 from __future__ import annotations
 
 import http.client
+import os
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -82,3 +83,14 @@ def test_http_answers(root: str) -> None:
     assert _request("GET", "/s3dlio-0123456789abcdef/obj").status == 404  # not a bucket it handed out
     assert _request("DELETE", base + "obj").status == 204
     assert not s3dlio.exists(root + "obj")
+
+
+def test_a_proxy_in_the_environment_is_bypassed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """libcurl (TensorStore) honours http_proxy: the gateway must stay reachable behind one."""
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # nothing listens: a request through it fails
+    monkeypatch.setenv("no_proxy", "internal.example")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    store = ts.KvStore.open(kvstore_spec("mem://proxied/x/")).result()
+    store.write("k", b"v").result(timeout=30)
+    assert bytes(s3dlio.get("mem://proxied/x/k")) == b"v"
+    assert os.environ["no_proxy"] == "internal.example,127.0.0.1"
