@@ -93,9 +93,11 @@ def _translate(exc: Any, op: str, uri: str, endpoint: str) -> S3dlioError:
                 f"{where}: certificate verify failed for {endpoint}; "
                 "trust your CA with AWS_CA_BUNDLE_PATH=/path/ca.pem"
             )
-        return TransferError(
+        error = TransferError(
             f"{where}: could not connect to {endpoint}; check AZURE_STORAGE_ENDPOINT and that the service is running"
         )
+        error.retried = True  # the SDK already retried connecting: do not wait out the time budget
+        return error
     if isinstance(exc, ax.ServiceResponseError):
         text = str(exc)
         if "timed out" in text.lower() or "timeout" in type(exc.inner_exception or exc).__name__.lower():
