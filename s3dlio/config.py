@@ -91,8 +91,8 @@ class Config:
     part_size: int = 8 * MiB
     #: Seconds to open a connection (TCP + TLS).
     connect_timeout: float = 10.0
-    #: Seconds one request may take, body included (the fast engine; the portable engines have
-    #: no whole-request limit and use it as a cap on ``read_timeout``).
+    #: Upper bound on ``read_timeout`` (it was the read timeout before ``read_timeout`` existed).
+    #: A request that keeps receiving bytes is never cut: slow links may move large bodies.
     request_timeout: float = 120.0
     #: Seconds without a byte from the server (an idle, stalled response) before an attempt fails.
     read_timeout: float = 20.0

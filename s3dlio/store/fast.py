@@ -670,10 +670,11 @@ def _client_options(config: Config, endpoint: str | None) -> dict[str, Any]:
     """HTTP settings shared by S3 and Azure. There is deliberately no way to skip TLS checks."""
     options: dict[str, Any] = {
         "connect_timeout": timedelta(seconds=config.connect_timeout),
-        # A reply with no byte for read_timeout fails (a stalled server or body); a request
-        # fails after request_timeout in all, body included.
+        # A reply with no byte for read_timeout fails (a stalled server or body). A cap on the
+        # whole request would fail large bodies on slow links (each retry would start after
+        # total_timeout), so it is only a backstop; total_timeout bounds the retries.
         "read_timeout": timedelta(seconds=config.idle_timeout),
-        "timeout": timedelta(seconds=config.request_timeout),
+        "timeout": timedelta(hours=24),
         # Pooled connections idle this long are dropped rather than reused (servers and load
         # balancers have often closed them by then).
         "pool_idle_timeout": timedelta(seconds=15),
