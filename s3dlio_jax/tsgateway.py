@@ -158,6 +158,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._error(404, "NoSuchKey", str(exc), head=self.command == "HEAD")
         except s3dlio.PermissionDeniedError as exc:
             self._error(403, "AccessDenied", str(exc), head=self.command == "HEAD")
+        except (
+            s3dlio.S3dlioError
+        ) as exc:  # s3dlio has retried already: a 4xx, which TensorStore does not retry
+            self.close_connection = True
+            self._error(400, type(exc).__name__, str(exc), head=self.command == "HEAD")
         except Exception as exc:  # noqa: BLE001 - any failure becomes a 500 that TensorStore retries/reports
             self.server.errors.append(exc)
             self.close_connection = True
@@ -363,4 +368,6 @@ def kvstore_spec(uri: str) -> dict[str, Any]:
         "endpoint": served.endpoint,
         "aws_region": "us-east-1",
         "aws_credentials": {"type": "anonymous"},
+        # s3dlio retries each request to the store; TensorStore only retries the loopback hop
+        "s3_request_retries": {"max_retries": 3, "initial_delay": "10ms", "max_delay": "200ms"},
     }

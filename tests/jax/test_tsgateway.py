@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import time
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -94,3 +95,27 @@ def test_a_proxy_in_the_environment_is_bypassed(monkeypatch: pytest.MonkeyPatch)
     store.write("k", b"v").result(timeout=30)
     assert bytes(s3dlio.get("mem://proxied/x/k")) == b"v"
     assert os.environ["no_proxy"] == "internal.example,127.0.0.1"
+
+
+def test_errors_reach_tensorstore_at_once_with_s3dlios_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = ts.KvStore.open(kvstore_spec("mem://failing/x/")).result()
+
+    def misconfigured(uri: str, data: object, **kwargs: object) -> None:
+        raise s3dlio.ConfigError(f"{uri}: no endpoint; set AWS_ENDPOINT_URL")
+
+    monkeypatch.setattr(s3dlio, "put", misconfigured)
+    began = time.monotonic()
+    with pytest.raises(ValueError, match="no endpoint; set AWS_ENDPOINT_URL"):
+        store.write("k", b"v").result(timeout=60)  # a 4xx: s3dlio has retried, TensorStore does not
+    assert time.monotonic() - began < 5
+
+    def broken(uri: str, data: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(s3dlio, "put", broken)
+    began = time.monotonic()
+    with pytest.raises(Exception, match="a bug"):
+        store.write("k", b"v").result(timeout=60)  # a 500: retried a few times, then reported
+    assert time.monotonic() - began < 10
+    assert any(isinstance(e, RuntimeError) for e in gateway().errors)
+    gateway().errors.clear()
