@@ -232,6 +232,7 @@ def for_each_bounded(
     max_in_flight: int,
     *,
     on_error: Callable[[T, Exception], None] | None = None,
+    caller_works: bool = True,
 ) -> None:
     """Call ``fn`` on every item, at most ``max_in_flight`` at once, keeping no results.
 
@@ -239,7 +240,9 @@ def for_each_bounded(
     from one shared iterator, so memory holds only the calls running. An ``Exception`` goes to
     ``on_error`` and the batch goes on; without ``on_error`` the first one stops new calls and
     is raised once the running ones finish. ``KeyboardInterrupt`` (or :func:`cancel`) stops
-    new calls and is raised.
+    new calls and is raised. ``caller_works=False`` keeps the calling thread out of the work,
+    waiting where Ctrl-C reaches it at once (a call in C, e.g. generating data, would hold
+    the signal back until it returns).
     """
     it = iter(items)
     lock = threading.Lock()
@@ -268,9 +271,10 @@ def for_each_bounded(
 
     if max_in_flight < 1:
         raise ValueError(f"max_in_flight={max_in_flight}: must be at least 1")
-    futures = [executor().submit(worker) for _ in range(max_in_flight - 1)]
+    futures = [executor().submit(worker) for _ in range(max_in_flight - (1 if caller_works else 0))]
     try:
-        worker()  # the calling thread works too
+        if caller_works:
+            worker()  # the calling thread works too
         if stop and not isinstance(stop[0], Exception):
             raise stop[0]  # Ctrl-C here: the others stop after their current call, unwaited
         for future in futures:

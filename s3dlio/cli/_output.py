@@ -32,6 +32,7 @@ __all__ = [
     "as_command",
     "emit_json",
     "error_lines",
+    "exit_deadline",
     "mb",
     "on_interrupt",
     "plural",
@@ -40,6 +41,7 @@ __all__ = [
     "report_failure",
     "run_interrupt_hooks",
     "seconds",
+    "set_exit_deadline",
 ]
 
 _SPIN = "|/-\\"
@@ -140,6 +142,17 @@ def report_failure(what: str, exc: BaseException, verbose: int = 0) -> None:
 
 # -- Ctrl-C ----------------------------------------------------------------------------------
 _interrupt_hooks: dict[bool, list[Callable[[], None]]] = {True: [], False: []}
+_exit_deadline = [0.0]
+
+
+def set_exit_deadline(when: float) -> None:
+    """The ``time.monotonic()`` by which an interrupted command exits, whatever its hooks do."""
+    _exit_deadline[0] = when
+
+
+def exit_deadline() -> float:
+    """See :func:`set_exit_deadline` (0 before an interrupt)."""
+    return _exit_deadline[0]
 
 
 def on_interrupt(hook: Callable[[], None], *, first: bool = False) -> None:

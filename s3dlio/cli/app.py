@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import sys
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -28,7 +29,7 @@ from .. import __version__
 from .._redact import RedactingFilter, redact
 from ..errors import AlreadyExistsError, ConfigError, NotFoundError, S3dlioError
 from . import bench, buckets, objects, oplog
-from ._output import State, as_command, error_lines, plural, run_interrupt_hooks
+from ._output import State, as_command, error_lines, plural, run_interrupt_hooks, set_exit_deadline
 from .cleanup import cleanup_command
 
 __all__ = ["cli", "main"]
@@ -309,6 +310,9 @@ for _command in (*objects.COMMANDS, *buckets.COMMANDS, *oplog.COMMANDS, bench.be
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``s3dlio`` console script."""
+    import signal
+
+    signal.signal(signal.SIGINT, _on_sigint)
     try:
         code = cli.main(args=argv, prog_name="s3dlio", standalone_mode=False)
     except S3dlioError as exc:  # raised outside a command (e.g. while importing a backend)
@@ -321,19 +325,34 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.exit(code)
 
 
-def _exit_interrupted(grace: float = 0.5) -> NoReturn:
-    """End an interrupted run now: stop the batch loops, give the calls in flight ``grace``
+#: When the first Ctrl-C arrived (``time.monotonic()``); the exit is due ``_EXIT_WITHIN`` after it.
+_interrupted_at: list[float] = []
+_EXIT_WITHIN = 1.5
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    """Python's own SIGINT handler, noting when the first one came."""
+    if not _interrupted_at:
+        _interrupted_at.append(time.monotonic())
+    raise KeyboardInterrupt
+
+
+def _exit_interrupted(grace: float = 0.4) -> NoReturn:
+    """End an interrupted run now: stop the batch loops, give the calls in flight up to ``grace``
     seconds to finish (they clean up after themselves), remove the command's temporary files,
-    and exit 130 without joining worker threads still blocked in a transfer."""
+    abort its uploads, and exit 130 by ``_EXIT_WITHIN`` seconds after the Ctrl-C, without
+    joining worker threads still blocked in a transfer."""
     import signal
 
     from .. import _parallel
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C cannot cut the clean-up short
+    deadline = (_interrupted_at[0] if _interrupted_at else time.monotonic()) + _EXIT_WITHIN
+    set_exit_deadline(deadline)
     _parallel.cancel()
     run_interrupt_hooks(first=True)  # e.g. start aborting multipart uploads
-    _parallel.drain(grace)
-    run_interrupt_hooks()  # e.g. remove temporary files; wait (bounded) for the aborts
+    _parallel.drain(max(0.0, min(grace, deadline - time.monotonic())))
+    run_interrupt_hooks()  # e.g. remove temporary files; wait for the aborts until the deadline
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()

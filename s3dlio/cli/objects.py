@@ -32,6 +32,7 @@ from ._output import (
     State,
     Tally,
     emit_json,
+    exit_deadline,
     mb,
     on_interrupt,
     plural,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from collections.abc import Buffer
 
     from ..store.base import Upload
+    from ..writer import ObjectWriter
 
 __all__ = ["COMMANDS", "OBJECT_TYPES"]
 
@@ -219,7 +221,9 @@ def _fetch(
 
         start = time.perf_counter()
         try:
-            _parallel.for_each_bounded(one, targets, jobs, on_error=lambda t, exc: tally.fail(t.uri, exc))
+            _parallel.for_each_bounded(  # this thread waits where Ctrl-C reaches it at once
+                one, targets, jobs, on_error=lambda t, exc: tally.fail(t.uri, exc), caller_works=False
+            )
         except KeyboardInterrupt:  # raised at once: the GETs still in flight must not write
             interrupted.set()
             raise
@@ -462,7 +466,8 @@ class _Writers:
     """
 
     def __init__(self) -> None:
-        self._open: set[Upload] = set()
+        self._open: dict[Upload, ObjectWriter] = {}  # strong references: a dropped writer's
+        # __del__ would abort its upload on this thread, waiting for the parts in flight
         self._lock = threading.Lock()
         self._aborting: list[threading.Thread] = []
         on_interrupt(self.abort_all, first=True)
@@ -471,7 +476,7 @@ class _Writers:
     def put(self, uri: str, data: Buffer) -> None:
         """Write ``data`` to ``uri`` in parts through a writer, completing it."""
         from ..verify import verify_enabled
-        from ..writer import ObjectWriter
+        from ..writer import ObjectWriter  # noqa: F811 - the class at run time, its name for typing above
 
         parsed, store = ops.resolve(uri)
         config = store.config
@@ -479,7 +484,7 @@ class _Writers:
         writer = ObjectWriter(uri, store, parsed.key, upload, max_in_flight=min(8, config.max_in_flight),
                               attempts=config.max_attempts, verify=verify_enabled(None))  # fmt: skip
         with self._lock:
-            self._open.add(upload)
+            self._open[upload] = writer
         try:
             writer.write(data)
             writer.close()
@@ -494,19 +499,19 @@ class _Writers:
 
     def _forget(self, upload: Upload) -> None:
         with self._lock:
-            self._open.discard(upload)
+            self._open.pop(upload, None)
 
     def abort_all(self) -> None:
-        """Start aborting every open upload, each on its own thread."""
+        """Start aborting every open upload, each on its own thread (:meth:`wait_aborts`)."""
         with self._lock:
             uploads = list(self._open)
         self._aborting = [threading.Thread(target=u.abort, daemon=True) for u in uploads]
         for thread in self._aborting:
             thread.start()
 
-    def wait_aborts(self, within: float = 0.6) -> None:
-        """Wait up to ``within`` seconds for the aborts :meth:`abort_all` started."""
-        deadline = time.monotonic() + within
+    def wait_aborts(self) -> None:
+        """Wait for the aborts :meth:`abort_all` started, until the exit is due."""
+        deadline = exit_deadline() or time.monotonic() + 1.0
         for thread in self._aborting:
             thread.join(max(0.0, deadline - time.monotonic()))
 
@@ -600,7 +605,8 @@ def put(
 
         start = time.perf_counter()
         _parallel.for_each_bounded(  # names, data and results one at a time: memory stays flat
-            one, range(num), jobs, on_error=lambda i, exc: tally.fail(join(prefix, name(i)), exc)
+            one, range(num), jobs, on_error=lambda i, exc: tally.fail(join(prefix, name(i)), exc),
+            caller_works=False,  # this thread waits where Ctrl-C reaches it at once
         )
         secs = time.perf_counter() - start
     if as_json:
@@ -728,7 +734,7 @@ def upload(
             tally.ok(os.path.getsize(path))
 
         start = time.perf_counter()
-        _parallel.for_each_bounded(one_file, files, jobs, on_error=tally.fail)
+        _parallel.for_each_bounded(one_file, files, jobs, on_error=tally.fail, caller_works=False)
         for pattern, _matched in patterns:  # progress advances per file written (on_object)
             ops.upload(
                 pattern, dest, jobs, include_hidden=not exclude_hidden, follow_links=copy_links, on_skip=_ignore,
