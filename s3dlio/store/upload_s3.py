@@ -46,10 +46,13 @@ class S3Upload:
         self._id: str | None = None
         self._parts: dict[int, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self._aborted = False
 
     def _upload_id(self) -> str:
         if self._id is None:
             with self._lock:
+                if self._aborted:  # a part sent after abort() must not start a new upload
+                    raise TransferError(f"upload_part s3://{self._store.bucket}/{self._key}: the upload was aborted")
                 if self._id is None:
                     with self._store._errors("create_multipart_upload", self._key):
                         r = self._store._client.create_multipart_upload(
@@ -81,7 +84,9 @@ class S3Upload:
         self._id = None
 
     def abort(self) -> None:
-        upload_id, self._id = self._id, None
+        with self._lock:  # a CreateMultipartUpload in flight finishes first, and its upload is aborted
+            self._aborted = True
+            upload_id, self._id = self._id, None
         if upload_id is None:
             return
         abort_upload(self._store, self._key, upload_id)
