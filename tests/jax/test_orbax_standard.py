@@ -296,9 +296,16 @@ def test_two_processes_each_write_their_shards(s3_bucket: str) -> None:
     assert any(n.startswith("1/default/ocdbt.process_0/d/") for n in names)
     assert any(n.startswith("1/default/ocdbt.process_1/d/") for n in names)
     assert names.count("1/commit_success.txt") == 1
-    result = child("restore-one", where)
-    check(result)
-    assert "restore-one ok" in result.stdout
+    # restored whole by one process (this one, one device)
+    mngr = ocp.CheckpointManager(where)
+    assert mngr.all_steps() == [1]
+    grid = np.arange(64 * 48, dtype=np.float32).reshape(64, 48) / 7  # orbax_child.GLOBAL
+    one = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    got = mngr.restore(
+        1, args=ocp.args.StandardRestore({"x": jax.ShapeDtypeStruct(grid.shape, grid.dtype, sharding=one)})
+    )
+    assert np.array_equal(np.asarray(got["x"]), grid)
+    mngr.close()
 
 
 def test_zarr_layout_without_ocdbt(s3_bucket: str, tmp_path: Path) -> None:
