@@ -5,11 +5,12 @@
 >>> loader = grain.DataLoader(data_source=source, sampler=grain.samplers.IndexSampler(
 ...     len(source), shard_options=grain.sharding.ShardByJaxProcess(), shuffle=True, seed=0),
 ...     worker_count=8)
->>> mngr = CheckpointManager("s3://bucket/ckpt/", max_to_keep=3)
->>> mngr.save(step, args=save_args(params, data_iter=iterator))
+>>> mngr = ocp.CheckpointManager("s3://bucket/ckpt/", options=ocp.CheckpointManagerOptions(max_to_keep=3))
+>>> mngr.save(step, args=ocp.args.StandardSave(params))    # Orbax's own API: the import set it up
 
 The data names import without JAX, Orbax or Grain (Grain's worker processes import only
-them); the checkpoint names load Orbax on first use.
+them); the checkpoint names load Orbax on first use. Importing this package makes Orbax's
+standard API work on ``s3://`` and ``az://`` (:func:`enable_orbax`, run when Orbax is imported).
 """
 
 from __future__ import annotations
