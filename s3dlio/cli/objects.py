@@ -470,6 +470,7 @@ class _Writers:
         # __del__ would abort its upload on this thread, waiting for the parts in flight
         self._lock = threading.Lock()
         self._aborting: list[threading.Thread] = []
+        self._closed = False  # set by abort_all: no upload starts after it
         on_interrupt(self.abort_all, first=True)
         on_interrupt(self.wait_aborts)
 
@@ -484,6 +485,8 @@ class _Writers:
         writer = ObjectWriter(uri, store, parsed.key, upload, max_in_flight=min(8, config.max_in_flight),
                               attempts=config.max_attempts, verify=verify_enabled(None))  # fmt: skip
         with self._lock:
+            if self._closed:  # interrupted while this object was being generated: start nothing
+                raise KeyboardInterrupt
             self._open[upload] = writer
         try:
             writer.write(data)
@@ -504,6 +507,7 @@ class _Writers:
     def abort_all(self) -> None:
         """Start aborting every open upload, each on its own thread (:meth:`wait_aborts`)."""
         with self._lock:
+            self._closed = True
             uploads = list(self._open)
         self._aborting = [threading.Thread(target=u.abort, daemon=True) for u in uploads]
         for thread in self._aborting:
