@@ -21,6 +21,7 @@ Threads and sockets only; ``python faultproxy.py UPSTREAM_PORT [RATE]`` runs one
 
 from __future__ import annotations
 
+import collections
 import socket
 import struct
 import sys
@@ -195,8 +196,8 @@ class FaultProxy:
         self.active = 0
         self.peak = 0
         self.faults: list[tuple[int, str, str, str]] = []
-        #: Every request: (n, method, path, lower-cased header fields).
-        self.log: list[tuple[int, str, str, dict[str, str]]] = []
+        #: The last 10,000 requests: (n, method, path, lower-cased header fields).
+        self.log: collections.deque[tuple[int, str, str, dict[str, str]]] = collections.deque(maxlen=10_000)
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
