@@ -311,3 +311,22 @@ def test_azure_get_plan_storm(azurite: Any, az_container: str, engine: str) -> N
         assert len(proxy.faults) > 15, proxy.faults
     finally:
         proxy.stop()
+
+
+@pytest.mark.timeout(600)
+def test_checkpoint_through_a_storm(via: Any, s3_bucket: str, moto_server: MotoServer) -> None:
+    """Checkpoint save and load ride on put, open_writer, get and list: the mixed plan is survived,
+    the shards come back byte-exact, and no multipart upload is left."""
+    from s3dlio.checkpoint import CheckpointStore
+
+    shards = {"model": payload(3 * PART + 5, 71), "optim": payload(300_000, 72)}
+    proxy = via(mixed_plan())
+    ckpt = CheckpointStore(f"{s3_bucket}run/", keep_last=2)
+    ckpt.save(100, shards, metadata={"epoch": 1})
+    ckpt.save(200, shards, metadata={"epoch": 2})
+    assert ckpt.latest_step() == 200
+    loaded = ckpt.load()
+    for name, want in shards.items():
+        assert_bytes(loaded[name], want)
+    assert len(proxy.faults) > 5, proxy.faults
+    assert _uploads(moto_server, _bucket(s3_bucket)) == []
