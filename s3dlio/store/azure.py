@@ -431,6 +431,9 @@ def _build_service(config: Config, endpoint: str, account: str | None) -> Any:
             increment_base=1.5,  # type: ignore[arg-type]
             random_jitter_range=0.5,  # type: ignore[arg-type]
             retry_total=config.engine_attempts - 1,
+            # A refused connection is asked once more, not three times: an endpoint that is
+            # down fails in about 2 s, as the S3 engines do, instead of 9 s or more.
+            retry_connect=1,
         ),
         "max_block_size": config.part_size,
         "max_single_put_size": _SINGLE_PUT_PARTS * config.part_size,
