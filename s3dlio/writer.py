@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import _check
 from ._parts import PartSender
+from .buffers import byte_view
 from .retry import retrying
-from .store.local import byte_view
 from .verify import PartDigests, verify_written
 
 if TYPE_CHECKING:

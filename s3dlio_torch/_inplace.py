@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.serialization
 
-from s3dlio.loader.reader import BufferReader
+from s3dlio.buffers import BufferReader
 from s3dlio.ops import resolve
 from s3dlio.ranged import fill
 

@@ -31,11 +31,11 @@ from torch.distributed.checkpoint.filesystem import FileSystemBase, FileSystemRe
 from torch.distributed.checkpoint.planner import LoadItemType, LoadPlan, LoadPlanner, ReadItem
 from torch.futures import Future
 
+from s3dlio.buffers import BufferReader
 from s3dlio.client import Client
 from s3dlio.config import Config
 from s3dlio.errors import ConfigError, InvalidUriError, NotFoundError, TransferError
 from s3dlio.large import open_reader, open_writer
-from s3dlio.loader.reader import BufferReader
 from s3dlio.ops import resolve
 from s3dlio.parallel import iter_bounded
 from s3dlio.uri import parse

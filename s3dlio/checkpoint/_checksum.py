@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..buffers import byte_view
+
 if TYPE_CHECKING:
     from collections.abc import Buffer
 
-__all__ = ["ALGORITHM", "ChecksumWriter", "byte_view", "checksum", "extend"]
+__all__ = ["ALGORITHM", "ChecksumWriter", "checksum", "extend"]
 
 try:
     import google_crc32c
@@ -38,14 +40,6 @@ def _crc32(crc: int, view: memoryview) -> int:
 _EXTEND: dict[str, Callable[[int, memoryview], int]] = {"crc32": _crc32}
 if ALGORITHM == "crc32c":
     _EXTEND["crc32c"] = _crc32c
-
-
-def byte_view(data: Buffer) -> memoryview:
-    """``data`` as a flat byte memoryview, without a copy (C-contiguous buffers only)."""
-    view = memoryview(data)
-    if not view.c_contiguous:
-        raise ValueError("checkpoint shard buffers must be C-contiguous; pass numpy.ascontiguousarray(x)")
-    return view if view.format == "B" and view.ndim == 1 else view.cast("B")
 
 
 def extend(crc: int, data: Buffer, algorithm: str = ALGORITHM) -> int:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from ._checksum import byte_view
+from ..buffers import byte_view
 from .errors import CheckpointCommitError
 
 if TYPE_CHECKING:

@@ -14,11 +14,12 @@ from io import BufferedIOBase
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from .. import _parallel
+from ..buffers import byte_view
 from ..client import Client
 from ..config import Config
 from ..large import open_writer
 from . import layout, retention
-from ._checksum import ALGORITHM, ChecksumWriter, byte_view, checksum
+from ._checksum import ALGORITHM, ChecksumWriter, checksum
 from .async_save import AsyncSave, AsyncSaves, stage
 from .commit import Coordinator, PollCoordinator, TorchCoordinator, _torch_dist, default_save_id, detect
 from .errors import CheckpointCommitError

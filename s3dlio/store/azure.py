@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
+from ..buffers import byte_view
 from ..config import AZURITE_ACCOUNT, AZURITE_KEY
 from ..errors import (
     AlreadyExistsError,
@@ -28,8 +29,7 @@ from ..errors import (
     S3dlioError,
     TransferError,
 )
-from .base import DeleteFailure, ObjectMeta, Store
-from .local import byte_view, check_range
+from .base import DeleteFailure, ObjectMeta, Store, check_range
 
 if TYPE_CHECKING:
     from collections.abc import Buffer

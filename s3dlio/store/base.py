@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from ..config import Config
 
-__all__ = ["ObjectMeta", "Store", "DeleteFailure", "ResumableRead", "Upload"]
+__all__ = ["DeleteFailure", "ObjectMeta", "ResumableRead", "Store", "Upload", "check_range"]
 
 #: Smallest piece a resumed read takes from the engine at a time.
 RESUME_CHUNK = 256 * 1024
@@ -289,3 +289,8 @@ class ResumableRead:
     def timed(self) -> tuple[Buffer, int | None]:
         """``self()`` as ``get_timed`` returns it (no first-byte time on a retried read)."""
         return self(), None
+
+
+def check_range(start: int, end: int) -> None:
+    if start < 0 or end < 0:
+        raise ValueError(f"byte range [{start}, {end}): offsets must not be negative")

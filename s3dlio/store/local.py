@@ -24,6 +24,7 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from ..buffers import byte_view
 from ..errors import (
     AlreadyExistsError,
     InvalidUriError,
@@ -32,7 +33,7 @@ from ..errors import (
     S3dlioError,
     TransferError,
 )
-from .base import ObjectMeta, Store
+from .base import ObjectMeta, Store, check_range
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from .base import Upload
 
-__all__ = ["LocalStore", "byte_view", "check_range", "map_errors"]
+__all__ = ["LocalStore", "map_errors"]
 
 #: Name prefix of in-progress writes; listings skip them.
 TMP_PREFIX = ".s3dlio-tmp-"
@@ -48,23 +49,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _READS = frozenset({"get", "get_range", "head"})
 # A single read(2)/write(2) moves at most this much on Linux (0x7ffff000); stay below it.
 _MAX_IO = 1 << 30
-
-
-def byte_view(data: Buffer) -> memoryview:
-    """A flat byte view of any buffer-protocol object, without copying when it is contiguous."""
-    try:
-        view = memoryview(data)
-    except TypeError:
-        raise TypeError(
-            f"put needs a bytes-like object (bytes, bytearray, memoryview, numpy array), "
-            f"got {type(data).__name__}"
-            + ("; encode it first: data.encode()" if isinstance(data, str) else "")
-        ) from None
-    if not view.c_contiguous:
-        return memoryview(view.tobytes())  # strided arrays: one copy (C order) is unavoidable
-    if view.format == "B" and view.ndim == 1:
-        return view
-    return view.cast("B")
 
 
 @contextmanager
@@ -255,11 +239,6 @@ def file_meta(key: str, st: os.stat_result, content_type: str | None = None) -> 
         etag=f'"{st.st_ino:x}-{micros:x}-{st.st_size:x}"',
         content_type=content_type,
     )
-
-
-def check_range(start: int, end: int) -> None:
-    if start < 0 or end < 0:
-        raise ValueError(f"byte range [{start}, {end}): offsets must not be negative")
 
 
 def _regular_size(fd: int) -> int:

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from ..buffers import byte_view
 from ..errors import AlreadyExistsError, NotFoundError, S3dlioError
-from .base import DeleteFailure, ObjectMeta, Store
-from .local import byte_view, check_range
+from .base import DeleteFailure, ObjectMeta, Store, check_range
 
 if TYPE_CHECKING:
     from collections.abc import Buffer

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import builtins
 import heapq
-import io
 import os
 import threading
 import time
@@ -25,6 +24,7 @@ import boto3
 import botocore.config
 import botocore.exceptions as bx
 
+from ..buffers import BufferReader, byte_view
 from ..errors import (
     AlreadyExistsError,
     ConfigError,
@@ -35,8 +35,7 @@ from ..errors import (
     TransferError,
 )
 from ..retry import Attempts, ChangedError
-from .base import RESUME_CHUNK, DeleteFailure, ObjectMeta, ResumableRead, Store
-from .local import byte_view, check_range
+from .base import RESUME_CHUNK, DeleteFailure, ObjectMeta, ResumableRead, Store, check_range
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
@@ -44,7 +43,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from .base import Upload
 
-__all__ = ["BufferReader", "S3Store", "map_errors"]
+__all__ = ["S3Store", "map_errors"]
 
 MiB = 1024 * 1024
 #: S3's smallest part (but the last) and largest part count.
@@ -80,43 +79,6 @@ _BUSY = frozenset(
         "RequestTimeTooSkewed",
     }
 )
-
-
-class BufferReader(io.RawIOBase):
-    """A seekable file-like over a memoryview whose reads are slices of it (no copy)."""
-
-    def __init__(self, view: memoryview) -> None:
-        super().__init__()
-        self._view = view
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def __len__(self) -> int:
-        return len(self._view)
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: len(self._view)}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def read(self, size: int | None = -1) -> memoryview:  # type: ignore[override, unused-ignore]
-        stop = len(self._view) if size is None or size < 0 else min(len(self._view), self._pos + size)
-        chunk = self._view[self._pos : stop] if self._pos < stop else self._view[0:0]
-        self._pos += len(chunk)
-        return chunk
-
-    def readinto(self, buffer: Any) -> int:
-        chunk = self.read(len(memoryview(buffer)))
-        memoryview(buffer).cast("B")[: len(chunk)] = chunk
-        return len(chunk)
 
 
 @contextmanager
@@ -404,7 +366,7 @@ class S3Store(Store):
             if len(view) > _MULTIPART_PARTS * part:
                 self._put_multipart(key, view, part)
                 return
-            body = data if type(data) is bytes else BufferReader(view)
+            body = data if type(data) is bytes else BufferReader(view, views=True)
             self._client.put_object(Bucket=self.bucket, Key=key, Body=body)
 
     def _put_multipart(self, key: str, view: memoryview, part: int) -> None:
@@ -419,7 +381,7 @@ class S3Store(Store):
             chunk = view[(number - 1) * part : number * part]
             with self._errors("upload_part", key):
                 r = client.upload_part(
-                    Bucket=self.bucket, Key=key, UploadId=upload, PartNumber=number, Body=BufferReader(chunk)
+                    Bucket=self.bucket, Key=key, UploadId=upload, PartNumber=number, Body=BufferReader(chunk, views=True)
                 )
             done = {"PartNumber": number, "ETag": r["ETag"]}
             done.update({k: v for k, v in r.items() if k.startswith("Checksum") and k != "ChecksumType"})

@@ -1,6 +1,6 @@
 """S3 multipart uploads through boto3 (the portable engine).
 
-Parts are sent from memoryview slices through :class:`~s3dlio.store.s3.BufferReader`, so
+Parts are sent from memoryview slices through :class:`~s3dlio.buffers.BufferReader`, so
 botocore reads the caller's bytes without a copy in Python. The multipart upload is created
 on the first part; objects of at most one part go up with one ``PutObject``. Each part is
 its own request, so the writer can send a failed part again alone.
@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..buffers import BufferReader
 from ..errors import NotFoundError, S3dlioError, TransferError
 
 if TYPE_CHECKING:
@@ -62,8 +63,6 @@ class S3Upload:
         return self._id
 
     def upload_part(self, index: int, offset: int, data: memoryview) -> None:
-        from .s3 import BufferReader
-
         upload_id = self._upload_id()
         with self._store._errors("upload_part", self._key):
             r = self._store._client.upload_part(
@@ -71,7 +70,7 @@ class S3Upload:
                 Key=self._key,
                 UploadId=upload_id,
                 PartNumber=index + 1,
-                Body=BufferReader(data),
+                Body=BufferReader(data, views=True),
             )
         done = {"PartNumber": index + 1, "ETag": r["ETag"]}
         done.update({k: v for k, v in r.items() if k.startswith("Checksum") and k != "ChecksumType"})
@@ -92,11 +91,9 @@ class S3Upload:
         abort_upload(self._store, self._key, upload_id)
 
     def put_whole(self, data: memoryview) -> None:
-        from .s3 import BufferReader
-
         with self._store._errors("put", self._key):
             self._store._client.put_object(
-                Bucket=self._store.bucket, Key=self._key, Body=BufferReader(data), **self._extra
+                Bucket=self._store.bucket, Key=self._key, Body=BufferReader(data, views=True), **self._extra
             )
 
 
