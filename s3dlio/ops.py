@@ -620,15 +620,18 @@ def download(
 def copy(
     src: str, dst: str, recursive: bool = ..., max_in_flight: int | None = ...,
     *, return_exceptions: Literal[False] = ..., on_object: OnObject | None = ..., config: Config | None = ...,
+    follow_links: bool = ..., on_skip: Callable[[Skipped], object] | None = ...,
 ) -> int: ...  # fmt: skip
 @overload
 def copy(
     src: str, dst: str, recursive: bool = ..., max_in_flight: int | None = ...,
     *, return_exceptions: Literal[True], on_object: OnObject | None = ..., config: Config | None = ...,
+    follow_links: bool = ..., on_skip: Callable[[Skipped], object] | None = ...,
 ) -> _list[str | BaseException]: ...  # fmt: skip
 def copy(
     src: str, dst: str, recursive: bool = False, max_in_flight: int | None = None,
     *, return_exceptions: bool = False, on_object: OnObject | None = None, config: Config | None = None,
+    follow_links: bool = False, on_skip: Callable[[Skipped], object] | None = None,
 ) -> int | _list[str | BaseException]:  # fmt: skip
     """Copy objects between any two schemes; returns how many were copied.
 
@@ -637,11 +640,16 @@ def copy(
     ``file://`` or ``direct://`` directory, keys that would leave it or share one local path
     are refused as :func:`download` refuses them. Every other object is still copied; then
     the first error is raised, unless ``return_exceptions`` returns the destination URI or
-    the error of each selected object, in order.
+    the error of each selected object, in order. From a local directory, as in
+    :func:`upload`, a symbolic link that resolves outside it is skipped unless
+    ``follow_links`` (each skipped file goes to ``on_skip``, or all to one ``UserWarning``).
     """
     src, dst = _check.uri("copy", src, "src"), _check.uri("copy", dst, "dst")
     _transfer_args("copy", recursive, max_in_flight, return_exceptions, config)
+    _check.boolean("copy", "follow_links", follow_links)
     parsed, store, keys = _objects(src, recursive, None, config)
+    if parsed.scheme in ("file", "direct") and not follow_links:
+        keys = _inside("copy " + src, "/" + select(parsed.key).base, keys, on_skip)
     if not keys:
         raise NotFoundError(f"copy {src}: no object matches")
     target = parse(dst)
@@ -680,6 +688,26 @@ def copy(
         return results
     _finish(results, False)
     return len(keys)
+
+
+def _inside(what: str, root: str, keys: _list[str], on_skip: Callable[[Skipped], object] | None) -> _list[str]:
+    """The local ``keys`` (absolute paths without their ``/``) that stay inside ``root`` once
+    symbolic links are resolved; the others are skipped, as :func:`upload` skips them."""
+    real_root = os.path.realpath(root)
+    kept, skipped = [], []
+    for key in keys:
+        real = os.path.realpath("/" + key)
+        if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
+            kept.append(key)
+        else:
+            skipped.append(Skipped("/" + key, f"a symbolic link to {real}, outside {root} (follow_links=True takes it)"))
+    if on_skip is not None:
+        for item in skipped:
+            on_skip(item)
+    elif skipped:
+        lines = "".join(f"\n  {item}" for item in skipped)
+        warnings.warn(f"{what}: skipped {len(skipped)}:{lines}", UserWarning, stacklevel=3)
+    return kept
 
 
 # -- async twins -----------------------------------------------------------------------------

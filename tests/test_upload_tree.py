@@ -125,3 +125,31 @@ def test_escaped_directory_name(tmp_path: Path) -> None:
     one.write_bytes(b"1")
     assert local_files(glob.escape(str(one))).files == [str(one)]
     assert local_files(str(one)).files == []  # unescaped, [2] is a character class: x2.bin
+
+
+def test_copy_from_a_local_tree_skips_links_leaving_it(tree: Path, dest: str) -> None:
+    """copy (and cp -r) of a local directory is an upload: the same links stay behind."""
+    skipped: list[Skipped] = []
+    s3dlio.copy(f"file://{tree}/", dest, recursive=True, on_skip=skipped.append)
+    names = uploaded(dest)
+    assert "sub/o.txt" not in names and not any(n.startswith("away/") for n in names)
+    assert ".metadata" in names and "sub/deep/c.txt" in names
+    assert [Path(item.path).name for item in skipped] == ["o.txt"]  # the walk never enters "away"
+    s3dlio.delete(dest, recursive=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s3dlio.copy(f"file://{tree}/sub/", dest, recursive=True, follow_links=True, on_skip=skipped.append)
+    assert bytes(s3dlio.get(dest + "o.txt")) == b"o"
+
+
+def test_cli_cp_reports_links_it_skips(tree: Path, tmp_path: Path) -> None:
+    out = tmp_path / "copy"
+    run = subprocess.run([venv_tool("s3dlio"), "cp", "-r", str(tree), f"{out}/"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "skipped" in run.stderr and "o.txt" in run.stderr
+    assert (out / "ckpt" / ".metadata").exists() or (out / ".metadata").exists()
+    assert not list(out.rglob("s.key")) and not list(out.rglob("o.txt"))
+    linked = subprocess.run([venv_tool("s3dlio"), "cp", "-r", "-L", str(tree), f"{out}-all/"],
+                            capture_output=True, text=True)  # fmt: skip
+    assert linked.returncode == 0, linked.stderr
+    assert list(Path(f"{out}-all").rglob("o.txt"))

@@ -772,16 +772,23 @@ def _cp_source(src: str, recursive: bool) -> str:
 @click.argument("dest", metavar="DST", callback=_uri_arg)
 @_recursive
 @_jobs(32, "copies")
+@click.option(
+    "-L", "--copy-links", is_flag=True,
+    help="From a local directory, also copy what symbolic links leaving it point to (default: skip them).",
+)
 @_json
 @click.pass_obj
-def cp(state: State, sources: tuple[str, ...], dest: str, recursive: bool, jobs: int, as_json: bool) -> None:
+def cp(
+    state: State, sources: tuple[str, ...], dest: str, recursive: bool, jobs: int, copy_links: bool, as_json: bool
+) -> None:
     """Copy SRC to DST: s3, az, file, direct and mem URIs, and plain local paths, in any direction.
 
     One object goes to the key DST, or into DST when DST ends in / (or is a local
     directory), keeping its name; a prefix (ending in /), a regex or -r copies everything
     selected under DST, keeping relative paths. Into a local directory, a key that would
     leave it (an empty, '.' or '..' part) or share one file with another is refused and
-    reported; the rest is copied and the command exits 1.
+    reported; the rest is copied and the command exits 1. From a local directory, a symbolic
+    link that leaves it is skipped (reported on stderr) unless -L.
 
     \b
     Examples:
@@ -803,8 +810,9 @@ def cp(state: State, sources: tuple[str, ...], dest: str, recursive: bool, jobs:
     with Progress("cp") as progress:  # advances per object copied (on_object)
         for src in sources:
             results = ops.copy(
-                _cp_source(src, recursive), dest, recursive, jobs, return_exceptions=True, on_object=progress.advance
-            )
+                _cp_source(src, recursive), dest, recursive, jobs, return_exceptions=True, on_object=progress.advance,
+                follow_links=copy_links, on_skip=lambda item: click.echo(f"s3dlio: skipped {item}", err=True),
+            )  # fmt: skip
             errors += [r for r in results if isinstance(r, BaseException)]
             copied += len(results)
     secs = time.perf_counter() - start
