@@ -20,13 +20,12 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
+from .config import Config
 from .errors import ArgumentTypeError, InvalidArgumentError
 from .uri import ObjectUri
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
-
-    from .config import Config
 
 __all__ = [
     "boolean",
@@ -126,11 +125,7 @@ def boolean(func: str, name: str, value: Any, *, optional: bool = False) -> bool
 
 def config(func: str, value: Any) -> Config | None:
     """``config``: None (the process-wide settings) or a :class:`~s3dlio.config.Config`."""
-    if value is None:  # the common case, first (before the import)
-        return None
-    from .config import Config
-
-    if isinstance(value, Config):
+    if value is None or isinstance(value, Config):
         return value
     fail_type(func, "config", "None or an s3dlio.Config", value, "build one with s3dlio.Config(...)")
 

@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from . import large, ops
-from .config import Config, default_config
+from .config import Config, default_config, interned
 from .errors import ConfigError
 from .store import registry
 
@@ -59,9 +59,10 @@ class Client:
         if config is not None and not isinstance(config, Config):
             raise TypeError(f"Client: config must be an s3dlio.Config, got {type(config).__name__}")
         try:
-            self.config = config.replace(**settings) if config is not None else Config.resolve(**settings)
+            settled = config.replace(**settings) if config is not None else Config.resolve(**settings)
         except TypeError as exc:  # dataclasses.replace with an unknown field
             raise ConfigError(f"Client: {exc}") from None
+        self.config = interned(settled)
 
     # -- the operations ----------------------------------------------------------------------
     get = _bound(ops.get)

@@ -147,6 +147,18 @@ class Config:
         if self.endpoint_cooldown <= 0:
             raise ConfigError(f"endpoint_cooldown={self.endpoint_cooldown!r}: must be a positive number of seconds")
 
+    # Stores are cached per Config: every operation looks one up, so the hash is computed once
+    # (not over 30 fields per call) and never travels in a pickle (str hashes differ per process).
+    def __hash__(self) -> int:
+        cached: int | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash(tuple(getattr(self, f.name) for f in fields(self)))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
     def __repr__(self) -> str:
         # Secrets are left out; endpoints are shown without userinfo (user:password@).
         from ._redact import redact_url
@@ -247,12 +259,21 @@ def default_config() -> Config:
     """The process-wide config: what :func:`configure` set, else resolved from the environment."""
     global _default
     if _default is None:
-        _default = Config.resolve()
+        _default = interned(Config.resolve())
     return _default
 
 
 def configure(**settings: Any) -> Config:
     """Set process-wide settings (e.g. ``endpoint_url=...``); unset ones come from the environment."""
     global _default
-    _default = Config.resolve(**settings)  # stores are cached per config: the next call opens new ones
+    _default = interned(Config.resolve(**settings))  # stores are cached per config: new ones open
     return _default
+
+
+_interned: dict[Config, Config] = {}
+
+
+def interned(config: Config) -> Config:
+    """The one Config object equal to ``config``: a store lookup then matches by identity
+    instead of comparing every field (a Client built with the default settings costs nothing)."""
+    return _interned.setdefault(config, config)
