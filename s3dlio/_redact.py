@@ -27,7 +27,7 @@ import os
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["MASK", "RedactingFilter", "install_log_redaction", "redact", "redact_url"]
+__all__ = ["MASK", "RedactingFilter", "install_log_redaction", "redact", "redact_url", "remember"]
 
 MASK = "***"
 
@@ -92,16 +92,17 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
-def _literal_secrets() -> list[str]:
-    values = {os.environ.get(name, "") for name in SECRET_VARIABLES}
-    from . import config
+_remembered: set[str] = set()
 
-    current = config._default
-    if current is not None:
-        values.update(
-            getattr(current, name) or ""
-            for name in ("secret_access_key", "session_token", "azure_account_key", "azure_connection_string")
-        )
+
+def remember(*secrets: str | None) -> None:
+    """Mask these values too wherever they appear (every Config hands over its secrets, so a
+    client's key is masked like the environment's)."""
+    _remembered.update(s for s in secrets if s and len(s) >= _MIN_LITERAL)
+
+
+def _literal_secrets() -> list[str]:
+    values = {os.environ.get(name, "") for name in SECRET_VARIABLES} | _remembered
     # Longest first, so a secret containing another is replaced whole.
     return sorted((v for v in values if len(v) >= _MIN_LITERAL), key=len, reverse=True)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from typing import Any, Literal
 
+from ._redact import redact_url, remember
 from .errors import ConfigError
 
 __all__ = ["Config", "EngineName", "configure", "default_config", "parse_bool"]
@@ -117,6 +118,7 @@ class Config:
     tune_workers: bool = True
 
     def __post_init__(self) -> None:
+        remember(self.secret_access_key, self.session_token, self.azure_account_key, self.azure_connection_string)
         if self.engine not in ("auto", "fast", "portable"):
             raise ConfigError(f"S3DLIO_ENGINE={self.engine!r}: use fast, portable or auto")
         for name in ("max_in_flight", "max_bytes_in_flight", "part_size", "max_attempts", "range_threshold",
@@ -161,7 +163,6 @@ class Config:
 
     def __repr__(self) -> str:
         # Secrets are left out; endpoints are shown without userinfo (user:password@).
-        from ._redact import redact_url
 
         shown = []
         for f in fields(self):

@@ -168,3 +168,9 @@ def test_redaction_patterns() -> None:
         assert TOKEN not in record.getMessage() and record.getMessage() == "token *** at x"
     finally:
         del os.environ["AWS_SESSION_TOKEN"]
+
+
+def test_a_clients_secret_is_masked_too() -> None:
+    secret = "CLIENT-ONLY-SECRET-4711"
+    s3dlio.Client(access_key_id="AKIDCLIENT", secret_access_key=secret)
+    assert secret not in s3dlio.redact(f"signed with {secret} here")
