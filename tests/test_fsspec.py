@@ -235,8 +235,9 @@ def test_cat_ranges_run_concurrently(moto_server: Any, s3_bucket: str) -> None:
     finally:
         proxy.stop()
     assert together == serial == [data[s:e] for s, e in zip(starts, ends, strict=True)]
-    assert one_by_one <= 2  # 1, or 2 while a finished request's thread has not yet looped back
-    assert at_once >= 8, at_once  # up to max_in_flight=16; each range takes about 65 ms here
+    # One by one, a finished request counts until its proxy thread loops back (1-3 under load);
+    # cat_ranges has up to max_in_flight=16 out at once (each range takes about 65 ms here).
+    assert at_once >= max(8, one_by_one + 4), (one_by_one, at_once)
 
 
 def test_s3fs_and_adlfs_storage_options(moto_server: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
