@@ -28,11 +28,13 @@ import importlib
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -55,6 +57,7 @@ __all__ = [
     "MotoServer",
     "find_azurite",
     "free_port",
+    "kill_when",
     "missing",
     "require",
     "venv_tool",
@@ -120,6 +123,31 @@ def wait_for_port(port: int, deadline: float, proc: subprocess.Popen[Any] | None
             return True
         time.sleep(0.1)
     return False
+
+
+def kill_when(
+    cmd: list[str], ready: Callable[[], bool], *, env: dict[str, str] | None = None, timeout: float = 120.0
+) -> None:
+    """Start ``cmd``; SIGKILL it as soon as ``ready()`` sees its work in progress (a write, an
+    upload). Fails the test if it ends first or nothing shows within ``timeout`` seconds."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    try:
+        while not ready():
+            if proc.poll() is not None:
+                err = proc.stderr.read().decode() if proc.stderr else ""
+                pytest.fail(f"{cmd} ended (exit {proc.returncode}) before its work was seen in progress:\n{err}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"{cmd}: no work in progress after {timeout} s")
+            time.sleep(0.002)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL, f"{cmd} finished before it could be killed"
 
 
 class EnvPatch:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-from servers import MotoServer
+from servers import MotoServer, kill_when
 
 from s3dlio.checkpoint import CheckpointStore
 from s3dlio.store.local import TMP_PREFIX
@@ -34,34 +31,13 @@ CheckpointStore(sys.argv[1], stale_after=None).save(1, {"model": write})
 """
 
 
-def _kill_when(script: str, uri: str, ready: Callable[[], bool], timeout: float = 120.0) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", script, uri], stderr=subprocess.PIPE)
-    deadline = time.monotonic() + timeout
-    try:
-        while not ready():
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                pytest.fail(f"the save ended (exit {proc.returncode}) before it was seen mid-way:\n{err}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"the save showed no write in progress after {timeout} s")
-            time.sleep(0.002)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
-
-
 def _temp_files(root: Path) -> list[Path]:
     return [Path(d, n) for d, _, names in os.walk(root) for n in names if n.startswith(TMP_PREFIX)]
 
 
 def test_killed_file_save_is_cleaned_by_the_next_save(tmp_path: Path) -> None:
     uri = f"file://{tmp_path}/run/"
-    _kill_when(_SAVE_BIG, uri, lambda: bool(_temp_files(tmp_path)))
+    kill_when([sys.executable, "-c", _SAVE_BIG, uri], lambda: bool(_temp_files(tmp_path)))
     left = _temp_files(tmp_path)
     assert left
 
@@ -92,7 +68,7 @@ def test_killed_s3_save_upload_is_aborted_by_the_next_save(moto_server: MotoServ
         return [u["Key"] for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
 
     uri = f"{s3_bucket}run/"
-    _kill_when(_SAVE_STREAMING, uri, lambda: bool(uploads()))
+    kill_when([sys.executable, "-c", _SAVE_STREAMING, uri], lambda: bool(uploads()))
     assert len(uploads()) == 1 and uploads()[0].startswith("run/")
     client.create_multipart_upload(Bucket=bucket, Key="elsewhere/k")  # outside the run: not ours
 

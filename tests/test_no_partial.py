@@ -11,16 +11,14 @@ from __future__ import annotations
 import gc
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import MotoServer, venv_tool
+from servers import MotoServer, kill_when, venv_tool
 
 import s3dlio
 from s3dlio import configure as reconfigure
@@ -28,6 +26,11 @@ from s3dlio.store.local import TMP_PREFIX
 
 LARGE = "512MiB"  # a file:// put of this takes long enough to be caught mid-write
 S3_LARGE = "48MiB"  # several 8 MiB parts on moto
+
+
+def _engine(engine: str) -> dict[str, str]:
+    """The environment with ``S3DLIO_ENGINE`` set."""
+    return dict(os.environ, S3DLIO_ENGINE=engine)
 
 
 def _exe() -> str:
@@ -41,29 +44,6 @@ def _run(*args: str, engine: str | None = None) -> subprocess.CompletedProcess[s
     if engine:
         env["S3DLIO_ENGINE"] = engine
     return subprocess.run([_exe(), *args], env=env, capture_output=True, text=True, timeout=300)
-
-
-def _kill_when(cmd: list[str], ready: Callable[[], bool], engine: str, timeout: float = 120.0) -> None:
-    """Start ``cmd``; SIGKILL it as soon as ``ready()`` sees its write in progress."""
-    env = dict(os.environ, S3DLIO_ENGINE=engine)
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + timeout
-    try:
-        while not ready():
-            if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                pytest.fail(f"{cmd} ended (exit {proc.returncode}) before its write was seen in progress:\n{err}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"{cmd}: no write in progress after {timeout} s")
-            time.sleep(0.002)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL, f"{cmd} finished before it could be killed"
 
 
 def _temp_files(root: Path) -> list[Path]:
@@ -86,8 +66,8 @@ def _uploads(moto: MotoServer, bucket: str) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("engine", ["fast", "portable"])
 def test_killed_put_to_file_leaves_nothing_visible(tmp_path: Path, engine: str) -> None:
     target = tmp_path / "data"
-    _kill_when([_exe(), "put", "-n", "1", "-s", LARGE, f"file://{target}/"], lambda: bool(_temp_files(tmp_path)),
-               engine)  # fmt: skip
+    kill_when([_exe(), "put", "-n", "1", "-s", LARGE, f"file://{target}/"], lambda: bool(_temp_files(tmp_path)),
+              env=_engine(engine))  # fmt: skip
     assert _ls(f"file://{target}/", engine) == []  # the temporary is hidden; no key#N either
     assert [p.name for p in target.iterdir() if not p.name.startswith(TMP_PREFIX)] == []
     left = _temp_files(tmp_path)
@@ -116,7 +96,7 @@ def test_killed_upload_to_file_leaves_nothing_visible(tmp_path: Path, engine: st
     with open(source, "wb") as f:
         f.truncate(512 * 1024 * 1024)
     dest = tmp_path / "dest"
-    _kill_when([_exe(), "upload", str(source), f"file://{dest}/"], lambda: bool(_temp_files(dest)), engine)
+    kill_when([_exe(), "upload", str(source), f"file://{dest}/"], lambda: bool(_temp_files(dest)), env=_engine(engine))
     assert _ls(f"file://{dest}/", engine) == []
     found = s3dlio.cleanup(f"file://{dest}/", dry_run=True)
     assert [item.kind for item in found] == ["temp-file"] and not found[0].removed
@@ -142,8 +122,8 @@ def test_killed_put_to_s3_leaves_an_upload_cleanup_aborts(
     moto_server: MotoServer, s3_bucket: str, engine: str
 ) -> None:
     bucket = s3_bucket[5:-1]
-    _kill_when([_exe(), "put", "-n", "1", "-s", S3_LARGE, f"{s3_bucket}big/"],
-               lambda: bool(_uploads(moto_server, bucket)), engine)  # fmt: skip
+    kill_when([_exe(), "put", "-n", "1", "-s", S3_LARGE, f"{s3_bucket}big/"],
+              lambda: bool(_uploads(moto_server, bucket)), env=_engine(engine))  # fmt: skip
     assert _ls(s3_bucket, engine) == []  # the object never appeared
     uploads = _uploads(moto_server, bucket)
     assert [u["Key"] for u in uploads] == ["big/object_0_of_1.dat"]

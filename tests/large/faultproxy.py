@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["Action", "FaultProxy", "always", "every", "first"]
+__all__ = ["Action", "FaultProxy", "always", "every", "first", "numbered"]
 
 Action = str | None
 Rule = Callable[[int, str, str], Action]
@@ -41,8 +41,9 @@ _SLOWDOWN = (
 _CHUNK = 256 * 1024
 
 
-def every(k: int, action: str, methods: tuple[str, ...] | None = None) -> Rule:
-    """Fault every ``k``-th request (of ``methods``, when given)."""
+def numbered(plan: Callable[[int, str, str], Action], methods: tuple[str, ...] | None = None) -> Rule:
+    """A rule that numbers the requests it sees (of ``methods``, when given) from 1 and asks
+    ``plan(k, method, path)`` with that number."""
     seen = [0]
     lock = threading.Lock()
 
@@ -51,9 +52,15 @@ def every(k: int, action: str, methods: tuple[str, ...] | None = None) -> Rule:
             return None
         with lock:
             seen[0] += 1
-            return action if seen[0] % k == 0 else None
+            k = seen[0]
+        return plan(k, method, path)
 
     return rule
+
+
+def every(k: int, action: str, methods: tuple[str, ...] | None = None) -> Rule:
+    """Fault every ``k``-th request (of ``methods``, when given)."""
+    return numbered(lambda i, method, path: action if i % k == 0 else None, methods)
 
 
 def first(count: int, action: str) -> Rule:

@@ -9,7 +9,6 @@ left as an incomplete multipart upload; the messages say what happened, in one l
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,7 +20,7 @@ import s3dlio
 from s3dlio.errors import NotFoundError, TransferError
 
 from ._data import PART, MiB, assert_bytes, payload
-from .faultproxy import Action, FaultProxy, Rule, always
+from .faultproxy import Action, FaultProxy, Rule, always, numbered
 
 #: Runs of each storm plan per engine (``S3DLIO_STORM_RUNS`` raises it, e.g. to 10).
 RUNS = int(os.environ.get("S3DLIO_STORM_RUNS", "3"))
@@ -57,29 +56,13 @@ def _uploads(moto_server: MotoServer, bucket: str) -> list[str]:
     return [u["Key"] for u in moto_server.client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
 
 
-def _counter(plan: Callable[[int, str, str], Action], methods: tuple[str, ...] | None = None) -> Rule:
-    """A rule that numbers the requests it sees (of ``methods``) and asks ``plan`` with that number."""
-    seen = [0]
-    lock = threading.Lock()
-
-    def rule(n: int, method: str, path: str) -> Action:
-        if methods is not None and method not in methods:
-            return None
-        with lock:
-            seen[0] += 1
-            k = seen[0]
-        return plan(k, method, path)
-
-    return rule
-
-
 def get_plan() -> Rule:
     """The issue's GET plan: 503 SlowDown on every 3rd GET, half a body on every 5th, a reset on every 7th."""
 
     def plan(k: int, method: str, path: str) -> Action:
         return "503" if k % 3 == 0 else "cut" if k % 5 == 0 else "reset" if k % 7 == 0 else None
 
-    return _counter(plan, ("GET",))
+    return numbered(plan, ("GET",))
 
 
 def mixed_plan() -> Rule:
@@ -93,7 +76,7 @@ def mixed_plan() -> Rule:
             return "cut"
         return "reset" if method == "PUT" and k % 7 == 0 else None
 
-    return _counter(plan)
+    return numbered(plan)
 
 
 # -- bounded time ------------------------------------------------------------------------------
@@ -137,7 +120,7 @@ def test_stalled_body_resumes_from_the_last_byte(
     changed object is not spliced (next test)."""
     data = payload(3 * MiB, 31)
     moto_server.client().put_object(Bucket=_bucket(s3_bucket), Key="half.bin", Body=data)
-    proxy = via(_counter(lambda k, m, p: "stall-body" if k <= 2 else None, ("GET",)), read_timeout=1)
+    proxy = via(numbered(lambda k, m, p: "stall-body" if k <= 2 else None, ("GET",)), read_timeout=1)
     assert_bytes(s3dlio.get(f"{s3_bucket}half.bin"), data)
     gets = [fields for _, method, _, fields in proxy.log if method == "GET"]
     assert len(gets) == 3, [g.get("range") for g in gets]
@@ -159,7 +142,7 @@ def test_changed_object_is_not_spliced(via: Any, s3_bucket: str, moto_server: Mo
             client.put_object(Bucket=_bucket(s3_bucket), Key="moving.bin", Body=new)
         return "stall-body" if k <= 2 else None
 
-    via(_counter(plan, ("GET",)), read_timeout=1)
+    via(numbered(plan, ("GET",)), read_timeout=1)
     assert_bytes(s3dlio.get(f"{s3_bucket}moving.bin"), new)
 
 
@@ -249,7 +232,7 @@ def test_failed_upload_with_failing_aborts_leaves_nothing(
 ) -> None:
     """Parts fail for good, and the first aborts fail too: the abort is retried until it works."""
     proxy = via(None, max_attempts=2, total_timeout=10)
-    aborts = _counter(lambda k, m, p: "503" if k <= 2 else None, ("DELETE",))
+    aborts = numbered(lambda k, m, p: "503" if k <= 2 else None, ("DELETE",))
 
     def rule(n: int, method: str, path: str) -> Action:
         if method == "PUT" and "partNumber=" in path:
