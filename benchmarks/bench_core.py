@@ -19,7 +19,9 @@ Cold (``--cold N``, 8 MiB only): ``COLD_OBJECTS`` x 8 MiB in one call per fresh 
 clients alternating, N processes each; every client holds all its bodies until the call
 returns, so each pays for the fresh memory they land in. The ``hugetlb=1`` rows run the same
 client with ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` (malloc asks for transparent huge pages).
-Then cold / warm CPU per GiB.
+The two "fresh memory" rows touch the same 384 MiB in a fresh process with no network (4 KiB
+pages, then transparent huge pages asked for with ``madvise``): the floor any cold call that
+holds its bodies pays on top of the warm cost. Then cold / warm CPU per GiB.
 
 Prints medians over rounds and ratios against s3dlio; targets (issue 2): 8 MiB CPU/GiB
 <= 1.15x obstore-async and <= 0.75x boto3; 4 KiB ops per CPU-second >= 0.85x obstore-async
@@ -57,6 +59,8 @@ IN_FLIGHT = 32
 COLD_OBJECTS = 48  # 384 MiB: what one cold call reads
 #: cold rows run again with GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (row name -> client)
 HUGETLB = {"s3dlio hugetlb=1": "s3dlio", "obstore-async hugetlb=1": "obstore-async"}
+#: cold-only rows with no network: touching the fresh memory a cold call lands in (row -> huge pages?)
+FLOORS = {"fresh memory, 4 KiB pages": False, "fresh memory, huge pages (madvise)": True}
 
 
 def keys(workload: str) -> list[str]:
@@ -135,6 +139,17 @@ def client(name: str, workload: str, rounds: int, cold: bool = False) -> None:
 
         def once() -> int:
             return _held(pool.map(lambda k: s3.get_object(Bucket=BUCKET, Key=k)["Body"].read(), names))
+    elif name in FLOORS:
+        import mmap
+
+        def once() -> int:  # no network: the CPU it takes to fault in the memory the bodies need
+            region = mmap.mmap(-1, COLD_OBJECTS * WORKLOADS[workload][1], flags=mmap.MAP_PRIVATE)
+            if FLOORS[name]:
+                region.madvise(mmap.MADV_HUGEPAGE)
+            step = mmap.PAGESIZE
+            for offset in range(0, len(region), step):
+                region[offset] = 1
+            return len(region)
     else:
         raise SystemExit(f"unknown client {name}")
     if not cold:
@@ -214,7 +229,7 @@ def main() -> None:
 
 def cold_table(endpoint: str, processes: int, warm: dict[str, dict[str, float]]) -> str:
     """One call per fresh process, clients alternating; medians, and cold over warm CPU per GiB."""
-    names = ["s3dlio", "s3dlio-into", "obstore-async", "boto3", *HUGETLB]
+    names = ["s3dlio", "s3dlio-into", "obstore-async", "boto3", *HUGETLB, *FLOORS]
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     load = os.getloadavg()[0]
     for i in range(processes):
@@ -232,7 +247,7 @@ def cold_table(endpoint: str, processes: int, warm: dict[str, dict[str, float]])
         cpu = median([r["cpu"] / gib for r in rs])
         table.append((name, median([r["bytes"] / r["wall"] / 2**20 for r in rs]), cpu,
                       min(r["cpu"] / gib for r in rs), max(r["cpu"] / gib for r in rs),
-                      cpu / warm[HUGETLB.get(name, name)]["cpu-s/GiB"]))  # fmt: skip
+                      "" if name in FLOORS else cpu / warm[HUGETLB.get(name, name)]["cpu-s/GiB"]))  # fmt: skip
     title = (f"cold: get {COLD_OBJECTS} x 8MiB, one call per fresh process (median of {processes}; "
              f"load average {load:.1f} -> {os.getloadavg()[0]:.1f})")  # fmt: skip
     return print_table(title, ["client", "MiB/s", "client cpu-s/GiB", "min", "max", "cold / warm cpu"], table)

@@ -1,8 +1,8 @@
 """Parallel ranged GETs of one object into one preallocated buffer.
 
 One HTTP stream is limited per connection (real S3: about 85-90 MB/s), so a large object
-is fetched as many ranges at once, each copied (one memcpy) into its place in a buffer
-allocated once. Deciding needs the size, which a plain GET learns only when it is too late
+is fetched as many ranges at once, each streamed (one memcpy) into its place in a buffer
+allocated once (``Store.get_range_into``). Deciding needs the size, which a plain GET learns only when it is too late
 to split and a HEAD costs a request that small objects cannot afford. So :func:`get` first
 asks for the range ``[0, threshold)``: a smaller object comes back whole in that one request
 (as zero-copy as a plain GET); only an object that fills the range costs a HEAD, and the
@@ -69,17 +69,16 @@ def fetch_into(store: Store, key: str, start: int, dest: memoryview, *, attempts
     got, failures = 0, 0
     while got < len(dest):
         try:
-            data = memoryview(store.get_range(key, start + got, start + len(dest)))
+            n = store.get_range_into(key, start + got, start + len(dest), dest[got:])
         except Exception as exc:
             failures += 1
             if failures >= attempts or not retryable(exc):
                 raise
             time.sleep(backoff(failures))
             continue
-        if data.nbytes == 0:
+        if n == 0:
             break  # the object ends here
-        dest[got : got + data.nbytes] = data.cast("B") if data.format != "B" else data
-        got += data.nbytes
+        got += n
     return got
 
 
@@ -140,12 +139,12 @@ def get_into(store: Store, key: str, buffer: Buffer, *, config: Config, uri: str
         _fits(uri, size, len(view))
         fill(store, key, 0, view[:size], config=config, uri=uri)
         return size
-    data = memoryview(retrying(lambda: store.get_range(key, 0, len(view) + 1), attempts=config.max_attempts,
-                               what=f"get {uri}"))  # fmt: skip
-    if data.nbytes > len(view):  # one byte more than the buffer holds came: learn the real size
+    # One byte more than the buffer holds is asked for: a reply that long means it does not fit.
+    n = retrying(lambda: store.get_range_into(key, 0, len(view) + 1, view), attempts=config.max_attempts,
+                 what=f"get {uri}")  # fmt: skip
+    if n > len(view):
         _fits(uri, store.head(key).size, len(view))
-    view[: data.nbytes] = data.cast("B") if data.format != "B" else data
-    return data.nbytes
+    return n
 
 
 def _fits(uri: str, size: int, capacity: int) -> None:

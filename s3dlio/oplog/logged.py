@@ -110,6 +110,11 @@ class LoggedStore(Store):
             "GET", key, lambda: self.inner.get_range(key, start, end), lambda b: memoryview(b).nbytes
         )
 
+    def get_range_into(self, key: str, start: int, end: int, dest: memoryview) -> int:
+        return self._call(
+            "GET", key, lambda: self.inner.get_range_into(key, start, end, dest), lambda n: min(n, len(dest))
+        )
+
     def head(self, key: str) -> ObjectMeta:
         return self._call("STAT", key, lambda: self.inner.head(key))
 

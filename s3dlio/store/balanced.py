@@ -153,6 +153,9 @@ class BalancedStore(Store):
     def get_range(self, key: str, start: int, end: int) -> Buffer:
         return self._run(lambda s: s.get_range(key, start, end), _nbytes)
 
+    def get_range_into(self, key: str, start: int, end: int, dest: memoryview) -> int:
+        return self._run(lambda s: s.get_range_into(key, start, end, dest), lambda n: min(n, len(dest)))
+
     def head(self, key: str) -> ObjectMeta:
         return self._run(lambda s: s.head(key))
 

@@ -150,6 +150,18 @@ class Store(abc.ABC):
         ``start`` at or past the end of a non-empty object returns an empty buffer.
         """
 
+    def get_range_into(self, key: str, start: int, end: int, dest: memoryview) -> int:
+        """Bytes ``[start, end)`` written into ``dest``; returns the reply's length.
+
+        Only the first ``len(dest)`` bytes are written: a length above that tells the caller
+        the object did not fit (``end = len(dest) + 1`` asks that without a HEAD). Stores that
+        stream a reply override this to land it in ``dest`` with no body in between.
+        """
+        data = memoryview(self.get_range(key, start, end)).cast("B")
+        n = min(data.nbytes, len(dest))
+        dest[:n] = data[:n]
+        return data.nbytes
+
     @abc.abstractmethod
     def head(self, key: str) -> ObjectMeta:
         """Full metadata of one object (the fields :class:`ObjectMeta` lists)."""

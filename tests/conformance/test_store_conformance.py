@@ -188,6 +188,24 @@ def test_get_range_edges(backend: Backend) -> None:
         s3dlio.get_range(uri, -1, 10)
 
 
+def test_get_into_edges(backend: Backend) -> None:
+    """get_into streams a reply into the caller's buffer: exact fit, room to spare, too small, empty."""
+    data = payload(1000, seed=3)
+    uri = backend.uri("into.bin")
+    s3dlio.put(uri, data)
+    exact = bytearray(1000)
+    assert s3dlio.get_into(uri, exact) == 1000 and exact == data
+    roomy = bytearray(b"\xee" * 1500)
+    assert s3dlio.get_into(uri, roomy) == 1000
+    assert roomy[:1000] == data and roomy[1000:] == b"\xee" * 500, "nothing past the object is written"
+    with pytest.raises(InvalidArgumentError, match="the object has 1000 bytes, the buffer holds 999"):
+        s3dlio.get_into(uri, bytearray(999))
+    s3dlio.put(backend.uri("empty.bin"), b"")
+    assert s3dlio.get_into(backend.uri("empty.bin"), bytearray(10)) == 0
+    with pytest.raises(NotFoundError):
+        s3dlio.get_into(backend.uri("absent.bin"), bytearray(10))
+
+
 # -- missing objects ---------------------------------------------------------------------------
 def test_missing_object(backend: Backend) -> None:
     s3dlio.put(backend.uri("present"), b"x")
