@@ -3,11 +3,13 @@
 A request is started only while fewer than ``max_in_flight`` run and the bytes fetched but
 not yet handed over (plus an estimate for the running requests: the mean object size seen
 so far) stay under ``max_bytes``; one request is always allowed, so an object larger than
-the budget still comes through. Until the first result shows a size, two requests start. Results come out in input order, or as they complete.
+the budget still comes through. Until the first result shows a size, two requests start.
+Results come out in input order, or as they complete.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -30,29 +32,48 @@ def nbytes(result: Any) -> int:
 
 
 class _Budget:
-    """Running mean of result sizes, to estimate requests still in flight."""
+    """Bytes of finished results not yet handed over, counted as each fetch ends.
+
+    The count is kept in the fetching thread, before its future completes, so a result is
+    always counted before the consumer can take it, and taking it is one subtraction: no scan
+    of the requests in flight per item. Results seen so far give the mean size, the estimate
+    for requests still running (or failed and not yet handed over).
+    """
 
     def __init__(self, size: Callable[[Any], int]) -> None:
         self.size = size
-        self.total = 0
-        self.count = 0
+        self.total = self.count = 0  # every result so far: the mean size
+        self.ready_bytes = self.ready = 0  # results finished and not yet handed over
+        self._lock = threading.Lock()
 
     def estimate(self) -> int:
         return self.total // self.count if self.count else 0
 
-    def held(self, futures: Iterable[Future[Any]]) -> int:
-        held = 0
-        for future in futures:
-            if future.done() and not future.cancelled() and future.exception() is None:
-                held += self.size(future.result())
-            else:
-                held += self.estimate()
-        return held
+    def held(self, in_flight: int) -> int:
+        """Bytes held by ``in_flight`` requests not yet handed over (finished or running)."""
+        with self._lock:
+            return self.ready_bytes + (in_flight - self.ready) * self.estimate()
 
-    def record(self, future: Future[Any]) -> None:
-        if future.exception() is None:
-            self.total += self.size(future.result())
-            self.count += 1
+    def measured(self, fetch: Callable[[T], R]) -> Callable[[T], tuple[R, int]]:
+        """``fetch`` that counts its result here before returning it with its size."""
+
+        def run(item: T) -> tuple[R, int]:
+            result = fetch(item)
+            n = self.size(result)
+            with self._lock:
+                self.total += n
+                self.count += 1
+                self.ready_bytes += n
+                self.ready += 1
+            return result, n
+
+        return run
+
+    def handed(self, n: int) -> None:
+        """A finished result of ``n`` bytes left for the consumer."""
+        with self._lock:
+            self.ready_bytes -= n
+            self.ready -= 1
 
 
 def prefetch(
@@ -72,23 +93,26 @@ def prefetch(
         raise ValueError(f"max_in_flight={max_in_flight} max_bytes={max_bytes}: both must be at least 1")
     pool = executor()
     budget = _Budget(size)
+    run = budget.measured(fetch)
     it = iter(items)
-    window: deque[tuple[T, Future[R]]] = deque()
-    pending: dict[Future[R], T] = {}
+    window: deque[tuple[T, Future[tuple[R, int]]]] = deque()
+    pending: dict[Future[tuple[R, int]], T] = {}
     exhausted = False
 
-    def fill(running: Iterable[Future[Any]], count: int) -> None:
+    def fill(count: int) -> None:
         nonlocal exhausted
-        held = budget.held(running)
+        if exhausted:
+            return
+        held = budget.held(count)
         # until one result shows the object size, start only two requests (a slow start)
         limit = max_in_flight if budget.count else min(max_in_flight, 2)
-        while not exhausted and count < limit and (count == 0 or held < max_bytes):
+        while count < limit and (count == 0 or held < max_bytes):
             try:
                 item = next(it)
             except StopIteration:
                 exhausted = True
                 return
-            future = pool.submit(fetch, item)
+            future = pool.submit(run, item)
             if in_order:
                 window.append((item, future))
             else:
@@ -99,19 +123,21 @@ def prefetch(
     try:
         while True:
             if in_order:
-                fill([f for _, f in window], len(window))
+                fill(len(window))
                 if not window:
                     return
                 item, future = window.popleft()
-                yield item, _settle(future, budget)
+                settled = _settle(future, budget)
+                yield item, settled
             else:
-                fill(pending, len(pending))
+                fill(len(pending))
                 if not pending:
                     return
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     item = pending.pop(future)
-                    yield item, _settle(future, budget)
+                    settled = _settle(future, budget)
+                    yield item, settled
     finally:  # the consumer stopped early: do not start what is queued
         for _, future in window:
             future.cancel()
@@ -119,10 +145,10 @@ def prefetch(
             future.cancel()
 
 
-def _settle(future: Future[Any], budget: _Budget) -> Any:
+def _settle(future: Future[tuple[R, int]], budget: _Budget) -> R | BaseException:
     try:
-        result = future.result()
+        result, n = future.result()
     except BaseException as exc:  # noqa: BLE001 - handed to the caller
         return exc
-    budget.record(future)
+    budget.handed(n)
     return result
