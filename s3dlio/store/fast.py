@@ -234,6 +234,33 @@ class FastStore(Store):
                     return _EMPTY
                 raise
 
+    def get_range_into(self, key: str, start: int, end: int, dest: memoryview) -> int:
+        """The reply streamed into ``dest`` chunk by chunk: no body allocated in between, so
+        a cold process faults in only ``dest`` (huge pages where numpy asked for them)."""
+        if not self._network or end <= start:
+            return super().get_range_into(key, start, end, dest)
+        if (markers := self._for_marker(key)) is not None:
+            return markers.get_range_into(key, start, end, dest)
+        self._check_key("get", key)
+        if start < 0:
+            raise ValueError(f"get_range {self._uri(key)}: start={start} must not be negative")
+        _, first, last, chunks = self._open_range(key, start, end, None)
+        if last - first > len(dest):
+            return last - first  # does not fit: the caller decides, the body is not read
+        if first != start and last > first:
+            raise TransferError(f"get {self._uri(key)}: asked for bytes from {start}, the service sent from {first}")
+        got = 0
+        for chunk in chunks:
+            piece = memoryview(chunk).cast("B")
+            n = piece.nbytes
+            if got + n > len(dest):
+                raise TransferError(f"get {self._uri(key)}: the reply is longer than announced")
+            dest[got : got + n] = piece
+            got += n
+        if got != last - first:
+            raise TransferError(f"get {self._uri(key)}: the reply ended after {got} of {last - first} bytes")
+        return got
+
     def _open_range(
         self, key: str, start: int | None, end: int | None, etag: str | None
     ) -> tuple[str | None, int, int, Iterator[Buffer]]:
