@@ -25,6 +25,7 @@ import os
 import re
 import secrets
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
@@ -98,6 +99,13 @@ class _MetaCache:
 
     def forget(self, uri: str) -> None:
         self._items.pop(uri, None)
+
+
+# PUT bodies above this size go up as they arrive (TensorStore sends an OCDBT data file, up to
+# gigabytes, as one PUT), in parts of _STREAM_PART with at most _STREAM_IN_FLIGHT of them in flight.
+_STREAM_PART = 16 << 20
+_STREAM_IN_FLIGHT = 4
+_STREAM_ABOVE = 2 * _STREAM_PART
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
@@ -221,11 +229,39 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if head:
             self._reply(status, headers={**headers, "Content-Length": str(end - start)}, head=True)
             return
-        if start == 0 and end == meta.size:
-            body = memoryview(s3dlio.get(uri))
+        if end - start > _STREAM_ABOVE:
+            self._get_streamed(uri, start, end, status, headers)
+        elif start == 0 and end == meta.size:
+            self._reply(status, memoryview(s3dlio.get(uri)).cast("B"), headers)
         else:
-            body = memoryview(s3dlio.get_range(uri, start, end - start))
-        self._reply(status, body.cast("B"), headers)
+            self._reply(status, memoryview(s3dlio.get_range(uri, start, end - start)).cast("B"), headers)
+
+    def _get_streamed(self, uri: str, start: int, end: int, status: int, headers: dict[str, str]) -> None:
+        """Send a large range in chunks, fetching the next ones while this one goes out: the
+        store's hop overlaps TensorStore's, and memory stays at a few chunks, not the range."""
+        offsets = range(start, end, _STREAM_PART)
+        ahead: list[Future[Any]] = []
+        sent = False
+        try:
+            for i in range(len(offsets)):
+                while len(ahead) < _STREAM_IN_FLIGHT and i + len(ahead) < len(offsets):
+                    at = offsets[i + len(ahead)]
+                    ahead.append(
+                        self.server.fetcher.submit(s3dlio.get_range, uri, at, min(_STREAM_PART, end - at))
+                    )
+                chunk = memoryview(ahead.pop(0).result()).cast("B")
+                if not sent:  # the first chunk came: the status can no longer be an error
+                    self._reply(status, headers={**headers, "Content-Length": str(end - start)}, head=True)
+                    sent = True
+                self.wfile.write(chunk)
+        except Exception as exc:
+            for future in ahead:
+                future.cancel()
+            if not sent:
+                raise
+            # the headers went out: a body cut short (the connection closed) is all TensorStore can be told
+            self.close_connection = True
+            self.server.errors.append(exc)
 
     def _list(self, root: str, query: dict[str, list[str]]) -> None:
         prefix = query.get("prefix", [""])[0]
@@ -257,18 +293,36 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _put(self) -> None:
         root, key, _ = self._target()
         uri = root + key
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        length = int(self.headers.get("Content-Length", "0"))
         if self.headers.get("If-Match") is not None or self.headers.get("If-None-Match") is not None:
             meta = self._stat(uri)
             failed = self._preconditions(None if meta is None else _etag(meta))
             if failed is not None:
+                self.close_connection = True  # the body is unread
                 self._error(412, "PreconditionFailed", f"{uri}: changed since read")
                 return
         self.server.metas.forget(uri)
-        s3dlio.put(uri, body)
+        if length > _STREAM_ABOVE:
+            self._put_streamed(uri, length)
+        else:
+            s3dlio.put(uri, self.rfile.read(length))
         meta = s3dlio.stat(uri)
         self.server.metas.keep(uri, meta)
         self._reply(200, headers={"ETag": _etag(meta)})
+
+    def _put_streamed(self, uri: str, length: int) -> None:
+        """Upload a large body in parts while it still arrives: each part is received straight
+        into the writer's part buffer (no copy in Python) and sent while the next is received,
+        so the loopback hop overlaps the upload and memory stays at a few parts, not the body."""
+        with s3dlio.open_writer(uri, part_size=_STREAM_PART, max_in_flight=_STREAM_IN_FLIGHT) as writer:
+            left = length
+            while left:
+                got = self.rfile.readinto(writer.reserve(min(left, _STREAM_PART)))
+                if not got:
+                    self.close_connection = True
+                    raise ConnectionError(f"PUT {uri}: the body ended {left} bytes early")
+                writer.commit(got)
+                left -= got
 
     def do_DELETE(self) -> None:  # noqa: N802
         self._guard(self._delete)
@@ -293,6 +347,7 @@ class _Server(http.server.ThreadingHTTPServer):
     roots: dict[str, str]
     errors: list[BaseException]
     metas: _MetaCache
+    fetcher: ThreadPoolExecutor
 
 
 class Gateway:
@@ -303,6 +358,8 @@ class Gateway:
         self._server.roots = {}
         self._server.errors = []
         self._server.metas = _MetaCache()
+        # chunks of streamed GETs; TensorStore keeps up to 32 requests open (s3_request_concurrency)
+        self._server.fetcher = ThreadPoolExecutor(16, thread_name_prefix="s3dlio-tsgateway-get")
         self._secret = secrets.token_bytes(16)
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(
@@ -324,6 +381,7 @@ class Gateway:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._server.fetcher.shutdown(cancel_futures=True)
 
 
 _lock = threading.Lock()

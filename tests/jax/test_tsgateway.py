@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import socket
 import time
 from urllib.parse import urlsplit
 
@@ -15,6 +16,7 @@ import pytest
 ts = pytest.importorskip("tensorstore")
 
 import s3dlio  # noqa: E402
+from s3dlio_jax import tsgateway  # noqa: E402
 from s3dlio_jax.tsgateway import gateway, kvstore_spec  # noqa: E402
 
 
@@ -119,3 +121,33 @@ def test_errors_reach_tensorstore_at_once_with_s3dlios_message(monkeypatch: pyte
     assert time.monotonic() - began < 10
     assert any(isinstance(e, RuntimeError) for e in gateway().errors)
     gateway().errors.clear()
+
+
+def test_large_values_stream_through_in_parts(root: str) -> None:
+    """Bodies above _STREAM_ABOVE (an OCDBT data file is one PUT of up to gigabytes) go up in parts
+    as they arrive, and large ranges come back in chunks: the bytes are the same either way."""
+    size = tsgateway._STREAM_ABOVE + tsgateway._STREAM_PART + 12345  # three parts, the last short
+    value = np.random.default_rng(0).integers(0, 256, size, dtype=np.uint8).tobytes()
+    store = ts.KvStore.open(kvstore_spec(root)).result()
+    store.write("big", value).result()
+    assert s3dlio.stat(root + "big").size == size and bytes(s3dlio.get(root + "big")) == value
+    assert store.read("big").result().value == value
+    span = slice(7, size - 3)  # a range that streams too, starting and ending inside a chunk
+    assert store.read("big", byte_range=span).result().value == value[span]
+    assert gateway().errors == []
+
+
+def test_a_put_body_cut_short_leaves_no_object() -> None:
+    kv = kvstore_spec("mem://cut/x/")
+    url = urlsplit(gateway().endpoint)
+    with socket.create_connection((url.hostname or "", url.port or 80)) as sock:
+        head = f"PUT /{kv['bucket']}/{kv['path']}big HTTP/1.1\r\nHost: x\r\nContent-Length: {4 * tsgateway._STREAM_PART}\r\n\r\n"
+        sock.sendall(
+            head.encode() + bytes(tsgateway._STREAM_PART + 1)
+        )  # more than a part, less than the body
+    deadline = time.monotonic() + 30
+    while not any(isinstance(e, ConnectionError) for e in gateway().errors) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [type(e) for e in gateway().errors] == [ConnectionError]
+    gateway().errors.clear()
+    assert not s3dlio.exists("mem://cut/x/big")  # the upload was aborted, not completed half-written
