@@ -615,7 +615,7 @@ class S3dlioFileSystem(AbstractFileSystem):
         if parsed.is_prefix:
             raise IsADirectoryError(errno.EISDIR, "is a directory", uri)
         block = block_size or self.default_block_size
-        return ObjectReader(uri, store, parsed.key, config=store.config, block_size=block)
+        return _SeekingReader(uri, store, parsed.key, config=store.config, block_size=block)
 
     def _writer(self, path: str, part_size: int | None = None) -> ObjectWriter:
         """What :func:`s3dlio.open_writer` returns, on this filesystem's store."""
@@ -633,6 +633,44 @@ class S3dlioFileSystem(AbstractFileSystem):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.scheme}://>"
+
+
+#: Reads after a seek at least this large fetch exactly their bytes (smaller ones use blocks).
+_EXACT_MIN = 16 * 1024
+
+
+class _SeekingReader(ObjectReader):
+    """A reader whose reads after a seek fetch exactly the bytes asked for.
+
+    pyarrow (Parquet, ORC, Feather) reads a footer, then each column chunk it needs, every
+    read after a seek. In whole blocks (8 MiB) these fetch up to a block around each chunk:
+    nearly all of a file for two of its columns, and each read copied out of its blocks twice.
+    Reads that continue the previous one (CSV, pickle, ``get_file``), reads inside blocks
+    already fetched and small reads (h5py's metadata) keep the blocks and their read-ahead.
+    """
+
+    def read(self, size: int | None = -1) -> bytes:
+        self._check_open()
+        start = self._pos
+        n = self._size - start if size is None or size < 0 else min(size, max(0, self._size - start))
+        if n < _EXACT_MIN or start == self._last_end or self._held(start, start + n):
+            return super().read(size)
+        if n >= 2 * self._block:
+            buf = bytearray(n)
+            ranged.fill(self._store, self._key, start, memoryview(buf), config=self._config, uri=self.name)
+            data = bytes(buf)
+        else:
+            block = ranged.fetch_block(
+                self._store, self._key, start, start + n, attempts=self._config.max_attempts
+            )
+            data = bytes(memoryview(block))
+        self._pos = self._last_end = start + len(data)  # a read continuing from here is sequential
+        return data
+
+    def _held(self, start: int, end: int) -> bool:
+        """True when blocks fetched (or being fetched) hold all of ``[start, end)``."""
+        first, last = start // self._block, (end - 1) // self._block
+        return all(i in self._blocks for i in range(first, last + 1))
 
 
 def _copy(src: Any, dst: Any, chunk: int, callback: Any) -> None:

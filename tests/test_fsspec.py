@@ -125,6 +125,40 @@ def test_numpy_and_pickle_through_the_filesystem(place: tuple[Any, str]) -> None
     assert type(clone) is type(fs) and clone.cat_file(f"{root}/arr.npy") == fs.cat_file(f"{root}/arr.npy")
 
 
+def test_reads_after_a_seek_fetch_their_bytes_and_sequential_reads_use_blocks(place: tuple[Any, str]) -> None:
+    fs, root = place
+    data = os.urandom(300_000)
+    fs.pipe_file(f"{root}/cols.bin", data)
+    with fs.open(f"{root}/cols.bin", "rb", block_size=65536) as f:
+        f.seek(-20_000, os.SEEK_END)  # a footer: its bytes only, no block kept
+        assert f.read(20_000) == data[-20_000:] and not f._blocks
+        f.seek(5)  # more than two blocks: parallel ranges
+        assert f.read(150_000) == data[5:150_005] and not f._blocks
+        f.seek(200_000)
+        assert f.read(30_000) == data[200_000:230_000] and not f._blocks
+        assert f.read(70_000) == data[230_000:] and f._blocks  # continuing: blocks and read-ahead
+        f.seek(70_000)  # small, after a seek: a block
+        assert f.read(100) == data[70_000:70_100] and 1 in f._blocks
+        f.seek(299_000)
+        assert f.read(5_000) == data[299_000:] and f.read(10) == b""
+
+
+def test_pyarrow_reads_a_partitioned_dataset_through_it(s3_bucket: str) -> None:
+    pa = require("pyarrow", "pip install pyarrow")
+    ds = require("pyarrow.dataset", "pip install pyarrow")
+    pq = require("pyarrow.parquet", "pip install pyarrow")
+    fs = sfs.filesystem("s3")
+    root = f"{s3_bucket[5:]}pq"
+    for part in range(2):
+        table = pa.table({"id": np.arange(part * 1000, (part + 1) * 1000), "x": np.random.default_rng(part).random(1000),
+                          "s": [f"v{i % 7}" for i in range(1000)]})  # fmt: skip
+        pq.write_table(table, f"{root}/part={part}/f.parquet", filesystem=fs, row_group_size=250)
+    dataset = ds.dataset(root, filesystem=fs, format="parquet", partitioning="hive")
+    assert dataset.to_table().num_rows == 2000
+    subset = dataset.to_table(columns=["id", "s"], filter=ds.field("part") == 1)
+    assert subset["id"].to_pylist() == list(range(1000, 2000)) and subset["s"][8].as_py() == "v1"
+
+
 def test_registered_schemes_serve_fsspec_open(s3_bucket: str) -> None:
     sfs.register()
     assert isinstance(fsspec.filesystem("s3"), sfs.S3FileSystem)
