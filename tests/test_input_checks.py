@@ -106,6 +106,11 @@ CASES: list[tuple[str, tuple[Any, ...], dict[str, Any], type[Exception], str]] =
     ("get_into", (U, "abc"), {}, T, "get_into: buffer must be a writable, contiguous buffer"),
     ("get_into", (U, np.zeros((4, 4), dtype=np.uint8)[:, ::2]), {}, T, "get_into: buffer must be a C-contiguous buffer"),
     ("get_into", (5, bytearray(1)), {}, T, "get_into: uri must be a URI"),
+    ("get_many_into", (U, [bytearray(1)]), {}, T, "get_many_into: uris must be an iterable of URI strings"),
+    ("get_many_into", ([U], bytearray(1)), {}, T, "get_many_into: buffers must be an iterable of writable buffers"),
+    ("get_many_into", ([U], [b"abc"]), {}, T, "get_many_into: buffers[0] must be a writable buffer"),
+    ("get_many_into", ([U, U], [bytearray(1)]), {}, V, "get_many_into: 1 buffers for 2 URIs; pass one buffer per URI"),
+    ("get_many_into", ([U], [bytearray(1)], 0), {}, V, "get_many_into: max_in_flight must be None or an int >= 1"),
 ]  # fmt: skip
 
 # Public callables without argument checks here, and why.

@@ -206,6 +206,27 @@ def test_get_into_edges(backend: Backend) -> None:
         s3dlio.get_into(backend.uri("absent.bin"), bytearray(10))
 
 
+def test_get_many_into(backend: Backend) -> None:
+    """Each object lands in its own buffer, in order; a misfit is named in its slot."""
+    datas = [payload(n, seed=n) for n in (0, 1, 700, 4096)]
+    uris = [backend.uri("many-into", f"{i}.bin") for i in range(len(datas))]
+    s3dlio.put_many(list(zip(uris, datas, strict=True)))
+    buffers = [bytearray(4096) for _ in uris]
+    assert s3dlio.get_many_into(uris, buffers, max_in_flight=3) == [len(d) for d in datas]
+    for buf, data in zip(buffers, datas, strict=True):
+        assert buf[: len(data)] == data
+    got = s3dlio.get_many_into([uris[3], backend.uri("absent.bin")], [bytearray(10), bytearray(10)],
+                               return_exceptions=True)  # fmt: skip
+    assert isinstance(got[0], InvalidArgumentError) and "buffer holds 10" in str(got[0])
+    assert isinstance(got[1], NotFoundError)
+    with pytest.raises(InvalidArgumentError, match="get_many_into: 1 buffers for 2 URIs"):
+        s3dlio.get_many_into(uris[:2], [bytearray(1)])
+    assert asyncio.run(s3dlio.get_many_into_async(uris[2:3], buffers[:1])) == [700]
+    rows = np.zeros((2, 4096), dtype=np.uint8)  # the rows of one array are buffers too
+    assert s3dlio.get_many_into(uris[2:], rows) == [700, 4096]
+    assert rows[1].tobytes() == datas[3]
+
+
 # -- missing objects ---------------------------------------------------------------------------
 def test_missing_object(backend: Backend) -> None:
     s3dlio.put(backend.uri("present"), b"x")
