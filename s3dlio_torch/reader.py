@@ -9,6 +9,7 @@ fetched until it is read, then only the ranges reads touch.
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -36,11 +37,17 @@ class S3Reader(BufferReader):
 
     def __init__(self, uri: str, buffer: Any, record: int | str | None = None) -> None:
         super().__init__(buffer, name=uri)
-        parsed = parse(uri)
         self.uri = uri
-        self.bucket = parsed.bucket
-        self.key = parsed.key
         self.record = record
+
+    # parsed on first use: one reader per item, and most items are only read
+    @functools.cached_property
+    def bucket(self) -> str:
+        return parse(self.uri).bucket
+
+    @functools.cached_property
+    def key(self) -> str:
+        return parse(self.uri).key
 
     @classmethod
     def from_sample(cls, sample: Sample) -> S3Reader:

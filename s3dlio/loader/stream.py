@@ -121,7 +121,11 @@ def run_epoch(keys: KeyList, plan: EpochPlan, reading: Reading, pos: Position, s
         samples = [s for _, part in pending for s in part]
         pending = []
         unit = int(positions[indices[0]])
-        order = record_order(len(samples), plan.shuffle and kind != "object", plan.seed, pos.epoch, unit)
+        order = (
+            _ONE
+            if len(samples) == 1
+            else record_order(len(samples), plan.shuffle and kind != "object", plan.seed, pos.epoch, unit)
+        )
         start = skip_records.pop(unit, 0)
         if start >= len(order):
             complete(indices)
@@ -154,3 +158,4 @@ def run_epoch(keys: KeyList, plan: EpochPlan, reading: Reading, pos: Position, s
 
 
 _SKIP = object()
+_ONE = (0,)  # the record order of a one-sample object: no numpy call per object
