@@ -102,9 +102,12 @@ class _MetaCache:
 
 
 # PUT bodies above this size go up as they arrive (TensorStore sends an OCDBT data file, up to
-# gigabytes, as one PUT), in parts of _STREAM_PART with at most _STREAM_IN_FLIGHT of them in flight.
+# gigabytes, as one PUT), in parts of _STREAM_PART with at most _STREAM_IN_FLIGHT of them in flight;
+# GET ranges above it go out in chunks of _STREAM_PART, _GET_AHEAD of them fetched at a time
+# (TensorStore reads with up to 32 requests at once: memory is theirs times this).
 _STREAM_PART = 16 << 20
 _STREAM_IN_FLIGHT = 4
+_GET_AHEAD = 2
 _STREAM_ABOVE = 2 * _STREAM_PART
 
 
@@ -244,7 +247,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         sent = False
         try:
             for i in range(len(offsets)):
-                while len(ahead) < _STREAM_IN_FLIGHT and i + len(ahead) < len(offsets):
+                while len(ahead) < _GET_AHEAD and i + len(ahead) < len(offsets):
                     at = offsets[i + len(ahead)]
                     ahead.append(
                         self.server.fetcher.submit(s3dlio.get_range, uri, at, min(_STREAM_PART, end - at))
