@@ -7,7 +7,10 @@ capping each connection (100 MB/s by default, about what real S3 gives one strea
 one object of ``ranges x range-size`` bytes and reads the same ranges through
 ``s3dlio.fsspec``: ``cat_file`` in a loop (what fsspec's default ``cat_ranges`` does) and
 ``cat_ranges`` (concurrent, within ``max_in_flight``), each through a fresh proxy (its cap
-counts from a connection's start). Prints median wall times and their ratio.
+counts from a connection's start) after one untimed ``info`` (what pyarrow and zarr ask
+first; it builds the client). Prints median wall times, their ratio and the CPU seconds the
+client, the proxy and the server spent in each call: on a small machine the three share the
+cores, so their sum bounds how fast the ranges can arrive at once.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import os
 import sys
 import time
 
-from _common import client_env, create_bucket, median, print_table, seaweedfs
+from _common import client_env, cpu_seconds, create_bucket, median, print_table, seaweedfs, server_cpu_seconds
 from bench_large import start_proxy
 
 BUCKET, KEY = "bench-fsspec", "ranges.bin"
@@ -55,8 +58,8 @@ def main() -> None:
         def at_once(fs: sfs.S3dlioFileSystem) -> list[bytes]:
             return fs.cat_ranges([path] * args.ranges, starts, ends)  # type: ignore[no-any-return]
 
-        serial: list[float] = []
-        together: list[float] = []
+        serial: list[tuple[float, ...]] = []
+        together: list[tuple[float, ...]] = []
         for _ in range(args.rounds):
             for how, times in ((one_by_one, serial), (at_once, together)):
                 # a fresh proxy each time: its cap counts from each connection's start, so a
@@ -64,22 +67,37 @@ def main() -> None:
                 proxy, capped = start_proxy(endpoint, args.rate)
                 try:
                     fs = sfs.filesystem("s3", endpoint_url=capped)
+                    fs.info(path)
+                    before = (cpu_seconds(), _cpu(proxy.pid), server_cpu_seconds(endpoint) or 0.0)
                     t0 = time.perf_counter()
                     got = how(fs)
-                    times.append(time.perf_counter() - t0)
+                    wall = time.perf_counter() - t0
+                    after = (cpu_seconds(), _cpu(proxy.pid), server_cpu_seconds(endpoint) or 0.0)
+                    times.append((wall, *(b - a for a, b in zip(before, after, strict=True))))
                     assert got == expected
                 finally:
                     proxy.terminate()
                     proxy.wait(10)
     mib = args.ranges * size / 2**20
+    one, many = ([median([t[i] for t in times]) for i in range(4)] for times in (serial, together))
     rows = [
-        ("cat_file one after another", f"{median(serial):.2f}", f"{mib / median(serial):.0f}", "1"),
-        ("cat_ranges", f"{median(together):.2f}", f"{mib / median(together):.0f}",
-         f"{median(serial) / median(together):.1f}"),
+        ("cat_file one after another", f"{one[0]:.3f}", f"{mib / one[0]:.0f}", "1", *(f"{c:.3f}" for c in one[1:])),
+        ("cat_ranges", f"{many[0]:.3f}", f"{mib / many[0]:.0f}", f"{one[0] / many[0]:.1f}",
+         *(f"{c:.3f}" for c in many[1:])),
     ]  # fmt: skip
     title = (f"{args.ranges} ranges x {args.range_size} of one object, {args.rate / 1e6:.0f} MB/s per "
-             f"connection, median of {args.rounds}, {os.cpu_count()} cores")  # fmt: skip
-    print_table(title, ["how", "wall s", "MiB/s", "speed-up"], rows)
+             f"connection, median of {args.rounds}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print_table(
+        title, ["how", "wall s", "MiB/s", "speed-up", "client CPU s", "proxy CPU s", "server CPU s"], rows
+    )
+    print("cat_ranges per round, wall s: " + ", ".join(f"{t[0]:.3f}" for t in together))
+
+
+def _cpu(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (the proxy)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

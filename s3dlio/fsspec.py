@@ -9,7 +9,8 @@ Paths follow fsspec's convention: without the scheme (``bucket/key``; ``/abs/pat
 Object stores have no directories: a "directory" is a prefix with objects under it, so
 ``mkdir`` writes nothing and an empty directory does not exist (as in s3fs); ``file://`` and
 ``direct://`` make real ones. Files open ``rb`` (a seekable reader fetching blocks by range,
-with read-ahead), ``wb``/``xb`` (a streaming writer: the object appears on ``close``, an
+with read-ahead; a read after a seek, such as pyarrow's of a Parquet footer or column chunk,
+fetches exactly its bytes), ``wb``/``xb`` (a streaming writer: the object appears on ``close``, an
 exception inside ``with`` leaves nothing) or ``ab`` (as s3fs: the object is streamed into a
 new upload, then appended to). ``cat_ranges`` and ``cat`` of many paths fetch concurrently
 within the client's limits. Nothing is cached between calls, so a listing always shows what
