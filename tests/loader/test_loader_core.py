@@ -422,6 +422,26 @@ def test_prefetch_bounds_requests_and_bytes() -> None:
     assert rest == list(range(20))
 
 
+def test_prefetch_byte_bound_as_completed_and_with_failures() -> None:
+    started: list[int] = []
+
+    def fetch(i: int) -> bytes:
+        started.append(i)
+        if i % 7 == 3:
+            raise OSError(f"object {i} failed")
+        return bytes(1000)
+
+    gen = prefetch(fetch, range(60), max_in_flight=16, max_bytes=2500, in_order=False)
+    seen: list[int] = []
+    failed = 0
+    for item, result in gen:
+        seen.append(item)
+        failed += isinstance(result, OSError)
+        time.sleep(0.002)
+        assert len(started) - len(seen) <= 4  # ~2.5 objects of budget ahead, failures included
+    assert sorted(seen) == list(range(60)) and failed == len([i for i in range(60) if i % 7 == 3])
+
+
 def test_batched() -> None:
     assert list(batched(range(5), 2)) == [[0, 1], [2, 3], [4]]
     assert list(batched(range(5), 2, drop_last=True, collate=sum)) == [1, 5]
