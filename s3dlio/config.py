@@ -51,6 +51,7 @@ _ENV: dict[str, tuple[str, ...]] = {
     "range_in_flight": ("S3DLIO_RANGE_IN_FLIGHT",),
     "put_verify": ("S3DLIO_PUT_VERIFY",),
     "sign_payload": ("S3DLIO_SIGN_PAYLOAD",),
+    "unsigned": ("S3DLIO_UNSIGNED",),
     "tune_workers": ("S3DLIO_TUNE_WORKERS",),
 }
 
@@ -113,6 +114,9 @@ class Config:
     #: as in the AWS CRT (s3torchconnector, Mountpoint): 0.24 instead of 0.85 client CPU-s per
     #: GiB written. The portable engine (botocore) signs over plain http whatever this says.
     sign_payload: bool = False
+    #: Send requests with no credentials at all (public buckets and containers; s3fs's and
+    #: adlfs's ``anon=True``), even where credentials are configured.
+    unsigned: bool = False
     #: In DataLoader worker processes: freeze the objects inherited from the parent out of
     #: garbage collection and keep freed buffers for reuse (s3dlio.loader.worker).
     tune_workers: bool = True

@@ -439,6 +439,8 @@ def _build_service(config: Config, endpoint: str, account: str | None) -> Any:
         "max_single_put_size": _SINGLE_PUT_PARTS * config.part_size,
         "max_chunk_get_size": config.part_size,
     }
+    if config.unsigned:
+        return BlobServiceClient(endpoint, credential=None, **options)
     if config.azure_connection_string and not config.azure_use_emulator:
         return BlobServiceClient.from_connection_string(config.azure_connection_string, **options)
     if config.azure_use_emulator:

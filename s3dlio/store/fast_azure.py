@@ -75,9 +75,11 @@ def _azure_settings(config: Config, account: str | None, container: str) -> dict
         or parts.get("accountkey")
         or (AZURITE_KEY if emulator and name == AZURITE_ACCOUNT else None)
     )
-    if key:
+    if config.unsigned:
+        settings["skip_signature"] = True
+    elif key:
         settings["account_key"] = key
-    if parts.get("sharedaccesssignature"):
+    if parts.get("sharedaccesssignature") and not config.unsigned:
         settings["sas_key"] = parts["sharedaccesssignature"]
     endpoint = config.azure_endpoint or parts.get("blobendpoint")
     if not endpoint and "endpointsuffix" in parts:

@@ -25,8 +25,11 @@ class FastS3Store(PortableBuckets, FastStore):
     def __init__(self, bucket: str, config: Config) -> None:
         region = config.region or "us-east-1"
         kwargs: dict[str, Any] = {"region": region}
-        anonymous = False
-        if config.access_key_id and config.secret_access_key:
+        hint = ""
+        if config.unsigned:
+            kwargs["skip_signature"] = True
+            hint = " (requests are unsigned, as unsigned=True / S3DLIO_UNSIGNED asks: only public buckets answer)"
+        elif config.access_key_id and config.secret_access_key:
             kwargs["access_key_id"] = config.access_key_id
             kwargs["secret_access_key"] = config.secret_access_key
             if config.session_token:
@@ -38,7 +41,8 @@ class FastS3Store(PortableBuckets, FastStore):
                 kwargs["region"] = config.region or session_region or region
             else:
                 kwargs["skip_signature"] = True  # public buckets still work; private ones say 403
-                anonymous = True
+                hint = (" (no AWS credentials were found, so the request was anonymous: set AWS_ACCESS_KEY_ID "
+                        "and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)")  # fmt: skip
         # Always explicit, under the one key obstore ranks above the environment: it reads
         # AWS_ENDPOINT_URL_S3 itself, which would otherwise beat the configured endpoint (and,
         # empty, make every request panic). Path style, as MinIO, Ceph and moto need, and as
@@ -55,11 +59,7 @@ class FastS3Store(PortableBuckets, FastStore):
             **kwargs,
         )
         super().__init__(bucket, config, inner, scheme="s3", endpoint=endpoint)
-        if anonymous:
-            self._credential_hint = (
-                " (no AWS credentials were found, so the request was anonymous: set AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY, or AWS_PROFILE)"
-            )
+        self._credential_hint = hint
         self._portable: Any = None
 
     def open_upload(self, key: str, *, part_size: int, content_type: str | None = None) -> Upload:

@@ -89,12 +89,12 @@ def map_errors(op: str, uri: str, config: Config | None = None) -> Iterator[None
     except S3dlioError:
         raise
     except bx.ClientError as exc:
-        raise _client_error(exc, op, uri) from exc
+        raise _client_error(exc, op, uri, config) from exc
     except bx.BotoCoreError as exc:
         raise _botocore_error(exc, op, uri, config) from exc
 
 
-def _client_error(exc: bx.ClientError, op: str, uri: str) -> S3dlioError:
+def _client_error(exc: bx.ClientError, op: str, uri: str, config: Config | None = None) -> S3dlioError:
     error = exc.response.get("Error", {})
     code = str(error.get("Code", ""))
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
@@ -107,6 +107,9 @@ def _client_error(exc: bx.ClientError, op: str, uri: str) -> S3dlioError:
     if code in _NOT_FOUND or status == 404:
         return NotFoundError(f"{where}: not found")
     if code in _DENIED or status in (401, 403):
+        if config is not None and config.unsigned:
+            return PermissionDeniedError(f"{where}: access denied ({code or status}); requests are unsigned "
+                                         "(unsigned=True / S3DLIO_UNSIGNED): only public buckets answer them")  # fmt: skip
         return PermissionDeniedError(
             f"{where}: access denied ({code or status}); check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
             "(or AWS_PROFILE) and the bucket's policy"
@@ -476,7 +479,9 @@ class S3Store(Store):
 
 def _build_client(config: Config) -> Any:
     """A boto3 S3 client from settings: profile, else explicit keys, else boto3's own chain."""
-    if config.profile:
+    if config.unsigned:
+        session = boto3.session.Session()
+    elif config.profile:
         session = boto3.session.Session(profile_name=config.profile)
     elif config.access_key_id and config.secret_access_key:
         session = boto3.session.Session(
@@ -495,6 +500,7 @@ def _build_client(config: Config) -> Any:
         read_timeout=config.idle_timeout,
         retries={"total_max_attempts": config.engine_attempts, "mode": "standard"},
         max_pool_connections=config.max_in_flight,
+        **({"signature_version": botocore.UNSIGNED} if config.unsigned else {}),
     )
     client = session.client(
         "s3",
