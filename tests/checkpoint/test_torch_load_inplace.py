@@ -157,6 +157,26 @@ def test_manager_loads_large_shards_in_place(root: str, small_parts: None) -> No
         assert max(ptrs) - min(ptrs) < 2_000_000  # four 400 KB tensors inside one shard's buffer
 
 
+def test_a_state_of_several_prefault_steps_loads_whole(root: str) -> None:
+    """20 MiB: the buffer is populated by the helper while the ranges arrive (on Linux)."""
+    sd = state(5, 1 << 20)
+    save(sd, root + "big.pt")
+    assert_same(sd, load(root + "big.pt"))
+    assert_same(sd, load(root + "big.pt", map_location="cpu"))
+
+
+def test_prefault_leaves_the_bytes_as_they_are() -> None:
+    buffer = torch.empty(3 * _inplace._PREFAULT_STEP + 123, dtype=torch.uint8).numpy()
+    buffer[::4096] = 7  # some pages written before the helper reaches them, the rest untouched
+    buffer[-1] = 9
+    done = threading.Event()
+    helper = _inplace._prefault(buffer, done)
+    if helper is None:
+        pytest.skip("no madvise here")
+    helper.join()
+    assert (buffer[::4096] == 7).all() and buffer[-1] == 9
+
+
 def test_read_only_buffer_is_copied_out() -> None:
     raw = io.BytesIO()
     sd = state(1, 10)
