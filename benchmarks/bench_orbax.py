@@ -16,6 +16,9 @@ system temporary directory) unless ``--endpoint`` names a running S3 server, and
   (an ``s3://`` directory fails with "Checkpoint path should be absolute"), so this client
   points Orbax's GCS hook at TensorStore's ``s3`` driver (endpoint, credentials from the
   environment) and commits with Orbax's commit file, as Orbax does on ``gs://``;
+- ``arraytree-s3``: ``s3dlio_jax.CheckpointManager`` with ``save_args``/``restore_args``
+  (s3dlio's ``ArrayTreeHandler``: one object of raw bytes per leaf, not Orbax's TensorStore
+  format) into ``s3://bench/...``;
 - ``raw-s3``: the same bytes as one object per array with ``s3dlio.put_many``/``get_many``,
   no Orbax: what this S3 server allows, the ceiling for ``s3dlio-s3``.
 
@@ -55,7 +58,7 @@ from _common import (  # noqa: E402
 )
 
 BUCKET = "bench"
-CLIENTS = ("stock-local", "s3dlio-s3", "tensorstore-s3", "raw-s3")
+CLIENTS = ("stock-local", "s3dlio-s3", "tensorstore-s3", "arraytree-s3", "raw-s3")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -150,6 +153,8 @@ def client(name: str, where: str, size: int, arrays: int) -> dict[str, Any]:
     }
     if name == "raw-s3":
         return raw(where, [np.asarray(x) for x in state.values()])
+    if name == "arraytree-s3":
+        return arraytree(where, state, target)
     mngr = ocp.CheckpointManager(where, options=ocp.CheckpointManagerOptions(max_to_keep=1, **options))
 
     def save() -> None:
@@ -166,6 +171,32 @@ def client(name: str, where: str, size: int, arrays: int) -> dict[str, Any]:
     mngr.close()
     for k, x in state.items():  # exact
         assert np.array_equal(np.asarray(got[k]), np.asarray(x)), k
+    return {"bytes": nbytes, "save_s": save_s, "save_cpu": save_cpu, "load_s": load_s, "load_cpu": load_cpu,
+            "save_rss": save_rss, "load_rss": load_rss}  # fmt: skip
+
+
+def arraytree(where: str, state: dict[str, Any], target: dict[str, Any]) -> dict[str, Any]:
+    import jax
+    import numpy as np
+
+    from s3dlio_jax import CheckpointManager, restore_args, save_args
+
+    mngr = CheckpointManager(where, max_to_keep=1)
+
+    def save() -> None:
+        mngr.save(1, args=save_args(state))
+        mngr.wait_until_finished()
+
+    _, save_s, save_cpu, save_rss = _timed(save)
+    mngr.close()
+    mngr = CheckpointManager(where)
+    got, load_s, load_cpu, load_rss = _timed(
+        lambda: jax.block_until_ready(mngr.restore(1, args=restore_args(target)).state)
+    )
+    mngr.close()
+    for k, x in state.items():  # exact
+        assert np.array_equal(np.asarray(got[k]), np.asarray(x)), k
+    nbytes = sum(x.nbytes for x in state.values())
     return {"bytes": nbytes, "save_s": save_s, "save_cpu": save_cpu, "load_s": load_s, "load_cpu": load_cpu,
             "save_rss": save_rss, "load_rss": load_rss}  # fmt: skip
 
@@ -267,14 +298,14 @@ def main() -> None:
                 s["load_rss"],
             ]
         )
-    ours = summary.get("s3dlio-s3")
-    for other in ("tensorstore-s3", "stock-local", "raw-s3"):
-        base = summary.get(other)
+    for mine, other in [("s3dlio-s3", "tensorstore-s3"), ("arraytree-s3", "tensorstore-s3"),
+                        ("s3dlio-s3", "stock-local"), ("s3dlio-s3", "raw-s3")]:  # fmt: skip
+        ours, base = summary.get(mine), summary.get(other)
         if ours is None or base is None:
             continue
         rows.append(
             [
-                f"ratio s3dlio-s3 / {other}",
+                f"ratio {mine} / {other}",
                 ours["save_mib_s"] / base["save_mib_s"],
                 ours["load_mib_s"] / base["load_mib_s"],
                 ours["save_cpu_gib"] / base["save_cpu_gib"],
