@@ -106,15 +106,12 @@ _BOTOCORE = {
     "read_timeout": "read_timeout",
     "region_name": "region",
 }
-_ANON_FIX = (
-    "s3dlio has no switch for unsigned requests: it sends them by itself when it finds no credentials "
-    "(unset AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and AWS_PROFILE)"
-)
 _BATCH = 1000  # keys per delete request
 
 
 def _boto_config(config_kwargs: dict[str, Any]) -> dict[str, Any]:
     """s3fs ``config_kwargs`` (botocore ``Config`` arguments) as s3dlio Config fields."""
+    from botocore import UNSIGNED
     changes: dict[str, Any] = {}
     for name, value in config_kwargs.items():
         if name in _BOTOCORE:
@@ -127,8 +124,11 @@ def _boto_config(config_kwargs: dict[str, Any]) -> dict[str, Any]:
             pass  # s3dlio always uses path-style requests, which every S3 service accepts
         elif name == "signature_version" and str(value).lower() in ("s3v4", "v4"):
             pass
+        elif name == "signature_version" and (value is UNSIGNED or str(value).lower() == "unsigned"):
+            changes["unsigned"] = True
         elif name == "signature_version":
-            raise ConfigError(f"storage option config_kwargs={{'signature_version': {value!r}}}: {_ANON_FIX}")
+            raise ConfigError(f"storage option config_kwargs={{'signature_version': {value!r}}}: s3dlio signs "
+                              "with SigV4, or not at all with anon=True (Config unsigned=True)")  # fmt: skip
         else:
             raise ConfigError(
                 f"storage option config_kwargs={{{name!r}: {value!r}}}: s3dlio maps only "
@@ -150,9 +150,9 @@ def _translate(options: dict[str, Any]) -> dict[str, Any]:
     for name in options:
         if name in _REJECTED:
             raise ConfigError(f"storage option {name}=...: {_REJECTED[name]}")
-    if anon:
-        raise ConfigError(f"storage option anon=True: {_ANON_FIX}")
     changes = {**_boto_config(boto), **{_ALIASES.get(k, k): v for k, v in {**client, **options}.items()}}
+    if anon:
+        changes["unsigned"] = True
     if verify is False:
         raise ConfigError(
             "storage option client_kwargs={'verify': False}: s3dlio never turns TLS checks off; "
@@ -193,8 +193,8 @@ class S3dlioFileSystem(AbstractFileSystem):
     ``key``, ``secret``, ``token``, ``client_kwargs={"endpoint_url": ..., "region_name": ...}``,
     ``config_kwargs`` (botocore's: ``max_pool_connections``, timeouts, ``retries``), ``use_ssl``,
     ``default_block_size`` (the read-ahead block of files opened ``rb``), ``account_name``,
-    ``account_key``, ``connection_string``. ``anon=True`` and options s3dlio has no equivalent
-    for raise :class:`~s3dlio.errors.ConfigError` naming what to use instead.
+    ``account_key``, ``connection_string``, ``anon=True`` (unsigned requests). Options s3dlio has
+    no equivalent for raise :class:`~s3dlio.errors.ConfigError` naming what to use instead.
     """
 
     #: The s3dlio scheme this class serves.

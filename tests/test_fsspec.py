@@ -295,10 +295,16 @@ def test_s3fs_and_adlfs_storage_options(moto_server: Any, s3_bucket: str, monkey
     assert (azure.config.azure_account_name, azure.config.azure_account_key) == ("acct", "a2V5")
     assert azure.config.azure_connection_string == "UseDevelopmentStorage=true"
 
-    with pytest.raises(ConfigError, match="anon=True: s3dlio has no switch for unsigned requests"):
-        sfs.filesystem("s3", anon=True)
-    with pytest.raises(ConfigError, match="unsigned requests"):
-        sfs.filesystem("s3", config_kwargs={"signature_version": "unsigned"})
+    import botocore
+
+    assert sfs.filesystem("s3", anon=True).config.unsigned is True  # s3fs's anon: unsigned requests
+    assert sfs.filesystem("s3", config_kwargs={"signature_version": botocore.UNSIGNED}).config.unsigned is True
+    assert not fs.config.unsigned
+    bucket = s3_bucket.split("/")[2]
+    moto_server.client().put_object(Bucket=bucket, Key="public.bin", Body=b"open", ACL="public-read")
+    assert sfs.filesystem("s3", anon=True, endpoint_url=moto_server.endpoint).cat(f"{s3_bucket}public.bin") == b"open"
+    with pytest.raises(ConfigError, match="signs with SigV4"):
+        sfs.filesystem("s3", config_kwargs={"signature_version": "s3v2"})
     with pytest.raises(ConfigError, match="max_pool_connections"):
         sfs.filesystem("s3", config_kwargs={"tcp_keepalive": True})
     with pytest.raises(ConfigError, match="never turns TLS checks off"):
