@@ -112,6 +112,7 @@ _BATCH = 1000  # keys per delete request
 def _boto_config(config_kwargs: dict[str, Any]) -> dict[str, Any]:
     """s3fs ``config_kwargs`` (botocore ``Config`` arguments) as s3dlio Config fields."""
     from botocore import UNSIGNED
+
     changes: dict[str, Any] = {}
     for name, value in config_kwargs.items():
         if name in _BOTOCORE:

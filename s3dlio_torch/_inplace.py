@@ -4,10 +4,10 @@ The object is fetched once, by parallel ranged GETs, into one buffer allocated f
 torch's CPU allocator. (numpy's allocation, which asks for transparent huge pages, cost
 1.3 client CPU-s per 512 MiB load against 0.73 here: zeroing fresh huge pages dominated on
 this VM; docs/performance.md.) A cold process must fault in every page of that buffer, and a
-fault taken by the threads copying replies in cost about twice what the kernel spends filling
+fault taken by the threads copying replies in cost about 1.7x what the kernel spends filling
 the same pages in one ``madvise(MADV_POPULATE_WRITE)`` call: so a helper thread populates the
-buffer front to back while the ranges arrive (:func:`_prefault`). ``torch.load`` then runs over a file-like view of that
-buffer, and every tensor's storage is a slice of the buffer, as ``torch.load(path, mmap=True)``
+buffer front to back while the ranges arrive (:func:`_prefault`). ``torch.load`` then runs
+over a file-like view of that buffer, and every tensor's storage is a slice of the buffer, as ``torch.load(path, mmap=True)``
 does with a mapped file: the bytes the server sent are the bytes the tensors own.
 
 torch offers that slicing only to ``mmap=True`` over a path: its ``_load`` takes the whole
