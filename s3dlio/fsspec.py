@@ -652,21 +652,29 @@ class _SeekingReader(ObjectReader):
     """
 
     def read(self, size: int | None = -1) -> bytes:
+        data = self._exact(size)
+        return super().read(size) if data is None else bytes(memoryview(data))
+
+    def read_buffer(self, nbytes: int | None = None) -> Buffer:
+        """``read`` without its copy into ``bytes``: pyarrow calls this when a file has it and
+        keeps the buffer it gets (a whole Parquet file read after its footer: 9 MB each)."""
+        data = self._exact(nbytes)
+        return super().read(nbytes) if data is None else data
+
+    def _exact(self, size: int | None) -> Buffer | None:
+        """The bytes of a read after a seek, fetched exactly; None for a read the blocks serve."""
         self._check_open()
         start = self._pos
         n = self._size - start if size is None or size < 0 else min(size, max(0, self._size - start))
         if n < _EXACT_MIN or start == self._last_end or self._held(start, start + n):
-            return super().read(size)
+            return None
+        data: Buffer
         if n >= 2 * self._block:
-            buf = bytearray(n)
-            ranged.fill(self._store, self._key, start, memoryview(buf), config=self._config, uri=self.name)
-            data = bytes(buf)
+            data = bytearray(n)
+            ranged.fill(self._store, self._key, start, memoryview(data), config=self._config, uri=self.name)
         else:
-            block = ranged.fetch_block(
-                self._store, self._key, start, start + n, attempts=self._config.max_attempts
-            )
-            data = bytes(memoryview(block))
-        self._pos = self._last_end = start + len(data)  # a read continuing from here is sequential
+            data = ranged.fetch_block(self._store, self._key, start, start + n, attempts=self._config.max_attempts)
+        self._pos = self._last_end = start + memoryview(data).nbytes  # a read continuing from here is sequential
         return data
 
     def _held(self, start: int, end: int) -> bool:

@@ -141,6 +141,13 @@ def test_reads_after_a_seek_fetch_their_bytes_and_sequential_reads_use_blocks(pl
         assert f.read(100) == data[70_000:70_100] and 1 in f._blocks
         f.seek(299_000)
         assert f.read(5_000) == data[299_000:] and f.read(10) == b""
+    with fs.open(f"{root}/cols.bin", "rb", block_size=65536) as f:  # read_buffer: pyarrow's zero-copy read
+        f.seek(-20_000, os.SEEK_END)
+        assert memoryview(f.read_buffer(20_000)) == data[-20_000:]
+        f.seek(5)
+        assert memoryview(f.read_buffer(150_000)) == data[5:150_005]
+        assert memoryview(f.read_buffer(100)) == data[150_005:150_105]  # continuing: served by blocks
+        assert memoryview(f.read_buffer()) == data[150_105:] and f.read_buffer(10) == b""
 
 
 def test_pyarrow_reads_a_partitioned_dataset_through_it(s3_bucket: str) -> None:
