@@ -240,9 +240,13 @@ def s3_bucket(moto_server: MotoServer) -> Iterator[str]:
 @pytest.fixture
 def az_container(azurite: Azurite) -> Iterator[str]:
     """A fresh, empty container on Azurite: ``az://t<nonce>/``; deleted afterwards."""
+    from azure.core.exceptions import ResourceExistsError
+
     client = azurite.client()
     name = f"t{nonce()}"
-    client.create_container(name)
+    # A fresh name can only exist if the SDK retried a create whose first reply was lost.
+    with contextlib.suppress(ResourceExistsError):
+        client.create_container(name)
     yield f"az://{name}/"
     with contextlib.suppress(Exception):  # a test may have deleted it itself
         client.delete_container(name)
