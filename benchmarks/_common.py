@@ -16,8 +16,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 ACCESS, SECRET, REGION = "benchkey", "benchsecret-0123456789", "us-east-1"
@@ -27,6 +28,32 @@ def cpu_seconds() -> float:
     """User + system CPU of this process so far."""
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * _PAGE
+
+
+def peak_extra_rss(fn: Callable[[], Any]) -> tuple[Any, int]:
+    """``fn()`` and how far the resident set rose above its level at the start (sampled every 2 ms)."""
+    start, peak, done = _rss(), [0], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.002):
+            peak[0] = max(peak[0], _rss())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        out = fn()
+    finally:
+        done.set()
+        sampler.join()
+    return out, max(peak[0], _rss()) - start
 
 
 def client_env(endpoint: str) -> dict[str, str]:

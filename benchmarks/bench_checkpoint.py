@@ -26,16 +26,14 @@ import json
 import os
 import statistics
 import sys
-import threading
 import time
-from collections.abc import Callable
-from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (  # noqa: E402
     REGION,
     cpu_seconds,
     create_bucket,
+    peak_extra_rss,
     run_client,
     s3_client,
     seaweedfs,
@@ -44,7 +42,6 @@ from _common import (  # noqa: E402
 
 PEERS = ("s3dlio", "s3torchconnector")
 BUCKET = "bench-ckpt"
-_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def state_dict(size: int, tensors: int) -> dict[str, object]:
@@ -53,29 +50,6 @@ def state_dict(size: int, tensors: int) -> dict[str, object]:
     gen = torch.Generator().manual_seed(0)
     each = size // tensors // 4
     return {f"layer{i}.weight": torch.rand(each, generator=gen) for i in range(tensors)}
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * _PAGE
-
-
-def peak_extra_rss(fn: Callable[[], Any]) -> tuple[Any, int]:
-    """``fn()`` and how far the resident set rose above its level at the start (sampled)."""
-    start, peak, done = _rss(), [0], threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.002):
-            peak[0] = max(peak[0], _rss())
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        out = fn()
-    finally:
-        done.set()
-        sampler.join()
-    return out, max(peak[0], _rss()) - start
 
 
 def worker(peer: str, op: str, uri: str, size: int, tensors: int, endpoint: str) -> dict[str, float]:

@@ -40,7 +40,6 @@ import os
 import shutil
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -51,6 +50,7 @@ from _common import (  # noqa: E402
     cpu_seconds,
     create_bucket,
     median,
+    peak_extra_rss,
     print_table,
     run_client,
     seaweedfs,
@@ -59,7 +59,6 @@ from _common import (  # noqa: E402
 
 BUCKET = "bench"
 CLIENTS = ("stock-local", "s3dlio-s3", "tensorstore-s3", "arraytree-s3", "raw-s3")
-_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def _size(text: str) -> int:
@@ -71,29 +70,16 @@ def _size(text: str) -> int:
 
 
 # -- the client (a fresh process) ----------------------------------------------------------------
-def _rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * _PAGE
-
-
 def _timed(fn: Callable[[], Any]) -> tuple[Any, float, float, int]:
     """``fn()``, its wall and CPU seconds, and how far the resident set rose above its start (sampled)."""
-    start, peak, done = _rss(), [0], threading.Event()
 
-    def sample() -> None:
-        while not done.wait(0.002):
-            peak[0] = max(peak[0], _rss())
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    cpu0, t0 = cpu_seconds(), time.perf_counter()
-    try:
+    def run() -> tuple[Any, float, float]:
+        cpu0, t0 = cpu_seconds(), time.perf_counter()
         out = fn()
-    finally:
-        wall, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
-        done.set()
-        sampler.join()
-    return out, wall, cpu, max(peak[0], _rss()) - start
+        return out, time.perf_counter() - t0, cpu_seconds() - cpu0
+
+    (out, wall, cpu), extra = peak_extra_rss(run)
+    return out, wall, cpu, extra
 
 
 def _orbax_on_tensorstore_s3() -> Any:
