@@ -22,6 +22,11 @@ from __future__ import annotations
 
 from ._redact import redact
 
+#: Why a request sent with ``unsigned=True`` was denied: every engine and backend says this.
+UNSIGNED_DENIED = (
+    "requests are unsigned (unsigned=True / S3DLIO_UNSIGNED): only public buckets and containers answer them"
+)
+
 __all__ = [
     "AlreadyExistsError",
     "ArgumentTypeError",

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..buffers import byte_view
 from ..config import AZURITE_ACCOUNT, AZURITE_KEY
 from ..errors import (
+    UNSIGNED_DENIED,
     AlreadyExistsError,
     ConfigError,
     InvalidUriError,
@@ -51,8 +52,13 @@ def _code(exc: Any) -> str:
 
 
 @contextmanager
-def map_errors(op: str, uri: str, endpoint: str = "the Azure endpoint") -> Iterator[None]:
-    """Turn azure-core errors from ``op`` on ``uri`` into s3dlio's (the one place for Azure)."""
+def map_errors(
+    op: str, uri: str, endpoint: str = "the Azure endpoint", *, unsigned: bool = False
+) -> Iterator[None]:
+    """Turn azure-core errors from ``op`` on ``uri`` into s3dlio's (the one place for Azure).
+
+    ``unsigned``: the requests carried no credentials, so a denial says that, not "check the key".
+    """
     from azure.core import exceptions as ax
 
     try:
@@ -60,12 +66,12 @@ def map_errors(op: str, uri: str, endpoint: str = "the Azure endpoint") -> Itera
     except S3dlioError:
         raise
     except ax.AzureError as exc:
-        raise _translate(exc, op, uri, endpoint) from exc
+        raise _translate(exc, op, uri, endpoint, unsigned) from exc
     except ValueError as exc:  # the SDK's argument checks, e.g. an empty blob name
         raise InvalidUriError(f"{op} {uri}: {exc}") from exc
 
 
-def _translate(exc: Any, op: str, uri: str, endpoint: str) -> S3dlioError:
+def _translate(exc: Any, op: str, uri: str, endpoint: str, unsigned: bool = False) -> S3dlioError:
     from azure.core import exceptions as ax
 
     where = f"{op} {uri}"
@@ -79,10 +85,9 @@ def _translate(exc: Any, op: str, uri: str, endpoint: str) -> S3dlioError:
     if isinstance(exc, ax.ResourceNotFoundError) or status == 404:
         return NotFoundError(f"{where}: not found")
     if isinstance(exc, ax.ClientAuthenticationError) or status in (401, 403):
-        return PermissionDeniedError(
-            f"{where}: access denied ({code or status}); check AZURE_STORAGE_ACCOUNT_KEY "
-            "(or AZURE_STORAGE_CONNECTION_STRING) and the container's access policy"
-        )
+        fix = (UNSIGNED_DENIED if unsigned else
+               "check AZURE_STORAGE_ACCOUNT_KEY (or AZURE_STORAGE_CONNECTION_STRING) and the container's access policy")  # fmt: skip
+        return PermissionDeniedError(f"{where}: access denied ({code or status}); {fix}")
     if code == "ContainerBeingDeleted":
         return TransferError(f"{where}: container {container!r} is being deleted; try again in a minute")
     if isinstance(exc, ax.ResourceExistsError) or code.endswith("AlreadyExists"):
@@ -187,7 +192,7 @@ class AzureStore(Store):
         return f"az://{self.bucket}" + ("" if key is None else f"/{key}")
 
     def _errors(self, op: str, key: str | None = None) -> Any:
-        return map_errors(op, self.uri(key), self.endpoint)
+        return map_errors(op, self.uri(key), self.endpoint, unsigned=self.config.unsigned)
 
     @property
     def _service(self) -> Any:

@@ -12,6 +12,7 @@ from obstore import exceptions as obx
 
 from ..config import Config
 from ..errors import (
+    UNSIGNED_DENIED,
     AlreadyExistsError,
     InvalidUriError,
     NotFoundError,
@@ -83,9 +84,12 @@ def _translate(
         or status in (401, 403)
         or os_errno in (1, 13)
     ):
-        return PermissionDeniedError(
-            f"{op} {target}: access denied{why}; check the credentials and their permissions{hint}"
+        fix = (
+            UNSIGNED_DENIED
+            if config is not None and config.unsigned
+            else f"check the credentials and their permissions{hint}"
         )
+        return PermissionDeniedError(f"{op} {target}: access denied{why}; {fix}")
     if isinstance(exc, FileExistsError | obx.AlreadyExistsError) or os_errno == 17:
         return AlreadyExistsError(f"{op} {target}: already exists")
     if isinstance(exc, obx.PreconditionError) or status == 412:

@@ -27,8 +27,7 @@ class FastS3Store(PortableBuckets, FastStore):
         kwargs: dict[str, Any] = {"region": region}
         hint = ""
         if config.unsigned:
-            kwargs["skip_signature"] = True
-            hint = " (requests are unsigned, as unsigned=True / S3DLIO_UNSIGNED asks: only public buckets answer)"
+            kwargs["skip_signature"] = True  # a denial says so (fast_errors)
         elif config.access_key_id and config.secret_access_key:
             kwargs["access_key_id"] = config.access_key_id
             kwargs["secret_access_key"] = config.secret_access_key

@@ -26,6 +26,7 @@ import botocore.exceptions as bx
 
 from ..buffers import BufferReader, byte_view
 from ..errors import (
+    UNSIGNED_DENIED,
     AlreadyExistsError,
     ConfigError,
     InvalidUriError,
@@ -108,8 +109,7 @@ def _client_error(exc: bx.ClientError, op: str, uri: str, config: Config | None 
         return NotFoundError(f"{where}: not found")
     if code in _DENIED or status in (401, 403):
         if config is not None and config.unsigned:
-            return PermissionDeniedError(f"{where}: access denied ({code or status}); requests are unsigned "
-                                         "(unsigned=True / S3DLIO_UNSIGNED): only public buckets answer them")  # fmt: skip
+            return PermissionDeniedError(f"{where}: access denied ({code or status}); {UNSIGNED_DENIED}")
         return PermissionDeniedError(
             f"{where}: access denied ({code or status}); check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
             "(or AWS_PROFILE) and the bucket's policy"
