@@ -155,15 +155,12 @@ def client(name: str, where: str, size: int, arrays: int) -> dict[str, Any]:
         lambda: jax.block_until_ready(mngr.restore(1, args=ocp.args.StandardRestore(target)))
     )
     mngr.close()
-    for k, x in state.items():  # exact
-        assert np.array_equal(np.asarray(got[k]), np.asarray(x)), k
-    return {"bytes": nbytes, "save_s": save_s, "save_cpu": save_cpu, "load_s": load_s, "load_cpu": load_cpu,
-            "save_rss": save_rss, "load_rss": load_rss}  # fmt: skip
+    _assert_exact(state, got)
+    return _result(nbytes, (save_s, save_cpu, save_rss), (load_s, load_cpu, load_rss))
 
 
 def arraytree(where: str, state: dict[str, Any], target: dict[str, Any]) -> dict[str, Any]:
     import jax
-    import numpy as np
 
     from s3dlio_jax import CheckpointManager, restore_args, save_args
 
@@ -180,11 +177,9 @@ def arraytree(where: str, state: dict[str, Any], target: dict[str, Any]) -> dict
         lambda: jax.block_until_ready(mngr.restore(1, args=restore_args(target)).state)
     )
     mngr.close()
-    for k, x in state.items():  # exact
-        assert np.array_equal(np.asarray(got[k]), np.asarray(x)), k
+    _assert_exact(state, got)
     nbytes = sum(x.nbytes for x in state.values())
-    return {"bytes": nbytes, "save_s": save_s, "save_cpu": save_cpu, "load_s": load_s, "load_cpu": load_cpu,
-            "save_rss": save_rss, "load_rss": load_rss}  # fmt: skip
+    return _result(nbytes, (save_s, save_cpu, save_rss), (load_s, load_cpu, load_rss))
 
 
 def raw(where: str, arrays: list[Any]) -> dict[str, Any]:
@@ -195,8 +190,20 @@ def raw(where: str, arrays: list[Any]) -> dict[str, Any]:
     got, load_s, load_cpu, load_rss = _timed(lambda: s3dlio.get_many(uris))
     assert all(bytes(memoryview(g)) == a.tobytes() for g, a in zip(got, arrays, strict=True))  # type: ignore[arg-type]
     nbytes = sum(a.nbytes for a in arrays)
-    return {"bytes": nbytes, "save_s": save_s, "save_cpu": save_cpu, "load_s": load_s, "load_cpu": load_cpu,
-            "save_rss": save_rss, "load_rss": load_rss}  # fmt: skip
+    return _result(nbytes, (save_s, save_cpu, save_rss), (load_s, load_cpu, load_rss))
+
+
+def _assert_exact(state: dict[str, Any], got: Any) -> None:
+    import numpy as np
+
+    for k, x in state.items():
+        assert np.array_equal(np.asarray(got[k]), np.asarray(x)), k
+
+
+def _result(nbytes: int, save: tuple[float, float, int], load: tuple[float, float, int]) -> dict[str, Any]:
+    """One client's figures: ``save`` and ``load`` are (wall s, CPU s, peak extra resident bytes)."""
+    return {"bytes": nbytes, "save_s": save[0], "save_cpu": save[1], "save_rss": save[2],
+            "load_s": load[0], "load_cpu": load[1], "load_rss": load[2]}  # fmt: skip
 
 
 # -- the driver ------------------------------------------------------------------------------------
