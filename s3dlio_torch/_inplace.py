@@ -7,8 +7,9 @@ this VM; docs/performance.md.) A cold process must fault in every page of that b
 fault taken by the threads copying replies in cost about 1.7x what the kernel spends filling
 the same pages in one ``madvise(MADV_POPULATE_WRITE)`` call: so a helper thread populates the
 buffer front to back while the ranges arrive (:func:`_prefault`). ``torch.load`` then runs
-over a file-like view of that buffer, and every tensor's storage is a slice of the buffer, as ``torch.load(path, mmap=True)``
-does with a mapped file: the bytes the server sent are the bytes the tensors own.
+over a file-like view of that buffer, and every tensor's storage is a slice of the buffer, as
+``torch.load(path, mmap=True)`` does with a mapped file: the bytes the server sent are the
+bytes the tensors own.
 
 torch offers that slicing only to ``mmap=True`` over a path: its ``_load`` takes the whole
 file's storage as ``overall_storage``. :func:`install` wraps ``torch.serialization._load``
