@@ -39,6 +39,11 @@ _SLOWDOWN = (
     b"<Message>Please reduce your request rate.</Message></Error>"
 )
 _CHUNK = 256 * 1024
+#: ``rate`` caps a connection's mean rate since it opened, so a pause within a transfer (a
+#: request waiting on the server) is made up for; a connection idle longer than this starts
+#: over, as TCP restarts its window after an idle spell, so one kept in a client's pool is
+#: capped like a new one.
+_IDLE_RESTART = 0.2
 
 
 def numbered(plan: Callable[[int, str, str], Action], methods: tuple[str, ...] | None = None) -> Rule:
@@ -79,6 +84,7 @@ class _Conn:
     def __init__(self, sock: socket.socket, rate: float | None, shared: _Throttle | None = None) -> None:
         self.sock, self.rate, self.buf, self.shared = sock, rate, b"", shared
         self._sent_start, self._sent = time.monotonic(), 0
+        self._last_send = self._sent_start
 
     def head(self) -> bytes | None:
         while b"\r\n\r\n" not in self.buf:
@@ -129,10 +135,14 @@ class _Conn:
             if self.shared is not None:
                 self.shared.take(len(piece))
             if self.rate:
+                now = time.monotonic()
+                if now - self._last_send > _IDLE_RESTART:  # as if new: no credit from idle time
+                    self._sent_start, self._sent = now, 0
                 self._sent += len(piece)
-                ahead = self._sent / self.rate - (time.monotonic() - self._sent_start)
+                ahead = self._sent / self.rate - (now - self._sent_start)
                 if ahead > 0:
                     time.sleep(ahead)
+                self._last_send = time.monotonic()
 
 
 class _Throttle:
