@@ -48,5 +48,5 @@ def __getattr__(name: str) -> object:
     if name in ("dcp", "lightning"):
         import importlib
 
-        return importlib.import_module(f"{__name__}.dcp")
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 's3dlio_torch' has no attribute {name!r}")

@@ -11,8 +11,12 @@ s3torchconnector                   s3dlio
 ``max_attempts``                   ``Config.max_attempts``
 ``throughput_target_gbps``         a hint only: concurrency is ``max_in_flight`` (kept as is)
 ``force_path_style``               s3dlio always uses path-style requests with an endpoint
-``unsigned``                       ``True`` is refused: unset the credentials instead
+``unsigned``                       ``Config.unsigned`` (requests sent without credentials)
+``profile``                        ``Config.profile`` (a profile of ``~/.aws/config``)
 =================================  ==============================================================
+
+``S3ReaderConstructor.dcp_optimized(max_gap_size)`` sets the DCP reader's ``max_gap`` (DCP
+loads always fetch merged ranges); datasets and checkpoint readers refuse it by name.
 """
 
 from __future__ import annotations
@@ -33,10 +37,9 @@ MiB = 1 << 20
 class S3ClientConfig:
     """s3torchconnector's client settings: ``S3ClientConfig(part_size=16 * 1024 * 1024)``.
 
-    ``part_size`` and ``max_attempts`` become s3dlio's; ``throughput_target_gbps`` is
-    accepted as a hint (s3dlio bounds requests and bytes in flight instead); path style is
-    what s3dlio uses whenever an endpoint is set. ``unsigned=True`` raises: s3dlio sends
-    unsigned requests when no credentials are found.
+    ``part_size``, ``max_attempts``, ``unsigned`` and ``profile`` become s3dlio's;
+    ``throughput_target_gbps`` is accepted as a hint (s3dlio bounds requests and bytes in
+    flight instead); path style is what s3dlio uses whenever an endpoint is set.
     """
 
     throughput_target_gbps: float = 10.0
@@ -44,6 +47,7 @@ class S3ClientConfig:
     unsigned: bool = False
     force_path_style: bool = False
     max_attempts: int = 10
+    profile: str | None = None
 
     def __post_init__(self) -> None:
         if self.part_size < 1 or self.max_attempts < 1:
@@ -55,10 +59,10 @@ class S3ClientConfig:
             raise ConfigError(
                 f"S3ClientConfig(throughput_target_gbps={self.throughput_target_gbps}): must be positive"
             )
-        if self.unsigned:
+        if self.unsigned and self.profile:
             raise ConfigError(
-                "S3ClientConfig(unsigned=True): s3dlio has no unsigned switch; unset AWS_ACCESS_KEY_ID/"
-                "AWS_SECRET_ACCESS_KEY and AWS_PROFILE and it sends unsigned requests"
+                f"S3ClientConfig(unsigned=True, profile={self.profile!r}): unsigned requests use no "
+                "credentials; drop one of the two"
             )
 
 
@@ -86,9 +90,11 @@ def client_config(
             f"{where}: both client= and s3client_config= given: a client carries all its settings; "
             "build it with them (s3dlio.Client(part_size=..., max_attempts=...))"
         )
-    parts = (None, None) if s3client_config is None else (s3client_config.part_size, s3client_config.max_attempts)
-    settings = settings_of(client, config, region=region, endpoint=endpoint, where=where,
-                           part_size=parts[0], max_attempts=parts[1])  # fmt: skip
+    mapped: dict[str, object] = {}
+    if s3client_config is not None:
+        mapped = {"part_size": s3client_config.part_size, "max_attempts": s3client_config.max_attempts,
+                  "unsigned": s3client_config.unsigned or None, "profile": s3client_config.profile or None}  # fmt: skip
+    settings = settings_of(client, config, region=region, endpoint=endpoint, where=where, **mapped)
     return settings or default_config()
 
 
@@ -99,16 +105,21 @@ class ReaderConstructor:
     ``sequential``: the whole object is fetched (datasets prefetch it; checkpoint readers
     stream it with read-ahead). ``range_based``: nothing is fetched up front; each read gets
     the bytes it needs by ranged GET, ``buffer_size`` bytes at least (0: exactly what is read).
+    ``dcp_optimized``: for ``dcp.S3StorageReader`` only; ``max_gap`` bytes of unneeded data
+    are read to merge two ranges into one GET.
     """
 
-    kind: Literal["sequential", "range_based"] = "sequential"
+    kind: Literal["sequential", "range_based", "dcp_optimized"] = "sequential"
     buffer_size: int = 8 * MiB
+    max_gap: int | float = 32 * MiB
 
     def __post_init__(self) -> None:
-        if self.kind not in ("sequential", "range_based"):
-            raise ConfigError(f"reader kind {self.kind!r}: use 'sequential' or 'range_based'")
+        if self.kind not in ("sequential", "range_based", "dcp_optimized"):
+            raise ConfigError(f"reader kind {self.kind!r}: use 'sequential', 'range_based' or 'dcp_optimized'")
         if self.buffer_size < 0:
             raise ConfigError(f"range_based(buffer_size={self.buffer_size}): must be >= 0")
+        if not self.max_gap >= 0:  # also refuses NaN
+            raise ConfigError(f"dcp_optimized(max_gap_size={self.max_gap}): must be >= 0")
 
     @property
     def ranged(self) -> bool:
@@ -129,17 +140,28 @@ class S3ReaderConstructor:
         return ReaderConstructor("range_based", 8 * MiB if buffer_size is None else buffer_size)
 
     @staticmethod
+    def dcp_optimized(max_gap_size: int | float = 32 * MiB) -> ReaderConstructor:
+        """For ``dcp.S3StorageReader``: ranges less than ``max_gap_size`` apart are read as one GET."""
+        return ReaderConstructor("dcp_optimized", max_gap=max_gap_size)
+
+    @staticmethod
     def default() -> ReaderConstructor:
         """The default constructor: :meth:`sequential`."""
         return ReaderConstructor("sequential")
 
 
-def reader_constructor(value: ReaderConstructor | None) -> ReaderConstructor:
-    """``value`` checked, or the default (sequential)."""
+def reader_constructor(value: ReaderConstructor | None, where: str | None = None) -> ReaderConstructor:
+    """``value`` checked, or the default (sequential). With ``where`` (an object reading whole
+    objects or ranges, not a DCP load), ``dcp_optimized`` is refused naming it."""
     if value is None:
         return ReaderConstructor()
     if not isinstance(value, ReaderConstructor):
         raise ConfigError(
             f"reader_constructor={value!r}: use S3ReaderConstructor.sequential(), .range_based() or .default()"
+        )
+    if where is not None and value.kind == "dcp_optimized":
+        raise ConfigError(
+            f"{where}: S3ReaderConstructor.dcp_optimized() is for dcp.S3StorageReader; "
+            "use S3ReaderConstructor.sequential() or .range_based()"
         )
     return value

@@ -93,7 +93,7 @@ class S3Checkpoint:
         self.region = region
         self.endpoint = endpoint
         self.config = client_config(region, endpoint, s3client_config, config, client, "S3Checkpoint")
-        self.reader_constructor = checked_reader_constructor(reader_constructor)
+        self.reader_constructor = checked_reader_constructor(reader_constructor, type(self).__name__)
 
     def writer(self, uri: str) -> ObjectWriter:
         """A write-only stream: the object exists once it is closed; ``abort()`` discards it."""

@@ -269,7 +269,7 @@ class S3MapDataset(_FromSources, torch.utils.data.Dataset):  # type: ignore[type
 
 def reader_constructor_checked(value: ReaderConstructor | None, samples: Any) -> ReaderConstructor:
     """The reader constructor to use; range-based reads serve whole objects only."""
-    constructor = reader_constructor(value)
+    constructor = reader_constructor(value, "S3IterableDataset and S3MapDataset")
     if constructor.ranged and samples != "object":
         raise ConfigError(
             f"reader_constructor=range_based() with samples={samples!r}: records need the whole object; "

@@ -18,6 +18,7 @@ GETs concurrently, bounded in count and bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 from collections.abc import Generator
@@ -27,8 +28,13 @@ from typing import IO, Any, cast
 
 import torch
 from torch.distributed._shard._utils import narrow_tensor_by_index
-from torch.distributed.checkpoint.filesystem import FileSystemBase, FileSystemReader, FileSystemWriter
-from torch.distributed.checkpoint.planner import LoadItemType, LoadPlan, LoadPlanner, ReadItem
+from torch.distributed.checkpoint.filesystem import (
+    FileSystemBase,
+    FileSystemReader,
+    FileSystemWriter,
+    _StoragePrefix,
+)
+from torch.distributed.checkpoint.planner import LoadItemType, LoadPlan, LoadPlanner, ReadItem, SavePlan
 from torch.futures import Future
 
 from s3dlio.buffers import BufferReader
@@ -42,8 +48,24 @@ from s3dlio.uri import parse
 
 from ._compat import ReaderConstructor, S3ClientConfig, client_config
 from ._compat import reader_constructor as checked_reader_constructor
+from .prefixes import (
+    BinaryPrefixStrategy,
+    DefaultPrefixStrategy,
+    HexPrefixStrategy,
+    NumericPrefixStrategy,
+    RoundRobinPrefixStrategy,
+    S3PrefixStrategyBase,
+    checked_prefix,
+)
 
 __all__ = [
+    "BinaryPrefixStrategy",
+    "DefaultPrefixStrategy",
+    "HexPrefixStrategy",
+    "NumericPrefixStrategy",
+    "RoundRobinPrefixStrategy",
+    "S3FileSystem",
+    "S3PrefixStrategyBase",
     "S3StorageReader",
     "S3StorageWriter",
     "S3dlioFileSystem",
@@ -120,30 +142,66 @@ class S3dlioFileSystem(FileSystemBase):
         store.delete(parsed.key)
 
 
+class S3FileSystem(S3dlioFileSystem):
+    """s3torchconnector's ``dcp.S3FileSystem(region, s3_client=None, s3client_config=None)``.
+
+    ``s3_client``: an ``S3Client`` (from ``s3dlio_torch``) whose settings to use;
+    ``reader_constructor`` is accepted as s3torchconnector's is (streams read whole files).
+    """
+
+    def __init__(
+        self, region: str | None = None, s3_client: Any = None, s3client_config: S3ClientConfig | None = None,
+        reader_constructor: ReaderConstructor | None = None, *, endpoint: str | None = None,
+        config: Config | None = None, client: Client | None = None,
+    ) -> None:  # fmt: skip
+        checked_reader_constructor(reader_constructor)
+        if s3_client is not None:
+            config = getattr(s3_client, "config", None)
+            if not isinstance(config, Config):
+                raise ConfigError(f"S3FileSystem(s3_client={s3_client!r}): pass an S3Client from s3dlio_torch")
+        super().__init__(client_config(region, endpoint, s3client_config, config, client, type(self).__name__))
+
+
 class S3StorageWriter(FileSystemWriter):
     """DCP writer to ``path`` (``s3://bucket/ckpt/step-100``); s3torchconnector's arguments.
 
     ``region``/``s3client_config`` (and ``endpoint``, ``config``) apply to this writer's
     requests only; ``client`` (an :class:`s3dlio.Client`) gives all the settings instead. Other keywords as ``FileSystemWriter``: ``thread_count`` files per rank are
     written at once (``single_file_per_rank``); each is streamed as a multipart upload. Works
-    with ``dcp.save`` and ``dcp.async_save``. ``prefix_strategy`` other than None is refused.
+    with ``dcp.save`` and ``dcp.async_save``. ``prefix_strategy`` (:mod:`s3dlio_torch.prefixes`)
+    names each rank's files under ``path``; the default is torch's ``__{rank}_``.
     """
 
     def __init__(
         self, region: str | None, path: str, s3client_config: S3ClientConfig | None = None,
-        prefix_strategy: Any = None, *, endpoint: str | None = None, config: Config | None = None,
-        client: Client | None = None, thread_count: int = 1, **kwargs: Any,
+        prefix_strategy: S3PrefixStrategyBase | None = None, *, endpoint: str | None = None,
+        config: Config | None = None, client: Client | None = None, thread_count: int = 1, **kwargs: Any,
     ) -> None:  # fmt: skip
-        if prefix_strategy is not None:
+        if prefix_strategy is not None and not callable(prefix_strategy):
             raise ConfigError(
-                f"{type(self).__name__}(prefix_strategy={prefix_strategy!r}): prefix strategies are not "
-                "supported; every file of the checkpoint goes under path"
+                f"{type(self).__name__}(prefix_strategy={prefix_strategy!r}): pass a prefix strategy "
+                "(s3dlio_torch.dcp.HexPrefixStrategy(), ... or a subclass of S3PrefixStrategyBase)"
             )
+        self.prefix_strategy = prefix_strategy or DefaultPrefixStrategy()
+        checked_prefix(self.prefix_strategy(0), type(self).__name__)  # a bad strategy fails here, plainly
         kwargs["sync_files"] = False  # no fsync on object storage
         super().__init__(path, thread_count=thread_count, **kwargs)
         self.config = client_config(region, endpoint, s3client_config, config, client, type(self).__name__)
         self.fs = S3dlioFileSystem(self.config)  # type: ignore[assignment]
         self.path = self.fs.init_path(path)
+
+    def _prefixed(self, plan: SavePlan, rank: int) -> SavePlan:
+        prefix = checked_prefix(self.prefix_strategy(rank), type(self).__name__)
+        return dataclasses.replace(plan, storage_data=_StoragePrefix(prefix))
+
+    def prepare_local_plan(self, plan: SavePlan) -> SavePlan:
+        plan = super().prepare_local_plan(plan)
+        if self.rank is not None and not self.use_collectives:  # no global plan: each rank names its own
+            plan = self._prefixed(plan, self.rank)
+        return plan
+
+    def prepare_global_plan(self, plans: list[SavePlan]) -> list[SavePlan]:
+        return [self._prefixed(plan, rank) for rank, plan in enumerate(plans)]
 
     @classmethod
     def validate_checkpoint_id(cls, checkpoint_id: str | os.PathLike[str]) -> bool:
@@ -168,7 +226,7 @@ class Span:
 
 
 def merge_reads(
-    reads: list[tuple[str, int, int, ReadItem]], max_gap: int = MiB, max_span: int = 64 * MiB
+    reads: list[tuple[str, int, int, ReadItem]], max_gap: int | float = MiB, max_span: int = 64 * MiB
 ) -> list[Span]:
     """Group ``(path, offset, length, item)`` into spans: same file, gaps <= ``max_gap``,
     each span at most ``max_span`` bytes (unless one item alone is larger)."""
@@ -194,9 +252,11 @@ class S3StorageReader(FileSystemReader):
     """DCP reader from ``path``: merged ranged GETs, issued concurrently; s3torchconnector's arguments.
 
     ``region``/``s3client_config`` (and ``endpoint``, ``config``) apply to this reader's
-    requests only; ``client`` (an :class:`s3dlio.Client`) gives all the settings instead. ``reader_constructor`` is accepted for s3torchconnector's sake: loads
-    always read the ranges the plan needs. ``max_gap``: bytes of unneeded data worth reading
-    to save a request; ``max_span``: the largest merged GET; ``max_in_flight``: concurrent
+    requests only; ``client`` (an :class:`s3dlio.Client`) gives all the settings instead.
+    Loads always read the ranges the plan needs, merged: ``max_gap`` bytes of unneeded data
+    are worth reading to save a request (default 1 MiB, or ``max_gap_size`` of
+    ``reader_constructor=S3ReaderConstructor.dcp_optimized(...)``; other constructors are
+    accepted as s3torchconnector's are); ``max_span``: the largest merged GET; ``max_in_flight``: concurrent
     GETs (default: the configured value, capped so at most ``max_bytes_in_flight`` are buffered).
     """
 
@@ -204,9 +264,11 @@ class S3StorageReader(FileSystemReader):
         self, region: str | None, path: str, s3client_config: S3ClientConfig | None = None,
         reader_constructor: ReaderConstructor | None = None, *, endpoint: str | None = None,
         config: Config | None = None, client: Client | None = None, max_in_flight: int | None = None,
-        max_gap: int = MiB, max_span: int = 64 * MiB, **kwargs: Any,
+        max_gap: int | float | None = None, max_span: int = 64 * MiB, **kwargs: Any,
     ) -> None:  # fmt: skip
-        checked_reader_constructor(reader_constructor)
+        constructor = checked_reader_constructor(reader_constructor)
+        if max_gap is None:
+            max_gap = constructor.max_gap if constructor.kind == "dcp_optimized" else MiB
         super().__init__(path, **kwargs)
         config = self.config = client_config(region, endpoint, s3client_config, config, client, type(self).__name__)
         self.fs = S3dlioFileSystem(config)  # type: ignore[assignment]

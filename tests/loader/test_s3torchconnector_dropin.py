@@ -7,6 +7,8 @@ explicitly, as s3torchconnector's examples do: a request that ignored them would
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 import torch.distributed.checkpoint as dcp  # noqa: E402
+from torch.distributed.checkpoint.planner import SavePlan  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 import s3dlio  # noqa: E402
@@ -226,6 +229,133 @@ def test_dcp_readme(bucket: str, endpoint: str) -> None:
     assert writer.config.part_size == 5 * MiB and global_settings_unchanged()
 
 
+class CustomPrefixStrategy(s3torchconnector.dcp.S3PrefixStrategyBase):
+    """The README's custom strategy, as written there."""
+
+    def __init__(self, custom_param: str) -> None:
+        super().__init__()
+        self.custom_param = custom_param
+
+    def generate_prefix(self, rank: int) -> str:
+        return f"custom_{self.custom_param}/{rank}/"
+
+
+@pytest.mark.parametrize(
+    ("strategy", "expected"),
+    [
+        (lambda: s3torchconnector.dcp.RoundRobinPrefixStrategy(user_prefixes=["shard1", "shard2", "shard3"],
+                                                               epoch_num=5), "shard1/epoch_5/__0_0.distcp"),  # fmt: skip
+        (lambda: s3torchconnector.dcp.BinaryPrefixStrategy(epoch_num=1, min_prefix_len=10),
+         "0000000000/epoch_1/__0_0.distcp"),
+        (lambda: s3torchconnector.dcp.HexPrefixStrategy(min_prefix_length=4), "0000/__0_0.distcp"),
+        (lambda: CustomPrefixStrategy("x"), "custom_x/0/0.distcp"),
+        (lambda: None, "__0_0.distcp"),
+    ],
+    ids=["round-robin", "binary", "hex", "custom", "default"],
+)
+def test_dcp_prefix_strategies_readme(bucket: str, endpoint: str, strategy: Any, expected: str) -> None:
+    """The README's prefix strategies: files land under the strategy's folders, .metadata at
+    the path, and a reader that knows nothing of the strategy loads every tensor."""
+    net = model()
+    uri = f"{bucket}prefixed/step-1"
+    writer = s3torchconnector.dcp.S3StorageWriter(region=REGION, path=uri, prefix_strategy=strategy(),
+                                                  endpoint=endpoint)  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        dcp.save(net.state_dict(), storage_writer=writer)
+        listed = s3dlio.Client(endpoint_url=endpoint, region=REGION).list(f"{uri}/", recursive=True)
+        keys = sorted(found.removeprefix(f"{uri}/") for found in listed)
+        assert keys == sorted([".metadata", expected]), keys
+        state = model().state_dict()
+        for value in state.values():
+            value.zero_()
+        dcp.load(state, storage_reader=S3StorageReader(REGION, uri, endpoint=endpoint))
+    assert same_state(state, net.state_dict())
+
+
+def test_prefix_strategies_spread_ranks_and_keep_files_inside() -> None:
+    hexes = s3torchconnector.dcp.HexPrefixStrategy(prefix_count=18, min_prefix_length=1)
+    assert [hexes(r).split("/")[0] for r in (0, 1, 15, 16, 17, 18)] == ["00", "10", "f0", "01", "11", "00"]
+    binary = s3torchconnector.dcp.BinaryPrefixStrategy(prefix_count=4, min_prefix_length=3, epoch_num=2)
+    assert [binary(r) for r in range(4)] == ["000/epoch_2/__0_", "100/epoch_2/__1_", "010/epoch_2/__2_",
+                                             "110/epoch_2/__3_"]  # fmt: skip
+    rr = s3torchconnector.dcp.RoundRobinPrefixStrategy(["a", "b/"])
+    assert [rr(r) for r in range(3)] == ["a/__0_", "b/__1_", "a/__2_"]
+    for bad in (["../up"], ["/abs"], ["a//b"], ["."], [], "shard1"):
+        with pytest.raises(ConfigError, match="user_prefixes|prefix"):
+            s3torchconnector.dcp.RoundRobinPrefixStrategy(bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="min_prefix_length=0"):
+        s3torchconnector.dcp.HexPrefixStrategy(min_prefix_length=0)
+    with pytest.raises(ConfigError, match="epoch_num"):
+        s3torchconnector.dcp.HexPrefixStrategy(epoch_num="5")  # type: ignore[arg-type]
+
+
+def test_a_custom_prefix_cannot_leave_the_checkpoint(tmp_path: Path) -> None:
+    """A strategy returning '../' would write beside the checkpoint folder: refused by name, at
+    construction (rank 0) and again for each rank when the plans are made."""
+
+    class Escaping(s3torchconnector.dcp.S3PrefixStrategyBase):
+        def generate_prefix(self, rank: int) -> str:
+            return "../outside/__0_" if rank == 0 else f"ok/__{rank}_"
+
+    target = f"file://{tmp_path}/ckpt"
+    with pytest.raises(ConfigError, match=r"S3StorageWriter: prefix '../outside/__0_' would leave the checkpoint"):
+        s3torchconnector.dcp.S3StorageWriter(None, target, prefix_strategy=Escaping())
+
+    class EscapingLater(s3torchconnector.dcp.S3PrefixStrategyBase):
+        def generate_prefix(self, rank: int) -> str:
+            return f"ok/__{rank}_" if rank == 0 else "a/../../__1_"
+
+    writer = s3torchconnector.dcp.S3StorageWriter(None, target, prefix_strategy=EscapingLater())
+    with pytest.raises(ConfigError, match=r"prefix 'a/../../__1_' would leave"):
+        writer.prepare_global_plan([SavePlan([]), SavePlan([])])
+    assert not (tmp_path / "outside").exists()
+
+
+def test_prefixed_checkpoint_on_files_is_torchs_own_format(tmp_path: Path) -> None:
+    """file:// with a prefix strategy: nested folders are made, and torch's own FileSystemReader
+    loads the folder."""
+    net = model()
+    writer = s3torchconnector.dcp.S3StorageWriter(
+        None, f"file://{tmp_path}/ckpt", prefix_strategy=s3torchconnector.dcp.HexPrefixStrategy(epoch_num=3)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        dcp.save(net.state_dict(), storage_writer=writer)
+        assert (tmp_path / "ckpt" / "0000000000" / "epoch_3" / "__0_0.distcp").is_file()
+        state = model().state_dict()
+        for value in state.values():
+            value.zero_()
+        dcp.load(state, storage_reader=dcp.FileSystemReader(str(tmp_path / "ckpt")))
+    assert same_state(state, net.state_dict())
+
+
+def test_dcp_optimized_reader_constructor(bucket: str, endpoint: str) -> None:
+    """The README's DCP interface example: dcp_optimized() sets the reader's merge gap; the
+    objects that read whole objects or ranges refuse it by name."""
+    net = model()
+    uri = f"{bucket}dcp-opt/step-1"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        dcp.save(net.state_dict(), storage_writer=S3StorageWriter(REGION, uri, endpoint=endpoint))
+        reader_constructor = S3ReaderConstructor.dcp_optimized()
+        reader = S3StorageReader(region=REGION, path=uri, reader_constructor=reader_constructor, endpoint=endpoint)
+        assert reader.max_gap == 32 * MiB
+        assert S3StorageReader(REGION, uri, reader_constructor=S3ReaderConstructor.dcp_optimized(0)).max_gap == 0
+        state = model().state_dict()
+        for value in state.values():
+            value.zero_()
+        dcp.load(state, storage_reader=reader)
+    assert same_state(state, net.state_dict())
+    with pytest.raises(ConfigError, match=r"dcp_optimized\(\) is for dcp.S3StorageReader"):
+        s3torchconnector.S3MapDataset.from_prefix(f"{bucket}data/", region=REGION, endpoint=endpoint,
+                                                  reader_constructor=reader_constructor)  # fmt: skip
+    with pytest.raises(ConfigError, match=r"S3Checkpoint: S3ReaderConstructor.dcp_optimized"):
+        s3torchconnector.S3Checkpoint(REGION, reader_constructor=reader_constructor)
+    with pytest.raises(ConfigError, match="max_gap_size=-1"):
+        S3ReaderConstructor.dcp_optimized(-1)
+
+
 def test_lightning_checkpoint_io(bucket: str, endpoint: str) -> None:
     io = S3LightningCheckpoint(REGION, S3ClientConfig(part_size=5 * MiB), endpoint)  # its positional order
     assert io.config.part_size == 5 * MiB
@@ -253,12 +383,15 @@ def test_s3client_config_maps_onto_config() -> None:
     )  # fmt: skip
     assert s3dlio.config.default_config() is base and base.region != "eu-west-1"
     assert s3torchconnector.client_config("", "", None) == base  # empty strings mean unset
+    unsigned = s3torchconnector.client_config(None, None, S3ClientConfig(unsigned=True))
+    assert unsigned.unsigned and not base.unsigned
+    assert s3torchconnector.client_config(None, None, S3ClientConfig(profile="custom-profile")).profile == "custom-profile"
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"unsigned": True}, "unsigned"),
+        ({"unsigned": True, "profile": "p"}, "unsigned requests use no credentials"),
         ({"part_size": 0}, "part_size=0"),
         ({"max_attempts": 0}, "max_attempts=0"),
         ({"throughput_target_gbps": 0}, "throughput_target_gbps"),
@@ -274,8 +407,20 @@ def test_wrong_argument_types_are_named() -> None:
         s3torchconnector.S3Checkpoint(reader_constructor="sequential")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="S3ClientConfig"):
         s3torchconnector.S3Checkpoint(s3client_config={"part_size": 1})  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="prefix strategies"):
-        S3StorageWriter(REGION, "s3://bkt/ckpt", prefix_strategy=object())
+    with pytest.raises(ConfigError, match="pass a prefix strategy"):
+        S3StorageWriter(REGION, "s3://bkt/ckpt", prefix_strategy=object())  # type: ignore[arg-type]
+
+
+def test_submodules_resolve_in_a_fresh_process() -> None:
+    """``import s3dlio_torch as s3torchconnector`` then ``s3torchconnector.lightning.X``, with
+    nothing imported before (the lazy attributes, not an earlier import, must find them)."""
+    program = (
+        "import s3dlio_torch as s3torchconnector\n"
+        "assert s3torchconnector.lightning.S3LightningCheckpoint.__module__ == 's3dlio_torch.lightning'\n"
+        "assert s3torchconnector.dcp.S3StorageWriter.__module__ == 's3dlio_torch.dcp'\n"
+        "s3torchconnector.dcp.RoundRobinPrefixStrategy, s3torchconnector.dcp.S3FileSystem\n"
+    )
+    subprocess.run([sys.executable, "-c", program], check=True, timeout=120)
 
 
 def test_names_of_s3torchconnector_resolve() -> None:
