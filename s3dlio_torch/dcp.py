@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import sys
 from collections.abc import Generator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -73,6 +74,11 @@ __all__ = [
     "StorageWriter",
     "merge_reads",
 ]
+
+# s3torchconnector's module paths (its examples import RoundRobinPrefixStrategy from
+# ``s3torchconnector.dcp.s3_prefix_strategy``): the same names, with s3dlio_torch in front
+sys.modules.setdefault(f"{__name__}.s3_prefix_strategy", sys.modules[S3PrefixStrategyBase.__module__])
+sys.modules.setdefault(f"{__name__}.s3_file_system", sys.modules[__name__])
 
 _SCHEMES = ("s3://", "az://", "file://", "direct://", "mem://")
 MiB = 1 << 20

@@ -104,9 +104,14 @@ def _worker(rank: int, world: int, port: int, root: str) -> None:
     warnings.filterwarnings("ignore")
     dist.init_process_group("gloo", rank=rank, world_size=world)
     try:
+        from s3dlio_torch.dcp.s3_prefix_strategy import RoundRobinPrefixStrategy  # s3torchconnector's path
+
         from s3dlio_torch.checkpoint import CheckpointManager
+        from s3dlio_torch.dcp import S3StorageWriter
 
         mine = state(rank)
+        strategy = RoundRobinPrefixStrategy(user_prefixes=["0000000000", "1000000000"], epoch_num=5)
+        dcp.save(mine, storage_writer=S3StorageWriter(None, root + "/prefixed", prefix_strategy=strategy))
         dcp.save(mine, storage_writer=StorageWriter(root + "/sync"))
         loaded = {**blank(range(0)), f"rank{rank}": torch.zeros(8)}
         dcp.load(loaded, storage_reader=StorageReader(root + "/sync"))
@@ -141,7 +146,9 @@ def test_two_rank_gloo_then_one_process_load(
 ) -> None:
     base = request.getfixturevalue("s3_bucket") + "dcp2" if kind == "s3" else f"file://{tmp_path}/dcp2"
     torch.multiprocessing.spawn(_worker, args=(2, free_port(), base), nprocs=2, join=True)
-    for name in ("sync", "async"):  # a different rank count: one process, no group
+    prefixed = sorted(uri.removeprefix(f"{base}/prefixed/") for uri in s3dlio.list(f"{base}/prefixed/", recursive=True))
+    assert prefixed == [".metadata", "0000000000/epoch_5/__0_0.distcp", "1000000000/epoch_5/__1_0.distcp"]
+    for name in ("sync", "async", "prefixed"):  # a different rank count: one process, no group
         loaded = blank(range(2))
         dcp.load(loaded, storage_reader=StorageReader(f"{base}/{name}"))
         assert same(state(0), loaded, ["shared", "ints", "half", "rank0", "extra"])
