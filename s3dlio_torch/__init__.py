@@ -16,6 +16,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from s3dlio.fsspec_registry import register_lazily
 
 from ._compat import S3ClientConfig, S3ReaderConstructor, client_config
+from ._s3client import S3Client, S3Exception, S3Writer  # binds ``s3dlio_torch._s3client`` too
 from .checkpoint import CheckpointManager, S3Checkpoint, load, save
 from .datasets import S3IterableDataset, S3MapDataset
 from .reader import RangedS3Reader, S3Reader, identity
@@ -28,11 +29,14 @@ __all__ = [
     "CheckpointManager",
     "RangedS3Reader",
     "S3Checkpoint",
+    "S3Client",
     "S3ClientConfig",
+    "S3Exception",
     "S3IterableDataset",
     "S3MapDataset",
     "S3Reader",
     "S3ReaderConstructor",
+    "S3Writer",
     "client_config",
     "dcp",
     "identity",
