@@ -150,6 +150,28 @@ def test_pytree_composite_json_grain_and_array(where: str) -> None:
     mngr.close()
 
 
+def test_the_checkpointers_of_orbaxs_guides(where: str) -> None:
+    """Orbax's other documented entry points, without a manager: StandardCheckpointer,
+    PyTreeCheckpointer, Checkpointer and AsyncCheckpointer over a handler."""
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(f"{where}/standard", state(1))
+    checkpointer.wait_until_finished()
+    assert_same(checkpointer.restore(f"{where}/standard", abstract(state(1))), state(1))
+    with ocp.PyTreeCheckpointer() as pytree:
+        pytree.save(f"{where}/pytree", state(2))
+        assert_same(pytree.restore(f"{where}/pytree"), state(2))
+    plain = ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
+    plain.save(f"{where}/plain", args=ocp.args.PyTreeSave(state(3)))
+    assert_same(plain.restore(f"{where}/plain", args=ocp.args.PyTreeRestore(abstract(state(3)))), state(3))
+    background = ocp.AsyncCheckpointer(ocp.StandardCheckpointHandler())
+    background.save(f"{where}/async", args=ocp.args.StandardSave(state(4)))
+    background.wait_until_finished()
+    assert_same(background.restore(f"{where}/async", args=ocp.args.StandardRestore(abstract(state(4)))), state(4))
+    background.close()
+    with pytest.raises(ValueError, match="exists"):  # Orbax's own refusal to overwrite, as on a disk
+        checkpointer.save(f"{where}/standard", state(5))
+
+
 @pytest.mark.parametrize("where", ["s3", "az"], indirect=True)
 def test_keep_period_and_best_fn(where: str) -> None:
     keep = ocp.CheckpointManager(
