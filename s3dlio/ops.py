@@ -197,6 +197,14 @@ def get(uri: str, *, config: Config | None = None) -> Buffer:
     return ranged.get(store, parsed.key, config=store.config, uri=uri)
 
 
+def get_in_pieces(uri: str, *, config: Config | None = None) -> tuple[Buffer, Iterator[Buffer] | None]:
+    """The object at ``uri`` for passing on without holding it: its first bytes, and None when
+    that was all, else an iterator over the rest in order (:func:`s3dlio.ranged.chunks`)."""
+    uri = _check.uri("get_in_pieces", uri)
+    parsed, store = resolve(uri, _check.config("get_in_pieces", config))
+    return ranged.chunks(store, parsed.key, config=store.config, uri=uri)
+
+
 def get_range(uri: str, offset: int, length: int | None = None, *, config: Config | None = None) -> Buffer:
     """``length`` bytes from ``offset`` (to the end when None); clipped at the object's end."""
     uri = _check.uri("get_range", uri)
@@ -532,14 +540,19 @@ def _join_key(prefix: str, rel: str) -> str:
     return prefix + "/" + rel
 
 
-def write_file_atomic(path: str, data: Buffer) -> None:
-    """Write a local file atomically (temp file + rename): a reader never sees half a file."""
+def write_file_atomic(path: str, data: Buffer, rest: Iterable[Buffer] | None = None) -> None:
+    """Write a local file atomically (temp file + rename): a reader never sees half a file.
+
+    ``rest``: more pieces written after ``data`` as they come (:func:`s3dlio.ranged.chunks`).
+    """
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     # A hidden name listings skip and ``s3dlio cleanup`` removes, should the process be killed.
     tmp = os.path.join(os.path.dirname(path), f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident():x}")
     try:
         with open(tmp, "wb") as f:
             f.write(data)
+            for piece in rest or ():
+                f.write(piece)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -601,6 +614,8 @@ def download(
         "download", dest_dir, [k[len(base) :] for k in keys], [str(parsed.with_key(k)) for k in keys]
     )
 
+    streams = ranged.StreamBudget(store.config)
+
     def one(i: int) -> str:
         path = planned[i]
         if isinstance(path, BaseException):
@@ -608,8 +623,9 @@ def download(
         if path.endswith(os.sep):  # a folder marker: the directory, not a file
             os.makedirs(path, exist_ok=True)
         else:
-            with map_errors("download", path):
-                write_file_atomic(path, store.get(keys[i]))
+            first, rest = ranged.chunks(store, keys[i], config=store.config, uri=str(parsed.with_key(keys[i])))
+            with streams.holding(rest), map_errors("download", path):
+                write_file_atomic(path, first, rest)
         return path
 
     results = _parallel.map_bounded(one, range(len(keys)), _in_flight(max_in_flight, config), return_exceptions=True)
@@ -668,6 +684,9 @@ def copy(
     else:
         dst_keys = [_join_key(target.key, rel) for rel in rels]
     dst_store = resolve(target, config)[1]
+    streams = ranged.StreamBudget(store.config)
+    from .large import open_writer  # large builds on this module
+
 
     def one(i: int) -> str:
         key = dst_keys[i]
@@ -676,11 +695,20 @@ def copy(
         if target.scheme in ("file", "direct") and key.endswith("/"):
             with map_errors("copy", f"{target.scheme}:///{key}"):
                 os.makedirs("/" + key, exist_ok=True)  # a folder marker: the directory
-        else:
-            data = store.get(keys[i])
-            dst_store.put(key, data)
-            if on_object is not None:  # progress: ``on_object(1, nbytes)`` per object
-                on_object(1, memoryview(data).nbytes)
+            return str(target.with_key(key))
+        first, rest = ranged.chunks(store, keys[i], config=store.config, uri=str(parsed.with_key(keys[i])))
+        nbytes = memoryview(first).nbytes
+        if rest is None:
+            dst_store.put(key, first)
+        else:  # a large object goes through an upload piece by piece, never whole in memory
+            with streams.holding(rest), open_writer(str(target.with_key(key)), config=config,
+                                                    max_in_flight=ranged.ranges_in_flight(store.config)) as writer:  # fmt: skip
+                writer.write(first)
+                for piece in rest:
+                    writer.write(piece)
+                    nbytes += memoryview(piece).nbytes
+        if on_object is not None:  # progress: ``on_object(1, nbytes)`` per object
+            on_object(1, nbytes)
         return str(target.with_key(key))
 
     results = _parallel.map_bounded(one, range(len(keys)), _in_flight(max_in_flight, config), return_exceptions=True)

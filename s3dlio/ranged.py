@@ -10,11 +10,17 @@ rest of it is fetched in parallel ranges. The threshold (32 MiB) is ``S3DLIO_RAN
 
 Each range is retried alone (:mod:`s3dlio.retry`); a body that stops early resumes with a
 range from the first missing byte.
+
+:func:`chunks` serves callers that pass an object on (to a file, to an upload) rather than
+hold it: the same first request, then the rest in ``part_size`` pieces fetched a window of
+``ranges_in_flight`` at a time, so memory stays at one window whatever the object's size.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from . import _check, _parallel
@@ -29,6 +35,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_THRESHOLD",
+    "StreamBudget",
+    "chunks",
     "fetch_into",
     "fetch_block",
     "fill",
@@ -36,6 +44,7 @@ __all__ = [
     "get_into",
     "range_threshold",
     "split",
+    "stream_footprint",
 ]
 
 DEFAULT_THRESHOLD = 32 * 1024 * 1024
@@ -128,6 +137,57 @@ def get(store: Store, key: str, *, config: Config, uri: str) -> Buffer:
     del first
     fill(store, key, n, out[n:], config=config, uri=uri)
     return out
+
+
+def chunks(store: Store, key: str, *, config: Config, uri: str) -> tuple[Buffer, Iterator[Buffer] | None]:
+    """The object's first ``range_threshold`` bytes, and None when that was all of it, else an
+    iterator over the rest in order, in ``part_size`` pieces. The iterator sends nothing until
+    it is started; then it HEADs the object and fetches ``ranges_in_flight`` pieces at a time
+    (the calling thread fetching too, so a saturated pool cannot stall it): whoever writes each
+    piece out holds one window, however large the object. TransferError if it changes size."""
+    if store.in_process:  # already in memory: nothing to bound
+        return store.get(key), None
+    threshold = range_threshold(config)
+    first = retrying(
+        lambda: store.get_range(key, 0, threshold), attempts=config.max_attempts, what=f"get {uri}"
+    )
+    n = memoryview(first).nbytes
+    return first, (None if n < threshold else _pieces(store, key, n, config=config, uri=uri))
+
+
+def _pieces(store: Store, key: str, start: int, *, config: Config, uri: str) -> Iterator[Buffer]:
+    pieces = split(start, store.head(key).size, max(1, config.part_size))
+    window = ranges_in_flight(config)
+
+    def one(r: tuple[int, int]) -> Buffer:
+        data = retrying(lambda: store.get_range(key, *r), attempts=config.max_attempts, what=f"get {uri}")
+        if memoryview(data).nbytes != r[1] - r[0]:
+            raise TransferError(f"get {uri}: the object changed while being read; read it again")
+        return data
+
+    for i in range(0, len(pieces), window):
+        yield from _parallel.map_bounded(one, pieces[i : i + window], window)  # type: ignore[misc]
+
+
+def stream_footprint(config: Config) -> int:
+    """Bytes one object passed on through :func:`chunks` holds at most: a window of pieces
+    being fetched and as many again queued in an upload's parts."""
+    return 2 * ranges_in_flight(config) * max(1, config.part_size)
+
+
+class StreamBudget:
+    """How many large objects of one batch stream through :func:`chunks` at once: each holds
+    :func:`stream_footprint` of ``max_bytes_in_flight`` (one always runs), so a download or
+    copy of many large objects stays within that bound, not objects x windows."""
+
+    def __init__(self, config: Config) -> None:
+        self.footprint = stream_footprint(config)
+        self._budget = _parallel.ByteBudget(max(config.max_bytes_in_flight, self.footprint))
+
+    def holding(self, rest: object) -> contextlib.AbstractContextManager[None]:
+        """A share of the budget while ``rest`` (an object's remaining pieces) streams; none for
+        a small object, which came whole in its first request."""
+        return contextlib.nullcontext() if rest is None else self._budget.holding(self.footprint)
 
 
 def get_into(store: Store, key: str, buffer: Buffer, *, config: Config, uri: str) -> int:

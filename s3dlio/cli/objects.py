@@ -7,6 +7,7 @@ trailing ``/`` is everything at that level, a last part with regex characters is
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import glob
 import json
@@ -15,7 +16,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,9 @@ import click
 
 from .. import _parallel, localpath, ops
 from .._select import select
+from ..config import default_config
 from ..errors import AlreadyExistsError, ConfigError, InvalidUriError, NotFoundError
+from ..ranged import StreamBudget
 from ..sizes import format_size, parse_size
 from ..uri import join, parse
 from ._output import (
@@ -169,23 +172,26 @@ def _numbers(objects: int, nbytes: int | None, secs: float) -> dict[str, Any]:
     return out
 
 
-def _dir_sink(
-    dest_dir: str, base: str, targets: Sequence[Target], op: str
-) -> Callable[[Target, Buffer], None]:
+#: Where ``get``/``download`` send an object: its first piece, then None or the rest, in order
+#: (:func:`s3dlio.ops.get_in_pieces`), so a large object is never held whole.
+Sink = Callable[["Target", "Buffer", "Iterator[Buffer] | None"], None]
+
+
+def _dir_sink(dest_dir: str, base: str, targets: Sequence[Target], op: str) -> Sink:
     """Write each object under ``dest_dir`` at its key relative to ``base``, where
     :func:`s3dlio.localpath.plan` puts it: keys that would leave ``dest_dir`` or share a path
     are refused (their error names them), the others written."""
     planned = localpath.plan(op, dest_dir, [t.key[len(base) :] for t in targets], [t.uri for t in targets])
     paths = dict(zip((t.key for t in targets), planned, strict=True))
 
-    def sink(target: Target, data: Buffer) -> None:
+    def sink(target: Target, data: Buffer, rest: Iterator[Buffer] | None) -> None:
         path = paths[target.key]
         if isinstance(path, BaseException):
             raise path
         if path.endswith(os.sep):  # a "directory marker" object
             os.makedirs(path, exist_ok=True)
             return
-        ops.write_file_atomic(path, data)
+        ops.write_file_atomic(path, data, rest)
 
     return sink
 
@@ -195,7 +201,7 @@ def _fetch(
     label: str,
     targets: list[Target],
     jobs: int,
-    sink: Callable[[Target, Buffer], None] | None = None,
+    sink: Sink | None = None,
     offset: int | None = None,
     length: int | None = None,
 ) -> tuple[Tally, float]:
@@ -208,16 +214,30 @@ def _fetch(
     for t in targets:
         total = None if total is None or t.size is None or ranged else total + t.size
     interrupted = threading.Event()
+    streams = StreamBudget(default_config())
     with Progress(label, len(targets), total) as progress:
         tally = Tally(label, len(targets), progress, state.verbose)
 
         def one(target: Target) -> None:
-            data = ops.get_range(target.uri, offset or 0, length) if ranged else ops.get(target.uri)
-            if sink is not None:
-                if interrupted.is_set() or _parallel.cancelled():  # Ctrl-C: start no new file
-                    raise KeyboardInterrupt
-                sink(target, data)
-            tally.ok(memoryview(data).nbytes)
+            if ranged:
+                data, rest = ops.get_range(target.uri, offset or 0, length), None
+            else:
+                data, rest = ops.get_in_pieces(target.uri)
+            nbytes = [memoryview(data).nbytes]
+
+            def counted(pieces: Iterator[Buffer]) -> Iterator[Buffer]:
+                for piece in pieces:
+                    nbytes[0] += memoryview(piece).nbytes
+                    yield piece
+
+            with streams.holding(rest):
+                if sink is not None:
+                    if interrupted.is_set() or _parallel.cancelled():  # Ctrl-C: start no new file
+                        raise KeyboardInterrupt
+                    sink(target, data, None if rest is None else counted(rest))
+                else:  # nowhere to go: fetched and dropped, a window at a time
+                    collections.deque(counted(rest or iter(())), maxlen=0)
+            tally.ok(nbytes[0])
 
         start = time.perf_counter()
         try:
@@ -376,17 +396,19 @@ def get(
     base, targets = _selected(uri, recursive)
     if not targets:
         raise _no_match("get", uri)
-    sink: Callable[[Target, Buffer], None] | None = None
+    sink: Sink | None = None
     if output == "-":
         if len(targets) > 1 or as_json:
             raise click.UsageError("-o - writes one object to stdout: select a single object and drop --json")
         stdout = sys.stdout.buffer
 
-        def sink(_target: Target, data: Buffer) -> None:
+        def sink(_target: Target, data: Buffer, rest: Iterator[Buffer] | None) -> None:
             stdout.write(data)
+            for piece in rest or ():
+                stdout.write(piece)
     elif output:
         if len(targets) == 1 and not output.endswith(("/", os.sep)) and not os.path.isdir(output):
-            sink = lambda _t, data: ops.write_file_atomic(output, data)  # noqa: E731
+            sink = lambda _t, data, rest: ops.write_file_atomic(output, data, rest)  # noqa: E731
         else:
             sink = _dir_sink(output, base, targets, "get")
     talk = not as_json and output != "-"

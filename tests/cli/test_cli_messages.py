@@ -60,14 +60,14 @@ def test_batch_failures_name_the_command(invoke: Callable[..., Run], monkeypatch
     base = f"mem://msg-{uuid.uuid4().hex[:8]}/"
     for name in ("a", "b", "c"):
         s3dlio.put(base + name, b"x")
-    real = ops.get
+    real = ops.get_in_pieces
 
     def flaky(uri: str) -> Any:
         if uri.endswith("/b"):
             raise s3dlio.NotFoundError(f"get {uri}: not found")
         return real(uri)
 
-    monkeypatch.setattr(ops, "get", flaky)
+    monkeypatch.setattr(ops, "get_in_pieces", flaky)
     run = invoke("get", base)
     assert run.code == 1
     assert run.err.splitlines() == [

@@ -161,14 +161,14 @@ def test_get_partial_failure_reports_each(
     invoke: Callable[..., Run], mem: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fill(mem, ["a", "b", "c", "d"])
-    real_get = ops.get
+    real_get = ops.get_in_pieces
 
     def flaky(uri: str) -> Any:
         if uri.endswith(("/b", "/d")):
             raise s3dlio.NotFoundError(f"get {uri}: not found")
         return real_get(uri)
 
-    monkeypatch.setattr(ops, "get", flaky)
+    monkeypatch.setattr(ops, "get_in_pieces", flaky)
     run = invoke("get", mem)
     assert run.code == 1
     assert "downloaded 0.00 MB" in run.out
