@@ -683,10 +683,10 @@ def copy(
         ]
     else:
         dst_keys = [_join_key(target.key, rel) for rel in rels]
-    dst_store = resolve(target, config)[1]
-    streams = ranged.StreamBudget(store.config)
     from .large import open_writer  # large builds on this module
 
+    dst_store = resolve(target, config)[1]
+    streams = ranged.StreamBudget(store.config)
 
     def one(i: int) -> str:
         key = dst_keys[i]
