@@ -14,8 +14,7 @@ from . import _check, _parallel, ranged
 from .errors import InvalidArgumentError, InvalidUriError
 from .ops import _in_flight, _resolve_all, resolve
 from .reader import ObjectReader
-from .verify import verify_enabled
-from .writer import ObjectWriter
+from .writer import ObjectWriter, writer_for
 
 if TYPE_CHECKING:
     from collections.abc import Buffer, Iterable
@@ -58,12 +57,8 @@ def open_writer(
         raise InvalidUriError(
             f"open_writer {uri}: the URI names a prefix; add an object name after the last '/'"
         )
-    config = store.config
-    size = part_size if part_size is not None else config.part_size
-    in_flight = max_in_flight if max_in_flight is not None else min(8, config.max_in_flight)
-    upload = store.open_upload(parsed.key, part_size=size, content_type=content_type)
-    return ObjectWriter(uri, store, parsed.key, upload, max_in_flight=in_flight,
-                        attempts=config.max_attempts, verify=verify_enabled(verify, config))  # fmt: skip
+    return writer_for(uri, store, parsed.key, part_size=part_size, max_in_flight=max_in_flight,
+                      content_type=content_type, verify=verify)  # fmt: skip
 
 
 class AsyncObjectWriter:

@@ -30,6 +30,7 @@ from .store.balanced import open_balanced
 from .store.local import TMP_PREFIX, map_errors
 from .uri import ObjectUri, parse
 from .verify import verify_enabled, verify_put
+from .writer import writer_for
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
@@ -683,8 +684,6 @@ def copy(
         ]
     else:
         dst_keys = [_join_key(target.key, rel) for rel in rels]
-    from .large import open_writer  # large builds on this module
-
     dst_store = resolve(target, config)[1]
     streams = ranged.StreamBudget(store.config)
 
@@ -701,8 +700,9 @@ def copy(
         if rest is None:
             dst_store.put(key, first)
         else:  # a large object goes through an upload piece by piece, never whole in memory
-            with streams.holding(rest), open_writer(str(target.with_key(key)), config=config,
-                                                    max_in_flight=ranged.ranges_in_flight(store.config)) as writer:  # fmt: skip
+            in_flight = ranged.ranges_in_flight(store.config)
+            with streams.holding(rest), writer_for(str(target.with_key(key)), dst_store, key,
+                                                   max_in_flight=in_flight) as writer:  # fmt: skip
                 writer.write(first)
                 for piece in rest:
                     writer.write(piece)

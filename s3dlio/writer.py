@@ -32,14 +32,14 @@ from . import _check
 from ._parts import PartSender
 from .buffers import byte_view
 from .retry import retrying
-from .verify import PartDigests, verify_written
+from .verify import PartDigests, verify_enabled, verify_written
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
 
     from .store.base import Store, Upload
 
-__all__ = ["ObjectWriter"]
+__all__ = ["ObjectWriter", "writer_for"]
 
 
 class ObjectWriter(io.BufferedIOBase):
@@ -232,3 +232,17 @@ def _abort_open_writers() -> None:
     """At interpreter exit, abort every writer still open: its object is never completed."""
     for writer in list(_open_writers):
         writer._abandon("still open at exit")
+
+
+def writer_for(
+    uri: str, store: Store, key: str, *, part_size: int | None = None, max_in_flight: int | None = None,
+    content_type: str | None = None, verify: bool | None = None,
+) -> ObjectWriter:  # fmt: skip
+    """A writer of ``key`` in ``store`` (``uri`` names it in errors); what is not given comes
+    from the store's settings: ``part_size``, up to 8 parts in flight, ``S3DLIO_PUT_VERIFY``."""
+    config = store.config
+    size = part_size if part_size is not None else config.part_size
+    in_flight = max_in_flight if max_in_flight is not None else min(8, config.max_in_flight)
+    upload = store.open_upload(key, part_size=size, content_type=content_type)
+    return ObjectWriter(uri, store, key, upload, max_in_flight=in_flight, attempts=config.max_attempts,
+                        verify=verify_enabled(verify, config))  # fmt: skip
