@@ -293,7 +293,7 @@ def test_public_api_is_pinned() -> None:
     import s3dlio_torch
 
     assert sorted(s3dlio_torch.__all__) == [
-        "CheckpointManager", "RangedS3Reader", "S3Checkpoint", "S3ClientConfig", "S3IterableDataset",
-        "S3MapDataset", "S3Reader", "S3ReaderConstructor", "client_config", "dcp", "identity", "lightning",
-        "load", "save",
+        "CheckpointManager", "RangedS3Reader", "S3Checkpoint", "S3Client", "S3ClientConfig", "S3Exception",
+        "S3IterableDataset", "S3MapDataset", "S3Reader", "S3ReaderConstructor", "S3Writer", "client_config",
+        "dcp", "identity", "lightning", "load", "save",
     ]  # fmt: skip
