@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Buffer
 
     from .config import Config
-    from .store.base import Store
+    from .store.base import ObjectMeta, Store
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -45,6 +45,7 @@ __all__ = [
     "range_threshold",
     "split",
     "stream_footprint",
+    "unchanged",
 ]
 
 DEFAULT_THRESHOLD = 32 * 1024 * 1024
@@ -104,8 +105,12 @@ def fetch_block(store: Store, key: str, start: int, end: int, *, attempts: int) 
     return view[:n]
 
 
-def fill(store: Store, key: str, start: int, dest: memoryview, *, config: Config, uri: str) -> None:
-    """Fill all of ``dest`` from ``start`` with parallel ranges; TransferError if the object is shorter."""
+def fill(
+    store: Store, key: str, start: int, dest: memoryview, *, config: Config, uri: str, before: ObjectMeta | None = None
+) -> None:
+    """Fill all of ``dest`` from ``start`` with parallel ranges; TransferError if the object is
+    shorter, or (given ``before``, the HEAD the caller sized ``dest`` by) if it was replaced
+    meanwhile: its pieces could then come from two versions."""
     part = max(1, config.part_size)
     ranges = split(0, len(dest), part)
     in_flight = ranges_in_flight(config)
@@ -116,6 +121,20 @@ def fill(store: Store, key: str, start: int, dest: memoryview, *, config: Config
     counts = _parallel.map_bounded(one, ranges, in_flight)
     if sum(counts) != len(dest):  # type: ignore[arg-type]
         raise TransferError(f"get {uri}: the object ended early or changed while being read; read it again")
+    if before is not None:
+        unchanged(store, key, before, uri)
+
+
+def unchanged(store: Store, key: str, before: ObjectMeta, uri: str) -> None:
+    """TransferError unless a HEAD now finds the version ``before`` described (same ETag, size
+    and time): ranges read between the two came from one version. An object replaced by the
+    same bytes keeps its ETag on S3 and Azure, and is then the same object anyway."""
+    after = store.head(key)
+    if (after.etag, after.size, after.last_modified) != (before.etag, before.size, before.last_modified):
+        raise TransferError(
+            f"get {uri}: the object was replaced while being read (ETag {before.etag} -> {after.etag}); "
+            "nothing was kept: read it again"
+        )
 
 
 def get(store: Store, key: str, *, config: Config, uri: str) -> Buffer:
@@ -127,15 +146,15 @@ def get(store: Store, key: str, *, config: Config, uri: str) -> Buffer:
     n = memoryview(first).nbytes
     if n < threshold:
         return first
-    size = store.head(key).size
-    if size <= n:
+    meta = store.head(key)
+    if meta.size <= n:
         return first
     import numpy as np
 
-    out = memoryview(np.empty(size, dtype=np.uint8))
+    out = memoryview(np.empty(meta.size, dtype=np.uint8))
     out[:n] = memoryview(first).cast("B")
     del first
-    fill(store, key, n, out[n:], config=config, uri=uri)
+    fill(store, key, n, out[n:], config=config, uri=uri, before=meta)
     return out
 
 
@@ -156,7 +175,8 @@ def chunks(store: Store, key: str, *, config: Config, uri: str) -> tuple[Buffer,
 
 
 def _pieces(store: Store, key: str, start: int, *, config: Config, uri: str) -> Iterator[Buffer]:
-    pieces = split(start, store.head(key).size, max(1, config.part_size))
+    meta = store.head(key)
+    pieces = split(start, meta.size, max(1, config.part_size))
     window = ranges_in_flight(config)
 
     def one(r: tuple[int, int]) -> Buffer:
@@ -167,6 +187,7 @@ def _pieces(store: Store, key: str, start: int, *, config: Config, uri: str) -> 
 
     for i in range(0, len(pieces), window):
         yield from _parallel.map_bounded(one, pieces[i : i + window], window)  # type: ignore[misc]
+    unchanged(store, key, meta, uri)  # raised into the writer, which then keeps nothing
 
 
 def stream_footprint(config: Config) -> int:
@@ -195,10 +216,10 @@ def get_into(store: Store, key: str, buffer: Buffer, *, config: Config, uri: str
     view = memoryview(_check.buffer("get_into", "buffer", buffer, writable=True))
     view = view.cast("B") if (view.format != "B" or view.ndim != 1) else view
     if len(view) >= range_threshold(config):
-        size = store.head(key).size
-        _fits(uri, size, len(view))
-        fill(store, key, 0, view[:size], config=config, uri=uri)
-        return size
+        meta = store.head(key)
+        _fits(uri, meta.size, len(view))
+        fill(store, key, 0, view[: meta.size], config=config, uri=uri, before=meta)
+        return meta.size
     # One byte more than the buffer holds is asked for: a reply that long means it does not fit.
     n = retrying(lambda: store.get_range_into(key, 0, len(view) + 1, view), attempts=config.max_attempts,
                  what=f"get {uri}")  # fmt: skip

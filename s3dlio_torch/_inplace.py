@@ -87,12 +87,12 @@ def install() -> None:
 def fetch(uri: str, config: Config | None) -> np.ndarray:
     """The whole object in one new buffer: one HEAD, then parallel ranges straight into place."""
     parsed, store = resolve(uri, config)
-    size = store.head(parsed.key).size
-    buffer = torch.empty(size, dtype=torch.uint8).numpy()  # shares the tensor's memory
+    meta = store.head(parsed.key)
+    buffer = torch.empty(meta.size, dtype=torch.uint8).numpy()  # shares the tensor's memory
     done = threading.Event()
     helper = _prefault(buffer, done)
     try:
-        fill(store, parsed.key, 0, memoryview(buffer), config=store.config, uri=uri)
+        fill(store, parsed.key, 0, memoryview(buffer), config=store.config, uri=uri, before=meta)
     finally:
         done.set()
         if helper is not None:

@@ -13,6 +13,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from servers import venv_tool
@@ -145,3 +146,38 @@ def test_cli_get_and_download_stream(source: str, tmp_path: Path) -> None:
     cli("get", source + "mid.bin", "-o", str(tmp_path / "one.bin"))
     assert (tmp_path / "one.bin").read_bytes() == _data("mid.bin")
     assert json.loads(cli("get", source, "--json").stdout)["bytes"] == sum(SIZES.values())
+
+
+@pytest.mark.parametrize("how", ["get", "get_into", "download", "copy"])
+def test_an_object_replaced_while_read_is_refused(how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another writer replaces the object between two of its pieces: the call fails by name
+    and keeps nothing, rather than return (or write) bytes of two versions."""
+    s3dlio.configure(**SMALL)
+    uri = f"file://{tmp_path}/src/v.bin"
+    s3dlio.put(uri, b"a" * (128 * KiB))
+    _, store = resolve(uri)
+    requests = [0]
+
+    def racing(real: Any) -> Any:
+        def call(*args: Any) -> Any:
+            requests[0] += 1
+            if requests[0] == 3:  # the first range and one piece are in: the object is replaced
+                s3dlio.put(uri, b"b" * (128 * KiB))
+            return real(*args)
+
+        return call
+
+    monkeypatch.setattr(store, "get_range", racing(store.get_range))
+    monkeypatch.setattr(store, "get_range_into", racing(store.get_range_into))
+    with pytest.raises(s3dlio.TransferError, match="replaced while being read"):
+        if how == "get":
+            s3dlio.get(uri)
+        elif how == "get_into":
+            s3dlio.get_into(uri, bytearray(128 * KiB))
+        elif how == "download":
+            s3dlio.download(uri, str(tmp_path / "down"))
+        else:
+            s3dlio.copy(uri, f"file://{tmp_path}/copy/v.bin")
+    assert not (tmp_path / "down").exists() or not any((tmp_path / "down").iterdir())
+    assert not (tmp_path / "copy").exists() or not any((tmp_path / "copy").iterdir())
+    s3dlio.configure()
