@@ -13,11 +13,11 @@ import pickle
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _elsewhere import CLOSED_PORT, REGION, global_settings_unchanged
 
 pytest.importorskip("torch")
 
@@ -28,9 +28,6 @@ from s3dlio.errors import ConfigError, InvalidArgumentError, NotFoundError  # no
 from s3dlio_torch import S3ClientConfig, S3ReaderConstructor  # noqa: E402
 from s3dlio_torch._s3client import S3Client  # noqa: E402
 
-REGION = "us-east-1"
-WRONG_REGION = "ap-southeast-2"
-CLOSED_PORT = "http://127.0.0.1:9"
 MiB = 1 << 20
 BLOB = bytes(range(256)) * (3 * MiB // 256) + b"tail"  # 3 MiB and 4 bytes
 
@@ -55,26 +52,8 @@ def bucket(s3_bucket: str) -> str:
 
 
 @pytest.fixture
-def endpoint(bucket: str, moto_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """moto's endpoint, while the environment (and so the default config) says somewhere else."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", CLOSED_PORT)
-    monkeypatch.setenv("AWS_REGION", WRONG_REGION)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", WRONG_REGION)
-    monkeypatch.setenv("S3DLIO_MAX_ATTEMPTS", "1")  # an ignored endpoint fails at once
-    s3dlio.configure()
-    yield str(moto_server.endpoint)
-    monkeypatch.undo()
-    s3dlio.configure()
-
-
-@pytest.fixture
 def s3_client(endpoint: str) -> S3Client:
     return S3Client(REGION, endpoint=endpoint, s3client_config=S3ClientConfig(part_size=5 * MiB))
-
-
-def global_settings_unchanged() -> bool:
-    config = s3dlio.config.default_config()
-    return config.region == WRONG_REGION and config.endpoint_url == CLOSED_PORT
 
 
 def gets(log: Path) -> tuple[int, int, set[str]]:

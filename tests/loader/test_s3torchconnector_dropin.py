@@ -10,11 +10,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _elsewhere import REGION, global_settings_unchanged
 
 torch = pytest.importorskip("torch")
 import torch.distributed.checkpoint as dcp  # noqa: E402
@@ -33,9 +33,6 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore:torch.distributed is disabled", "ignore:.*forked.*:RuntimeWarning"
 )
 
-REGION = "us-east-1"
-WRONG_REGION = "ap-southeast-2"
-CLOSED_PORT = "http://127.0.0.1:9"
 COUNT = 24
 MiB = 1 << 20
 
@@ -53,24 +50,6 @@ def bucket(s3_bucket: str) -> str:
     s3dlio.put_many([(f"{s3_bucket}data/obj-{i:02d}", b"%02d" % i) for i in range(COUNT)])
     s3dlio.put(f"{s3_bucket}big/blob", bytes(range(256)) * (3 * MiB // 256))
     return s3_bucket
-
-
-@pytest.fixture
-def endpoint(bucket: str, moto_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """moto's endpoint, while the environment (and so the default config) says somewhere else."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", CLOSED_PORT)
-    monkeypatch.setenv("AWS_REGION", WRONG_REGION)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", WRONG_REGION)
-    monkeypatch.setenv("S3DLIO_MAX_ATTEMPTS", "1")  # an ignored endpoint fails at once
-    s3dlio.configure()
-    yield str(moto_server.endpoint)
-    monkeypatch.undo()
-    s3dlio.configure()
-
-
-def global_settings_unchanged() -> bool:
-    config = s3dlio.config.default_config()
-    return config.region == WRONG_REGION and config.endpoint_url == CLOSED_PORT
 
 
 def read_number(reader: Any) -> int:
