@@ -139,12 +139,9 @@ def unchanged(store: Store, key: str, before: ObjectMeta, uri: str) -> None:
 
 def get(store: Store, key: str, *, config: Config, uri: str) -> Buffer:
     """The whole object: one request below the threshold, parallel ranges above it."""
-    threshold = range_threshold(config)
-    first = retrying(
-        lambda: store.get_range(key, 0, threshold), attempts=config.max_attempts, what=f"get {uri}"
-    )
+    first = _first_range(store, key, config=config, uri=uri)
     n = memoryview(first).nbytes
-    if n < threshold:
+    if n < range_threshold(config):
         return first
     meta = store.head(key)
     if meta.size <= n:
@@ -166,12 +163,15 @@ def chunks(store: Store, key: str, *, config: Config, uri: str) -> tuple[Buffer,
     piece out holds one window, however large the object. TransferError if it changes size."""
     if store.in_process:  # already in memory: nothing to bound
         return store.get(key), None
-    threshold = range_threshold(config)
-    first = retrying(
-        lambda: store.get_range(key, 0, threshold), attempts=config.max_attempts, what=f"get {uri}"
-    )
+    first = _first_range(store, key, config=config, uri=uri)
     n = memoryview(first).nbytes
-    return first, (None if n < threshold else _pieces(store, key, n, config=config, uri=uri))
+    return first, (None if n < range_threshold(config) else _pieces(store, key, n, config=config, uri=uri))
+
+
+def _first_range(store: Store, key: str, *, config: Config, uri: str) -> Buffer:
+    """``[0, threshold)``: a smaller object whole, else its start (see the module's docstring)."""
+    threshold = range_threshold(config)
+    return retrying(lambda: store.get_range(key, 0, threshold), attempts=config.max_attempts, what=f"get {uri}")
 
 
 def _pieces(store: Store, key: str, start: int, *, config: Config, uri: str) -> Iterator[Buffer]:
@@ -180,14 +180,15 @@ def _pieces(store: Store, key: str, start: int, *, config: Config, uri: str) -> 
     window = ranges_in_flight(config)
 
     def one(r: tuple[int, int]) -> Buffer:
-        data = retrying(lambda: store.get_range(key, *r), attempts=config.max_attempts, what=f"get {uri}")
+        data = fetch_block(store, key, *r, attempts=config.max_attempts)  # a reply cut short resumes
         if memoryview(data).nbytes != r[1] - r[0]:
             raise TransferError(f"get {uri}: the object changed while being read; read it again")
         return data
 
     for i in range(0, len(pieces), window):
         yield from _parallel.map_bounded(one, pieces[i : i + window], window)  # type: ignore[misc]
-    unchanged(store, key, meta, uri)  # raised into the writer, which then keeps nothing
+    if pieces:  # the first range was all of it otherwise: one version by construction
+        unchanged(store, key, meta, uri)  # raised into the writer, which then keeps nothing
 
 
 def stream_footprint(config: Config) -> int:
