@@ -44,7 +44,6 @@ __all__ = [
     "get_into",
     "range_threshold",
     "split",
-    "stream_footprint",
     "unchanged",
 ]
 
@@ -160,7 +159,8 @@ def chunks(store: Store, key: str, *, config: Config, uri: str) -> tuple[Buffer,
     iterator over the rest in order, in ``part_size`` pieces. The iterator sends nothing until
     it is started; then it HEADs the object and fetches ``ranges_in_flight`` pieces at a time
     (the calling thread fetching too, so a saturated pool cannot stall it): whoever writes each
-    piece out holds one window, however large the object. TransferError if it changes size."""
+    piece out holds one window, however large the object. TransferError if it changes size
+    or is replaced meanwhile (:func:`unchanged`)."""
     if store.in_process:  # already in memory: nothing to bound
         return store.get(key), None
     first = _first_range(store, key, config=config, uri=uri)
@@ -191,19 +191,14 @@ def _pieces(store: Store, key: str, start: int, *, config: Config, uri: str) -> 
         unchanged(store, key, meta, uri)  # raised into the writer, which then keeps nothing
 
 
-def stream_footprint(config: Config) -> int:
-    """Bytes one object passed on through :func:`chunks` holds at most: a window of pieces
-    being fetched and as many again queued in an upload's parts."""
-    return 2 * ranges_in_flight(config) * max(1, config.part_size)
-
-
 class StreamBudget:
-    """How many large objects of one batch stream through :func:`chunks` at once: each holds
-    :func:`stream_footprint` of ``max_bytes_in_flight`` (one always runs), so a download or
-    copy of many large objects stays within that bound, not objects x windows."""
+    """How many large objects of one batch stream through :func:`chunks` at once: each holds a
+    footprint (a window of pieces being fetched, and as many again queued in an upload's parts)
+    of ``max_bytes_in_flight`` (one always runs), so a download or copy of many large objects
+    stays within that bound, not objects x windows."""
 
     def __init__(self, config: Config) -> None:
-        self.footprint = stream_footprint(config)
+        self.footprint = 2 * ranges_in_flight(config) * max(1, config.part_size)
         self._budget = _parallel.ByteBudget(max(config.max_bytes_in_flight, self.footprint))
 
     def holding(self, rest: object) -> contextlib.AbstractContextManager[None]:
