@@ -27,7 +27,9 @@ from . import _parallel
 from .errors import ConfigError, NotFoundError, S3dlioError
 from .oplog import Latency, Record, format_ts, read
 from .store import Store, open_store
+from .store.base import STREAM_MIN
 from .uri import ObjectUri, parse
+from .writer import put_generated
 
 __all__ = [
     "DEFAULT_OPS",
@@ -347,6 +349,7 @@ class _Runner:
         self.jobs = jobs
         self.continue_on_error = continue_on_error
         self.gen = DataGenerator()
+        self.put_bodies = _parallel.ByteBudget(store.config.max_bytes_in_flight)
         self.queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self.stop = threading.Event()
         self.lags = array("q", [-1]) * len(plan.op)  # ns late per operation; -1: not run
@@ -367,13 +370,17 @@ class _Runner:
 
     # Each call returns (bytes, objects).
     def _get(self, i: int) -> tuple[int, int]:
+        key, n = self.plan.key[i], self.plan.nbytes[i]
+        if n > STREAM_MIN:  # counted as it arrives, not held (see STREAM_MIN)
+            return self.store.drain(key, None if self.plan.whole[i] else 0, n)[0], 1
         if self.plan.whole[i]:
-            return memoryview(self.store.get(self.plan.key[i])).nbytes, 1
-        return memoryview(self.store.get_range(self.plan.key[i], 0, self.plan.nbytes[i])).nbytes, 1
+            return memoryview(self.store.get(key)).nbytes, 1
+        return memoryview(self.store.get_range(key, 0, n)).nbytes, 1
 
     def _put(self, i: int) -> tuple[int, int]:
         n = self.plan.nbytes[i]
-        self.store.put(self.plan.key[i], self.gen.object(n))
+        with self.put_bodies.holding(n):  # one PUT sends its object whole: bound them all
+            self.store.put(self.plan.key[i], self.gen.object(n))
         return n, 1
 
     def _stat(self, i: int) -> tuple[int, int]:
@@ -523,7 +530,8 @@ def _prepare(plan: _Plan, target: ObjectUri, jobs: int) -> int:
     store = open_store(target)  # not resolve(): preparation is not part of the replayed workload
     gen = DataGenerator()
     items = sorted(plan.prepare.items())
-    _parallel.map_bounded(lambda kv: store.put(kv[0], gen.object(kv[1])), items, jobs)
+    _parallel.map_bounded(lambda kv: put_generated(str(target.with_key(kv[0])), store, kv[0], gen, kv[1]),
+                          items, jobs)  # fmt: skip
     return len(items)
 
 

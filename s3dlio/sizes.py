@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from .errors import ConfigError
 
-__all__ = ["parse_size", "format_size"]
+__all__ = ["parse_size", "format_size", "physical_memory"]
 
 _UNITS = {
     "": 1, "b": 1,
@@ -38,3 +39,11 @@ def format_size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
         n /= 1024
     raise AssertionError("unreachable")
+
+
+def physical_memory() -> int | None:
+    """This machine's memory in bytes (None where the platform does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -32,14 +32,16 @@ from . import _check
 from ._parts import PartSender
 from .buffers import byte_view
 from .retry import retrying
+from .store.base import STREAM_MIN
 from .verify import PartDigests, verify_enabled, verify_written
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
 
+    from .datagen import DataGenerator
     from .store.base import Store, Upload
 
-__all__ = ["ObjectWriter", "writer_for"]
+__all__ = ["ObjectWriter", "put_generated", "write_generated", "writer_for"]
 
 
 class ObjectWriter(io.BufferedIOBase):
@@ -246,3 +248,23 @@ def writer_for(
     upload = store.open_upload(key, part_size=size, content_type=content_type)
     return ObjectWriter(uri, store, key, upload, max_in_flight=in_flight, attempts=config.max_attempts,
                         verify=verify_enabled(verify, config))  # fmt: skip
+
+
+def put_generated(uri: str, store: Store, key: str, gen: DataGenerator, size: int) -> None:
+    """``size`` new bytes from ``gen`` stored at ``key`` (``uri`` names it): one PUT up to
+    ``STREAM_MIN``, above it generated and uploaded a part at a time, so memory stays at a few
+    parts however large the object (the benchmark's and the replay's preparation)."""
+    if size <= STREAM_MIN:
+        store.put(key, gen.object(size))
+        return
+    with writer_for(uri, store, key, max_in_flight=2) as f:
+        write_generated(f, gen, size)
+
+
+def write_generated(f: ObjectWriter, gen: DataGenerator, size: int) -> None:
+    """``size`` new bytes from ``gen`` generated straight into ``f``'s part buffers (no copy)."""
+    while size:
+        view = f.reserve(size)
+        gen.fill(view)
+        f.commit(len(view))
+        size -= len(view)

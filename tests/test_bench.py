@@ -228,3 +228,32 @@ def test_distributed_two_ranks_merge_exactly(tmp_path: Path) -> None:
     files = sorted(str(p) for p in tmp_path.glob("run*.tsv.zst"))
     assert len(files) == 2
     assert oplog.summarize_files(files).ops["GET"].count == 301
+
+
+_PEAK = """
+import json, resource, sys
+from s3dlio import bench
+rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+before = rss()
+result = bench.run(sys.argv[1], sys.argv[2], ops=8, concurrent=4, obj_size="96MiB", objects=4, progress=False)
+print(json.dumps({"growth": rss() - before, "errors": result.total.errors, "bytes": result.total.bytes}))
+"""
+
+
+@pytest.mark.parametrize("workload", ["get", "multipart"])
+def test_large_objects_stream_through_bounded_memory(workload: str, tmp_path: Path) -> None:
+    """4 workers x 96 MiB objects: prepared, GET and multipart objects stream a part at a time,
+    so peak memory grows by a few parts per worker, not by an object each (384 MiB before)."""
+    env = {**os.environ, "S3DLIO_PART_SIZE": "2MiB"}
+    out = subprocess.run([sys.executable, "-c", _PEAK, workload, f"file://{tmp_path}/"], env=env,
+                         capture_output=True, text=True, timeout=300, check=True)  # fmt: skip
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["errors"] == 0 and got["bytes"] == 8 * 96 * 2**20
+    assert got["growth"] < 192 * 2**20, f"peak RSS grew by {got['growth'] / 2**20:.0f} MiB"
+
+
+def test_put_bodies_that_cannot_fit_are_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match=r"put: 2 workers x 16\.00 TiB objects need 32\.00 TiB .* lower --concurrent"):
+        bench.run("put", "mem://never-written/", ops=1, concurrent=2, obj_size="16TiB", progress=False)
+    with pytest.raises(ConfigError, match="mixed: 1 workers"):
+        bench.run("mixed", "mem://never-written/", ops=1, concurrent=1, obj_size="16TiB", progress=False)

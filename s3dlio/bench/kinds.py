@@ -7,6 +7,7 @@ import threading
 from time import time_ns
 from typing import TYPE_CHECKING
 
+from ..writer import write_generated
 from .workloads import GET, PUT, Context, Exhausted, Worker, Workload, message
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ class Put(Workload):
     def prepare(
         self, count: int | None = None, prefix: str = "obj/", on_put: Callable[[], None] | None = None
     ) -> None:
+        self.check_put_memory()
         self.keys = []
 
     def step(self, w: Worker) -> None:
@@ -55,26 +57,37 @@ def open_writer() -> Callable[[str], Any] | None:
 
 
 class Multipart(Put):
-    """Large objects: through ``s3dlio.open_writer`` (multipart upload) when it exists, else one PUT each."""
+    """Large objects: through ``s3dlio.open_writer`` (multipart upload) when it exists, else one PUT
+    each. RAW data is generated straight into the writer's parts, so a worker holds its parts
+    in flight, not the object, and generating overlaps the parts being sent."""
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self.writer = open_writer()
 
+    def check_put_memory(self) -> None:
+        if self.writer is None:  # one PUT per object: as the put workload
+            super().check_put_memory()
+
     def step(self, w: Worker) -> None:
         if self.writer is None:
             return super().step(w)
         key = self.new_key(w)
-        data = self.payload(self.ctx.opts.size.draw(w.rng), w.seq, w)
+        size = self.ctx.opts.size.draw(w.rng)
+        whole = None if self.ctx.opts.object_type == "RAW" else self.payload(size, w.seq, w)
         uri = str(self.ctx.root.with_key(key))
         start = time_ns()
         try:
             with self.writer(uri) as f:
-                f.write(data)
+                if whole is None:
+                    write_generated(f, self.ctx.gen, size)
+                else:
+                    f.write(whole)
+                    size = memoryview(whole).nbytes
         except Exception as exc:  # noqa: BLE001
             w.rec.add(PUT, start, time_ns(), None, 0, 1, message(exc, key))
             return
-        w.rec.add(PUT, start, time_ns(), None, memoryview(data).nbytes, 1)
+        w.rec.add(PUT, start, time_ns(), None, size, 1)
         self.created[w.wid].append(key)
 
 
@@ -154,6 +167,7 @@ class Mixed(Workload):
     def prepare(
         self, count: int | None = None, prefix: str = "obj/", on_put: Callable[[], None] | None = None
     ) -> None:
+        self.check_put_memory()  # a GET, STAT or DELETE with nothing to act on PUTs
         super().prepare(count, prefix, on_put)
         self.pool = _Pool(self.keys)
         weights = self.ctx.opts.weights

@@ -18,7 +18,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import _parallel
+from ..errors import ConfigError
 from ..formats import make_object
+from ..sizes import format_size, physical_memory
+from ..store.base import STREAM_MIN
+from ..writer import put_generated
 from .stats import OPS, Recorder
 
 if TYPE_CHECKING:
@@ -90,6 +94,7 @@ class Workload:
         self.keys: list[str] = []
         self.created: list[list[str]] = []  # keys written during the run, one list per worker
         self._lock = threading.Lock()
+        self._drain = ctx.opts.size.high > STREAM_MIN
 
     def prepare(
         self, count: int | None = None, prefix: str = "obj/", on_put: Callable[[], None] | None = None
@@ -101,7 +106,10 @@ class Workload:
         keys = [f"{self.ctx.mine}{prefix}{i:08d}" for i in range(n)]
 
         def one(i: int) -> None:
-            self.store.put(keys[i], self.payload(sizes[i], i))
+            if self.ctx.opts.object_type == "RAW":
+                put_generated(str(self.ctx.root.with_key(keys[i])), self.store, keys[i], self.ctx.gen, sizes[i])
+            else:
+                self.store.put(keys[i], self.payload(sizes[i], i))
             if on_put is not None:
                 on_put()
 
@@ -120,6 +128,19 @@ class Workload:
         view = memoryview(w.scratch)[:size]  # type: ignore[arg-type]
         self.ctx.gen.fill(view)
         return view
+
+    def check_put_memory(self) -> None:
+        """A clear error, not the kernel's OOM killer, when the workers' PUT bodies cannot fit:
+        a PUT sends its object whole, so each worker holds one of ``--obj.size``'s largest."""
+        opts = self.ctx.opts
+        physical = physical_memory()
+        need = opts.concurrent * opts.size.high
+        if physical is not None and need > physical:
+            raise ConfigError(
+                f"{opts.workload}: {opts.concurrent} workers x {format_size(opts.size.high)} objects need "
+                f"{format_size(need)} for their PUT bodies, and this machine has {format_size(physical)}; "
+                "lower --concurrent or --obj.size, or use the multipart workload (it streams each object)"
+            )
 
     def new_worker(self, wid: int) -> Worker:
         w = Worker(wid, random.Random(_seed(self.ctx, wid)))
@@ -144,11 +165,15 @@ class Workload:
     def get(self, w: Worker, key: str) -> None:
         start = time_ns()
         try:
-            data, first = self.store.get_timed(key)
+            if self._drain:
+                nbytes, first = self.store.drain(key)
+            else:
+                data, first = self.store.get_timed(key)
+                nbytes = memoryview(data).nbytes
         except Exception as exc:  # noqa: BLE001 - counted, the run goes on
             w.rec.add(GET, start, time_ns(), None, 0, 1, message(exc, key))
             return
-        w.rec.add(GET, start, time_ns(), first, memoryview(data).nbytes, 1)
+        w.rec.add(GET, start, time_ns(), first, nbytes, 1)
 
     def put(self, w: Worker, key: str) -> bool:
         data = self.payload(self.ctx.opts.size.draw(w.rng), w.seq, w)

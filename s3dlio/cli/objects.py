@@ -27,7 +27,7 @@ from .._select import select
 from ..config import default_config
 from ..errors import AlreadyExistsError, ConfigError, InvalidUriError, NotFoundError
 from ..ranged import StreamBudget
-from ..sizes import format_size, parse_size
+from ..sizes import format_size, parse_size, physical_memory
 from ..uri import join, parse
 from ._output import (
     PartialFailure,
@@ -552,9 +552,8 @@ def _multipart_size(uri: str) -> int | None:
 
 def _check_memory(size: int, jobs: int) -> None:
     """A usage error when ``jobs`` objects of ``size`` bytes (each generated in memory) cannot fit."""
-    try:
-        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
+    physical = physical_memory()
+    if physical is None:
         return
     if size > physical:
         raise click.BadParameter(

@@ -105,6 +105,16 @@ class LoggedStore(Store):
             self.writer.log_run("GET", self.endpoint, self._root, keys, stamps, first_bytes, results)
         return results
 
+    def drain(self, key: str, start: int | None = None, end: int | None = None) -> tuple[int, int | None]:
+        begin = _time_ns()
+        try:
+            nbytes, first_byte = self.inner.drain(key, start, end)
+        except BaseException as exc:
+            self._log("GET", key, begin, error=exc)
+            raise
+        self.writer.log_ok("GET", self.endpoint, self._root, key, begin, _time_ns(), nbytes, first_byte)
+        return nbytes, first_byte
+
     def get_range(self, key: str, start: int, end: int) -> Buffer:
         return self._call(
             "GET", key, lambda: self.inner.get_range(key, start, end), lambda b: memoryview(b).nbytes

@@ -150,6 +150,9 @@ class BalancedStore(Store):
     def get_timed(self, key: str) -> tuple[Buffer, int | None]:
         return self._run(lambda s: s.get_timed(key), lambda r: _nbytes(r[0]))
 
+    def drain(self, key: str, start: int | None = None, end: int | None = None) -> tuple[int, int | None]:
+        return self._run(lambda s: s.drain(key, start, end), lambda r: r[0])
+
     def get_range(self, key: str, start: int, end: int) -> Buffer:
         return self._run(lambda s: s.get_range(key, start, end), _nbytes)
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import abc
 import builtins
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
+
+from ..errors import TransferError
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
@@ -24,6 +27,11 @@ __all__ = ["DeleteFailure", "ObjectMeta", "ResumableRead", "Store", "Upload", "c
 
 #: Smallest piece a resumed read takes from the engine at a time.
 RESUME_CHUNK = 256 * 1024
+#: Objects larger than this are streamed by the benchmark and the op-log replay: a GET counts
+#: its reply piece by piece (:meth:`Store.drain`) and a written object is generated and sent a
+#: part at a time, so a worker holds a few parts, not an object (``--obj.size 1GiB -c 64``
+#: would otherwise need 64 GiB). Smaller ones keep the cheaper whole-body calls.
+STREAM_MIN = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +150,40 @@ class Store(abc.ABC):
                     raise
                 results.append(exc)
         return results
+
+    def drain(self, key: str, start: int | None = None, end: int | None = None) -> tuple[int, int | None]:
+        """GET the object (``[start, end)`` of it when ``start`` is given) and count its bytes
+        without keeping them: ``(bytes, first-byte time or None)``, as ``get_timed`` times it.
+
+        The benchmark's and the op-log replay's GET: one request as ``get``/``get_range``
+        sends it, with memory held to one piece of the reply however large the object (a body
+        each would take objects x workers). Stores that stream replies override this; here
+        the body is fetched whole (in-process stores already hold it).
+        """
+        if start is None:
+            data, first_byte = self.get_timed(key)
+            return memoryview(data).nbytes, first_byte
+        return memoryview(self.get_range(key, start, start if end is None else end)).nbytes, None
+
+    def _drain_streamed(self, key: str, start: int | None, end: int | None) -> tuple[int, int | None]:
+        """``drain`` for stores with :meth:`_open_range`; a reply cut short is read again."""
+        began = time.monotonic()
+        try:
+            return self._drain_once(key, start, end)
+        except TransferError as exc:
+            return self._again(self._drain_once, (key, start, end), exc, began, "get", key)  # type: ignore[no-any-return]
+
+    def _drain_once(self, key: str, start: int | None, end: int | None) -> tuple[int, int | None]:
+        _, first, last, pieces = self._open_range(key, start, end, None)
+        first_byte = time.time_ns()  # _open_range returns once the response headers are in
+        got = 0
+        for piece in pieces:
+            got += memoryview(piece).nbytes
+        if got != last - first:
+            raise TransferError(
+                f"get {self.scheme}://{self.bucket}/{key}: the reply ended after {got} of {last - first} bytes"
+            )
+        return got, first_byte
 
     @abc.abstractmethod
     def get_range(self, key: str, start: int, end: int) -> Buffer:
@@ -265,7 +307,6 @@ class ResumableRead:
         self.resumed = 0  # reads that continued a broken one (for tests and the op-log)
 
     def __call__(self) -> Buffer:
-        from ..errors import TransferError
         from ..retry import ChangedError
 
         uri = f"{self.store.scheme}://{self.store.bucket}/{self.key}"

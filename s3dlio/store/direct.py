@@ -40,6 +40,12 @@ class DirectStore(LocalStore):
     endpoint = "direct://"
     engine = "direct"
 
+    _drain_flags, _drain_align = getattr(os, "O_DIRECT", 0), ALIGN
+
+    def _drain(self, path: str, start: int, end: int | None) -> tuple[int, int | None]:
+        with _direct_io(path):
+            return super()._drain(path, start, end)
+
     def _read(self, path: str, start: int, end: int | None) -> Buffer:
         """Whole blocks around ``[start, end)`` into an aligned buffer, trimmed without a copy."""
         with _direct_io(path):

@@ -208,6 +208,16 @@ class FastStore(Store):
             first_byte = time.time_ns()
             return self._body(response, response.meta["size"]), first_byte
 
+    def drain(self, key: str, start: int | None = None, end: int | None = None) -> tuple[int, int | None]:
+        if self.in_process or (start is not None and (end is None or end <= start)):
+            return super().drain(key, start, end)
+        if (markers := self._for_marker(key)) is not None:
+            return markers.drain(key, start, end)
+        self._check_key("get", key)
+        if start is not None and start < 0:
+            raise ValueError(f"get_range {self._uri(key)}: start={start} must not be negative")
+        return self._drain_streamed(key, start, end)
+
     def get_range(self, key: str, start: int, end: int) -> Buffer:
         if (markers := self._for_marker(key)) is not None:
             return markers.get_range(key, start, end)

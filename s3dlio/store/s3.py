@@ -234,6 +234,13 @@ class S3Store(Store):
             first_byte = time.time_ns()
             return body.read(), first_byte
 
+    def drain(self, key: str, start: int | None = None, end: int | None = None) -> tuple[int, int | None]:
+        if start is not None and (end is None or end <= start):
+            return super().drain(key, start, end)
+        if start is not None:
+            check_range(start, end)  # type: ignore[arg-type]
+        return self._drain_streamed(key, start, end)
+
     def get_range(self, key: str, start: int, end: int) -> Buffer:
         check_range(start, end)
         began = time.monotonic()

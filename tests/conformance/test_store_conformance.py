@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from servers import Backend
 
 import s3dlio
 from s3dlio.errors import InvalidArgumentError, InvalidUriError, NotFoundError
+from s3dlio.ops import resolve
 
 from ._helpers import SPECIAL_KEYS, MiB, assert_bytes, payload
 
@@ -186,6 +188,34 @@ def test_get_range_edges(backend: Backend) -> None:
         assert bytes(s3dlio.get_range(uri, *args)) == want, args
     with pytest.raises(InvalidArgumentError, match="get_range: offset must be an int >= 0, got -1"):
         s3dlio.get_range(uri, -1, 10)
+
+
+def test_drain_counts_the_bytes_get_returns(backend: Backend) -> None:
+    """``Store.drain``, the benchmark's and the replay's GET: whole objects and ranges counted
+    as get and get_range return them, the same errors, and a first-byte time within the call."""
+    data = payload(9 * MiB + 4097, seed=5)  # several pieces of every engine's stream and window
+    uri = backend.uri("drained.bin")
+    s3dlio.put(uri, data)
+    s3dlio.put(backend.uri("empty"), b"")
+    parsed, store = resolve(uri)
+    before = time.time_ns()
+    nbytes, first_byte = store.drain(parsed.key)
+    assert nbytes == len(data)
+    assert first_byte is None or before <= first_byte <= time.time_ns()
+    size = len(data)
+    for (start, end), want in [
+        ((0, 1), 1), ((5, 3 * MiB), 3 * MiB - 5), ((size - 3, size + 100), 3),  # clipped at the end
+        ((size, size + 10), 0), ((size + 10, size + 20), 0), ((100, 100), 0),  # at, past, empty
+    ]:  # fmt: skip
+        assert store.drain(parsed.key, start, end)[0] == want, (start, end)
+        assert memoryview(store.get_range(parsed.key, start, end)).nbytes == want, (start, end)
+    empty = resolve(backend.uri("empty"))[0].key
+    assert store.drain(empty)[0] == 0
+    missing = resolve(backend.uri("missing"))[0].key
+    with pytest.raises(NotFoundError):
+        store.drain(missing)
+    with pytest.raises(NotFoundError):
+        store.drain(missing, 0, 10)
 
 
 def test_get_into_edges(backend: Backend) -> None:
