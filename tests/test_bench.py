@@ -257,3 +257,6 @@ def test_put_bodies_that_cannot_fit_are_refused_by_name() -> None:
         bench.run("put", "mem://never-written/", ops=1, concurrent=2, obj_size="16TiB", progress=False)
     with pytest.raises(ConfigError, match="mixed: 1 workers"):
         bench.run("mixed", "mem://never-written/", ops=1, concurrent=1, obj_size="16TiB", progress=False)
+    with pytest.raises(ConfigError, match="multipart: 1 workers"):  # formats are generated whole
+        bench.run("multipart", "mem://never-written/", ops=1, concurrent=1, obj_size="16TiB",
+                  object_type="NPY", progress=False)  # fmt: skip

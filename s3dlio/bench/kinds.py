@@ -66,7 +66,7 @@ class Multipart(Put):
         self.writer = open_writer()
 
     def check_put_memory(self) -> None:
-        if self.writer is None:  # one PUT per object: as the put workload
+        if self.writer is None or self.ctx.opts.object_type != "RAW":  # whole objects, as put's
             super().check_put_memory()
 
     def step(self, w: Worker) -> None:

@@ -104,12 +104,14 @@ class Workload:
         rng = random.Random(_seed(self.ctx, -1))
         sizes = [self.ctx.opts.size.draw(rng) for _ in range(n)]
         keys = [f"{self.ctx.mine}{prefix}{i:08d}" for i in range(n)]
+        whole_files = _parallel.ByteBudget(self.store.config.max_bytes_in_flight)  # formats come whole
 
         def one(i: int) -> None:
             if self.ctx.opts.object_type == "RAW":
                 put_generated(str(self.ctx.root.with_key(keys[i])), self.store, keys[i], self.ctx.gen, sizes[i])
             else:
-                self.store.put(keys[i], self.payload(sizes[i], i))
+                with whole_files.holding(sizes[i]):
+                    self.store.put(keys[i], self.payload(sizes[i], i))
             if on_put is not None:
                 on_put()
 
