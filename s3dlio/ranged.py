@@ -9,7 +9,9 @@ asks for the range ``[0, threshold)``: a smaller object comes back whole in that
 rest of it is fetched in parallel ranges. The threshold (32 MiB) is ``S3DLIO_RANGE_THRESHOLD``.
 
 Each range is retried alone (:mod:`s3dlio.retry`); a body that stops early resumes with a
-range from the first missing byte.
+range from the first missing byte. The ranges of one read come from one version: the HEAD that
+sizes the rest must report the first range's ETag, and a HEAD after the last range the same
+ETag, size and time (else TransferError, nothing kept), as a plain GET never mixes versions.
 
 :func:`chunks` serves callers that pass an object on (to a file, to an upload) rather than
 hold it: the same first request, then the rest in ``part_size`` pieces fetched a window of
@@ -138,13 +140,14 @@ def unchanged(store: Store, key: str, before: ObjectMeta, uri: str) -> None:
 
 def get(store: Store, key: str, *, config: Config, uri: str) -> Buffer:
     """The whole object: one request below the threshold, parallel ranges above it."""
-    first = _first_range(store, key, config=config, uri=uri)
+    first, etag = _first_range(store, key, config=config, uri=uri)
     n = memoryview(first).nbytes
     if n < range_threshold(config):
         return first
     meta = store.head(key)
     if meta.size <= n:
         return first
+    _same_version(uri, etag, meta)
     import numpy as np
 
     out = memoryview(np.empty(meta.size, dtype=np.uint8))
@@ -163,19 +166,32 @@ def chunks(store: Store, key: str, *, config: Config, uri: str) -> tuple[Buffer,
     or is replaced meanwhile (:func:`unchanged`)."""
     if store.in_process:  # already in memory: nothing to bound
         return store.get(key), None
-    first = _first_range(store, key, config=config, uri=uri)
+    first, etag = _first_range(store, key, config=config, uri=uri)
     n = memoryview(first).nbytes
-    return first, (None if n < range_threshold(config) else _pieces(store, key, n, config=config, uri=uri))
+    return first, (None if n < range_threshold(config) else _pieces(store, key, n, etag, config=config, uri=uri))
 
 
-def _first_range(store: Store, key: str, *, config: Config, uri: str) -> Buffer:
-    """``[0, threshold)``: a smaller object whole, else its start (see the module's docstring)."""
+def _first_range(store: Store, key: str, *, config: Config, uri: str) -> tuple[Buffer, str | None]:
+    """``[0, threshold)`` and its version's ETag: a smaller object whole, else its start (see
+    the module's docstring)."""
     threshold = range_threshold(config)
-    return retrying(lambda: store.get_range(key, 0, threshold), attempts=config.max_attempts, what=f"get {uri}")
+    return retrying(lambda: store.get_range_etag(key, 0, threshold), attempts=config.max_attempts, what=f"get {uri}")
 
 
-def _pieces(store: Store, key: str, start: int, *, config: Config, uri: str) -> Iterator[Buffer]:
+def _same_version(uri: str, etag: str | None, meta: ObjectMeta) -> None:
+    """TransferError unless the HEAD that sizes the rest of a read (``meta``) finds the version
+    its first range came from: replaced in between, the rest would be another object's bytes."""
+    if etag is not None and meta.etag is not None and etag != meta.etag:
+        raise TransferError(
+            f"get {uri}: the object was replaced while being read (ETag {etag} -> {meta.etag}); "
+            "nothing was kept: read it again"
+        )
+
+
+def _pieces(store: Store, key: str, start: int, etag: str | None, *, config: Config, uri: str) -> Iterator[Buffer]:
     meta = store.head(key)
+    if meta.size > start:
+        _same_version(uri, etag, meta)
     pieces = split(start, meta.size, max(1, config.part_size))
     window = ranges_in_flight(config)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers import venv_tool
+from servers import Backend, venv_tool
 
 import s3dlio
 from s3dlio import ranged
@@ -73,8 +73,8 @@ def test_pieces_come_a_window_at_a_time(tmp_path: Path, monkeypatch: pytest.Monk
     s3dlio.put(uri, data)
     parsed, store = resolve(uri)
     asked: list[tuple[int, int]] = []
-    real = store.get_range
-    monkeypatch.setattr(store, "get_range", lambda key, lo, hi: asked.append((lo, hi)) or real(key, lo, hi))
+    real = store.get_range_etag  # every range, the first with its ETag (get_range calls it here)
+    monkeypatch.setattr(store, "get_range_etag", lambda key, lo, hi: asked.append((lo, hi)) or real(key, lo, hi))
     first, rest = ranged.chunks(store, parsed.key, config=store.config, uri=uri)
     assert rest is not None and asked == [(0, 64 * KiB)]
     taken = [bytes(memoryview(first))]
@@ -181,3 +181,35 @@ def test_an_object_replaced_while_read_is_refused(how: str, tmp_path: Path, monk
     assert not (tmp_path / "down").exists() or not any((tmp_path / "down").iterdir())
     assert not (tmp_path / "copy").exists() or not any((tmp_path / "copy").iterdir())
     s3dlio.configure()
+
+
+@pytest.mark.parametrize("how", ["get", "download"])
+def test_replaced_between_first_range_and_head_is_refused(
+    how: str, backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer replaces the object after its first range came back and before the HEAD
+    that sizes the rest: the HEAD-before/HEAD-after check alone would take the rest from the
+    new version. The first range's ETag must match that HEAD, on every backend and engine."""
+    s3dlio.configure(engine=backend.engine, **SMALL)
+    uri = backend.uri("v.bin")
+    s3dlio.put(uri, b"a" * (200 * KiB))
+    _, store = resolve(uri)
+    real_head = store.head
+    heads = [0]
+
+    def racing_head(key: str) -> Any:
+        heads[0] += 1
+        if heads[0] == 1:
+            s3dlio.put(uri, b"b" * (256 * KiB))
+        return real_head(key)
+
+    monkeypatch.setattr(store, "head", racing_head)
+    if store.in_process:  # read whole, under the store's lock: no gap to race
+        assert bytes(s3dlio.get(uri)) == b"a" * (200 * KiB)
+        return
+    with pytest.raises(s3dlio.TransferError, match="replaced while being read"):
+        if how == "get":
+            s3dlio.get(uri)
+        else:
+            s3dlio.download(uri, str(tmp_path / "down"))
+    assert not (tmp_path / "down").exists() or not any((tmp_path / "down").iterdir())

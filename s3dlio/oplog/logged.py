@@ -120,6 +120,11 @@ class LoggedStore(Store):
             "GET", key, lambda: self.inner.get_range(key, start, end), lambda b: memoryview(b).nbytes
         )
 
+    def get_range_etag(self, key: str, start: int, end: int) -> tuple[Buffer, str | None]:
+        return self._call(
+            "GET", key, lambda: self.inner.get_range_etag(key, start, end), lambda r: memoryview(r[0]).nbytes
+        )
+
     def get_range_into(self, key: str, start: int, end: int, dest: memoryview) -> int:
         return self._call(
             "GET", key, lambda: self.inner.get_range_into(key, start, end, dest), lambda n: min(n, len(dest))

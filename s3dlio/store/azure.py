@@ -257,6 +257,9 @@ class AzureStore(Store):
             return sum(len(chunk) for chunk in stream.chunks()), None  # the SDK reads a chunk before returning
 
     def get_range(self, key: str, start: int, end: int) -> Buffer:
+        return self.get_range_etag(key, start, end)[0]
+
+    def get_range_etag(self, key: str, start: int, end: int) -> tuple[Buffer, str | None]:
         check_range(start, end)
         began = time.monotonic()
         try:
@@ -264,21 +267,21 @@ class AzureStore(Store):
         except TransferError as exc:
             return self._again(self._get_range, (key, start, end), exc, began, "get_range", key)  # type: ignore[no-any-return]
 
-    def _get_range(self, key: str, start: int, end: int) -> Buffer:
+    def _get_range(self, key: str, start: int, end: int) -> tuple[Buffer, str | None]:
         from azure.core.exceptions import HttpResponseError
 
         with self._errors("get_range", key):
             if end <= start:
                 self._container.get_blob_client(key).get_blob_properties()  # NotFoundError if missing
-                return b""
-            try:
+                return b"", None
+            try:  # the SDK pins its ranges after the first to that reply's ETag
                 stream = self._container.download_blob(
                     key, offset=start, length=end - start, max_concurrency=self._workers()
                 )
-                return stream.readall()
+                return stream.readall(), stream.properties.etag
             except HttpResponseError as exc:
                 if exc.status_code == 416:  # start past the end, or an empty blob
-                    return b""
+                    return b"", None
                 raise
 
     def head(self, key: str) -> ObjectMeta:

@@ -156,6 +156,9 @@ class BalancedStore(Store):
     def get_range(self, key: str, start: int, end: int) -> Buffer:
         return self._run(lambda s: s.get_range(key, start, end), _nbytes)
 
+    def get_range_etag(self, key: str, start: int, end: int) -> tuple[Buffer, str | None]:
+        return self._run(lambda s: s.get_range_etag(key, start, end), lambda r: _nbytes(r[0]))
+
     def get_range_into(self, key: str, start: int, end: int, dest: memoryview) -> int:
         return self._run(lambda s: s.get_range_into(key, start, end, dest), lambda n: min(n, len(dest)))
 

@@ -192,6 +192,12 @@ class Store(abc.ABC):
         ``start`` at or past the end of a non-empty object returns an empty buffer.
         """
 
+    def get_range_etag(self, key: str, start: int, end: int) -> tuple[Buffer, str | None]:
+        """``get_range`` and the ETag of the version its bytes came from, as ``head`` writes it
+        (None where unknown): a read that goes on with more ranges checks that what it reads
+        next is that version. Stores that see the reply's headers override this."""
+        return self.get_range(key, start, end), None
+
     def get_range_into(self, key: str, start: int, end: int, dest: memoryview) -> int:
         """Bytes ``[start, end)`` written into ``dest``; returns the reply's length.
 
@@ -342,6 +348,11 @@ class ResumableRead:
     def timed(self) -> tuple[Buffer, int | None]:
         """``self()`` as ``get_timed`` returns it (no first-byte time on a retried read)."""
         return self(), None
+
+    def tagged(self) -> tuple[Buffer, str | None]:
+        """``self()`` and the ETag of the version read, as the service sent it."""
+        data = self()
+        return data, self._etag
 
 
 def check_range(start: int, end: int) -> None:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from .local import _MAX_IO, LocalStore, _regular_size
+from .local import _MAX_IO, LocalStore, _regular_stat
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
@@ -46,20 +46,20 @@ class DirectStore(LocalStore):
         with _direct_io(path):
             return super()._drain(path, start, end)
 
-    def _read(self, path: str, start: int, end: int | None) -> Buffer:
+    def _read(self, path: str, start: int, end: int | None) -> tuple[Buffer, os.stat_result]:
         """Whole blocks around ``[start, end)`` into an aligned buffer, trimmed without a copy."""
         with _direct_io(path):
             fd = os.open(path, os.O_RDONLY | os.O_DIRECT | os.O_CLOEXEC)
             try:
-                size = _regular_size(fd)
-                stop = size if end is None else min(end, size)
+                st = _regular_stat(fd)
+                stop = st.st_size if end is None else min(end, st.st_size)
                 if start >= stop:
-                    return b""
+                    return b"", st
                 first = start - start % ALIGN
                 buf = mmap.mmap(-1, _round_up(stop) - first)
                 view = memoryview(buf)
                 got = _pread_blocks(fd, view, first)
-                return view[start - first : max(start, min(stop, first + got)) - first]
+                return view[start - first : max(start, min(stop, first + got)) - first], st
             finally:
                 os.close(fd)
 

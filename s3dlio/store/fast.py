@@ -219,29 +219,33 @@ class FastStore(Store):
         return self._drain_streamed(key, start, end)
 
     def get_range(self, key: str, start: int, end: int) -> Buffer:
+        return self.get_range_etag(key, start, end)[0]
+
+    def get_range_etag(self, key: str, start: int, end: int) -> tuple[Buffer, str | None]:
         if (markers := self._for_marker(key)) is not None:
-            return markers.get_range(key, start, end)
+            return markers.get_range_etag(key, start, end)
         self._check_key("get", key)
         if start < 0 or end < 0:
             raise ValueError(f"get_range {self._uri(key)}: start={start}, end={end} must not be negative")
         if end <= start:
             self.head(key)  # an empty range of a missing object is still NotFoundError
-            return _EMPTY
+            return _EMPTY, None
         began = time.monotonic()
         try:
             return self._get_range(key, start, end)
         except TransferError as exc:
-            return self._again(ResumableRead(self, key, start, end), (), exc, began, "get", key)  # type: ignore[no-any-return]
+            data, etag = self._again(ResumableRead(self, key, start, end).tagged, (), exc, began, "get", key)
+            return data, _etag(etag)
 
-    def _get_range(self, key: str, start: int, end: int) -> Buffer:
+    def _get_range(self, key: str, start: int, end: int) -> tuple[Buffer, str | None]:
         with self._errors("get", key):
             try:
                 response = obstore.get(self._inner, key, options={"range": (start, end)})
                 first, last = response.range  # what is coming: a range may end past the object
-                return self._body(response, last - first)
+                return self._body(response, last - first), _etag(response.meta["e_tag"])
             except (obx.GenericError, ValueError) as exc:
                 if range_past_end(str(exc)):
-                    return _EMPTY
+                    return _EMPTY, None
                 raise
 
     def get_range_into(self, key: str, start: int, end: int, dest: memoryview) -> int:

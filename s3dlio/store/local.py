@@ -105,12 +105,16 @@ class LocalStore(Store):
     # -- reads ---------------------------------------------------------------------------
     def get(self, key: str) -> Buffer:
         with map_errors("get", self.uri(key)):
-            return self._read("/" + key, 0, None)
+            return self._read("/" + key, 0, None)[0]
 
     def get_range(self, key: str, start: int, end: int) -> Buffer:
+        return self.get_range_etag(key, start, end)[0]
+
+    def get_range_etag(self, key: str, start: int, end: int) -> tuple[Buffer, str | None]:
         check_range(start, end)
         with map_errors("get_range", self.uri(key)):
-            return self._read("/" + key, start, end)
+            data, st = self._read("/" + key, start, end)
+        return data, file_meta(key, st).etag  # the file the bytes came from (its inode, time, size)
 
     def drain(self, key: str, start: int | None = None, end: int | None = None) -> tuple[int, int | None]:
         if start is not None and end is not None:
@@ -126,7 +130,7 @@ class LocalStore(Store):
         window, keeping nothing; returns the count and when the first read returned."""
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | self._drain_flags)
         try:
-            size = _regular_size(fd)
+            size = _regular_stat(fd).st_size
             stop = size if end is None else min(end, size)
             align = self._drain_align
             at = start - start % align
@@ -143,17 +147,18 @@ class LocalStore(Store):
         finally:
             os.close(fd)
 
-    def _read(self, path: str, start: int, end: int | None) -> Buffer:
-        """Bytes ``[start, end)`` of the file, clipped to its size; one copy (kernel to user)."""
+    def _read(self, path: str, start: int, end: int | None) -> tuple[Buffer, os.stat_result]:
+        """Bytes ``[start, end)`` of the file, clipped to its size, and the file's stat; one
+        copy (kernel to user)."""
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            size = _regular_size(fd)
-            stop = size if end is None else min(end, size)
+            st = _regular_stat(fd)
+            stop = st.st_size if end is None else min(end, st.st_size)
             if start >= stop:
-                return b""
+                return b"", st
             buf = bytearray(stop - start)
             got = _pread_into(fd, memoryview(buf), start)
-            return buf if got == len(buf) else memoryview(buf)[:got]
+            return (buf if got == len(buf) else memoryview(buf)[:got]), st
         finally:
             os.close(fd)
 
@@ -287,11 +292,11 @@ def _drain_window() -> memoryview:
     return view
 
 
-def _regular_size(fd: int) -> int:
+def _regular_stat(fd: int) -> os.stat_result:
     st = os.fstat(fd)
     if stat.S_ISDIR(st.st_mode):
         raise IsADirectoryError(errno.EISDIR, "is a directory")
-    return st.st_size
+    return st
 
 
 def _pread_into(fd: int, view: memoryview, offset: int) -> int:

@@ -74,8 +74,12 @@ class MemoryStore(Store):
         return memoryview(self._object("get", key).data)
 
     def get_range(self, key: str, start: int, end: int) -> Buffer:
+        return self.get_range_etag(key, start, end)[0]
+
+    def get_range_etag(self, key: str, start: int, end: int) -> tuple[Buffer, str | None]:
         check_range(start, end)
-        return memoryview(self._object("get_range", key).data)[start:end]
+        obj = self._object("get_range", key)
+        return memoryview(obj.data)[start:end], obj.etag
 
     def head(self, key: str) -> ObjectMeta:
         obj = self._object("head", key)

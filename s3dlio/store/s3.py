@@ -242,27 +242,30 @@ class S3Store(Store):
         return self._drain_streamed(key, start, end)
 
     def get_range(self, key: str, start: int, end: int) -> Buffer:
+        return self.get_range_etag(key, start, end)[0]
+
+    def get_range_etag(self, key: str, start: int, end: int) -> tuple[Buffer, str | None]:
         check_range(start, end)
         began = time.monotonic()
         try:
             return self._get_range(key, start, end)
         except TransferError as exc:
-            return self._again(ResumableRead(self, key, start, end), (), exc, began, "get_range", key)  # type: ignore[no-any-return]
+            return self._again(ResumableRead(self, key, start, end).tagged, (), exc, began, "get_range", key)  # type: ignore[no-any-return]
 
-    def _get_range(self, key: str, start: int, end: int) -> Buffer:
+    def _get_range(self, key: str, start: int, end: int) -> tuple[Buffer, str | None]:
         with self._errors("get_range", key):
             if end <= start:
                 self._client.head_object(Bucket=self.bucket, Key=key)  # still NotFoundError if missing
-                return b""
+                return b"", None
             try:
                 response = self._client.get_object(
                     Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end - 1}"
                 )
             except bx.ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") == "InvalidRange":
-                    return b""  # start at or past the end, or an empty object
+                    return b"", None  # start at or past the end, or an empty object
                 raise
-            return response["Body"].read()  # type: ignore[no-any-return, unused-ignore]
+            return response["Body"].read(), response.get("ETag")
 
     def _open_range(
         self, key: str, start: int | None, end: int | None, etag: str | None
