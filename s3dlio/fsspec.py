@@ -304,6 +304,17 @@ class S3dlioFileSystem(AbstractFileSystem):
             raise OSError(errno.EISDIR, "a directory has no modification time", self.uri(path))
         return mtime
 
+    def sign(self, path: str, expiration: float = 100, **kwargs: Any) -> str:
+        """A URL that reads ``path`` for ``expiration`` seconds without credentials (s3fs's
+        default of 100 s): a presigned URL on S3, a SAS on Azure. ``method="PUT"`` (or HEAD,
+        DELETE) signs another request; file:// and mem:// raise NotImplementedError, as
+        fsspec's filesystems without URLs do."""
+        method = kwargs.pop("method", "GET")
+        if kwargs:
+            raise TypeError(f"sign: unexpected argument(s) {', '.join(sorted(kwargs))}; s3dlio signs method= only")
+        _, parsed, store = self._resolve(path)
+        return store.sign(parsed.key, method, expiration)
+
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
         """One level under ``path``: objects and common prefixes (as directories)."""
         if not self._local and not self._strip_protocol(path):

@@ -133,6 +133,9 @@ class LoggedStore(Store):
     def head(self, key: str) -> ObjectMeta:
         return self._call("STAT", key, lambda: self.inner.head(key))
 
+    def sign(self, key: str, method: str = "GET", expires: float = 3600) -> str:
+        return self.inner.sign(key, method, expires)  # computed, not sent: nothing to log
+
     def list(self, prefix: str, *, delimiter: bool = False) -> Iterator[ObjectMeta | str]:
         start = _time_ns()
         count = 0

@@ -165,6 +165,9 @@ class BalancedStore(Store):
     def head(self, key: str) -> ObjectMeta:
         return self._run(lambda s: s.head(key))
 
+    def sign(self, key: str, method: str = "GET", expires: float = 3600) -> str:
+        return self._run(lambda s: s.sign(key, method, expires))
+
     def list(self, prefix: str, *, delimiter: bool = False) -> Iterator[ObjectMeta | str]:
         pages = self._run(lambda s: _started(s.list(prefix, delimiter=delimiter)))
         yield from pages

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import TransferError
+from ..errors import InvalidArgumentError, TransferError
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
@@ -210,6 +210,14 @@ class Store(abc.ABC):
         dest[:n] = data[:n]
         return data.nbytes
 
+    def sign(self, key: str, method: str = "GET", expires: float = 3600) -> str:
+        """A URL that lets whoever holds it send ``method`` to the object for ``expires``
+        seconds without credentials (a presigned URL on S3, a SAS on Azure)."""
+        raise NotImplementedError(
+            f"sign {self.scheme}://{self.bucket}/{key}: {self.scheme}:// objects have no URL to sign "
+            "(s3:// and az:// do); read them through s3dlio"
+        )
+
     @abc.abstractmethod
     def head(self, key: str) -> ObjectMeta:
         """Full metadata of one object (the fields :class:`ObjectMeta` lists)."""
@@ -358,3 +366,18 @@ class ResumableRead:
 def check_range(start: int, end: int) -> None:
     if start < 0 or end < 0:
         raise ValueError(f"byte range [{start}, {end}): offsets must not be negative")
+
+
+#: The HTTP methods a signed URL may be made for.
+SIGNED_METHODS = ("GET", "HEAD", "PUT", "DELETE")
+
+
+def check_signing(uri: str, method: str, expires: float, longest: float | None) -> str:
+    """``method`` upper-cased, after checking it and ``expires`` (seconds, up to ``longest``)."""
+    verb = method.upper() if isinstance(method, str) else method
+    if verb not in SIGNED_METHODS:
+        raise InvalidArgumentError(f"sign {uri}: method {method!r}: use one of {', '.join(SIGNED_METHODS)}")
+    if isinstance(expires, bool) or not isinstance(expires, int | float) or not 0 < expires <= (longest or float("inf")):
+        limit = f" and at most {longest:g} ({longest / 86400:g} days)" if longest else ""
+        raise InvalidArgumentError(f"sign {uri}: expires={expires!r}: give seconds above 0{limit}")
+    return verb

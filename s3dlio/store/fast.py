@@ -668,6 +668,9 @@ class PortableBuckets:
     def list_buckets(self) -> builtins.list[str]:
         return list(self._bucket_store().list_buckets())
 
+    def sign(self, key: str, method: str = "GET", expires: float = 3600) -> str:
+        return self._bucket_store().sign(key, method, expires)  # type: ignore[no-any-return]  # both engines agree
+
 
 async def _await_body(response: obstore.GetResult) -> obstore.Bytes:
     return await response.bytes_async()
