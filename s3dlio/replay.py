@@ -372,7 +372,7 @@ class _Runner:
     def _get(self, i: int) -> tuple[int, int]:
         key, n = self.plan.key[i], self.plan.nbytes[i]
         if n > STREAM_MIN:  # counted as it arrives, not held (see STREAM_MIN)
-            return self.store.drain(key, None if self.plan.whole[i] else 0, n)[0], 1
+            return self.store.drain(key, None if self.plan.whole[i] else (0, n))[0], 1
         if self.plan.whole[i]:
             return memoryview(self.store.get(key)).nbytes, 1
         return memoryview(self.store.get_range(key, 0, n)).nbytes, 1

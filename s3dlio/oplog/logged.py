@@ -105,10 +105,10 @@ class LoggedStore(Store):
             self.writer.log_run("GET", self.endpoint, self._root, keys, stamps, first_bytes, results)
         return results
 
-    def drain(self, key: str, start: int | None = None, end: int | None = None) -> tuple[int, int | None]:
+    def drain(self, key: str, byte_range: tuple[int, int] | None = None) -> tuple[int, int | None]:
         begin = _time_ns()
         try:
-            nbytes, first_byte = self.inner.drain(key, start, end)
+            nbytes, first_byte = self.inner.drain(key, byte_range)
         except BaseException as exc:
             self._log("GET", key, begin, error=exc)
             raise

@@ -232,26 +232,22 @@ class AzureStore(Store):
         with self._errors("get", key):
             return self._container.download_blob(key, max_concurrency=self._workers()).readall()
 
-    def drain(self, key: str, start: int | None = None, end: int | None = None) -> tuple[int, int | None]:
-        if start is not None and (end is None or end <= start):
-            return super().drain(key, start, end)
-        if start is not None:
-            check_range(start, end)  # type: ignore[arg-type]
+    def _drain(self, key: str, byte_range: tuple[int, int] | None) -> tuple[int, int | None]:
         began = time.monotonic()
         try:
-            return self._drain(key, start, end)
+            return self._drain_chunks(key, byte_range)
         except TransferError as exc:
-            return self._again(self._drain, (key, start, end), exc, began, "get", key)  # type: ignore[no-any-return]
+            return self._again(self._drain_chunks, (key, byte_range), exc, began, "get", key)  # type: ignore[no-any-return]
 
-    def _drain(self, key: str, start: int | None, end: int | None) -> tuple[int, int | None]:
+    def _drain_chunks(self, key: str, byte_range: tuple[int, int] | None) -> tuple[int, int | None]:
         from azure.core.exceptions import HttpResponseError
 
-        length = None if start is None or end is None else end - start
+        offset, length = (None, None) if byte_range is None else (byte_range[0], byte_range[1] - byte_range[0])
         with self._errors("get", key):
             try:  # one request after another, chunk by chunk (the SDK's first one is up to 32 MiB)
-                stream = self._container.download_blob(key, offset=start, length=length, max_concurrency=1)
+                stream = self._container.download_blob(key, offset=offset, length=length, max_concurrency=1)
             except HttpResponseError as exc:
-                if start is not None and exc.status_code == 416:  # start past the end, or an empty blob
+                if offset is not None and exc.status_code == 416:  # start past the end, or an empty blob
                     return 0, None
                 raise
             return sum(len(chunk) for chunk in stream.chunks()), None  # the SDK reads a chunk before returning

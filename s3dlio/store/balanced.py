@@ -150,8 +150,8 @@ class BalancedStore(Store):
     def get_timed(self, key: str) -> tuple[Buffer, int | None]:
         return self._run(lambda s: s.get_timed(key), lambda r: _nbytes(r[0]))
 
-    def drain(self, key: str, start: int | None = None, end: int | None = None) -> tuple[int, int | None]:
-        return self._run(lambda s: s.drain(key, start, end), lambda r: r[0])
+    def drain(self, key: str, byte_range: tuple[int, int] | None = None) -> tuple[int, int | None]:
+        return self._run(lambda s: s.drain(key, byte_range), lambda r: r[0])
 
     def get_range(self, key: str, start: int, end: int) -> Buffer:
         return self._run(lambda s: s.get_range(key, start, end), _nbytes)

@@ -151,29 +151,38 @@ class Store(abc.ABC):
                 results.append(exc)
         return results
 
-    def drain(self, key: str, start: int | None = None, end: int | None = None) -> tuple[int, int | None]:
-        """GET the object (``[start, end)`` of it when ``start`` is given) and count its bytes
+    def drain(self, key: str, byte_range: tuple[int, int] | None = None) -> tuple[int, int | None]:
+        """GET the object (bytes ``[start, end)`` of it given ``byte_range``) and count them
         without keeping them: ``(bytes, first-byte time or None)``, as ``get_timed`` times it.
 
-        The benchmark's and the op-log replay's GET: one request as ``get``/``get_range``
-        sends it, with memory held to one piece of the reply however large the object (a body
-        each would take objects x workers). Stores that stream replies override this; here
-        the body is fetched whole (in-process stores already hold it).
+        The benchmark's and the op-log replay's GET: the one request ``get``/``get_range``
+        sends, with memory held to one piece of the reply however large the object (holding
+        whole bodies would take workers x object size).
         """
-        if start is None:
+        if byte_range is not None:
+            check_range(*byte_range)
+            if byte_range[1] <= byte_range[0]:  # nothing to stream (NotFoundError if missing)
+                return memoryview(self.get_range(key, *byte_range)).nbytes, None
+        return self._drain(key, byte_range)
+
+    def _drain(self, key: str, byte_range: tuple[int, int] | None) -> tuple[int, int | None]:
+        """The body fetched whole: stores that stream replies override this (in-process ones
+        already hold their objects)."""
+        if byte_range is None:
             data, first_byte = self.get_timed(key)
             return memoryview(data).nbytes, first_byte
-        return memoryview(self.get_range(key, start, start if end is None else end)).nbytes, None
+        return memoryview(self.get_range(key, *byte_range)).nbytes, None
 
-    def _drain_streamed(self, key: str, start: int | None, end: int | None) -> tuple[int, int | None]:
-        """``drain`` for stores with :meth:`_open_range`; a reply cut short is read again."""
+    def _drain_streamed(self, key: str, byte_range: tuple[int, int] | None) -> tuple[int, int | None]:
+        """``_drain`` for stores with :meth:`_open_range`; a reply cut short is read again."""
         began = time.monotonic()
         try:
-            return self._drain_once(key, start, end)
+            return self._drain_once(key, byte_range)
         except TransferError as exc:
-            return self._again(self._drain_once, (key, start, end), exc, began, "get", key)  # type: ignore[no-any-return]
+            return self._again(self._drain_once, (key, byte_range), exc, began, "get", key)  # type: ignore[no-any-return]
 
-    def _drain_once(self, key: str, start: int | None, end: int | None) -> tuple[int, int | None]:
+    def _drain_once(self, key: str, byte_range: tuple[int, int] | None) -> tuple[int, int | None]:
+        start, end = byte_range if byte_range is not None else (None, None)
         _, first, last, pieces = self._open_range(key, start, end, None)
         first_byte = time.time_ns()  # _open_range returns once the response headers are in
         got = 0

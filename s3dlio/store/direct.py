@@ -42,9 +42,9 @@ class DirectStore(LocalStore):
 
     _drain_flags, _drain_align = getattr(os, "O_DIRECT", 0), ALIGN
 
-    def _drain(self, path: str, start: int, end: int | None) -> tuple[int, int | None]:
+    def _drain_file(self, path: str, start: int, end: int | None) -> tuple[int, int | None]:
         with _direct_io(path):
-            return super()._drain(path, start, end)
+            return super()._drain_file(path, start, end)
 
     def _read(self, path: str, start: int, end: int | None) -> tuple[Buffer, os.stat_result]:
         """Whole blocks around ``[start, end)`` into an aligned buffer, trimmed without a copy."""

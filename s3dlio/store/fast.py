@@ -208,15 +208,13 @@ class FastStore(Store):
             first_byte = time.time_ns()
             return self._body(response, response.meta["size"]), first_byte
 
-    def drain(self, key: str, start: int | None = None, end: int | None = None) -> tuple[int, int | None]:
-        if self.in_process or (start is not None and (end is None or end <= start)):
-            return super().drain(key, start, end)
+    def _drain(self, key: str, byte_range: tuple[int, int] | None) -> tuple[int, int | None]:
+        if self.in_process:
+            return super()._drain(key, byte_range)
         if (markers := self._for_marker(key)) is not None:
-            return markers.drain(key, start, end)
+            return markers.drain(key, byte_range)
         self._check_key("get", key)
-        if start is not None and start < 0:
-            raise ValueError(f"get_range {self._uri(key)}: start={start} must not be negative")
-        return self._drain_streamed(key, start, end)
+        return self._drain_streamed(key, byte_range)
 
     def get_range(self, key: str, start: int, end: int) -> Buffer:
         return self.get_range_etag(key, start, end)[0]

@@ -49,8 +49,8 @@ class FastLocalStore(FastStore):
             self._check_key("put", key)
         self._files.put(key, data)
 
-    def drain(self, key: str, start: int | None = None, end: int | None = None) -> tuple[int, int | None]:
-        return self._files.drain(key, start, end)  # obstore streams files 8 KiB a read
+    def _drain(self, key: str, byte_range: tuple[int, int] | None) -> tuple[int, int | None]:
+        return self._files.drain(key, byte_range)  # obstore streams files 8 KiB a read
 
     def _marker_store(self) -> Store | None:
         return self._files  # a folder marker here is a directory: the portable engine's os calls

@@ -116,16 +116,15 @@ class LocalStore(Store):
             data, st = self._read("/" + key, start, end)
         return data, file_meta(key, st).etag  # the file the bytes came from (its inode, time, size)
 
-    def drain(self, key: str, start: int | None = None, end: int | None = None) -> tuple[int, int | None]:
-        if start is not None and end is not None:
-            check_range(start, end)
+    def _drain(self, key: str, byte_range: tuple[int, int] | None) -> tuple[int, int | None]:
+        start, end = byte_range if byte_range is not None else (0, None)
         with map_errors("get", self.uri(key)):
-            return self._drain("/" + key, start or 0, end)
+            return self._drain_file("/" + key, start, end)
 
     #: How drains open a file, and the alignment their offsets and lengths keep.
     _drain_flags, _drain_align = 0, 1
 
-    def _drain(self, path: str, start: int, end: int | None) -> tuple[int, int | None]:
+    def _drain_file(self, path: str, start: int, end: int | None) -> tuple[int, int | None]:
         """Read ``[start, end)`` of the file (clipped to its size) through this thread's
         window, keeping nothing; returns the count and when the first read returned."""
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | self._drain_flags)

@@ -237,12 +237,8 @@ class S3Store(Store):
             first_byte = time.time_ns()
             return body.read(), first_byte
 
-    def drain(self, key: str, start: int | None = None, end: int | None = None) -> tuple[int, int | None]:
-        if start is not None and (end is None or end <= start):
-            return super().drain(key, start, end)
-        if start is not None:
-            check_range(start, end)  # type: ignore[arg-type]
-        return self._drain_streamed(key, start, end)
+    def _drain(self, key: str, byte_range: tuple[int, int] | None) -> tuple[int, int | None]:
+        return self._drain_streamed(key, byte_range)
 
     def get_range(self, key: str, start: int, end: int) -> Buffer:
         return self.get_range_etag(key, start, end)[0]

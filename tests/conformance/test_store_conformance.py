@@ -207,7 +207,7 @@ def test_drain_counts_the_bytes_get_returns(backend: Backend) -> None:
         ((0, 1), 1), ((5, 3 * MiB), 3 * MiB - 5), ((size - 3, size + 100), 3),  # clipped at the end
         ((size, size + 10), 0), ((size + 10, size + 20), 0), ((100, 100), 0),  # at, past, empty
     ]:  # fmt: skip
-        assert store.drain(parsed.key, start, end)[0] == want, (start, end)
+        assert store.drain(parsed.key, (start, end))[0] == want, (start, end)
         assert memoryview(store.get_range(parsed.key, start, end)).nbytes == want, (start, end)
     empty = resolve(backend.uri("empty"))[0].key
     assert store.drain(empty)[0] == 0
@@ -215,7 +215,7 @@ def test_drain_counts_the_bytes_get_returns(backend: Backend) -> None:
     with pytest.raises(NotFoundError):
         store.drain(missing)
     with pytest.raises(NotFoundError):
-        store.drain(missing, 0, 10)
+        store.drain(missing, (0, 10))
 
 
 def test_get_into_edges(backend: Backend) -> None:
