@@ -396,3 +396,12 @@ def test_sign_gives_urls_that_work_without_credentials(place: tuple[Any, str], e
             fs.sign(f"{root}/signed/a b.bin", VersionId="x")
     finally:
         s3dlio.configure()
+
+
+def test_sign_without_credentials_gives_the_plain_url() -> None:
+    """``anon=True`` (unsigned requests) has nothing to sign with: the object's plain URL, as
+    s3fs gives it, on both services; nothing is sent (the endpoints do not exist)."""
+    s3 = sfs.filesystem("s3", anon=True, endpoint_url="http://127.0.0.1:9")
+    assert s3.sign("bucket/a b") == "http://127.0.0.1:9/bucket/a%20b"
+    url = sfs.filesystem("az", anon=True, account_name="acct").sign("cont/a b")
+    assert url.endswith("/cont/a%20b") and "?" not in url, url  # the account's endpoint (Azurite's here)

@@ -297,6 +297,9 @@ class AzureStore(Store):
         start = datetime.now(UTC)
         expiry = start + timedelta(seconds=expires)
         account_key = getattr(service.credential, "account_key", None)
+        if not account_key and not hasattr(service.credential, "get_token"):
+            raise ConfigError(f"sign {self.uri(key)}: these credentials (a SAS, or none) cannot sign a URL; "
+                              "give the account key (AZURE_STORAGE_ACCOUNT_KEY) or Entra ID credentials")  # fmt: skip
         with self._errors("sign", key):
             if account_key:
                 sas = generate_blob_sas(service.account_name, self.bucket, key, account_key=account_key,
