@@ -682,9 +682,11 @@ class _SeekingReader(ObjectReader):
         data: Buffer
         if n >= 2 * self._block:
             data = bytearray(n)
-            ranged.fill(self._store, self._key, start, memoryview(data), config=self._config, uri=self.name)
+            ranged.fill(self._store, self._key, start, memoryview(data), config=self._config, uri=self.name,
+                        before=self._opened)  # fmt: skip
         else:
-            data = ranged.fetch_block(self._store, self._key, start, start + n, attempts=self._config.max_attempts)
+            data = ranged.fetch_block(self._store, self._key, start, start + n, attempts=self._config.max_attempts,
+                                      version=self._version)  # fmt: skip
         self._pos = self._last_end = start + memoryview(data).nbytes  # a read continuing from here is sequential
         return data
 

@@ -21,6 +21,7 @@ hold it: the same first request, then the rest in ``part_size`` pieces fetched a
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_THRESHOLD",
     "StreamBudget",
+    "Version",
     "chunks",
     "fetch_into",
     "fetch_block",
@@ -93,9 +95,37 @@ def fetch_into(store: Store, key: str, start: int, dest: memoryview, *, attempts
     return got
 
 
-def fetch_block(store: Store, key: str, start: int, end: int, *, attempts: int) -> Buffer:
-    """Bytes ``[start, end)`` (fewer only past the end), zero-copy when one response has them all."""
-    data = retrying(lambda: store.get_range(key, start, end), attempts=attempts, what=f"get {key}")
+class Version:
+    """The ETag every piece of one read must come from: known from a HEAD, or else the first
+    reply's; a piece from another version raises TransferError (nothing of it is returned)."""
+
+    def __init__(self, uri: str, etag: str | None = None) -> None:
+        self.uri, self.etag = uri, etag
+        self._lock = threading.Lock()
+
+    def check(self, etag: str | None) -> None:
+        """Accept a reply whose version is ``etag`` (None: the store did not say)."""
+        if etag is None:
+            return
+        with self._lock:
+            if self.etag is None:
+                self.etag = etag
+            expected = self.etag
+        if etag != expected:
+            raise TransferError(
+                f"get {self.uri}: the object was replaced while being read (ETag {expected} -> {etag}); "
+                "nothing was kept: read it again"
+            )
+
+
+def fetch_block(
+    store: Store, key: str, start: int, end: int, *, attempts: int, version: Version | None = None
+) -> Buffer:
+    """Bytes ``[start, end)`` (fewer only past the end), zero-copy when one response has them
+    all; from ``version`` of the object when given."""
+    data, etag = retrying(lambda: store.get_range_etag(key, start, end), attempts=attempts, what=f"get {key}")
+    if version is not None:
+        version.check(etag)
     n = memoryview(data).nbytes
     if n == end - start or n == 0:
         return data
@@ -147,7 +177,7 @@ def get(store: Store, key: str, *, config: Config, uri: str) -> Buffer:
     meta = store.head(key)
     if meta.size <= n:
         return first
-    _same_version(uri, etag, meta)
+    Version(uri, meta.etag).check(etag)
     import numpy as np
 
     out = memoryview(np.empty(meta.size, dtype=np.uint8))
@@ -178,25 +208,16 @@ def _first_range(store: Store, key: str, *, config: Config, uri: str) -> tuple[B
     return retrying(lambda: store.get_range_etag(key, 0, threshold), attempts=config.max_attempts, what=f"get {uri}")
 
 
-def _same_version(uri: str, etag: str | None, meta: ObjectMeta) -> None:
-    """TransferError unless the HEAD that sizes the rest of a read (``meta``) finds the version
-    its first range came from: replaced in between, the rest would be another object's bytes."""
-    if etag is not None and meta.etag is not None and etag != meta.etag:
-        raise TransferError(
-            f"get {uri}: the object was replaced while being read (ETag {etag} -> {meta.etag}); "
-            "nothing was kept: read it again"
-        )
-
-
 def _pieces(store: Store, key: str, start: int, etag: str | None, *, config: Config, uri: str) -> Iterator[Buffer]:
     meta = store.head(key)
+    version = Version(uri, meta.etag)  # the HEAD that sizes the rest, the first range and every piece
     if meta.size > start:
-        _same_version(uri, etag, meta)
+        version.check(etag)
     pieces = split(start, meta.size, max(1, config.part_size))
     window = ranges_in_flight(config)
 
     def one(r: tuple[int, int]) -> Buffer:
-        data = fetch_block(store, key, *r, attempts=config.max_attempts)  # a reply cut short resumes
+        data = fetch_block(store, key, *r, attempts=config.max_attempts, version=version)  # cut short: resumes
         if memoryview(data).nbytes != r[1] - r[0]:
             raise TransferError(f"get {uri}: the object changed while being read; read it again")
         return data

@@ -6,7 +6,9 @@ served from blocks of ``block_size`` bytes fetched by range and kept in a small 
 reads run sequentially the next ``read_ahead`` blocks are fetched in the background while
 the caller consumes the current one, and a large ``readinto`` bypasses the cache and fills
 the caller's buffer with parallel ranges. A block that fails or comes back short is fetched
-again from the first missing byte, never from the start of the object.
+again from the first missing byte, never from the start of the object. Every block must come
+from the version the HEAD at open saw (its ETag; :class:`~s3dlio.ranged.Version`): a reader
+open across a replacement raises rather than splice two versions.
 
 Not thread-safe, like any file: give each thread its own reader.
 """
@@ -19,13 +21,13 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from . import _check, _parallel
-from .ranged import fetch_block, fill
+from .ranged import Version, fetch_block, fill
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
 
     from .config import Config
-    from .store.base import Store
+    from .store.base import ObjectMeta, Store
 
 __all__ = ["ObjectReader"]
 
@@ -40,7 +42,14 @@ class ObjectReader(io.BufferedIOBase):
         super().__init__()
         self.name = uri
         self._store, self._key, self._config = store, key, config
-        self._size = store.head(key).size if size is None else size
+        # The version read: blocks fetched later from a replaced object raise instead of mixing
+        # two versions (the HEAD's ETag, or the first block's when the size was given).
+        self._opened: ObjectMeta | None = None
+        if size is None:
+            self._opened = store.head(key)
+            size = self._opened.size
+        self._size = size
+        self._version = Version(uri, self._opened.etag if self._opened is not None else None)
         self._block = max(4096, block_size or config.part_size)
         self._ahead = max(0, read_ahead)
         self._blocks: OrderedDict[int, Future[Buffer]] = OrderedDict()
@@ -107,7 +116,8 @@ class ObjectReader(io.BufferedIOBase):
             pos = start + done
             index, within = divmod(pos, self._block)
             if index not in self._blocks and n - done >= 2 * self._block:
-                fill(self._store, self._key, pos, view[done:n], config=self._config, uri=self.name)
+                fill(self._store, self._key, pos, view[done:n], config=self._config, uri=self.name,
+                     before=self._opened)  # fmt: skip
                 done = n
                 break
             data = memoryview(self._get_block(index))
@@ -143,7 +153,8 @@ class ObjectReader(io.BufferedIOBase):
     def _fetch(self, index: int) -> Buffer:
         start = index * self._block
         end = min(start + self._block, self._size)
-        return fetch_block(self._store, self._key, start, end, attempts=self._config.max_attempts)
+        return fetch_block(self._store, self._key, start, end, attempts=self._config.max_attempts,
+                           version=self._version)  # fmt: skip
 
     def _get_block(self, index: int) -> Buffer:
         future = self._blocks.get(index)

@@ -167,7 +167,7 @@ def test_an_object_replaced_while_read_is_refused(how: str, tmp_path: Path, monk
 
         return call
 
-    monkeypatch.setattr(store, "get_range", racing(store.get_range))
+    monkeypatch.setattr(store, "get_range_etag", racing(store.get_range_etag))  # get_range calls it here
     monkeypatch.setattr(store, "get_range_into", racing(store.get_range_into))
     with pytest.raises(s3dlio.TransferError, match="replaced while being read"):
         if how == "get":
@@ -214,3 +214,28 @@ def test_replaced_between_first_range_and_head_is_refused(
         else:
             s3dlio.download(uri, str(tmp_path / "down"))
     assert not (tmp_path / "down").exists() or not any((tmp_path / "down").iterdir())
+
+
+@pytest.mark.parametrize("how", ["open_reader", "fsspec"])
+def test_a_reader_open_across_a_replacement_refuses_the_new_bytes(how: str, backend: Backend) -> None:
+    """A file open on an object that another writer replaces (same size, other bytes): blocks
+    it fetches afterwards, and a read after a seek, are refused by name, not spliced onto the
+    old ones."""
+    s3dlio.configure(engine=backend.engine)
+    uri = backend.uri("r.bin")
+    s3dlio.put(uri, b"a" * (256 * KiB))
+    if how == "open_reader":
+        f = s3dlio.open_reader(uri, block_size=16 * KiB)
+    else:
+        import s3dlio.fsspec as sfs
+
+        f = sfs.filesystem(backend.scheme).open(uri, "rb", block_size=16 * KiB)
+    with f:
+        assert f.read(16 * KiB) == b"a" * (16 * KiB)  # and a few blocks fetched ahead
+        s3dlio.put(uri, b"b" * (256 * KiB))
+        f.seek(160 * KiB)
+        with pytest.raises(s3dlio.TransferError, match="replaced while being read"):
+            f.read(8 * KiB)  # a block fetched now
+        f.seek(200 * KiB)
+        with pytest.raises(s3dlio.TransferError, match="replaced while being read"):
+            f.read(20 * KiB)  # fsspec: a read after a seek, fetched exactly
