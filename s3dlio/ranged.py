@@ -112,10 +112,14 @@ class Version:
                 self.etag = etag
             expected = self.etag
         if etag != expected:
-            raise TransferError(
-                f"get {self.uri}: the object was replaced while being read (ETag {expected} -> {etag}); "
-                "nothing was kept: read it again"
-            )
+            raise _replaced(self.uri, expected, etag)
+
+
+def _replaced(uri: str, before: str | None, after: str | None) -> TransferError:
+    return TransferError(
+        f"get {uri}: the object was replaced while being read (ETag {before} -> {after}); "
+        "nothing was kept: read it again"
+    )
 
 
 def fetch_block(
@@ -162,10 +166,7 @@ def unchanged(store: Store, key: str, before: ObjectMeta, uri: str) -> None:
     same bytes keeps its ETag on S3 and Azure, and is then the same object anyway."""
     after = store.head(key)
     if (after.etag, after.size, after.last_modified) != (before.etag, before.size, before.last_modified):
-        raise TransferError(
-            f"get {uri}: the object was replaced while being read (ETag {before.etag} -> {after.etag}); "
-            "nothing was kept: read it again"
-        )
+        raise _replaced(uri, before.etag, after.etag)
 
 
 def get(store: Store, key: str, *, config: Config, uri: str) -> Buffer:

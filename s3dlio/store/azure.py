@@ -233,13 +233,9 @@ class AzureStore(Store):
             return self._container.download_blob(key, max_concurrency=self._workers()).readall()
 
     def _drain(self, key: str, byte_range: tuple[int, int] | None) -> tuple[int, int | None]:
-        began = time.monotonic()
-        try:
-            return self._drain_chunks(key, byte_range)
-        except TransferError as exc:
-            return self._again(self._drain_chunks, (key, byte_range), exc, began, "get", key)  # type: ignore[no-any-return]
+        return self._drain_streamed(key, byte_range)
 
-    def _drain_chunks(self, key: str, byte_range: tuple[int, int] | None) -> tuple[int, int | None]:
+    def _drain_once(self, key: str, byte_range: tuple[int, int] | None) -> tuple[int, int | None]:
         from azure.core.exceptions import HttpResponseError
 
         offset, length = (None, None) if byte_range is None else (byte_range[0], byte_range[1] - byte_range[0])

@@ -174,7 +174,8 @@ class Store(abc.ABC):
         return memoryview(self.get_range(key, *byte_range)).nbytes, None
 
     def _drain_streamed(self, key: str, byte_range: tuple[int, int] | None) -> tuple[int, int | None]:
-        """``_drain`` for stores with :meth:`_open_range`; a reply cut short is read again."""
+        """``_drain`` for stores that stream replies: :meth:`_drain_once`, read again from the
+        start when a reply is cut short (within the retry settings)."""
         began = time.monotonic()
         try:
             return self._drain_once(key, byte_range)
@@ -182,6 +183,7 @@ class Store(abc.ABC):
             return self._again(self._drain_once, (key, byte_range), exc, began, "get", key)  # type: ignore[no-any-return]
 
     def _drain_once(self, key: str, byte_range: tuple[int, int] | None) -> tuple[int, int | None]:
+        """One streamed GET, counted: through :meth:`_open_range` here; other stores override."""
         start, end = byte_range if byte_range is not None else (None, None)
         _, first, last, pieces = self._open_range(key, start, end, None)
         first_byte = time.time_ns()  # _open_range returns once the response headers are in
