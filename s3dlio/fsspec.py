@@ -20,8 +20,10 @@ the store holds. The framework packages register these classes when imported
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib.util
+import io
 import os
 import shutil
 import sys
@@ -40,7 +42,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the depe
 from . import _parallel, localpath, ranged
 from .config import Config, default_config
 from .errors import ConfigError, NotFoundError
-from .ops import list_buckets, resolve
+from .ops import create_bucket, delete_bucket, list_buckets, resolve
 from .reader import ObjectReader
 from .store import ObjectMeta, Store
 from .uri import ObjectUri, parse
@@ -69,34 +71,48 @@ __all__ = [
 _FSSPEC_OPTIONS = frozenset(
     {"skip_instance_cache", "use_listings_cache", "listings_expiry_time", "max_paths", "asynchronous", "loop"}
 )
-#: s3fs/adlfs/botocore option names -> s3dlio Config fields, so ``storage_options`` written for
-#: them work.
+#: s3fs/adlfs/botocore option names -> s3dlio Config fields, so ``storage_options`` written
+#: for them work.
 _ALIASES = {
     "key": "access_key_id",
+    "username": "access_key_id",
     "secret": "secret_access_key",
+    "password": "secret_access_key",
     "token": "session_token",
     "aws_access_key_id": "access_key_id",
     "aws_secret_access_key": "secret_access_key",
     "aws_session_token": "session_token",
     "region_name": "region",
+    "max_concurrency": "max_in_flight",
     "account_name": "azure_account_name",
     "account_key": "azure_account_key",
     "connection_string": "azure_connection_string",
+    "connection_timeout": "connect_timeout",
+    "socket_timeout": "read_timeout",
 }
-#: s3fs/adlfs options that only tune fsspec's own file caches: s3dlio's reader always reads
-#: ahead in blocks, so they are accepted and have no effect.
-_CACHE_HINTS = frozenset({"default_cache_type", "default_fill_cache", "cache_regions"})
-#: s3fs/adlfs options s3dlio has no equivalent for, with what to use instead.
-_REJECTED = {
-    "session": "pass key=, secret=, token= or profile= (an aiobotocore session is not used)",
-    "requester_pays": "s3dlio does not send x-amz-request-payer; use a bucket you own",
-    "version_aware": "s3dlio reads the current version of each object only",
-    "s3_additional_kwargs": "s3dlio sends no extra request parameters (SSE and ACLs follow the bucket policy)",
-    "sas_token": "pass connection_string='BlobEndpoint=...;SharedAccessSignature=<token>'",
+#: s3fs/adlfs options that tune only fsspec's own file caches, or ask for what s3dlio does
+#: anyway (its reader reads ahead in blocks; it never creates containers by itself): accepted,
+#: with no effect.
+_NO_EFFECT = frozenset({"default_cache_type", "default_fill_cache", "cache_regions", "assume_container_exists"})
+#: Further s3fs/adlfs names :func:`_translate` and the filesystem take.
+_OTHER_NAMES = ("client_kwargs", "config_kwargs", "use_ssl", "anon", "account_host", "default_block_size", "blocksize")
+#: Per-request parameters s3fs passes to botocore: s3dlio sends none.
+_NO_PARAMS = ("s3dlio sends no per-request parameters (server-side encryption, ACLs and content "
+              "types follow the bucket's settings)")  # fmt: skip
+#: s3fs/adlfs options s3dlio has no equivalent for: their default value is accepted, any other
+#: refused with what to use instead.
+_REJECTED: dict[str, tuple[Any, str]] = {
+    "session": (None, "pass key=, secret=, token= or profile= (an aiobotocore session is not used)"),
+    "requester_pays": (False, "s3dlio does not send x-amz-request-payer; use a bucket you own"),
+    "version_aware": (False, "s3dlio reads the current version of each object only"),
+    "s3_additional_kwargs": ({}, _NO_PARAMS),
+    "fixed_upload_size": (False, "s3dlio's parts are part_size= bytes each (a Config field)"),
+    "sas_token": (None, "pass connection_string='BlobEndpoint=...;SharedAccessSignature=<token>'"),
+    "location_mode": ("primary", "s3dlio reads and writes the primary location only"),
     **dict.fromkeys(
         ("credential", "tenant_id", "client_id", "client_secret"),
-        "without account_key= or connection_string=, s3dlio signs in with azure-identity's "
-        "DefaultAzureCredential, which reads AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET",
+        (None, "without account_key= or connection_string=, s3dlio signs in with azure-identity's "
+               "DefaultAzureCredential, which reads AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET"),
     ),
 }
 #: botocore ``Config`` (s3fs ``config_kwargs``) names -> s3dlio Config fields.
@@ -107,6 +123,19 @@ _BOTOCORE = {
     "region_name": "region",
 }
 _BATCH = 1000  # keys per delete request
+#: Per-call arguments callers of s3fs pass that change nothing here: nothing is cached between
+#: calls (``refresh``), the reader always reads ahead in blocks (``cache_type``...), a file's
+#: size is read at open (``size``).
+_NO_EFFECT_ARGS = frozenset({"refresh", "cache_type", "cache_options", "fill_cache", "size"})
+
+
+def _no_other_args(op: str, path: str, kwargs: dict[str, Any]) -> None:
+    """Refuse per-call arguments s3dlio would otherwise drop: an ``open(..., ContentType=...)``
+    or ``cat_file(..., version_id=...)`` must not quietly do something else than asked."""
+    other = sorted(set(kwargs) - _NO_EFFECT_ARGS)
+    if other:
+        fix = "s3dlio reads the current version of each object only" if "version_id" in other else _NO_PARAMS
+        raise TypeError(f"{op}({path!r}): unexpected argument(s) {', '.join(other)}: {fix}")
 
 
 def _boto_config(config_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -140,17 +169,27 @@ def _boto_config(config_kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _translate(options: dict[str, Any]) -> dict[str, Any]:
-    """s3fs/adlfs storage options as s3dlio Config fields; unsupported ones are named with their fix."""
-    client = dict(options.pop("client_kwargs", None) or {})
-    boto = options.pop("config_kwargs", None) or {}
+    """s3fs/adlfs storage options as s3dlio Config fields; unsupported ones are named with their fix.
+
+    None means "not given", as in s3fs (``endpoint_url=None`` leaves ``client_kwargs``'s).
+    """
+    options = {k: v for k, v in options.items() if v is not None}
+    client = {k: v for k, v in (options.pop("client_kwargs", None) or {}).items() if v is not None}
+    boto = dict(options.pop("config_kwargs", None) or {})
+    botocore_config = client.pop("config", None)  # a botocore Config: the options it was given
+    if botocore_config is not None:
+        boto = {**getattr(botocore_config, "_user_provided_options", {}), **boto}
     anon = options.pop("anon", False)
-    use_ssl = options.pop("use_ssl", True)
+    use_ssl = client.pop("use_ssl", options.pop("use_ssl", True))
     verify = client.pop("verify", None)
-    for name in _CACHE_HINTS:
+    host = options.pop("account_host", None)  # adlfs: https://{account_host}
+    if host is not None:
+        options["azure_endpoint"] = host if "://" in host else f"https://{host}"
+    for name in _NO_EFFECT:
         options.pop(name, None)
-    for name in options:
-        if name in _REJECTED:
-            raise ConfigError(f"storage option {name}=...: {_REJECTED[name]}")
+    for name, (default, fix) in _REJECTED.items():
+        if name in options and options.pop(name) != default:
+            raise ConfigError(f"storage option {name}=...: {fix}")
     changes = {**_boto_config(boto), **{_ALIASES.get(k, k): v for k, v in {**client, **options}.items()}}
     if anon:
         changes["unsigned"] = True
@@ -178,7 +217,7 @@ def _config_from(config: Config | None, options: dict[str, Any]) -> Config | Non
     if unknown:
         raise TypeError(
             f"s3dlio filesystem: unknown storage option(s) {unknown}; use Config fields ({sorted(known)}) "
-            f"or the s3fs/adlfs names {sorted([*_ALIASES, 'client_kwargs', 'config_kwargs', 'use_ssl'])}"
+            f"or the s3fs/adlfs names {sorted([*_ALIASES, *_NO_EFFECT, *_REJECTED, *_OTHER_NAMES])}"
         )
     if not changes:
         return config
@@ -215,6 +254,7 @@ class S3dlioFileSystem(AbstractFileSystem):
         passthrough = {k: options.pop(k) for k in list(options) if k in _FSSPEC_OPTIONS}
         super().__init__(**passthrough)
         block = options.pop("default_block_size", None)
+        block = options.pop("blocksize", None) or block  # adlfs's name
         #: Bytes per ranged GET of files opened ``rb`` (s3fs's name; default: the part size).
         self.default_block_size: int | None = int(block) if block else None
         self.config = _config_from(config, options)
@@ -266,6 +306,7 @@ class S3dlioFileSystem(AbstractFileSystem):
     # -- metadata ----------------------------------------------------------------------------
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
         """Size, type (``file``/``directory``), ``mtime`` and ``etag`` of ``path``."""
+        _no_other_args("info", path, kwargs)
         name = self._strip_protocol(path)
         if not self._local and not name:
             return self._dir("")  # the root: all buckets
@@ -292,7 +333,7 @@ class S3dlioFileSystem(AbstractFileSystem):
     def exists(self, path: str, **kwargs: Any) -> bool:
         """True for an object or a non-empty prefix (errors other than "not found" propagate)."""
         try:
-            self.info(path)
+            self.info(path, **kwargs)
         except FileNotFoundError:
             return False
         return True
@@ -315,8 +356,24 @@ class S3dlioFileSystem(AbstractFileSystem):
         _, parsed, store = self._resolve(path)
         return store.sign(parsed.key, method, expiration)
 
-    def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
-        """One level under ``path``: objects and common prefixes (as directories)."""
+    def url(self, path: str, expires: float = 3600, client_method: str = "get_object", **kwargs: Any) -> str:
+        """s3fs's name for :meth:`sign` (``client_method``: ``get_object``, ``put_object``,
+        ``head_object`` or ``delete_object``)."""
+        _no_other_args("url", path, kwargs)
+        method = {"get_object": "GET", "put_object": "PUT", "head_object": "HEAD", "delete_object": "DELETE"}
+        if client_method not in method:
+            raise ValueError(f"url({path!r}, client_method={client_method!r}): use one of {sorted(method)}")
+        return self.sign(path, expires, method=method[client_method])
+
+    def split_path(self, path: str) -> tuple[str, str, None]:
+        """``(bucket, key, version_id)`` as s3fs gives them (s3dlio reads current versions: None)."""
+        bucket, _, key = self._strip_protocol(path).partition("/")
+        return bucket, key, None
+
+    def ls(self, path: str, detail: bool = False, **kwargs: Any) -> list[Any]:
+        """One level under ``path``: objects and common prefixes (as directories); names, or
+        info dicts with ``detail=True`` (s3fs's and adlfs's default is names)."""
+        _no_other_args("ls", path, kwargs)
         if not self._local and not self._strip_protocol(path):
             return self._ls_buckets(detail)
         uri, parsed, store = self._resolve(path)
@@ -337,7 +394,7 @@ class S3dlioFileSystem(AbstractFileSystem):
         return entries if detail else [e["name"] for e in entries]
 
     def _ls_buckets(self, detail: bool) -> list[Any]:
-        names = [u.split("://", 1)[1] for u in list_buckets(f"{self.scheme}://")]
+        names = [u.split("://", 1)[1] for u in list_buckets(f"{self.scheme}://", config=self.config)]
         return [self._dir(n) for n in names] if detail else names
 
     def find(
@@ -348,12 +405,23 @@ class S3dlioFileSystem(AbstractFileSystem):
         detail: bool = False,
         **kwargs: Any,
     ) -> Any:
-        """Everything below ``path``: one recursive listing on object stores."""
+        """Everything below ``path``: one recursive listing on object stores.
+
+        ``prefix="tmp_"``: only the names below ``path`` that start with it (s3fs's argument; not
+        with ``withdirs`` or ``maxdepth``).
+        """
+        starting = kwargs.pop("prefix", "") or ""
+        _no_other_args("find", path, kwargs)
+        if starting and (withdirs or maxdepth is not None):
+            raise ValueError(f"find({path!r}, prefix={starting!r}): prefix cannot be combined with withdirs or maxdepth")
         name = self._strip_protocol(path)
         if self._local or maxdepth is not None or not name:
-            return super().find(path, maxdepth=maxdepth, withdirs=withdirs, detail=detail, **kwargs)
+            out = super().find(path, maxdepth=maxdepth, withdirs=withdirs, detail=True)
+            start = (name.rstrip("/") + "/" if name else "") + starting
+            names = sorted(n for n in out if n.startswith(start)) if starting else sorted(out)
+            return {n: out[n] for n in names} if detail else names
         uri, parsed, store = self._resolve(path)
-        prefix = parsed.key.rstrip("/") + "/" if parsed.key else ""
+        prefix = (parsed.key.rstrip("/") + "/" if parsed.key else "") + starting
         found: dict[str, dict[str, Any]] = {}
         try:
             for item in store.list(prefix):
@@ -367,9 +435,9 @@ class S3dlioFileSystem(AbstractFileSystem):
                     self._add_parents(found, name, entry["name"] + ("/" if marker else ""))
         except NotFoundError:
             pass
-        if withdirs and found:
+        if withdirs and found and parsed.key:  # the path itself, unless a bucket
             found[name] = self._dir(name)
-        if not found:
+        if not found and not starting:
             try:
                 info = self.info(path)
             except FileNotFoundError:
@@ -388,28 +456,53 @@ class S3dlioFileSystem(AbstractFileSystem):
 
     # -- directories -------------------------------------------------------------------------
     def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
-        """Make a directory on ``file://``/``direct://``; nothing to do on object stores."""
+        """Make a directory on ``file://``/``direct://``. On object stores a directory is a prefix
+        and nothing is written, but a missing bucket (container) is created, as s3fs and adlfs do:
+        ``mkdir("bucket")`` (FileExistsError when it exists), or a path in it with ``create_parents``."""
+        _no_other_args("mkdir", path, kwargs)
+        name = self._strip_protocol(path)
         if self._local:
-            target = self._strip_protocol(path)
             if create_parents:
-                os.makedirs(target, exist_ok=True)
+                os.makedirs(name, exist_ok=True)
             else:
-                os.mkdir(target)
+                os.mkdir(name)
+            return
+        bucket, _, key = name.partition("/")
+        if not bucket:
+            raise ValueError(f"mkdir({path!r}): name a bucket (container)")
+        if not key:
+            create_bucket(f"{self.scheme}://{bucket}", config=self.config)  # a FileExistsError if it exists
+        elif not self.exists(bucket):
+            if not create_parents:
+                raise FileNotFoundError(errno.ENOENT, "no such bucket; use create_parents=True", self.uri(bucket))
+            with contextlib.suppress(FileExistsError):  # made meanwhile
+                create_bucket(f"{self.scheme}://{bucket}", config=self.config)
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
         if not exist_ok and self.isdir(path):
             raise FileExistsError(errno.EEXIST, "directory exists", self.uri(path))
-        self.mkdir(path, create_parents=True)
+        try:
+            self.mkdir(path, create_parents=True)
+        except FileExistsError:  # a bucket that exists
+            if not exist_ok:
+                raise
 
     def rmdir(self, path: str) -> None:
-        """Remove an empty directory (object stores: nothing to do; a non-empty one is an error)."""
+        """Remove an empty directory: a folder on files, an empty bucket (container) on object
+        stores (a prefix has nothing to remove; a non-empty one is an error)."""
+        name = self._strip_protocol(path)
         if self._local:
-            os.rmdir(self._strip_protocol(path))
-        elif self.isdir(path):
-            raise OSError(errno.ENOTEMPTY, "directory not empty", self.uri(path))
+            os.rmdir(name)
+        elif self.isdir(name) if "/" in name else self.ls(name):  # a prefix exists while keys are under it
+            raise OSError(errno.ENOTEMPTY, "directory not empty", self.uri(name))
+        elif "/" not in name:
+            delete_bucket(self.uri(name), config=self.config)
 
     # -- deleting ----------------------------------------------------------------------------
     def rm_file(self, path: str) -> None:
+        if not self._local and "/" not in self._strip_protocol(path):
+            self.rmdir(path)  # a bucket, as fsspec's rm of a glob names it last
+            return
         uri, parsed, store = self._resolve(path)
         if self._local and os.path.isdir("/" + parsed.key):
             os.rmdir("/" + parsed.key)
@@ -420,7 +513,10 @@ class S3dlioFileSystem(AbstractFileSystem):
         self.rm_file(path)
 
     def rm(self, path: Any, recursive: bool = False, maxdepth: int | None = None) -> None:
-        """Delete objects; a directory needs ``recursive=True`` (deleted in batches of 1000)."""
+        """Delete objects; a directory needs ``recursive=True`` (deleted in batches of 1000).
+
+        ``recursive``: an object's name is a directory's too when keys continue it with ``/``
+        (s3fs deletes both); a bucket (container) is deleted once empty, as in s3fs."""
         paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
         for one in paths:
             name = self._strip_protocol(one)
@@ -432,8 +528,10 @@ class S3dlioFileSystem(AbstractFileSystem):
                 self.rm_file(name)
             elif not recursive:
                 raise IsADirectoryError(errno.EISDIR, "is a directory; use recursive=True", self.uri(name))
-            else:
+            if recursive and (info["type"] == "directory" or not self._local):
                 self._rm_tree(name)
+            if recursive and not self._local and "/" not in name:
+                self.rmdir(name)
 
     def _rm_tree(self, name: str) -> None:
         if self._local:
@@ -454,6 +552,7 @@ class S3dlioFileSystem(AbstractFileSystem):
         A whole large object arrives as parallel ranges (above ``range_threshold``), as with
         :func:`s3dlio.get`.
         """
+        _no_other_args("cat_file", path, kwargs)
         uri, parsed, store = self._resolve(path)
         if start is None and end is None:
             if store.in_process:
@@ -483,6 +582,7 @@ class S3dlioFileSystem(AbstractFileSystem):
         bytes held by them (in-process stores: one after another, threads would only contend).
         ``on_error="return"`` puts each error in its slot; anything else raises the first.
         """
+        _no_other_args("cat_ranges", paths[0] if paths else "", kwargs)
         n = len(paths)
         first = [starts] * n if starts is None or isinstance(starts, int) else list(starts)
         last = [ends] * n if ends is None or isinstance(ends, int) else list(ends)
@@ -539,27 +639,35 @@ class S3dlioFileSystem(AbstractFileSystem):
         return _parallel.map_bounded(bounded, range(len(paths)), workers, return_exceptions=True)
 
     def pipe_file(self, path: str, value: Buffer, mode: str = "overwrite", **kwargs: Any) -> None:
-        """Write ``value`` as the object ``path`` (``mode="create"``: fail if it exists)."""
+        """Write ``value`` as the object ``path`` (``mode="create"``: fail if it exists; inside
+        ``fs.transaction`` it appears when the transaction ends)."""
+        _no_other_args("pipe_file", path, kwargs)
         if mode == "create" and self.exists(path):
             raise FileExistsError(errno.EEXIST, "object exists", self.uri(path))
+        if self._intrans:
+            with self.open(path, "wb") as f:
+                f.write(value)
+            return
         uri, parsed, store = self._resolve(path)
         store.put(parsed.key, value)
 
     def put_file(self, lpath: str, rpath: str, callback: Any = DEFAULT_CALLBACK, mode: str = "overwrite",
                  **kwargs: Any) -> None:  # fmt: skip
         """Upload a local file, streamed in parts."""
+        _no_other_args("put_file", rpath, kwargs)
         if os.path.isdir(lpath):
             self.makedirs(rpath, exist_ok=True)
             return
         if mode == "create" and self.exists(rpath):
             raise FileExistsError(errno.EEXIST, "object exists", self.uri(rpath))
         callback.set_size(os.path.getsize(lpath))
-        with open(lpath, "rb") as src, self._writer(rpath) as dst:
+        with open(lpath, "rb") as src, self.open(rpath, "wb") as dst:
             _copy(src, dst, self._chunk(), callback)
 
     def get_file(self, rpath: str, lpath: Any, callback: Any = DEFAULT_CALLBACK, outfile: Any = None,
                  **kwargs: Any) -> None:  # fmt: skip
         """Download an object to a local file (or ``outfile``), streamed in blocks."""
+        _no_other_args("get_file", rpath, kwargs)
         if outfile is None and self.isdir(rpath):
             os.makedirs(lpath, exist_ok=True)
             return
@@ -587,29 +695,39 @@ class S3dlioFileSystem(AbstractFileSystem):
 
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
         """Copy one object, streamed (never whole in memory)."""
+        _no_other_args("cp_file", path1, kwargs)
         if self.isdir(path1):
             self.makedirs(path2, exist_ok=True)
             return
-        with self._reader(path1) as src, self._writer(path2) as dst:
+        with self._reader(path1) as src, self.open(path2, "wb") as dst:
             _copy(src, dst, self._chunk(), DEFAULT_CALLBACK)
 
     # -- files -------------------------------------------------------------------------------
     def _open(self, path: str, mode: str = "rb", block_size: int | None = None, autocommit: bool = True,
               cache_options: Any = None, **kwargs: Any) -> Any:  # fmt: skip
+        """``autocommit=False`` (what ``fs.transaction`` asks for): the object appears at the
+        file's ``commit()``, not at ``close``."""
+        _no_other_args("open", path, kwargs)
+        file: Any
         if mode == "rb":
-            return self._reader(path, block_size)
-        if mode in ("wb", "xb"):
+            file = self._reader(path, block_size)
+        elif mode in ("wb", "xb", "ab"):
             if mode == "xb" and self.exists(path):
                 raise FileExistsError(errno.EEXIST, "object exists", self.uri(path))
-            return self._writer(path, block_size)
-        if mode == "ab":
-            return self._appender(path, block_size)
+            file = self._appender(path, block_size) if mode == "ab" else self._writer(path, block_size)
+            if not autocommit:
+                file = _DeferredFile(file)
+        else:
+            file = None
+        if file is not None:
+            file.fs, file.path, file.mode = self, self._strip_protocol(path), mode
+            return file
         raise ValueError(
             f"open {self.uri(path)} mode={mode!r}: use 'rb', 'wb', 'xb' or 'ab' (objects are written "
             "whole, never updated in place)"
         )
 
-    def _appender(self, path: str, part_size: int | None) -> ObjectWriter:
+    def _appender(self, path: str, part_size: int | None) -> _FileWriter:
         """A writer that starts with the object's current bytes, as s3fs's ``"ab"``: the old
         object is streamed into a new upload, which replaces it on ``close``."""
         writer = self._writer(path, part_size)
@@ -623,22 +741,22 @@ class S3dlioFileSystem(AbstractFileSystem):
             raise
         return writer
 
-    def _reader(self, path: str, block_size: int | None = None) -> ObjectReader:
+    def _reader(self, path: str, block_size: int | None = None) -> _SeekingReader:
         uri, parsed, store = self._resolve(path)
         if parsed.is_prefix:
             raise IsADirectoryError(errno.EISDIR, "is a directory", uri)
         block = block_size or self.default_block_size
         return _SeekingReader(uri, store, parsed.key, config=store.config, block_size=block)
 
-    def _writer(self, path: str, part_size: int | None = None) -> ObjectWriter:
+    def _writer(self, path: str, part_size: int | None = None) -> _FileWriter:
         """What :func:`s3dlio.open_writer` returns, on this filesystem's store."""
         uri, parsed, store = self._resolve(path)
         if parsed.is_prefix:
             raise IsADirectoryError(errno.EISDIR, "is a directory", uri)
         config = store.config
         upload = store.open_upload(parsed.key, part_size=part_size or config.part_size)
-        return ObjectWriter(uri, store, parsed.key, upload, max_in_flight=min(8, config.max_in_flight),
-                            attempts=config.max_attempts, verify=verify_enabled(None))  # fmt: skip
+        return _FileWriter(uri, store, parsed.key, upload, max_in_flight=min(8, config.max_in_flight),
+                           attempts=config.max_attempts, verify=verify_enabled(None))  # fmt: skip
 
     def _chunk(self) -> int:
         """Bytes per read/write when streaming: the configured part size."""
@@ -652,7 +770,84 @@ class S3dlioFileSystem(AbstractFileSystem):
 _EXACT_MIN = 16 * 1024
 
 
-class _SeekingReader(ObjectReader):
+class _FileAttributes:
+    """The attributes of fsspec's own files that callers read (``f.fs``, ``f.path``, ``f.mode``,
+    ``f.blocksize``, ``f.loc``, ``f.info()``); set by :meth:`S3dlioFileSystem._open`."""
+
+    fs: S3dlioFileSystem
+    path: str
+    mode: str
+
+    @property
+    def loc(self) -> int:
+        return self.tell()  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def blocksize(self) -> int:
+        return self._block if isinstance(self, ObjectReader) else self._part_size  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def details(self) -> dict[str, Any]:
+        return self.fs.info(self.path)
+
+    def info(self) -> dict[str, Any]:
+        return self.details
+
+
+class _FileWriter(_FileAttributes, ObjectWriter):
+    """:class:`ObjectWriter` with fsspec's file attributes."""
+
+
+class _DeferredFile(_FileAttributes, io.BufferedIOBase):
+    """A file opened inside ``fs.transaction`` (``autocommit=False``): its parts go up as it is
+    written and ``close`` sends the rest, but the object appears only at :meth:`commit`, which
+    fsspec calls when the transaction ends; :meth:`discard` (an error in the transaction, or
+    in this file's ``with`` block) aborts it, leaving any old object as it was."""
+
+    def __init__(self, writer: _FileWriter) -> None:
+        super().__init__()
+        self._writer = writer
+        self._closed = False
+        self._discarded = False
+        self._part_size = writer._part_size
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def write(self, data: Buffer) -> int:
+        if self._closed:
+            raise ValueError(f"{self._writer.name}: write to a closed file")
+        return self._writer.write(data)
+
+    def tell(self) -> int:
+        return self._writer.tell()
+
+    def close(self) -> None:
+        self._closed = True
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            self.close()
+        else:
+            self.discard()
+
+    def commit(self) -> None:
+        """Complete the object (fsspec calls this as the transaction ends)."""
+        if not self._discarded:
+            self._closed = True
+            self._writer.close()
+
+    def discard(self) -> None:
+        """Abort the upload: the object is not created, an old one keeps its bytes."""
+        self._discarded = self._closed = True
+        self._writer.abort()
+
+
+class _SeekingReader(_FileAttributes, ObjectReader):
     """A reader whose reads after a seek fetch exactly the bytes asked for.
 
     pyarrow (Parquet, ORC, Feather) reads a footer, then each column chunk it needs, every
@@ -713,10 +908,26 @@ class S3FileSystem(S3dlioFileSystem):
 
 
 class AzureFileSystem(S3dlioFileSystem):
-    """``az://container/key`` through s3dlio."""
+    """``az://container/key`` through s3dlio; adlfs's ``abfs://`` and ``abfss://`` too, and its
+    ``container@account.dfs.core.windows.net/key`` form (the account becomes ``account_name``)."""
 
     scheme = "az"
-    protocol = ("az",)
+    protocol = ("az", "abfs", "abfss")
+
+    @classmethod
+    def _strip_protocol(cls, path: Any) -> Any:
+        path = super()._strip_protocol(path)
+        if isinstance(path, str):
+            container, sep, rest = path.partition("/")
+            path = container.split("@", 1)[0] + sep + rest
+        return path
+
+    @staticmethod
+    def _get_kwargs_from_urls(path: str) -> dict[str, Any]:
+        """``abfs://container@account.dfs.core.windows.net/key``: account_name="account"."""
+        container = stringify_path(path).split("://", 1)[-1].split("/", 1)[0]
+        _, at, host = container.partition("@")
+        return {"account_name": host.split(".", 1)[0]} if at and host else {}
 
 
 class MemoryFileSystem(S3dlioFileSystem):
@@ -775,10 +986,9 @@ def register(schemes: str | Iterable[str] = DEFAULT_SCHEMES, *, clobber: bool = 
     for name in names:
         if name not in FILESYSTEMS:
             raise ValueError(f"register({name!r}): s3dlio serves {sorted(FILESYSTEMS)}")
-    for name in names:
-        fsspec.register_implementation(name, FILESYSTEMS[name], clobber=clobber)
-        if name == "s3":
-            fsspec.register_implementation("s3a", FILESYSTEMS[name], clobber=clobber)
+    for name in names:  # with s3fs's s3a:// and adlfs's abfs:// and abfss://
+        for protocol in FILESYSTEMS[name].protocol:
+            fsspec.register_implementation(protocol, FILESYSTEMS[name], clobber=clobber)
     _point_epath_at_fsspec(epath_schemes=bool({"s3", "az"} & set(names)))
 
 

@@ -19,6 +19,8 @@ LAZY_CLASSES = {
     "s3": "s3dlio.fsspec.S3FileSystem",
     "s3a": "s3dlio.fsspec.S3FileSystem",
     "az": "s3dlio.fsspec.AzureFileSystem",
+    "abfs": "s3dlio.fsspec.AzureFileSystem",
+    "abfss": "s3dlio.fsspec.AzureFileSystem",
     "mem": "s3dlio.fsspec.MemoryFileSystem",
     "direct": "s3dlio.fsspec.DirectFileSystem",
 }

@@ -1,0 +1,227 @@
+"""s3dlio's filesystems where s3fs/adlfs users' code relies on their behaviour: arguments are
+honoured or refused (never dropped), transactions, buckets, adlfs's URL forms, file attributes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+fsspec = pytest.importorskip("fsspec")
+
+import s3dlio  # noqa: E402
+import s3dlio.fsspec as sfs  # noqa: E402
+from s3dlio.errors import ConfigError  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _registered() -> None:
+    sfs.register()
+
+
+@pytest.fixture(params=["s3", "az", "file", "mem"])
+def place(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Any, str]:
+    """(filesystem, a fresh root as an fsspec path: ``bucket`` or ``/abs/dir``)."""
+    if request.param in ("s3", "az"):
+        uri = request.getfixturevalue("s3_bucket" if request.param == "s3" else "az_container")
+        root = uri.split("://", 1)[1].rstrip("/")
+    elif request.param == "file":
+        (tmp_path / "root").mkdir()
+        root = f"{tmp_path}/root"
+    else:
+        root = f"fid-{tmp_path.name}"
+        s3dlio.create_bucket(f"mem://{root}")
+    return sfs.filesystem(request.param), root
+
+
+def test_find_with_a_prefix_returns_only_those_names(place: tuple[Any, str]) -> None:
+    fs, root = place
+    for name in ("tmp_1", "tmp_2", "keep/important.bin", "model.bin", "sub/tmp_3"):
+        fs.pipe_file(f"{root}/{name}", b"x")
+    assert fs.find(root, prefix="tmp_") == [f"{root}/tmp_1", f"{root}/tmp_2"]
+    assert fs.find(f"{root}/sub", prefix="tmp") == [f"{root}/sub/tmp_3"]
+    assert fs.find(root, prefix="nothing") == []
+    fs.rm(fs.find(root, prefix="tmp_"))  # the s3fs idiom: only those two go
+    assert fs.find(root) == [f"{root}/keep/important.bin", f"{root}/model.bin", f"{root}/sub/tmp_3"]
+    with pytest.raises(ValueError, match="prefix"):
+        fs.find(root, prefix="tmp_", withdirs=True)
+
+
+def test_arguments_that_would_be_dropped_are_refused(place: tuple[Any, str]) -> None:
+    fs, root = place
+    fs.pipe_file(f"{root}/a", b"old")
+    calls = [
+        lambda: fs.open(f"{root}/b", "wb", ContentType="text/csv"),
+        lambda: fs.pipe_file(f"{root}/a", b"new", ServerSideEncryption="AES256"),
+        lambda: fs.put_file(__file__, f"{root}/c", ACL="public-read"),
+        lambda: fs.cat_file(f"{root}/a", version_id="v1"),
+        lambda: fs.open(f"{root}/a", "rb", version_id="v1"),
+        lambda: fs.info(f"{root}/a", version_id="v1"),
+        lambda: fs.ls(root, versions=True),
+        lambda: fs.cp_file(f"{root}/a", f"{root}/d", StorageClass="GLACIER"),
+    ]
+    for call in calls:
+        with pytest.raises(TypeError, match="unexpected argument"):
+            call()
+    assert fs.cat_file(f"{root}/a") == b"old" and fs.find(root) == [f"{root}/a"]
+    # what callers pass that changes nothing here is taken
+    assert fs.ls(root, refresh=True) == [f"{root}/a"]
+    with fs.open(f"{root}/a", "rb", cache_type="readahead", size=3) as f:
+        assert f.read() == b"old"
+
+
+def test_ls_gives_names_by_default_as_s3fs_and_adlfs_do(place: tuple[Any, str]) -> None:
+    fs, root = place
+    fs.pipe_file(f"{root}/d/x", b"1")
+    fs.pipe_file(f"{root}/y", b"22")
+    assert sorted(fs.ls(root)) == [f"{root}/d", f"{root}/y"]
+    assert sorted((e["name"], e["type"]) for e in fs.ls(root, detail=True)) == [
+        (f"{root}/d", "directory"), (f"{root}/y", "file")
+    ]  # fmt: skip
+
+
+def test_a_transaction_publishes_its_files_when_it_ends(place: tuple[Any, str]) -> None:
+    fs, root = place
+    fs.pipe_file(f"{root}/kept", b"old")
+    with fs.transaction:
+        with fs.open(f"{root}/a", "wb") as f:
+            f.write(b"aaa")
+        fs.pipe_file(f"{root}/b", b"bbb")
+        with fs.open(f"{root}/kept", "wb") as f:
+            f.write(b"new")
+        assert not fs.exists(f"{root}/a") and not fs.exists(f"{root}/b")
+        assert fs.cat_file(f"{root}/kept") == b"old"
+    assert (fs.cat_file(f"{root}/a"), fs.cat_file(f"{root}/b"), fs.cat_file(f"{root}/kept")) == (b"aaa", b"bbb", b"new")
+
+    with pytest.raises(RuntimeError, match="boom"), fs.transaction:
+        with fs.open(f"{root}/c", "wb") as f:
+            f.write(b"ccc")
+        with fs.open(f"{root}/kept", "wb") as f:
+            f.write(b"lost")
+        raise RuntimeError("boom")
+    assert not fs.exists(f"{root}/c") and fs.cat_file(f"{root}/kept") == b"new"
+
+    f = fs.open(f"{root}/e", "wb", autocommit=False)
+    f.write(b"eee")
+    f.close()
+    assert not fs.exists(f"{root}/e")
+    f.commit()
+    assert fs.cat_file(f"{root}/e") == b"eee"
+    f = fs.open(f"{root}/e", "wb", autocommit=False)
+    f.write(b"dropped")
+    f.close()
+    f.discard()
+    assert fs.cat_file(f"{root}/e") == b"eee"
+
+
+def test_files_carry_fsspecs_attributes(place: tuple[Any, str]) -> None:
+    fs, root = place
+    with fs.open(f"{root}/a", "wb", block_size=5 * 2**20) as f:
+        assert (f.fs, f.path, f.mode, f.blocksize) == (fs, f"{root}/a", "wb", 5 * 2**20)
+        f.write(b"0123456789")
+        assert f.loc == 10
+    with fs.open(f"{root}/a", "rb", block_size=65536) as f:
+        assert (f.fs, f.path, f.mode, f.blocksize) == (fs, f"{root}/a", "rb", 65536)
+        f.seek(4)
+        assert f.loc == 4 and f.info()["size"] == 10 and f.details["type"] == "file"
+
+
+def test_rm_recursive_takes_an_object_and_the_keys_under_its_name(place: tuple[Any, str]) -> None:
+    fs, root = place
+    if fs._local:  # a file cannot also be a directory
+        return
+    for name in ("x", "x/1", "x/2", "xy", "keep"):
+        fs.pipe_file(f"{root}/{name}", b"1")
+    fs.rm(f"{root}/x", recursive=True)
+    assert fs.find(root) == [f"{root}/keep", f"{root}/xy"]
+    assert f"{root}" not in fs.glob(f"{root}/**")  # a bucket is not inside itself
+    fs.rm(f"{root}/**", recursive=True)
+    assert fs.find(root) == []
+
+
+@pytest.mark.parametrize("scheme", ["s3", "az", "mem"])
+def test_buckets_are_made_and_removed_as_in_s3fs(scheme: str, request: pytest.FixtureRequest) -> None:
+    if scheme == "s3":
+        request.getfixturevalue("moto_server")
+    elif scheme == "az":
+        request.getfixturevalue("azurite")
+    fs = sfs.filesystem(scheme)
+    name = f"mk{s3dlio.__name__}{id(request) % 10**8}"
+    fs.mkdir(name)
+    try:
+        assert name in fs.ls("")
+        with pytest.raises(FileExistsError):
+            fs.mkdir(name)
+        fs.makedirs(name, exist_ok=True)
+        fs.makedirs(f"{name}/a/b", exist_ok=True)
+        fs.pipe_file(f"{name}/a/b/c", b"1")
+        with pytest.raises(OSError):
+            fs.rmdir(name)  # not empty: nothing deleted
+        assert fs.cat_file(f"{name}/a/b/c") == b"1"
+        fs.rm(name, recursive=True)
+        assert name not in fs.ls("")
+        if scheme != "mem":  # mem:// makes buckets as objects are written into them
+            fs.makedirs(f"{name}/deep/dir", exist_ok=True)  # its bucket is made
+            assert name in fs.ls("")
+            with pytest.raises(FileNotFoundError):
+                fs.mkdir(f"{name}-none/dir", create_parents=False)
+            fs.rmdir(name)
+            assert name not in fs.ls("")
+    finally:
+        if name in fs.ls(""):
+            fs.rm(name, recursive=True)
+
+
+def test_storage_options_s3fs_users_pass(moto_server: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.config import Config as BotoConfig
+
+    bucket = s3_bucket[len("s3://") :].rstrip("/")
+    # None means "not given": the endpoint in client_kwargs is used
+    fs = fsspec.filesystem("s3", endpoint_url=None, client_kwargs={"endpoint_url": moto_server.endpoint},
+                           key="testing", secret="testing", version_aware=False, requester_pays=False,
+                           session=None, s3_additional_kwargs={}, skip_instance_cache=True)  # fmt: skip
+    assert fs.config.endpoint_url == moto_server.endpoint
+    fs.pipe_file(f"{bucket}/a", b"1")
+    assert fs.split_path(f"s3://{bucket}/a/b") == (bucket, "a/b", None)
+    assert f"/{bucket}/a?" in fs.url(f"{bucket}/a", expires=60) and "X-Amz-Expires=60" in fs.url(f"{bucket}/a", 60)
+    # listing buckets uses the filesystem's own options, not the process's
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    s3dlio.configure()
+    assert bucket in fs.ls("")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
+    s3dlio.configure()
+
+    fs = sfs.filesystem("s3", username="u", password="p", max_concurrency=7,
+                        client_kwargs={"config": BotoConfig(connect_timeout=3, read_timeout=9), "use_ssl": False,
+                                       "endpoint_url": moto_server.endpoint})  # fmt: skip
+    c = fs.config
+    assert (c.access_key_id, c.secret_access_key, c.max_in_flight, c.connect_timeout, c.read_timeout) == (
+        "u", "p", 7, 3, 9)  # fmt: skip
+    for option, value in [("version_aware", True), ("requester_pays", True), ("s3_additional_kwargs", {"ACL": "x"}),
+                          ("session", object())]:  # fmt: skip
+        with pytest.raises(ConfigError, match=option):
+            sfs.filesystem("s3", **{option: value})
+
+
+def test_adlfs_names_and_url_forms(azurite: Any, az_container: str) -> None:
+    container = az_container[len("az://") :].rstrip("/")
+    key = s3dlio.config.AZURITE_KEY
+    fs = sfs.filesystem("az", account_name="devstoreaccount1", account_key=key, credential=None,
+                        blocksize=3 * 2**20, max_concurrency=5, connection_timeout=4, socket_timeout=8,
+                        assume_container_exists=True, location_mode="primary")  # fmt: skip
+    assert (fs.default_block_size, fs.config.max_in_flight, fs.config.connect_timeout, fs.config.read_timeout) == (
+        3 * 2**20, 5, 4, 8)  # fmt: skip
+    host = sfs.filesystem("az", account_host="acct.blob.example.net")
+    assert host.config.azure_endpoint == "https://acct.blob.example.net"
+    with pytest.raises(ConfigError, match="location_mode"):
+        sfs.filesystem("az", location_mode="secondary")
+
+    s3dlio.put(f"{az_container}k.txt", b"hello")
+    for url in (f"abfs://{container}/k.txt", f"abfss://{container}/k.txt",
+                f"az://{container}@devstoreaccount1.dfs.core.windows.net/k.txt"):  # fmt: skip
+        with fsspec.open(url, "rb") as f:
+            assert f.read() == b"hello", url
+    assert type(fsspec.filesystem("abfs")).__module__ == "s3dlio.fsspec"
+    opts = sfs.AzureFileSystem._get_kwargs_from_urls(f"abfs://{container}@acct.dfs.core.windows.net/k")
+    assert opts == {"account_name": "acct"}
