@@ -24,6 +24,7 @@ import contextlib
 import errno
 import importlib.util
 import io
+import itertools
 import os
 import shutil
 import sys
@@ -456,9 +457,11 @@ class S3dlioFileSystem(AbstractFileSystem):
 
     # -- directories -------------------------------------------------------------------------
     def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
-        """Make a directory on ``file://``/``direct://``. On object stores a directory is a prefix
-        and nothing is written, but a missing bucket (container) is created, as s3fs and adlfs do:
-        ``mkdir("bucket")`` (FileExistsError when it exists), or a path in it with ``create_parents``."""
+        """Make a directory. On object stores an empty directory is a folder marker (a zero-byte
+        ``dir/`` object, as the S3 console and TensorFlow's gfile write it), so it exists once
+        made, as Orbax and Lightning expect of a directory they made (not on ``mem://``); a missing bucket
+        (container) is created, as s3fs and adlfs do: ``mkdir("bucket")`` (FileExistsError when
+        it exists), or a path in it with ``create_parents``."""
         _no_other_args("mkdir", path, kwargs)
         name = self._strip_protocol(path)
         if self._local:
@@ -472,31 +475,42 @@ class S3dlioFileSystem(AbstractFileSystem):
             raise ValueError(f"mkdir({path!r}): name a bucket (container)")
         if not key:
             create_bucket(f"{self.scheme}://{bucket}", config=self.config)  # a FileExistsError if it exists
-        elif not self.exists(bucket):
+            return
+        if not self.exists(bucket):
             if not create_parents:
                 raise FileNotFoundError(errno.ENOENT, "no such bucket; use create_parents=True", self.uri(bucket))
             with contextlib.suppress(FileExistsError):  # made meanwhile
                 create_bucket(f"{self.scheme}://{bucket}", config=self.config)
+        if self.scheme != "mem" and not self.isdir(name):  # mem:// keys cannot end in "/"
+            uri, parsed, store = self._resolve(name)
+            store.put(parsed.key.rstrip("/") + "/", b"")
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
-        if not exist_ok and self.isdir(path):
-            raise FileExistsError(errno.EEXIST, "directory exists", self.uri(path))
-        try:
-            self.mkdir(path, create_parents=True)
-        except FileExistsError:  # a bucket that exists
+        if self.isdir(path):
             if not exist_ok:
-                raise
+                raise FileExistsError(errno.EEXIST, "directory exists", self.uri(path))
+            return
+        self.mkdir(path, create_parents=True)
 
     def rmdir(self, path: str) -> None:
-        """Remove an empty directory: a folder on files, an empty bucket (container) on object
-        stores (a prefix has nothing to remove; a non-empty one is an error)."""
+        """Remove an empty directory: a folder on files; an empty bucket (container), or a
+        prefix holding only its folder marker, on object stores."""
         name = self._strip_protocol(path)
         if self._local:
             os.rmdir(name)
-        elif self.isdir(name) if "/" in name else self.ls(name):  # a prefix exists while keys are under it
-            raise OSError(errno.ENOTEMPTY, "directory not empty", self.uri(name))
-        elif "/" not in name:
+            return
+        if "/" not in name:
+            if self.ls(name):  # FileNotFoundError without the bucket
+                raise OSError(errno.ENOTEMPTY, "directory not empty", self.uri(name))
             delete_bucket(self.uri(name), config=self.config)
+            return
+        uri, parsed, store = self._resolve(name)
+        marker = parsed.key.rstrip("/") + "/"
+        held = [item.key for item in itertools.islice(store.list(marker), 2) if isinstance(item, ObjectMeta)]
+        if any(key != marker for key in held):
+            raise OSError(errno.ENOTEMPTY, "directory not empty", uri)
+        if held:
+            store.delete(marker)
 
     # -- deleting ----------------------------------------------------------------------------
     def rm_file(self, path: str) -> None:

@@ -13,6 +13,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("s3dlio_torch needs PyTorch: pip install 's3dlio[torch]'") from exc
 
+from s3dlio import __version__
 from s3dlio.fsspec_registry import register_lazily
 
 from ._compat import S3ClientConfig, S3ReaderConstructor, client_config
@@ -43,13 +44,19 @@ __all__ = [
     "lightning",
     "load",
     "save",
+    "__version__",
 ]
+
+# Modules loaded on first use: torch.distributed.checkpoint (dcp) costs about a second of
+# imports, so DataLoader workers started by forkserver or spawn stay quick to start (Lightning
+# too); the others are s3torchconnector's module paths (``s3torchconnector.s3reader``, ...).
+_SUBMODULES = frozenset(
+    {"dcp", "lightning", "s3checkpoint", "s3iterable_dataset", "s3map_dataset", "s3reader", "s3writer"}
+)
 
 
 def __getattr__(name: str) -> object:
-    # torch.distributed.checkpoint costs about a second of imports: load it on first use only,
-    # so DataLoader workers started by forkserver or spawn stay quick to start (Lightning too).
-    if name in ("dcp", "lightning"):
+    if name in _SUBMODULES:
         import importlib
 
         return importlib.import_module(f"{__name__}.{name}")

@@ -21,14 +21,16 @@ loads always fetch merged ranges); datasets and checkpoint readers refuse it by 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Literal
 
 from s3dlio.client import Client, settings_of
 from s3dlio.config import Config, default_config
-from s3dlio.errors import ConfigError
+from s3dlio.errors import ConfigError, InvalidUriError
+from s3dlio.uri import parse
 
-__all__ = ["ReaderConstructor", "S3ClientConfig", "S3ReaderConstructor", "client_config"]
+__all__ = ["ReaderConstructor", "S3ClientConfig", "S3ReaderConstructor", "client_config", "with_scheme"]
 
 MiB = 1 << 20
 
@@ -96,6 +98,18 @@ def client_config(
                   "unsigned": s3client_config.unsigned or None, "profile": s3client_config.profile or None}  # fmt: skip
     settings = settings_of(client, config, region=region, endpoint=endpoint, where=where, **mapped)
     return settings or default_config()
+
+
+def with_scheme(uri: str, where: str) -> str:
+    """``uri``, if it names its scheme. s3torchconnector's names take ``s3://`` URIs; a plain
+    ``bucket/key`` would otherwise be a local file relative to the working directory."""
+    if isinstance(uri, str) and "://" not in uri:
+        parse(uri)  # a malformed scheme ('s3:/b/k') gets its own message
+        raise InvalidUriError(
+            f"{where} {uri!r}: no scheme, so it would be a local file under the working directory; "
+            f"write s3://{uri.lstrip('/')} for an object, or file://{os.path.abspath(uri)} for a local file"
+        )
+    return uri
 
 
 @dataclass(frozen=True)

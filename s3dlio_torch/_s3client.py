@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from s3dlio import __version__
 from s3dlio.client import Client
 from s3dlio.config import Config
 from s3dlio.errors import ArgumentTypeError, ConfigError, InvalidArgumentError, S3dlioError
@@ -29,7 +30,7 @@ from s3dlio.ops import Entry, get, list_entries, resolve, stat
 
 from ._compat import ReaderConstructor, S3ClientConfig, client_config
 from ._compat import reader_constructor as checked_reader_constructor
-from .reader import RangedS3Reader, S3Reader
+from .reader import RangedS3Reader, S3Reader, SequentialS3Reader
 
 if TYPE_CHECKING:
     from s3dlio.store import ObjectMeta
@@ -145,8 +146,9 @@ class S3Client:
     ``region``, ``endpoint`` and ``s3client_config`` apply to this client's requests only;
     ``config`` replaces the process-wide settings as their base; ``client`` (an
     :class:`s3dlio.Client`) gives all the settings instead (as for ``S3Checkpoint``).
-    ``user_agent`` is accepted and ignored: s3dlio sends its own. Holds settings only, so it
-    is cheap, thread-safe, and pickles (connections are opened per process on first use).
+    ``user_agent`` is accepted and not sent (s3dlio's engines send their own); its prefix is
+    ``user_agent_prefix``. Holds settings only, so it is cheap, thread-safe, and pickles
+    (connections are opened per process on first use).
     """
 
     def __init__(
@@ -160,6 +162,7 @@ class S3Client:
         config: Config | None = None,
     ) -> None:
         self.config = client_config(region, endpoint, s3client_config, config, client, "S3Client")
+        self._user_agent_prefix = str(getattr(user_agent, "prefix", user_agent) or f"s3dlio/{__version__}")
         self._s3client_config = s3client_config or S3ClientConfig(
             part_size=self.config.part_size, max_attempts=self.config.max_attempts
         )
@@ -168,6 +171,12 @@ class S3Client:
     def region(self) -> str | None:
         """The region requests are signed for (the process-wide one unless given)."""
         return self.config.region
+
+    @property
+    def user_agent_prefix(self) -> str:
+        """s3torchconnector's attribute: the given ``user_agent``'s prefix, else ``s3dlio/<version>``.
+        Informational: requests carry the engines' own User-Agent."""
+        return self._user_agent_prefix
 
     @property
     def s3client_config(self) -> S3ClientConfig:
@@ -181,7 +190,7 @@ class S3Client:
         *,
         object_info: Any = None,
         reader_constructor: ReaderConstructor | None = None,
-    ) -> S3Reader | RangedS3Reader:
+    ) -> S3Reader:
         """A seekable reader (``read``, ``readinto``, ``seek``, ``tell``, ``bucket``, ``key``).
 
         ``S3ReaderConstructor.sequential()`` (the default): the object is fetched whole now, by
@@ -199,20 +208,20 @@ class S3Client:
                 f"S3Client.get_object: S3ReaderConstructor.{constructor.kind}() is for dcp.S3StorageReader; "
                 "use S3ReaderConstructor.sequential() or .range_based()"
             )
-        return S3Reader(uri, get(uri, config=self.config))
+        return SequentialS3Reader(uri, get(uri, config=self.config))
 
     def put_object(self, bucket: str, key: str, storage_class: str | None = None) -> ObjectWriter:
         """A write-only stream (``write``, ``flush``, ``tell``, ``close``, ``with``).
 
         Parts go up while it is written; the object appears on ``close`` and not before. An
-        exception inside ``with``, or ``abort()``, discards it. ``storage_class`` other than
-        None is refused: s3dlio writes objects in the service's default class.
+        exception inside ``with``, or ``abort()``, discards it. ``storage_class`` None or
+        ``"STANDARD"`` (the default class, what s3dlio writes); any other is refused.
         """
         uri = _object_uri("S3Client.put_object", bucket, key)
-        if storage_class is not None:
+        if storage_class not in (None, "STANDARD"):
             raise ConfigError(
                 f"S3Client.put_object(storage_class={storage_class!r}): s3dlio cannot set a storage class; "
-                "pass None (the service's default, STANDARD on S3) and move objects with a lifecycle rule"
+                "pass None or 'STANDARD' (the default class) and move objects with a lifecycle rule"
             )
         return open_writer(uri, config=self.config)
 

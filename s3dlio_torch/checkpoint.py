@@ -24,8 +24,9 @@ from s3dlio.large import ObjectReader, ObjectWriter, open_reader, open_writer
 from s3dlio.ops import resolve
 
 from . import _inplace
-from ._compat import ReaderConstructor, S3ClientConfig, client_config
+from ._compat import ReaderConstructor, S3ClientConfig, client_config, with_scheme
 from ._compat import reader_constructor as checked_reader_constructor
+from .reader import S3Reader, seek_position
 
 __all__ = ["CheckpointManager", "CheckpointReader", "S3Checkpoint", "load", "save"]
 
@@ -71,7 +72,8 @@ class S3Checkpoint:
     >>> with ckpt.reader("s3://bucket/epoch1.pt") as f:
     ...     state = torch.load(f)
 
-    Any scheme s3dlio serves works (``az://``, ``file://``). ``region``, ``endpoint`` and
+    Any scheme s3dlio serves works (``az://``, ``file:///abs/path``); a URI without one
+    (``bucket/key``) raises ValueError, as in s3torchconnector. ``region``, ``endpoint`` and
     ``s3client_config`` (:class:`~s3dlio_torch.S3ClientConfig`: part size, attempts) apply to
     this object's requests only, over the process-wide settings, which stay as they are;
     ``config`` replaces the process-wide settings as the base; ``client`` (an
@@ -97,25 +99,30 @@ class S3Checkpoint:
 
     def writer(self, uri: str) -> ObjectWriter:
         """A write-only stream: the object exists once it is closed; ``abort()`` discards it."""
-        return open_writer(uri, config=self.config)
+        return open_writer(with_scheme(uri, "S3Checkpoint.writer"), config=self.config)
 
     def reader(self, uri: str) -> CheckpointReader:
         """A seekable read stream over the object (``readinto`` supported)."""
+        with_scheme(uri, "S3Checkpoint.reader")
         ranged = self.reader_constructor.ranged
         block = max(4096, self.reader_constructor.buffer_size) if ranged else None
         return CheckpointReader(uri, self.config, block_size=block, read_ahead=0 if ranged else 2)
 
 
-class CheckpointReader(ObjectReader):
-    """:meth:`S3Checkpoint.reader`'s stream: s3dlio's seekable reader with s3torchconnector's
-    ``bucket`` and ``key``."""
+class CheckpointReader(ObjectReader, S3Reader):
+    """:meth:`S3Checkpoint.reader`'s stream: s3dlio's seekable reader as an ``S3Reader``
+    (``bucket``, ``key``; seeks past the end stop there)."""
 
     def __init__(self, uri: str, config: Config, *, block_size: int | None, read_ahead: int) -> None:
         parsed, store = resolve(uri, config)
         super().__init__(uri, store, parsed.key, config=store.config, block_size=block_size,
                          read_ahead=read_ahead)  # fmt: skip
-        self.bucket = parsed.bucket
+        self.uri = uri
+        self.bucket = parsed.bucket  # parsed already: S3Reader would parse again on first use
         self.key = parsed.key
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return super().seek(seek_position(self.uri, offset, whence, self.tell(), self.size))
 
 
 def _torch_save(obj: Any, stream: io.BufferedIOBase) -> None:

@@ -31,9 +31,10 @@ from s3dlio.loader import (
     UriListSource,
     tune_worker_process,
 )
+from s3dlio.loader.samples import Sample, note_transform_error
 from s3dlio.loader.sources import KeySource
 
-from ._compat import ReaderConstructor, S3ClientConfig, client_config, reader_constructor
+from ._compat import ReaderConstructor, S3ClientConfig, client_config, reader_constructor, with_scheme
 from .reader import RangedS3Reader, ToReader, identity
 
 __all__ = ["S3IterableDataset", "S3MapDataset"]
@@ -90,15 +91,19 @@ class _FromSources:
         client: Client | None = None, **kwargs: Any,
     ) -> Self:  # fmt: skip
         """Every object under ``s3_uri`` (listed once; the key list is cached locally unless
-        ``key_cache=False``; ``refresh=True`` lists again)."""
+        ``key_cache=False``; ``refresh=True`` lists again). A URI without a scheme is refused."""
+        with_scheme(s3_uri, f"{cls.__name__}.from_prefix")
         settings = client_config(region, endpoint, kwargs.get("s3client_config"), config, client, cls.__name__)
         src = PrefixSource(s3_uri, pattern, True, key_cache, refresh, settings)
         return cls(src, region=region, endpoint=endpoint, config=config, client=client, **kwargs)
 
     @classmethod
     def from_objects(cls, object_uris: str | Iterable[str], **kwargs: Any) -> Self:
-        """The objects ``object_uris`` names, in that order (before any shuffling)."""
-        return cls(UriListSource(object_uris), **kwargs)
+        """The objects ``object_uris`` names, in that order (before any shuffling); each needs its scheme."""
+        uris = (object_uris,) if isinstance(object_uris, str) else tuple(object_uris)
+        for uri in uris:
+            with_scheme(uri, f"{cls.__name__}.from_objects")
+        return cls(UriListSource(uris), **kwargs)
 
     @classmethod
     def from_key_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> Self:
@@ -262,8 +267,12 @@ class S3MapDataset(_FromSources, torch.utils.data.Dataset):  # type: ignore[type
         if torch.utils.data.get_worker_info() is not None:
             tune_worker_process(self._source.fetcher.config)
         if self._constructor.ranged:  # nothing fetched here: the item reads its own ranges
-            reader = RangedS3Reader(self._source.uri(index), self._config, self._constructor.buffer_size)
-            return self._transform(reader)
+            uri = self._source.uri(index)
+            try:
+                return self._transform(RangedS3Reader(uri, self._config, self._constructor.buffer_size))
+            except Exception as exc:  # its own type, named as the loader's transform errors are
+                note_transform_error(Sample(uri, memoryview(b"")), self._transform, exc)
+                raise
         return self._source[index]
 
 

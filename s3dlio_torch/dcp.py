@@ -180,8 +180,9 @@ class S3StorageWriter(FileSystemWriter):
 
     def __init__(
         self, region: str | None, path: str, s3client_config: S3ClientConfig | None = None,
-        prefix_strategy: S3PrefixStrategyBase | None = None, *, endpoint: str | None = None,
-        config: Config | None = None, client: Client | None = None, thread_count: int = 1, **kwargs: Any,
+        prefix_strategy: S3PrefixStrategyBase | None = None, thread_count: int = 1, *,
+        endpoint: str | None = None, config: Config | None = None, client: Client | None = None,
+        **kwargs: Any,
     ) -> None:  # fmt: skip
         if prefix_strategy is not None and not callable(prefix_strategy):
             raise ConfigError(

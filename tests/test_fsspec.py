@@ -106,10 +106,18 @@ def test_modes_and_errors(place: tuple[Any, str]) -> None:
         f.write(b"partial")
         raise RuntimeError("boom")
     assert not fs.exists(f"{root}/never")  # commits nothing
-    fs.makedirs(f"{root}/made", exist_ok=True)  # object stores: nothing to make; files: a directory
+    fs.makedirs(f"{root}/made", exist_ok=True)  # object stores: a folder marker; files: a directory
     fs.mkdir(f"{root}/made2")
     local = root.startswith("file://")
-    assert os.path.isdir(root[7:] + "/made2") is local and fs.exists(f"{root}/made2") is local
+    assert os.path.isdir(root[7:] + "/made2") is local
+    if not root.startswith("mem://"):  # mem:// keys cannot end in "/": no folder markers
+        assert fs.isdir(f"{root}/made2") and fs.ls(f"{root}/made2") == []
+    fs.pipe_file(f"{root}/made2/x", b"1")
+    with pytest.raises(FileExistsError):
+        fs.makedirs(f"{root}/made2")
+    with pytest.raises(OSError):
+        fs.rmdir(f"{root}/made2")  # not empty
+    fs.rm_file(f"{root}/made2/x")
     fs.rmdir(f"{root}/made2")
     assert not fs.exists(f"{root}/made2")
 

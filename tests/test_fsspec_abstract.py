@@ -53,12 +53,20 @@ class S3Fixtures(_S3dlioFixtures):
     scheme = "s3"
 
     @pytest.fixture
+    def supports_empty_directories(self) -> bool:
+        return True  # mkdir writes a folder marker
+
+    @pytest.fixture
     def fs_path(self, s3_bucket: str) -> str:
         return s3_bucket[len("s3://") :].rstrip("/")
 
 
 class AzureFixtures(_S3dlioFixtures):
     scheme = "az"
+
+    @pytest.fixture
+    def supports_empty_directories(self) -> bool:
+        return True  # mkdir writes a folder marker
 
     @pytest.fixture
     def fs_path(self, az_container: str) -> str:

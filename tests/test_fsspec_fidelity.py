@@ -164,8 +164,10 @@ def test_buckets_are_made_and_removed_as_in_s3fs(scheme: str, request: pytest.Fi
         if scheme != "mem":  # mem:// makes buckets as objects are written into them
             fs.makedirs(f"{name}/deep/dir", exist_ok=True)  # its bucket is made
             assert name in fs.ls("")
+            assert fs.ls(f"{name}/deep") == [f"{name}/deep/dir"] and fs.ls(f"{name}/deep/dir") == []  # a marker
             with pytest.raises(FileNotFoundError):
                 fs.mkdir(f"{name}-none/dir", create_parents=False)
+            fs.rmdir(f"{name}/deep/dir")
             fs.rmdir(name)
             assert name not in fs.ls("")
     finally:

@@ -15,7 +15,7 @@ from ..client import Client, settings_of
 from ..config import Config
 from ..errors import ConfigError
 from .fetch import Fetcher
-from .samples import Sample, wrap_transform_error
+from .samples import Sample, note_transform_error
 from .sources import KeySource, as_source
 
 __all__ = ["MapSource"]
@@ -64,7 +64,8 @@ class MapSource:
         try:
             return self.transform(sample)
         except Exception as exc:
-            raise wrap_transform_error(sample, self.transform, exc) from exc
+            note_transform_error(sample, self.transform, exc)
+            raise
 
     def get_many(self, indices: Sequence[int], max_in_flight: int = 16) -> list[Any]:
         """``[self[i] for i in indices]``, fetched concurrently; the first error is raised."""

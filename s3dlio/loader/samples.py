@@ -25,8 +25,8 @@ __all__ = [
     "SampleKind",
     "Splitter",
     "check_kind",
+    "note_transform_error",
     "split_records",
-    "wrap_transform_error",
 ]
 
 SampleKind = Literal["object", "tfrecord", "tar", "npz"]
@@ -35,7 +35,8 @@ _KINDS = ("object", "tfrecord", "tar", "npz")
 
 
 class SampleError(S3dlioError):
-    """Decoding or transforming one sample failed; the message names its URI and record."""
+    """Decoding one sample failed; the message names its URI and record. (An error of the
+    user's transform propagates as it is, with a note naming the sample.)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +119,9 @@ def _tar_samples(uri: str, view: memoryview) -> list[Sample]:
     return samples
 
 
-def wrap_transform_error(sample: Sample, transform: Callable[[Any], Any], exc: Exception) -> SampleError:
-    """The error to raise when the user's transform fails: names the sample and the cause."""
+def note_transform_error(sample: Sample, transform: Callable[[Any], Any], exc: Exception) -> None:
+    """Add a note naming the transform and the sample to ``exc``, raised by the user's transform;
+    then re-raise it (bare ``raise``), so its type stays (``except ValueError`` in the training
+    loop still catches it), as in s3torchconnector."""
     name = getattr(transform, "__qualname__", None) or type(transform).__name__
-    return SampleError(f"transform {name} failed on {sample.where}: {type(exc).__name__}: {exc}")
+    exc.add_note(f"transform {name} failed on {sample.where}")

@@ -4,13 +4,18 @@ Sources are small frozen settings objects that pickle; :meth:`keys` does the I/O
 that has not started the fast engine lists an object-store prefix with it in a short-lived
 forked child (or, where that cannot be, with the portable engine), so a DataLoader parent
 that only listed still hands the fast engine to its forked workers (shared/DESIGN.md §2).
-The listing streams into a key file under the cache directory, and later epochs and runs map
-that file instead of listing again (``refresh=True`` re-lists).
+The listing streams into a key file under the cache directory, which this run's epochs and
+workers map (the page cache holds it once); each dataset built lists again, so a run sees what
+the store holds, and the file goes at exit. A key file the user names is kept and reused by
+later runs (``refresh=True`` re-lists).
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
+import itertools
 import logging
 import os
 import warnings
@@ -95,8 +100,9 @@ def _list_in_child(parsed: ObjectUri, config: Config) -> bool:
 class PrefixSource:
     """Every object under ``uri`` (recursively by default; the last part may be a regex).
 
-    ``cache``: True keeps the listing in a key file under :func:`cache_dir`; a path names the
-    key file; False lists into memory every time. ``refresh`` re-lists even if cached.
+    ``cache``: True lists into a key file of this process under :func:`cache_dir` (removed at
+    exit); a path names a key file that later runs reuse instead of listing (``refresh``
+    re-lists it); False lists into memory.
     """
 
     uri: str
@@ -109,25 +115,23 @@ class PrefixSource:
     def describe(self) -> str:
         return f"prefix {self.uri}" + (f" pattern {self.pattern}" if self.pattern else "")
 
-    def cache_path(self) -> str | None:
-        """The key file this source reads and writes, or None without a cache."""
+    def keys(self) -> KeyList:
         if self.cache is False:
-            return None
+            return self._list(None)
         if isinstance(self.cache, str):
-            return os.path.abspath(os.path.expanduser(self.cache))
+            path = os.path.abspath(os.path.expanduser(self.cache))
+            if not self.refresh and os.path.exists(path):
+                log.info("s3dlio: keys of %s from %s (refresh=True lists again)", self.uri, path)
+                return KeyList.load(path)
+            return self._list(path)
+        # a file of this process, one per build (a dataset built earlier keeps its own), removed at exit
         config = self.config or default_config()
         ident = "\0".join(
-            str(x)
-            for x in (self.uri, self.pattern, self.recursive, config.endpoint_url, config.azure_endpoint)
+            str(x) for x in (self.uri, self.pattern, self.recursive, config.endpoint_url, config.azure_endpoint)
         )
-        digest = hashlib.sha256(ident.encode()).hexdigest()[:32]
-        return os.path.join(cache_dir(), "keys", f"{digest}.keys")
-
-    def keys(self) -> KeyList:
-        path = self.cache_path()
-        if path is not None and not self.refresh and os.path.exists(path):
-            log.info("s3dlio: keys of %s from %s (refresh=True lists again)", self.uri, path)
-            return KeyList.load(path)
+        digest = hashlib.sha256(ident.encode()).hexdigest()[:24]
+        path = os.path.join(cache_dir(), "keys", f"{digest}.{os.getpid()}.{next(_builds)}.keys")
+        _written[path] = os.getpid()
         return self._list(path)
 
     def _list(self, path: str | None) -> KeyList:
@@ -173,6 +177,19 @@ class PrefixSource:
                 + (f" match pattern {self.pattern!r}" if self.pattern else "")
                 + "; check the bucket, the prefix and the endpoint (a dataset with no items would train on nothing)"
             )
+
+
+_builds = itertools.count()
+#: Key files listed into with ``cache=True`` -> the process that did: removed as it exits.
+_written: dict[str, int] = {}
+
+
+@atexit.register
+def _remove_written() -> None:
+    for path, pid in _written.items():
+        if pid == os.getpid():  # not a forked child's parent's files
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from .fetch import Fetcher
 from .keylist import KeyList
 from .plan import EpochPlan, record_order, worker_positions
 from .prefetch import prefetch
-from .samples import Sample, SampleError, SampleKind, Splitter, split_records, wrap_transform_error
+from .samples import Sample, SampleError, SampleKind, Splitter, note_transform_error, split_records
 from .state import Position
 
 __all__ = ["OnError", "Reading", "Stats", "run_epoch"]
@@ -136,9 +136,9 @@ def run_epoch(keys: KeyList, plan: EpochPlan, reading: Reading, pos: Position, s
             try:
                 out = sample if reading.transform is None else reading.transform(sample)
             except Exception as exc:
-                error = wrap_transform_error(sample, reading.transform, exc)  # type: ignore[arg-type]
                 if reading.on_error == "raise":
-                    raise error from exc
+                    note_transform_error(sample, reading.transform, exc)  # type: ignore[arg-type]
+                    raise
                 stats.skip(sample.where, exc)
                 out = _SKIP
             if k + 1 == len(order):

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pickle
+import subprocess
 import sys
 import tarfile
 import threading
@@ -97,19 +99,39 @@ def test_plain_key_file_and_bad_lines(tmp_path: Path) -> None:
         KeyList.from_uris(["s3://b/a\nb"])
 
 
-def test_prefix_listing_is_cached_until_refresh(tmp_path: Path) -> None:
+def test_each_build_lists_again_and_a_named_key_file_is_reused(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
     for i in range(4):
         (data / f"f{i}").write_bytes(b"x")
-    source = PrefixSource(f"file://{data}/")
-    assert len(source.keys()) == 4
-    assert source.cache_path() is not None and Path(source.cache_path()).is_file()  # type: ignore[arg-type]
+    first = PrefixSource(f"file://{data}/").keys()
+    assert len(first) == 4 and first.path is not None and Path(first.path).is_file()  # mapped, not in memory
     (data / "f0").unlink()
-    assert len(source.keys()) == 4  # from the key file: no LIST
-    fresh = PrefixSource(f"file://{data}/", refresh=True)
-    assert len(fresh.keys()) == 3
+    (data / "f9").write_bytes(b"x")
+    again = PrefixSource(f"file://{data}/").keys()  # a new dataset sees what the store holds
+    assert [k.rsplit("/", 1)[1] for k in again] == ["f1", "f2", "f3", "f9"] and again.path != first.path
+    assert len(first) == 4 and first[0].endswith("/f0")  # the earlier dataset keeps its own list
+
+    named = str(tmp_path / "keys.txt")
+    assert len(PrefixSource(f"file://{data}/", cache=named).keys()) == 4
+    (data / "f1").unlink()
+    assert len(PrefixSource(f"file://{data}/", cache=named).keys()) == 4  # a named file is reused: no LIST
+    assert len(PrefixSource(f"file://{data}/", cache=named, refresh=True).keys()) == 3
     assert len(PrefixSource(f"file://{data}/", cache=False).keys()) == 3
+
+
+def test_key_files_of_a_run_go_when_it_exits(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a").write_bytes(b"x")
+    code = (
+        "import sys; from s3dlio.loader import PrefixSource; "
+        f"k = PrefixSource('file://{data}/').keys(); print(k.path); sys.exit(0)"
+    )
+    env = {**os.environ, "S3DLIO_CACHE_DIR": str(tmp_path / "cache")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    path = out.stdout.strip()
+    assert path.startswith(str(tmp_path / "cache")) and not os.path.exists(path)
 
 
 def test_s3_prefix_listing_past_one_page(s3_bucket: str) -> None:
@@ -351,10 +373,11 @@ def test_transform_errors_name_the_uri_and_all_skipped_is_an_error() -> None:
     def boom(sample: Sample) -> None:
         raise ValueError("cannot decode")
 
-    with pytest.raises(
-        SampleError, match=r"transform .*boom failed on mem://.*obj-000: ValueError: cannot decode"
-    ):
+    with pytest.raises(ValueError, match="cannot decode") as caught:  # its own type, not wrapped
         list(Loader(prefix, transform=boom))
+    assert not isinstance(caught.value, SampleError)
+    [note] = caught.value.__notes__
+    assert note.startswith("transform ") and "boom failed on mem://" in note and note.endswith("/obj-000")
     with pytest.warns(RuntimeWarning), pytest.raises(SampleError, match="nothing to train on"):
         list(Loader(prefix, transform=boom, on_error="skip"))
 

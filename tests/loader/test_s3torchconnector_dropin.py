@@ -7,6 +7,8 @@ explicitly, as s3torchconnector's examples do: a request that ignored them would
 
 from __future__ import annotations
 
+import inspect
+import io
 import subprocess
 import sys
 import warnings
@@ -152,6 +154,112 @@ def test_range_based_refuses_record_formats(bucket: str, endpoint: str) -> None:
         )  # fmt: skip
 
 
+def refuse(reader: Any) -> None:
+    """A transform that rejects its item, as user code does."""
+    raise ValueError(f"bad sample {reader.key}")
+
+
+@pytest.mark.parametrize("reader", ["sequential", "range_based"])
+@pytest.mark.parametrize("kind", ["S3IterableDataset", "S3MapDataset"])
+def test_transform_errors_keep_their_type(bucket: str, endpoint: str, kind: str, reader: str) -> None:
+    """``except ValueError`` around the loop catches the transform's own error, as with
+    s3torchconnector; a note names the object it failed on."""
+    dataset = getattr(s3torchconnector, kind).from_objects(
+        [f"{bucket}data/obj-03"], region=REGION, endpoint=endpoint, transform=refuse,
+        reader_constructor=getattr(S3ReaderConstructor, reader)(),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="bad sample data/obj-03") as caught:
+        next(iter(dataset)) if kind == "S3IterableDataset" else dataset[0]
+    assert type(caught.value) is ValueError
+    assert caught.value.__notes__ == [f"transform refuse failed on {bucket}data/obj-03"]
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: s3torchconnector.S3IterableDataset.from_prefix("bucket/data/", region=REGION),
+        lambda: s3torchconnector.S3MapDataset.from_objects(["s3://bucket/a", "bucket/b"], region=REGION),
+        lambda: s3torchconnector.S3Checkpoint(REGION).writer("bucket/key.ckpt"),
+        lambda: s3torchconnector.S3Checkpoint(REGION).reader("bucket/key.ckpt"),
+    ],
+    ids=["from_prefix", "from_objects", "writer", "reader"],
+)
+def test_a_uri_without_scheme_is_refused(build: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """s3torchconnector raises ValueError for ``bucket/key``; s3dlio would have read or written a
+    local file under the working directory."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"no scheme.*write s3://bucket/\S+ for an object, or file:///"):
+        build()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_explicit_file_uris_still_work(tmp_path: Path) -> None:
+    checkpoint = s3torchconnector.S3Checkpoint(REGION)
+    uri = f"file://{tmp_path}/ckpt/epoch0.ckpt"
+    with checkpoint.writer(uri) as writer:
+        torch.save({"w": torch.ones(3)}, writer)
+    with checkpoint.reader(uri) as reader:
+        assert torch.equal(torch.load(reader)["w"], torch.ones(3))
+    items = s3torchconnector.S3MapDataset.from_objects([uri])
+    assert items[0].key == uri.removeprefix("file:///")
+
+
+# -- readers ----------------------------------------------------------------------------------------
+def readers(bucket: str, endpoint: str) -> dict[str, Any]:
+    """Every reader a user gets for ``big/blob``, by where it comes from."""
+    client = s3torchconnector.S3Client(REGION, endpoint=endpoint)
+    name, uri = bucket[5:-1], f"{bucket}big/blob"
+    ranged = S3ReaderConstructor.range_based(buffer_size=64 * 1024)
+    checkpoint = s3torchconnector.S3Checkpoint
+    return {
+        "get_object": client.get_object(name, "big/blob"),
+        "get_object-range_based": client.get_object(name, "big/blob", reader_constructor=ranged),
+        "checkpoint": checkpoint(REGION, endpoint).reader(uri),
+        "checkpoint-range_based": checkpoint(REGION, endpoint, reader_constructor=ranged).reader(uri),
+        "map_dataset": s3torchconnector.S3MapDataset.from_objects([uri], region=REGION, endpoint=endpoint)[0],
+        "map_dataset-range_based": s3torchconnector.S3MapDataset.from_objects(
+            [uri], region=REGION, endpoint=endpoint, reader_constructor=ranged)[0],
+    }  # fmt: skip
+
+
+SOURCES = ["get_object", "get_object-range_based", "checkpoint", "checkpoint-range_based", "map_dataset",
+           "map_dataset-range_based"]  # fmt: skip
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_every_reader_is_an_s3reader(bucket: str, endpoint: str, source: str) -> None:
+    from s3dlio_torch.s3reader import RangedS3Reader, S3Reader, SequentialS3Reader
+
+    reader = readers(bucket, endpoint)[source]
+    assert isinstance(reader, s3torchconnector.S3Reader) and S3Reader is s3torchconnector.S3Reader
+    assert (reader.bucket, reader.key) == (bucket[5:-1], "big/blob")
+    if source.startswith("get_object") or source.startswith("map_dataset"):
+        expected = RangedS3Reader if source.endswith("range_based") else SequentialS3Reader
+        assert type(reader) is expected
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_seek_stops_at_the_end(bucket: str, endpoint: str, source: str) -> None:
+    """s3torchconnector's seek: past the end is the end, before the start a ValueError, an
+    offset that is not an int a TypeError."""
+    reader = readers(bucket, endpoint)[source]
+    size = 3 * MiB
+    assert reader.seek(size + 100) == size and reader.tell() == size and reader.read() == b""
+    assert reader.seek(7, io.SEEK_END) == size
+    assert reader.seek(-2, io.SEEK_END) == size - 2 and reader.read() == bytes([254, 255])
+    assert reader.seek(10, io.SEEK_SET) == 10 and reader.seek(1 << 40, io.SEEK_CUR) == size
+    assert reader.seek(-size, io.SEEK_CUR) == 0 and reader.read(2) == b"\x00\x01"
+    with pytest.raises(ValueError, match="negative position -1"):
+        reader.seek(-1)
+    with pytest.raises(ValueError, match="negative position"):
+        reader.seek(-size - 1, io.SEEK_END)
+    with pytest.raises(TypeError, match="offset must be an int, got float 1.5"):
+        reader.seek(1.5)
+    with pytest.raises(ValueError, match="whence=3"):
+        reader.seek(0, 3)
+    assert reader.tell() == 2  # a refused seek moves nothing
+
+
 # -- checkpoints ------------------------------------------------------------------------------------
 def model() -> Any:
     torch.manual_seed(0)
@@ -206,6 +314,29 @@ def test_dcp_readme(bucket: str, endpoint: str) -> None:
     target.load_state_dict(state)
     assert same_state(target.state_dict(), net.state_dict())
     assert writer.config.part_size == 5 * MiB and global_settings_unchanged()
+
+
+def test_dcp_positional_arguments_are_s3torchconnectors(bucket: str, endpoint: str) -> None:
+    """``S3StorageWriter(region, path, s3client_config, prefix_strategy, thread_count)`` and
+    ``S3StorageReader(region, path, s3client_config, reader_constructor)``, in that order."""
+    writer_args = ["region", "path", "s3client_config", "prefix_strategy", "thread_count"]
+    assert list(inspect.signature(S3StorageWriter).parameters)[:5] == writer_args
+    reader_args = ["region", "path", "s3client_config", "reader_constructor"]
+    assert list(inspect.signature(S3StorageReader).parameters)[:4] == reader_args
+    net = model()
+    uri = f"{bucket}dcp-positional/step-1"
+    writer = S3StorageWriter(REGION, uri, S3ClientConfig(part_size=5 * MiB), None, 4, endpoint=endpoint)
+    assert writer.thread_count == 4 and writer.config.part_size == 5 * MiB
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        dcp.save(net.state_dict(), storage_writer=writer)
+        state = model().state_dict()
+        for value in state.values():
+            value.zero_()
+        reader = S3StorageReader(REGION, uri, S3ClientConfig(), S3ReaderConstructor.dcp_optimized(0),
+                                 endpoint=endpoint)  # fmt: skip
+        dcp.load(state, storage_reader=reader)
+    assert reader.max_gap == 0 and same_state(state, net.state_dict())
 
 
 class CustomPrefixStrategy(s3torchconnector.dcp.S3PrefixStrategyBase):
@@ -337,10 +468,14 @@ def test_dcp_optimized_reader_constructor(bucket: str, endpoint: str) -> None:
 
 def test_lightning_checkpoint_io(bucket: str, endpoint: str) -> None:
     io = S3LightningCheckpoint(REGION, S3ClientConfig(part_size=5 * MiB), endpoint)  # its positional order
-    assert io.config.part_size == 5 * MiB
+    assert io.config.part_size == 5 * MiB and io.region == REGION
     uri = f"{bucket}lightning/epoch=0.ckpt"
     checkpoint = {"state_dict": model().state_dict(), "epoch": 0}
-    io.save_checkpoint(checkpoint, uri)
+    io.save_checkpoint(checkpoint, uri, None)  # Lightning's CheckpointIO passes storage_options
+    with pytest.raises(TypeError, match="settings from the plugin's constructor"):
+        io.save_checkpoint(checkpoint, f"{bucket}lightning/other.ckpt", storage_options={"ACL": "private"})
+    with pytest.raises(FileNotFoundError):  # nothing was written
+        io.load_checkpoint(f"{bucket}lightning/other.ckpt")
     loaded = io.load_checkpoint(uri)
     assert loaded["epoch"] == 0 and same_state(loaded["state_dict"], checkpoint["state_dict"])
     io.remove_checkpoint(uri)
@@ -390,6 +525,17 @@ def test_wrong_argument_types_are_named() -> None:
         S3StorageWriter(REGION, "s3://bkt/ckpt", prefix_strategy=object())  # type: ignore[arg-type]
 
 
+def test_put_object_takes_the_standard_storage_class(bucket: str, endpoint: str) -> None:
+    client = s3torchconnector.S3Client(REGION, endpoint=endpoint)
+    name = bucket[5:-1]
+    with client.put_object(name, "classes/standard.bin", storage_class="STANDARD") as writer:
+        writer.write(b"standard")
+    assert client.get_object(name, "classes/standard.bin").read() == b"standard"
+    with pytest.raises(ConfigError, match="storage_class='GLACIER'.*None or 'STANDARD'"):
+        client.put_object(name, "classes/glacier.bin", storage_class="GLACIER")
+    assert client.user_agent_prefix == f"s3dlio/{s3torchconnector.__version__}"
+
+
 def test_submodules_resolve_in_a_fresh_process() -> None:
     """``import s3dlio_torch as s3torchconnector`` then ``s3torchconnector.lightning.X``, with
     nothing imported before (the lazy attributes, not an earlier import, must find them)."""
@@ -398,6 +544,19 @@ def test_submodules_resolve_in_a_fresh_process() -> None:
         "assert s3torchconnector.lightning.S3LightningCheckpoint.__module__ == 's3dlio_torch.lightning'\n"
         "assert s3torchconnector.dcp.S3StorageWriter.__module__ == 's3dlio_torch.dcp'\n"
         "s3torchconnector.dcp.RoundRobinPrefixStrategy, s3torchconnector.dcp.S3FileSystem\n"
+        "constructor = s3torchconnector.s3reader.constructor\n"
+        "assert constructor.S3ReaderConstructor is s3torchconnector.S3ReaderConstructor\n"
+        "assert s3torchconnector.s3checkpoint.S3Checkpoint is s3torchconnector.S3Checkpoint\n"
+        "assert s3torchconnector.s3writer.S3Writer is s3torchconnector.S3Writer\n"
+        "from s3dlio_torch.s3reader import RangedS3Reader, S3Reader, SequentialS3Reader\n"
+        "from s3dlio_torch.s3reader.constructor import S3ReaderConstructor\n"
+        "from s3dlio_torch.s3map_dataset import S3MapDataset\n"
+        "from s3dlio_torch.s3iterable_dataset import S3IterableDataset\n"
+        "from s3dlio_torch.lightning.s3_lightning_checkpoint import S3LightningCheckpoint\n"
+        "assert issubclass(SequentialS3Reader, S3Reader) and issubclass(RangedS3Reader, S3Reader)\n"
+        "assert S3LightningCheckpoint is s3torchconnector.lightning.S3LightningCheckpoint\n"
+        "import importlib.metadata\n"
+        "assert s3torchconnector.__version__ == importlib.metadata.version('s3dlio')\n"
     )
     subprocess.run([sys.executable, "-c", program], check=True, timeout=120)
 

@@ -35,8 +35,8 @@ from s3dlio.client import Client
 from s3dlio.config import Config
 from s3dlio.ops import resolve
 
-from ._compat import S3ClientConfig, client_config
-from .checkpoint import load, save
+from .._compat import S3ClientConfig, client_config
+from ..checkpoint import load, save
 
 __all__ = ["S3LightningCheckpoint"]
 
@@ -46,7 +46,8 @@ class S3LightningCheckpoint(CheckpointIO):
 
     ``region``/``endpoint``/``s3client_config`` apply to this plugin's checkpoints only, over
     s3dlio's settings (which stay as they are), as for :class:`~s3dlio_torch.S3Checkpoint`;
-    ``client`` (an :class:`s3dlio.Client`) gives all the settings instead.
+    ``client`` (an :class:`s3dlio.Client`) gives all the settings instead. ``.region`` is the
+    region given, as in s3torchconnector (None when s3dlio's configured one applies).
     """
 
     def __init__(
@@ -54,16 +55,22 @@ class S3LightningCheckpoint(CheckpointIO):
         endpoint: str | None = None, *, config: Config | None = None, client: Client | None = None,
     ) -> None:  # fmt: skip
         super().__init__()
+        self.region = region
         self.config = client_config(region, endpoint, s3client_config, config, client, "S3LightningCheckpoint")
         s3dlio_fsspec.register(["s3", "az"])
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: str | os.PathLike[str], storage_options: Any | None = None
     ) -> None:
+        """``torch.save`` of ``checkpoint`` streamed to ``path``. ``storage_options`` must be None:
+        settings come from the plugin's constructor (TypeError otherwise, as Lightning's
+        ``TorchCheckpointIO`` raises)."""
         if storage_options is not None:
             raise TypeError(
                 f"S3LightningCheckpoint.save_checkpoint({os.fspath(path)!r}, storage_options=...): "
-                "storage options are not supported; configure s3dlio (s3dlio.configure) instead"
+                "s3dlio takes its settings from the plugin's constructor; pass them there "
+                "(S3LightningCheckpoint(region=..., endpoint=..., s3client_config=...)), "
+                "and storage_options=None"
             )
         save(checkpoint, os.fspath(path), config=self.config)
 
