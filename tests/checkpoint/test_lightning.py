@@ -36,8 +36,9 @@ from s3dlio_torch.lightning import S3LightningCheckpoint  # noqa: E402
 class Regression(pl.LightningModule):  # type: ignore[misc]
     """A linear model on fixed random data: a few quick, deterministic steps."""
 
-    def __init__(self) -> None:
+    def __init__(self, lr: float = 0.1) -> None:
         super().__init__()
+        self.save_hyperparameters()  # as nearly every Lightning example does: hparams.yaml beside the logs
         self.layer = torch.nn.Linear(8, 1)
 
     def training_step(self, batch: Any, _: int) -> Any:
@@ -48,7 +49,7 @@ class Regression(pl.LightningModule):  # type: ignore[misc]
         return loss
 
     def configure_optimizers(self) -> Any:
-        return torch.optim.SGD(self.parameters(), lr=0.1)
+        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
 
     def train_dataloader(self) -> Any:
         gen = torch.Generator().manual_seed(0)
@@ -184,6 +185,7 @@ def test_default_root_dir_with_the_default_logger(s3_bucket: str) -> None:
     # the metrics file was written once per step, each time appended to ("a"): every step is there
     rows = list(csv.DictReader(bytes(s3dlio.get(version + "metrics.csv")).decode().splitlines()))
     assert sorted(int(row["step"]) for row in rows if row["loss"]) == list(range(16))
+    assert b"lr: 0.1" in bytes(s3dlio.get(version + "hparams.yaml"))
 
     resumed = Regression()
     again = run(resumed, max_epochs=4, ckpt_path=version + "checkpoints/epoch=3.ckpt")
