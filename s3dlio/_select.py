@@ -50,10 +50,13 @@ class Selection:
 
 def select(
     key: str, *, recursive: bool = False, pattern: str | None = None, exact: bool = False,
-    literal: bool = False,
+    literal: bool = False, plain_prefix: bool = False,
 ) -> Selection:  # fmt: skip
     """The selection for ``key``; ``exact`` turns a plain last part into an exact name, and
-    ``literal`` any last part (regex characters are then just characters)."""
+    ``literal`` any last part (regex characters are then just characters). ``plain_prefix``:
+    the last part is a name prefix whatever its characters (s3torchconnector's ``from_prefix``).
+    A last part that is a regex also selects, in listings, the names it starts (``v1.0`` lists
+    ``v1.0/...``, ``train.`` lists ``train.csv``)."""
     base, slash, last = key.rpartition("/")
     base += slash
     regex = None
@@ -62,6 +65,8 @@ def select(
         return Selection(base, key, recursive, regex, None, name_prefix=False)
     if not last:
         return Selection(base, base, recursive, None, "", name_prefix=True)
+    if plain_prefix:
+        return Selection(base, key, recursive, None, last, name_prefix=True)
     head = None if literal else next((i for i, ch in enumerate(last) if ch in _META), None)
     if head is not None:
         try:
@@ -69,7 +74,7 @@ def select(
         except re.error:
             regex = None  # not a regex after all: a literal name with odd characters
         else:
-            return Selection(base, base + last[:head], recursive, regex, last, name_prefix=False)
+            return Selection(base, base + last[:head], recursive, regex, last, name_prefix=not exact)
     return Selection(base, key, recursive, None, last, name_prefix=not (exact or literal))
 
 

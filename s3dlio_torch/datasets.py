@@ -90,11 +90,13 @@ class _FromSources:
         region: str | None = None, endpoint: str | None = None, config: Config | None = None,
         client: Client | None = None, **kwargs: Any,
     ) -> Self:  # fmt: skip
-        """Every object under ``s3_uri`` (listed once; the key list is cached locally unless
-        ``key_cache=False``; ``refresh=True`` lists again). A URI without a scheme is refused."""
+        """Every object whose key starts with ``s3_uri``'s (as in s3torchconnector: ``.`` or ``+``
+        are just characters; ``pattern=`` takes a regex), listed once per dataset built into a
+        key file of this run (``key_cache=False``: in memory; a path: a key file later runs
+        reuse until ``refresh=True``). A URI without a scheme is refused."""
         with_scheme(s3_uri, f"{cls.__name__}.from_prefix")
         settings = client_config(region, endpoint, kwargs.get("s3client_config"), config, client, cls.__name__)
-        src = PrefixSource(s3_uri, pattern, True, key_cache, refresh, settings)
+        src = PrefixSource(s3_uri, pattern, True, key_cache, refresh, settings, plain=True)
         return cls(src, region=region, endpoint=endpoint, config=config, client=client, **kwargs)
 
     @classmethod

@@ -98,7 +98,8 @@ def _list_in_child(parsed: ObjectUri, config: Config) -> bool:
 
 @dataclass(frozen=True)
 class PrefixSource:
-    """Every object under ``uri`` (recursively by default; the last part may be a regex).
+    """Every object under ``uri`` (recursively by default; the last part may be a regex, unless
+    ``plain``).
 
     ``cache``: True lists into a key file of this process under :func:`cache_dir` (removed at
     exit); a path names a key file that later runs reuse instead of listing (``refresh``
@@ -111,6 +112,8 @@ class PrefixSource:
     cache: bool | str = True
     refresh: bool = False
     config: Config | None = field(default=None, compare=False)
+    #: The last part is a plain name prefix, never a regex (s3torchconnector's ``from_prefix``).
+    plain: bool = False
 
     def describe(self) -> str:
         return f"prefix {self.uri}" + (f" pattern {self.pattern}" if self.pattern else "")
@@ -160,7 +163,7 @@ class PrefixSource:
             self._write_from(listing_store(parsed, config), parsed, write)
 
     def _write_from(self, store: Store, parsed: ObjectUri, write: Callable[[bytes], object]) -> None:
-        sel = select(parsed.key, recursive=self.recursive, pattern=self.pattern)
+        sel = select(parsed.key, recursive=self.recursive, pattern=self.pattern, plain_prefix=self.plain)
         base = _base_of(self.uri, parsed)
         write(HEADER + base.encode() + b"\n")
         count = 0

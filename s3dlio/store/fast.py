@@ -332,6 +332,22 @@ class FastStore(Store):
         )
 
     def list(self, prefix: str, *, delimiter: bool = False) -> Iterator[ObjectMeta | str]:
+        done = ""
+        try:
+            for item in self._list(prefix, delimiter):
+                done = item if isinstance(item, str) else item.key
+                yield item
+        except InvalidUriError:
+            # obstore refuses a whole page that holds a key it cannot address ("a//b", "a/./b"),
+            # even one outside the prefix: the portable engine lists on from the last key given
+            portable = self._marker_store()  # None on files and memory: every listed key is addressable
+            if portable is None:
+                raise
+            for item in portable.list(prefix, delimiter=delimiter):
+                if (item if isinstance(item, str) else item.key) > done:
+                    yield item
+
+    def _list(self, prefix: str, delimiter: bool) -> Iterator[ObjectMeta | str]:
         # obstore prefixes are whole segments: list the parent segment, keep what matches.
         parent = prefix.rstrip("/") if prefix.endswith("/") else prefix.rpartition("/")[0]
         partial = not prefix.endswith("/") and prefix != ""

@@ -27,6 +27,7 @@ import s3dlio  # noqa: E402
 import s3dlio_torch as s3torchconnector  # noqa: E402
 from s3dlio import oplog  # noqa: E402
 from s3dlio.errors import ConfigError  # noqa: E402
+from s3dlio.loader import PrefixSource  # noqa: E402
 from s3dlio_torch import S3ClientConfig, S3ReaderConstructor  # noqa: E402
 from s3dlio_torch.dcp import S3StorageReader, S3StorageWriter  # noqa: E402
 from s3dlio_torch.lightning import S3LightningCheckpoint  # noqa: E402
@@ -568,3 +569,43 @@ def test_names_of_s3torchconnector_resolve() -> None:
     assert S3ReaderConstructor.range_based().buffer_size == 8 * MiB
     assert issubclass(s3torchconnector.dcp.StorageWriter, S3StorageWriter)  # our earlier names stay
     assert issubclass(s3torchconnector.dcp.StorageReader, S3StorageReader)
+
+
+# -- prefixes ---------------------------------------------------------------------------------------
+PREFIX_KEYS = ("dot/v1.0/a.bin", "train.csv", "odd/a+b(1)/x", "rx/model.v1", "rx/model.v1.bak", "rx/modelXv1",
+               "mini/train/0.bin", "mini/val//0.bin")  # fmt: skip
+
+
+@pytest.mark.parametrize("engine", ["fast", "portable"])
+def test_from_prefix_is_a_plain_key_prefix(s3_bucket: str, moto_server: Any, engine: str,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """As in s3torchconnector: '.', '+', '(' are characters of the prefix, and a key the fast
+    engine cannot address ('val//0.bin') neither breaks a listing it is not part of nor is lost
+    from one it is part of."""
+    monkeypatch.setenv("S3DLIO_ENGINE", engine)
+    s3dlio.configure()
+    bucket = s3_bucket[len("s3://") : -1]
+    client = moto_server.client()  # boto3 writes the keys s3dlio's fast engine would refuse
+    for key in PREFIX_KEYS:
+        client.put_object(Bucket=bucket, Key=key, Body=b"k")
+
+    def keys(prefix: str) -> list[str]:
+        ds = s3torchconnector.S3MapDataset.from_prefix(f"{s3_bucket}{prefix}", region="us-east-1")
+        return sorted(ds[i].key for i in range(len(ds)))
+
+    assert keys("dot/v1.0") == ["dot/v1.0/a.bin"]
+    assert keys("train.") == ["train.csv"]
+    assert keys("odd/a+b(1)") == ["odd/a+b(1)/x"]
+    assert keys("rx/model.v1") == ["rx/model.v1", "rx/model.v1.bak"]  # not modelXv1
+    assert keys("mini/train") == ["mini/train/0.bin"]
+    if engine == "portable":
+        assert keys("mini/val/") == ["mini/val//0.bin"]
+    else:  # listed, and reading it names the engine that can
+        ds = s3torchconnector.S3MapDataset.from_prefix(f"{s3_bucket}mini/val/", region="us-east-1")
+        with pytest.raises(s3dlio.InvalidUriError, match="S3DLIO_ENGINE=portable"):
+            ds[0].read()
+        assert len(ds) == 1
+    # s3dlio's own loader: the last part may be a regex, and also selects the names it starts
+    listed = PrefixSource(f"{s3_bucket}rx/model.v1", cache=False).keys()
+    assert sorted(k.rsplit("/", 1)[1] for k in listed) == ["model.v1", "model.v1.bak", "modelXv1"]
+    assert list(PrefixSource(f"{s3_bucket}dot/v1.0", cache=False).keys()) == [f"{s3_bucket}dot/v1.0/a.bin"]
