@@ -293,13 +293,22 @@ class S3dlioFileSystem(AbstractFileSystem):
         return "/" + key if self._local else f"{parsed.bucket}/{key}".rstrip("/")
 
     def _file(self, parsed: ObjectUri, meta: ObjectMeta) -> dict[str, Any]:
-        return {
+        info = {
             "name": self._name(parsed, meta.key),
             "size": meta.size,
             "type": "file",
             "mtime": meta.last_modified,
             "etag": meta.etag,
         }
+        # the names s3fs's and adlfs's callers read too
+        info.update(
+            {"ETag": meta.etag, "LastModified": meta.last_modified, "Key": info["name"], "Size": meta.size}
+            if parsed.scheme == "s3"
+            else {"last_modified": meta.last_modified}
+            if parsed.scheme == "az"
+            else {}
+        )
+        return info
 
     def _dir(self, name: str) -> dict[str, Any]:
         return {"name": name, "size": 0, "type": "directory"}

@@ -185,6 +185,9 @@ def test_storage_options_s3fs_users_pass(moto_server: Any, s3_bucket: str, monke
                            session=None, s3_additional_kwargs={}, skip_instance_cache=True)  # fmt: skip
     assert fs.config.endpoint_url == moto_server.endpoint
     fs.pipe_file(f"{bucket}/a", b"1")
+    info = fs.info(f"{bucket}/a")
+    assert (info["ETag"], info["LastModified"], info["Key"], info["Size"]) == (info["etag"], info["mtime"],
+                                                                             f"{bucket}/a", 1)  # fmt: skip
     assert fs.split_path(f"s3://{bucket}/a/b") == (bucket, "a/b", None)
     assert f"/{bucket}/a?" in fs.url(f"{bucket}/a", expires=60) and "X-Amz-Expires=60" in fs.url(f"{bucket}/a", 60)
     # listing buckets uses the filesystem's own options, not the process's
