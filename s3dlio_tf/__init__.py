@@ -17,7 +17,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from s3dlio.fsspec_registry import register_lazily
 
 from .checkpoint import CheckpointManager, latest_checkpoint, load_weights, restore, save, save_weights
-from .data import TFRecordDataset, dataset
+from .data import TFRecordDataset, dataset, list_files
 
 # fsspec's s3:// and az:// reach s3dlio from import on; the filesystem classes load on first use.
 register_lazily()
@@ -27,6 +27,7 @@ __all__ = [
     "TFRecordDataset",
     "dataset",
     "latest_checkpoint",
+    "list_files",
     "load_weights",
     "restore",
     "save",

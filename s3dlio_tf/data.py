@@ -12,19 +12,24 @@ over ranks exactly once per epoch. Each new iteration of the dataset (``for``, `
 
 from __future__ import annotations
 
+import fnmatch
 import gzip
 import itertools
+import logging
 import os
+import re
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import tensorflow as tf
 
+import s3dlio
 from s3dlio.client import Client, settings_of
 from s3dlio.config import Config, default_config
-from s3dlio.errors import ConfigError, S3dlioError
+from s3dlio.errors import ConfigError, NotFoundError, S3dlioError
+from s3dlio.formats import FormatError
 from s3dlio.formats.tfrecord import iter_tfrecords
 from s3dlio.loader import (
     EpochPlan,
@@ -40,7 +45,9 @@ from s3dlio.loader import (
 from s3dlio.loader.plan import Uneven
 from s3dlio.loader.samples import SampleKind, Splitter
 
-__all__ = ["TFRecordDataset", "dataset"]
+__all__ = ["TFRecordDataset", "dataset", "list_files"]
+
+log = logging.getLogger("s3dlio_tf")
 
 Source = KeySource | str | os.PathLike[str] | Sequence[str]
 _STRING = tf.TensorSpec((), tf.string)
@@ -219,12 +226,12 @@ def dataset(
 
 # -- TFRecordDataset(): shards fetched whole, records split (CRC checked), interleaved -----------------
 def _decompress(data: Any, compression: str, uri: str) -> Any:
-    if compression == "":
+    if compression == "" or memoryview(data).nbytes == 0:  # an empty file has no records, as in tf.data
         return data
     try:
         return gzip.decompress(data) if compression == "GZIP" else zlib.decompress(data)
     except (OSError, EOFError, zlib.error) as exc:
-        raise ConfigError(f"{uri}: not {compression}-compressed ({exc}); check compression_type") from exc
+        raise FormatError(f"{uri}: not {compression}-compressed ({exc}); check compression_type") from exc
 
 
 def _compression(compression_type: str | None) -> str:
@@ -240,23 +247,114 @@ class _ShardReader:
     def __init__(self, fetcher: Fetcher, compression: str, verify: bool) -> None:
         self.fetcher, self.compression, self.verify = fetcher, compression, verify
 
-    def records(self, uri: str, compression: str | None = None) -> list[memoryview]:
+    def read(self, uri: str, compression: str | None = None) -> tuple[list[memoryview], S3dlioError | None]:
+        """Shard ``uri``'s records, and the failure tf.data's reader raises (None: none): a missing
+        object, or bytes that are no TFRecord file, after the records before it, as tf.data's."""
+        found: list[memoryview] = []
         try:
             data = _decompress(self.fetcher(uri), self.compression if compression is None else compression, uri)
-            return list(iter_tfrecords(data, self.verify))
+            for record in iter_tfrecords(data, self.verify):
+                found.append(record)
+        except (NotFoundError, FormatError) as exc:
+            return found, _named(exc, uri)
         except S3dlioError as exc:
-            if uri in str(exc):
+            named = _named(exc, uri)
+            if named is exc:
                 raise
-            raise type(exc)(f"{uri}: {exc}") from exc
+            raise named from exc
+        return found, None
 
-    def records_array(self, uri: Any, compression: Any) -> np.ndarray:
-        """``tf.numpy_function`` body: the records of shard ``uri`` as a 1-D object array of bytes."""
+    def records_array(self, uri: Any, compression: Any) -> tuple[np.ndarray, np.int32, bytes]:
+        """``tf.numpy_function`` body: shard ``uri``'s records as a 1-D object array of bytes, and
+        its failure as (code, message) for :func:`_raise_failure`."""
         name = uri.decode() if isinstance(uri, bytes) else str(uri)
         kind = compression.decode() if isinstance(compression, bytes) else str(compression)
-        found = self.records(name, _compression(kind))
-        out = np.empty(len(found), dtype=object)  # object, not "S": numpy would strip trailing NULs
-        out[:] = [bytes(r) for r in found]
-        return out
+        found, failure = self.read(name, _compression(kind))
+        code, message = (_OK, "") if failure is None else _failure(failure)
+        return _strings([bytes(r) for r in found]), np.int32(code), message.encode()
+
+
+def _named(exc: S3dlioError, uri: str) -> S3dlioError:
+    return exc if uri in str(exc) else type(exc)(f"{uri}: {exc}")
+
+
+def _records_of(read: tuple[list[memoryview], S3dlioError | None]) -> Iterator[bytes]:
+    """The records of :meth:`_ShardReader.read`, then its failure raised."""
+    found, failure = read
+    yield from (bytes(r) for r in found)
+    if failure is not None:
+        raise failure
+
+
+# -- the errors tf.data's own reader raises ----------------------------------------------------------
+# A Python callback (from_generator, numpy_function) can raise only InvalidArgumentError or
+# UnknownError into TensorFlow, so a shard's failure travels as data, (records, code, message),
+# and _raise_failure raises tf.data's NotFoundError or DataLossError inside the graph.
+_OK, _NOT_FOUND, _DATA_LOSS = 0, 1, 2
+_CHECKED = (tf.TensorSpec((None,), tf.string), tf.TensorSpec((), tf.int32), tf.TensorSpec((), tf.string))
+
+
+def _strings(items: list[bytes]) -> np.ndarray:
+    out = np.empty(len(items), dtype=object)  # object, not "S": numpy would strip trailing NULs
+    out[:] = items
+    return out
+
+
+def _failure(exc: BaseException) -> tuple[int, str]:
+    """A missing object (NotFoundError) or bytes that are no TFRecord file (DataLossError)."""
+    if isinstance(exc, NotFoundError):
+        return _NOT_FOUND, str(exc)
+    log.error("%s", exc)  # tf.errors.DataLossError cannot carry the URI and reason (_raise_failure)
+    return _DATA_LOSS, str(exc)
+
+
+def _record_chunks(read: Callable[[], Iterable[bytes]], size: int) -> Iterator[tuple[np.ndarray, int, str]]:
+    """``read()``'s records in chunks of up to ``size`` (cut at 16 MiB), then its failure if any;
+    the records before a failure still arrive, as from tf.data's reader."""
+    chunk: list[bytes] = []
+    held = 0
+    failure: tuple[int, str] | None = None
+    try:
+        for record in read():
+            chunk.append(record)
+            held += len(record)
+            if len(chunk) >= size or held >= _CHUNK_BYTES:
+                yield _strings(chunk), _OK, ""
+                chunk, held = [], 0
+    except (NotFoundError, FormatError) as exc:
+        failure = _failure(exc)
+    if chunk:
+        yield _strings(chunk), _OK, ""
+    if failure is not None:
+        yield _strings([]), *failure
+
+
+def _raise_failure(records: tf.Tensor, code: tf.Tensor, message: tf.Tensor) -> tf.Tensor:
+    """``records``; for a failure, the error tf.data's reader raises, from ops that fail so (no op
+    raises a chosen error): a missing local file named by the message (NotFoundError: "<message>;
+    No such file or directory"), and an inflate of a bad header (DataLossError, in TensorFlow's own
+    words for a file not compressed as stated: "inflate() failed with error -3: incorrect header
+    check"; the URI and reason are logged on ``s3dlio_tf``)."""
+
+    def inflate(data: tf.Tensor) -> tf.Tensor:  # never succeeds: 0x0100 is no zlib header
+        bad = tf.strings.join(["\x01\x00", data])
+        return tf.expand_dims(tf.io.decode_compressed(bad, "ZLIB", name="see_the_s3dlio_tf_log"), 0)[:0]
+
+    def not_found() -> tf.Tensor:  # a relative path that cannot exist; were it there, DataLossError
+        return inflate(tf.io.read_file(tf.strings.join(["s3dlio: ", message])))
+
+    return tf.switch_case(code, [lambda: records, not_found, lambda: inflate(message)])
+
+
+def _checked(chunks: tf.data.Dataset) -> tf.data.Dataset:
+    """Records from a dataset of :data:`_CHECKED` chunks, failures raised as tf.data's."""
+    return chunks.map(_raise_failure).unbatch()
+
+
+def _then_failure(records: tf.Tensor, code: tf.Tensor, message: tf.Tensor) -> tf.data.Dataset:
+    """A shard's ``records``, then its failure (:data:`_OK`: none) raised."""
+    chunks = tf.data.Dataset.from_tensors((records, tf.constant(_OK), tf.constant("")))
+    return _checked(chunks.concatenate(tf.data.Dataset.from_tensors((records[:0], code, message))))
 
 
 # -- TFRecordDataset on tensors: file names known only when the pipeline runs (graph mode) ----------
@@ -275,6 +373,12 @@ def _eager_names(filenames: Any) -> Any:
                 "pass a scalar or 1-D tf.string tensor"
             )
         return [name.decode() for name in np.atleast_1d(filenames.numpy()).tolist()]
+    if isinstance(filenames, np.ndarray):
+        filenames = filenames.tolist()
+    if isinstance(filenames, bytes):  # one file name, as tf.data takes it
+        return [filenames.decode()]
+    if isinstance(filenames, list | tuple):
+        return [name.decode() if isinstance(name, bytes) else name for name in filenames]
     return filenames
 
 
@@ -306,16 +410,18 @@ def _tensor_records(
     else:
         compression = tf.constant(_compression(compression_type))
 
-    def shard(uri: tf.Tensor) -> tf.Tensor:
-        records = tf.numpy_function(reader.records_array, [uri, compression], tf.string, stateful=True)
+    def shard(uri: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        records, code, message = tf.numpy_function(
+            reader.records_array, [uri, compression], [tf.string, tf.int32, tf.string], stateful=True
+        )
         records.set_shape([None])
-        return records
+        return records, tf.reshape(code, []), tf.reshape(message, [])
 
     if num_parallel_reads is None:  # shards in order, the next ones fetched while this one is read
         fetched = names.map(shard, num_parallel_calls=max_in_flight, deterministic=True)
-        return fetched.prefetch(1).unbatch()
+        return fetched.prefetch(1).flat_map(_then_failure)
     return names.interleave(
-        lambda uri: tf.data.Dataset.from_tensor_slices(shard(uri)), cycle_length=num_parallel_reads,
+        lambda uri: _then_failure(*shard(uri)), cycle_length=num_parallel_reads,
         block_length=1, num_parallel_calls=num_parallel_reads, deterministic=deterministic,
     )  # fmt: skip
 
@@ -379,6 +485,8 @@ def TFRecordDataset(  # noqa: N802 - named as tf.data.TFRecordDataset, which it 
         return _tensor_records(filenames, compression_type, num_parallel_reads, deterministic, fetch,
                                max_in_flight)  # fmt: skip
     compression = _compression(compression_type)
+    if chunk < 1:
+        raise ConfigError(f"chunk={chunk}: must be at least 1")
     rank, world_size = resolve_rank_world(*_rank_world(rank, world_size, input_context))
     keys = _source(filenames, pattern, key_cache, refresh, config).keys()
     # uneven=None: the whole epoch's permutation, then every world_size-th file (tf.data's FILE sharding)
@@ -396,25 +504,24 @@ def TFRecordDataset(  # noqa: N802 - named as tf.data.TFRecordDataset, which it 
     if num_parallel_reads is None:
 
         def records() -> Iterator[bytes]:
-            fetched = prefetch(reader.records, files(), max_in_flight=max_in_flight, max_bytes=max_bytes,
-                               size=lambda rs: sum(r.nbytes for r in rs))  # fmt: skip
+            fetched = prefetch(reader.read, files(), max_in_flight=max_in_flight, max_bytes=max_bytes,
+                               size=lambda got: sum(r.nbytes for r in got[0]))  # fmt: skip
             for _, result in fetched:
                 if isinstance(result, BaseException):
                     raise result
-                yield from (bytes(r) for r in result)
+                yield from _records_of(result)
 
-        ds = _from_elements(records, _STRING, chunk)
+        def chunks() -> Iterator[tuple[np.ndarray, int, str]]:
+            return _record_chunks(records, chunk)
+
+        ds = _checked(tf.data.Dataset.from_generator(chunks, output_signature=_CHECKED))
     else:
 
-        def shard_chunks(uri: bytes) -> Iterator[np.ndarray]:
-            records = (bytes(r) for r in reader.records(uri.decode()))
-            for part in _chunked(records, chunk, len):
-                yield np.array(part, dtype=object)
+        def shard_chunks(uri: bytes) -> Iterator[tuple[np.ndarray, int, str]]:
+            return _record_chunks(lambda: _records_of(reader.read(uri.decode())), chunk)
 
         def one(uri: tf.Tensor) -> tf.data.Dataset:
-            return tf.data.Dataset.from_generator(
-                shard_chunks, args=(uri,), output_signature=tf.TensorSpec((None,), tf.string)
-            ).unbatch()
+            return _checked(tf.data.Dataset.from_generator(shard_chunks, args=(uri,), output_signature=_CHECKED))
 
         names = tf.data.Dataset.from_generator(files, output_signature=_STRING)
         ds = names.interleave(
@@ -438,3 +545,53 @@ def _only_up_front(**options: Any) -> None:
             "pass a list of URIs or a prefix, or shard and shuffle the names dataset yourself "
             "(.shard(), .shuffle()) before .interleave()"
         )
+
+
+# -- list_files(): tf.data.Dataset.list_files for object storage ---------------------------------------
+_WILDCARD = re.compile(r"[*?\[]")
+
+
+def _glob(pattern: str, config: Config | None) -> set[str]:
+    """What ``pattern`` matches, as TensorFlow's ``matching_files``: objects and "directories"
+    (common prefixes), each ``/``-part matched as a glob, so ``*`` never crosses ``/``; from one
+    listing under the part before the first wildcard."""
+    first = _WILDCARD.search(pattern)
+    if first is None:
+        return {pattern} if s3dlio.exists(pattern, config=config) else set()
+    base = pattern[: pattern.rfind("/", 0, first.start()) + 1]
+    parts = pattern[len(base) :].split("/")
+    listed = s3dlio.list(pattern[: first.start()], recursive=len(parts) > 1, pattern="(?s).*", config=config)
+    found = set()
+    for uri in listed:
+        names = uri.removeprefix(base).split("/")[: len(parts)]
+        if len(names) == len(parts) and all(names) and all(map(fnmatch.fnmatchcase, names, parts)):
+            found.add(base + "/".join(names))
+    return found
+
+
+def list_files(
+    file_pattern: str | bytes | Sequence[str | bytes],
+    shuffle: bool | None = None,
+    seed: int | None = None,
+    name: str | None = None,
+    *,
+    config: Config | None = None,
+    client: Client | None = None,
+) -> tf.data.Dataset:
+    """``tf.data.Dataset.list_files`` for ``s3://``/``az://`` patterns, which TensorFlow cannot list.
+
+    A dataset of the matching URIs, sorted, shuffled each iteration with ``seed`` unless
+    ``shuffle=False``, as TensorFlow's. Globs: ``*``, ``?``, ``[...]`` within one ``/``-part; one
+    listing per pattern, under its part before the first wildcard. No match raises
+    ``tf.errors.InvalidArgumentError`` as TensorFlow does. Local paths go to TensorFlow's own.
+    """
+    config = settings_of(client, config, where="list_files")
+    patterns = [file_pattern] if isinstance(file_pattern, str | bytes) else list(file_pattern)
+    texts = [p.decode() if isinstance(p, bytes) else os.fspath(p) for p in patterns]
+    if not any("://" in p and not p.startswith("file://") for p in texts):
+        return tf.data.Dataset.list_files(texts, shuffle=shuffle, seed=seed, name=name)
+    names = sorted(uri for p in texts for uri in _glob(p, config))
+    if not names:
+        raise tf.errors.InvalidArgumentError(None, None, f"No files matched pattern: {', '.join(texts)}")
+    ds = tf.data.Dataset.from_tensor_slices(tf.constant(names, tf.string), name=name)
+    return ds.shuffle(len(names), seed=seed, name=name) if shuffle is None or shuffle else ds

@@ -7,8 +7,10 @@ sharded arrays over 8 CPU devices and over two processes (subprocesses: ``orbax_
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +68,13 @@ def where(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def _names(where: str) -> list[str]:
-    """Every object/file under ``where``, relative to it."""
+    """Every object/file under ``where``, relative to it; not the folder markers (``dir/``, empty)
+    that s3dlio's fsspec ``mkdir`` writes on object storage so that a directory made exists."""
     if where.startswith("file://"):
         return _names(where.removeprefix("file://"))
     if "://" in where:
-        return sorted(u[len(where) + 1 :] for u in s3dlio.list(where + "/", recursive=True))
+        listed = (u[len(where) + 1 :] for u in s3dlio.list(where + "/", recursive=True))
+        return sorted(n for n in listed if n and not n.endswith("/"))
     return sorted(str(p.relative_to(where)) for p in Path(where).rglob("*") if p.is_file())
 
 
@@ -202,6 +206,44 @@ def test_keep_period_and_best_fn(where: str) -> None:
     reopened.close()
 
 
+def test_root_metadata_of_orbaxs_guide(where: str) -> None:
+    """``CheckpointManager(path, metadata=...)`` keeps it at the root; a fresh manager reads it back."""
+    with ocp.CheckpointManager(where, metadata={"version": 1.1}) as mngr:
+        mngr.save(0, args=ocp.args.StandardSave(state(0)))
+        mngr.wait_until_finished()
+        assert mngr.metadata().custom_metadata == {"version": 1.1}
+    with ocp.CheckpointManager(where) as again:
+        assert again.metadata().custom_metadata == {"version": 1.1} and again.all_steps() == [0]
+    assert "metadata/_ROOT_METADATA" in _names(where)
+
+
+def _layout(names: list[str]) -> list[str]:
+    """File names with TensorStore's random data file names as ``*``, without commit files (the
+    local run commits by rename instead)."""
+    return sorted({re.sub(r"/d/[0-9a-f]+$", "/d/*", n) for n in names if not n.endswith("commit_success.txt")})
+
+
+@pytest.mark.parametrize("where", ["s3", "az"], indirect=True)
+def test_todelete_subdir_moves_old_steps_as_on_a_disk(where: str, tmp_path: Path) -> None:
+    """``todelete_subdir``: pruned steps go to ``trash/`` instead of being deleted, as stock Orbax
+    does on a local directory (run alongside), and restore from there."""
+    options = ocp.CheckpointManagerOptions(max_to_keep=1, todelete_subdir="trash")
+    disk = str(tmp_path / "disk")
+    for directory in (where, disk):
+        with ocp.CheckpointManager(directory, options=options) as mngr:
+            for step in range(3):
+                mngr.save(step, args=ocp.args.StandardSave(state(step)))
+            mngr.wait_until_finished()
+            assert mngr.all_steps() == [2]
+    assert _layout(_names(where)) == _layout(_names(disk))
+    assert {n.split("/")[0] for n in _names(where)} == {"2", "trash"}
+    assert {n.split("/")[1] for n in _names(where) if n.startswith("trash/")} == {"0", "1"}
+    for directory in (where, disk):
+        with ocp.CheckpointManager(f"{directory}/trash") as trash:
+            assert trash.all_steps() == [0, 1]
+            assert_same(trash.restore(1, args=ocp.args.StandardRestore(abstract(state(0)))), state(1))
+
+
 def test_a_directory_orbax_cannot_take_gets_an_s3dlio_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -247,7 +289,10 @@ def test_a_killed_save_never_becomes_latest(s3_bucket: str) -> None:
     assert mngr.all_steps() == [1] and mngr.latest_step() == 1  # ... and is not a step
     mngr.close()
     again = ocp.CheckpointManager(where, options=ocp.CheckpointManagerOptions(cleanup_tmp_directories=True))
-    assert not any(n.startswith("2/") for n in _names(where))  # leftovers removed on request
+    deadline = time.monotonic() + 60  # leftovers removed on request, in Orbax's background thread
+    while any(n.startswith("2/") for n in _names(where)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(n.startswith("2/") for n in _names(where))
     again.save(2, args=ocp.args.StandardSave({"x": jnp.arange(4)}))
     again.wait_until_finished()
     assert again.all_steps() == [1, 2]

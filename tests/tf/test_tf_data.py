@@ -159,7 +159,7 @@ def test_tfrecord_autotune_pipeline_and_shards(shards: tuple[list[str], list[str
     assert sorted(records(files)) == expected and records(files) != records(files)  # new file order per pass
 
 
-def test_tfrecord_gzip_and_corruption(s3_bucket: str, tmp_path: Path) -> None:
+def test_tfrecord_gzip_and_corruption(s3_bucket: str, caplog: pytest.LogCaptureFixture) -> None:
     raw = write_tfrecords([b"rec-%d" % i for i in range(10)])
     s3dlio.put(f"{s3_bucket}z/a.tfrecord.gz", gzip.compress(raw))
     ds = s3dlio_tf.TFRecordDataset([f"{s3_bucket}z/a.tfrecord.gz"], compression_type="GZIP")
@@ -168,8 +168,10 @@ def test_tfrecord_gzip_and_corruption(s3_bucket: str, tmp_path: Path) -> None:
     bad[20] ^= 0xFF  # inside the first record's data: its CRC fails
     s3dlio.put(f"{s3_bucket}z/bad.tfrecord", bytes(bad))
     for reads in (None, 2):
-        with pytest.raises(tf.errors.OpError, match=f"{s3_bucket}z/bad.tfrecord.*CRC mismatch"):
+        caplog.clear()
+        with pytest.raises(tf.errors.DataLossError, match="see_the_s3dlio_tf_log"):  # as tf.data's reader
             records(s3dlio_tf.TFRecordDataset([f"{s3_bucket}z/bad.tfrecord"], num_parallel_reads=reads))
+        assert f"{s3_bucket}z/bad.tfrecord: TFRecord data CRC mismatch" in caplog.text  # the URI and reason
     with pytest.raises(ConfigError, match="compression_type"):
         s3dlio_tf.TFRecordDataset([f"{s3_bucket}z/a.tfrecord.gz"], compression_type="SNAPPY")
 
