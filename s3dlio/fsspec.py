@@ -6,9 +6,9 @@
 ...     head = f.read(100)
 
 Paths follow fsspec's convention: without the scheme (``bucket/key``; ``/abs/path`` for files).
-Object stores have no directories: a "directory" is a prefix with objects under it, so
-``mkdir`` writes nothing and an empty directory does not exist (as in s3fs); ``file://`` and
-``direct://`` make real ones. Files open ``rb`` (a seekable reader fetching blocks by range,
+Object stores have no directories: a "directory" is a prefix with objects under it, and
+``mkdir`` writes a folder marker (``dir/``) so that one made empty exists, as Orbax and
+Lightning expect; ``file://`` and ``direct://`` make real ones. Files open ``rb`` (a seekable reader fetching blocks by range,
 with read-ahead; a read after a seek, such as pyarrow's of a Parquet footer or column chunk,
 fetches exactly its bytes), ``wb``/``xb`` (a streaming writer: the object appears on ``close``, an
 exception inside ``with`` leaves nothing) or ``ab`` (as s3fs: the object is streamed into a

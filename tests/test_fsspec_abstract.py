@@ -2,8 +2,8 @@
 
 Wired as s3fs wires it: one fixtures class per filesystem (``fs``, ``fs_path``, ``fs_join``,
 ``supports_empty_directories``) mixed into each of fsspec's test classes (Copy, Get, Put, Pipe,
-Open). ``s3`` runs on moto, ``az`` on Azurite, ``file`` in a temporary directory and ``mem`` in
-s3dlio's in-process store; each test gets a fresh bucket/container/directory. fsspec's ``mv``
+Open). ``s3`` runs on moto and ``az`` on Azurite, both with empty directories (folder
+markers), ``file`` in a temporary directory and ``mem`` in s3dlio's in-process store; each test gets a fresh bucket/container/directory. fsspec's ``mv``
 tests (plain functions on ``fsspec.filesystem("file")``) run with s3dlio's ``file`` filesystem
 registered in fsspec's place.
 """
@@ -32,7 +32,8 @@ def _join(*parts: str) -> str:
 
 
 class _S3dlioFixtures(abstract.AbstractFixtures):  # type: ignore[misc]
-    """Fixtures shared by the object stores: paths are ``bucket/key``, no empty directories."""
+    """Fixtures shared by the object stores: paths are ``bucket/key``; empty directories only where
+    ``mkdir`` writes a folder marker (s3, az)."""
 
     scheme = "s3"
 
