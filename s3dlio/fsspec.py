@@ -485,13 +485,16 @@ class S3dlioFileSystem(AbstractFileSystem):
         if not key:
             create_bucket(f"{self.scheme}://{bucket}", config=self.config)  # a FileExistsError if it exists
             return
-        if not self.exists(bucket):
+        if self.scheme == "mem" or self.isdir(name):  # mem:// keys cannot end in "/"; its buckets come by themselves
+            return
+        uri, parsed, store = self._resolve(name)
+        try:
+            store.put(parsed.key.rstrip("/") + "/", b"")
+        except NotFoundError:  # no such bucket
             if not create_parents:
-                raise FileNotFoundError(errno.ENOENT, "no such bucket; use create_parents=True", self.uri(bucket))
+                raise FileNotFoundError(errno.ENOENT, "no such bucket; use create_parents=True", self.uri(bucket)) from None
             with contextlib.suppress(FileExistsError):  # made meanwhile
                 create_bucket(f"{self.scheme}://{bucket}", config=self.config)
-        if self.scheme != "mem" and not self.isdir(name):  # mem:// keys cannot end in "/"
-            uri, parsed, store = self._resolve(name)
             store.put(parsed.key.rstrip("/") + "/", b"")
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
