@@ -36,6 +36,7 @@ try:
     import fsspec
     from fsspec.callbacks import DEFAULT_CALLBACK
     from fsspec.spec import AbstractFileSystem
+    from fsspec.transaction import Transaction
     from fsspec.utils import stringify_path
 except ImportError as exc:  # pragma: no cover - exercised only without the dependency
     raise ImportError("s3dlio.fsspec needs fsspec: pip install fsspec (or 's3dlio[jax]')") from exc
@@ -225,6 +226,29 @@ def _config_from(config: Config | None, options: dict[str, Any]) -> Config | Non
     return (config or default_config()).replace(**changes)
 
 
+class _Transaction(Transaction):  # type: ignore[misc]
+    """fsspec's transaction, except that one entered inside another joins it: fsspec's own
+    forgets the outer one's files (never published) and ends both at the inner exit. An
+    exception leaving any level discards the whole transaction."""
+
+    def __init__(self, fs: AbstractFileSystem, **kwargs: Any) -> None:
+        super().__init__(fs, **kwargs)
+        self._depth = 0
+        self._failed = False
+
+    def __enter__(self) -> _Transaction:
+        self._depth += 1
+        if self._depth == 1:
+            self.start()
+        return self
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        self._depth -= 1
+        self._failed = self._failed or kind is not None
+        if self._depth == 0:
+            super().__exit__(Exception if self._failed else None, None, None)
+
+
 class S3dlioFileSystem(AbstractFileSystem):
     """An fsspec filesystem over one s3dlio scheme; use a subclass (:data:`FILESYSTEMS`).
 
@@ -246,6 +270,7 @@ class S3dlioFileSystem(AbstractFileSystem):
     #: a Config's secrets, so instances are never shared.
     cachable = False
     _local: ClassVar[bool] = False
+    transaction_type = _Transaction
 
     def __init__(self, config: Config | None = None, *, client: Client | None = None, **options: Any) -> None:
         if client is not None:
@@ -547,7 +572,10 @@ class S3dlioFileSystem(AbstractFileSystem):
         for one in paths:
             name = self._strip_protocol(one)
             if maxdepth is not None or has_magic(name):
-                super().rm(one, recursive=recursive, maxdepth=maxdepth)
+                matched = self.expand_path(one, recursive=recursive, maxdepth=maxdepth)
+                for match in reversed(matched):
+                    self.rm_file(match)
+                self._rm_markers(matched)
                 continue
             info = self.info(name)
             if info["type"] == "file":
@@ -558,6 +586,18 @@ class S3dlioFileSystem(AbstractFileSystem):
                 self._rm_tree(name)
             if recursive and not self._local and "/" not in name:
                 self.rmdir(name)
+
+    def _rm_markers(self, names: list[str]) -> None:
+        """Delete the folder markers (``name/``) of the directories among ``names``, which
+        ``rm_file`` leaves: one batch request; names without one are no error."""
+        if self._local or self.scheme == "mem" or not names:
+            return
+        uri, parsed, store = self._resolve(names[0])
+        keys = [self._resolve(name)[1].key.rstrip("/") + "/" for name in names if "/" in name]
+        for i in range(0, len(keys), _BATCH):
+            for failure in store.delete_many(keys[i : i + _BATCH]):
+                if not isinstance(failure.error, NotFoundError):
+                    raise failure.error
 
     def _rm_tree(self, name: str) -> None:
         if self._local:
@@ -738,6 +778,11 @@ class S3dlioFileSystem(AbstractFileSystem):
         if mode == "rb":
             file = self._reader(path, block_size)
         elif mode in ("wb", "xb", "ab"):
+            if mode != "wb" and not autocommit and self._pending(path):
+                raise ValueError(
+                    f"open {self.uri(path)} mode={mode!r}: written earlier in this transaction, which has not "
+                    "published it yet; write it whole once ('wb'), or append after the transaction"
+                )
             if mode == "xb" and self.exists(path):
                 raise FileExistsError(errno.EEXIST, "object exists", self.uri(path))
             file = self._appender(path, block_size) if mode == "ab" else self._writer(path, block_size)
@@ -752,6 +797,12 @@ class S3dlioFileSystem(AbstractFileSystem):
             f"open {self.uri(path)} mode={mode!r}: use 'rb', 'wb', 'xb' or 'ab' (objects are written "
             "whole, never updated in place)"
         )
+
+    def _pending(self, path: str) -> bool:
+        """True when the current transaction holds a file for ``path`` not yet published."""
+        name = self._strip_protocol(path)
+        files = self._transaction.files if self._transaction is not None else ()
+        return any(getattr(f, "path", None) == name for f in files)
 
     def _appender(self, path: str, part_size: int | None) -> _FileWriter:
         """A writer that starts with the object's current bytes, as s3fs's ``"ab"``: the old

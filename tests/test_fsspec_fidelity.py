@@ -230,3 +230,43 @@ def test_adlfs_names_and_url_forms(azurite: Any, az_container: str) -> None:
     assert type(fsspec.filesystem("abfs")).__module__ == "s3dlio.fsspec"
     opts = sfs.AzureFileSystem._get_kwargs_from_urls(f"abfs://{container}@acct.dfs.core.windows.net/k")
     assert opts == {"account_name": "acct"}
+
+
+def test_a_transaction_inside_another_joins_it(place: tuple[Any, str]) -> None:
+    fs, root = place
+    fs.pipe_file(f"{root}/kept", b"old")
+    with pytest.raises(RuntimeError), fs.transaction:
+        fs.pipe(f"{root}/n1", b"1")
+        with fs.transaction:
+            fs.pipe(f"{root}/n2", b"2")
+        assert not fs.exists(f"{root}/n2")  # the inner exit publishes nothing
+        fs.pipe(f"{root}/kept", b"new")
+        raise RuntimeError("boom")
+    assert fs.find(root) == [f"{root}/kept"] and fs.cat_file(f"{root}/kept") == b"old"
+    with fs.transaction:
+        fs.pipe(f"{root}/n1", b"1")
+        with fs.transaction:
+            fs.pipe(f"{root}/n2", b"2")
+    assert fs.cat(f"{root}/n1") == b"1" and fs.cat(f"{root}/n2") == b"2"
+
+
+def test_a_file_written_in_a_transaction_is_not_appended_to_before_it_ends(place: tuple[Any, str]) -> None:
+    fs, root = place
+    fs.pipe_file(f"{root}/log", b"OLD")
+    with fs.transaction:
+        with fs.open(f"{root}/log", "ab") as f:
+            f.write(b"+X")
+        with pytest.raises(ValueError, match="this transaction"):
+            fs.open(f"{root}/log", "ab")  # it would start from OLD and lose +X
+        with pytest.raises(ValueError, match="this transaction"):
+            fs.open(f"{root}/log", "xb")
+    assert fs.cat_file(f"{root}/log") == b"OLD+X"
+
+
+def test_a_glob_rm_takes_the_folder_markers_too(place: tuple[Any, str]) -> None:
+    fs, root = place
+    fs.makedirs(f"{root}/z/deep", exist_ok=True)
+    fs.pipe_file(f"{root}/z/deep/f", b"1")
+    fs.pipe_file(f"{root}/a.txt", b"1")
+    fs.rm(f"{root}/*", recursive=True)
+    assert fs.ls(root) == [] and not fs.exists(f"{root}/z")  # no marker of z/ or z/deep/ left

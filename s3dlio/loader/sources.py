@@ -6,19 +6,19 @@ forked child (or, where that cannot be, with the portable engine), so a DataLoad
 that only listed still hands the fast engine to its forked workers (shared/DESIGN.md §2).
 The listing streams into a key file under the cache directory, which this run's epochs and
 workers map (the page cache holds it once); each dataset built lists again, so a run sees what
-the store holds, and the file goes at exit. A key file the user names is kept and reused by
+the store holds, and the file goes with its list (or at exit). A key file the user names is kept and reused by
 later runs (``refresh=True`` re-lists).
 """
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import hashlib
 import itertools
 import logging
 import os
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -101,8 +101,8 @@ class PrefixSource:
     """Every object under ``uri`` (recursively by default; the last part may be a regex, unless
     ``plain``).
 
-    ``cache``: True lists into a key file of this process under :func:`cache_dir` (removed at
-    exit); a path names a key file that later runs reuse instead of listing (``refresh``
+    ``cache``: True lists into a key file of this process under :func:`cache_dir` (removed
+    with its list, or at exit); a path names a key file that later runs reuse instead of listing (``refresh``
     re-lists it); False lists into memory.
     """
 
@@ -127,15 +127,17 @@ class PrefixSource:
                 log.info("s3dlio: keys of %s from %s (refresh=True lists again)", self.uri, path)
                 return KeyList.load(path)
             return self._list(path)
-        # a file of this process, one per build (a dataset built earlier keeps its own), removed at exit
+        # a file of this process, one per build (a dataset built earlier keeps its own), removed
+        # once its list is dropped or the process exits
         config = self.config or default_config()
         ident = "\0".join(
             str(x) for x in (self.uri, self.pattern, self.recursive, config.endpoint_url, config.azure_endpoint)
         )
         digest = hashlib.sha256(ident.encode()).hexdigest()[:24]
         path = os.path.join(cache_dir(), "keys", f"{digest}.{os.getpid()}.{next(_builds)}.keys")
-        _written[path] = os.getpid()
-        return self._list(path)
+        keys = self._list(path)
+        weakref.finalize(keys, _remove, path, os.getpid())
+        return keys
 
     def _list(self, path: str | None) -> KeyList:
         """Stream the listing into the key file (or memory): keys never become a list of str."""
@@ -183,16 +185,13 @@ class PrefixSource:
 
 
 _builds = itertools.count()
-#: Key files listed into with ``cache=True`` -> the process that did: removed as it exits.
-_written: dict[str, int] = {}
 
 
-@atexit.register
-def _remove_written() -> None:
-    for path, pid in _written.items():
-        if pid == os.getpid():  # not a forked child's parent's files
-            with contextlib.suppress(OSError):
-                os.unlink(path)
+def _remove(path: str, owner: int) -> None:
+    """Delete a key file this process listed into (never its parent's, from a forked child)."""
+    if os.getpid() == owner:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 @dataclass(frozen=True)
