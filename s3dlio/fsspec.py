@@ -510,24 +510,33 @@ class S3dlioFileSystem(AbstractFileSystem):
         if not key:
             create_bucket(f"{self.scheme}://{bucket}", config=self.config)  # a FileExistsError if it exists
             return
-        if self.scheme == "mem" or self.isdir(name):  # mem:// keys cannot end in "/"; its buckets come by themselves
-            return
+        if self.scheme != "mem" and not self.isdir(name):  # mem:// keys cannot end in "/"; its buckets come by themselves
+            self._put_marker(name, create_parents)
+
+    def _put_marker(self, name: str, create_parents: bool) -> None:
+        """Write the folder marker of ``bucket/key`` ``name``; the bucket is made only when the PUT
+        finds none (and ``create_parents``)."""
         uri, parsed, store = self._resolve(name)
         try:
             store.put(parsed.key.rstrip("/") + "/", b"")
         except NotFoundError:  # no such bucket
+            bucket = f"{self.scheme}://{parsed.bucket}"
             if not create_parents:
-                raise FileNotFoundError(errno.ENOENT, "no such bucket; use create_parents=True", self.uri(bucket)) from None
+                raise FileNotFoundError(errno.ENOENT, "no such bucket; use create_parents=True", bucket) from None
             with contextlib.suppress(FileExistsError):  # made meanwhile
-                create_bucket(f"{self.scheme}://{bucket}", config=self.config)
+                create_bucket(bucket, config=self.config)
             store.put(parsed.key.rstrip("/") + "/", b"")
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
-        if self.isdir(path):
+        name = self._strip_protocol(path)
+        if self.isdir(name):
             if not exist_ok:
-                raise FileExistsError(errno.EEXIST, "directory exists", self.uri(path))
+                raise FileExistsError(errno.EEXIST, "directory exists", self.uri(name))
             return
-        self.mkdir(path, create_parents=True)
+        if self._local or "/" not in name or self.scheme == "mem":
+            self.mkdir(name, create_parents=True)
+        else:  # isdir just said no: the marker, without listing again
+            self._put_marker(name, create_parents=True)
 
     def rmdir(self, path: str) -> None:
         """Remove an empty directory: a folder on files; an empty bucket (container), or a
@@ -593,7 +602,7 @@ class S3dlioFileSystem(AbstractFileSystem):
         if self._local or self.scheme == "mem" or not names:
             return
         uri, parsed, store = self._resolve(names[0])
-        keys = [self._resolve(name)[1].key.rstrip("/") + "/" for name in names if "/" in name]
+        keys = [parse(self.uri(name)).key.rstrip("/") + "/" for name in names if "/" in name]
         for i in range(0, len(keys), _BATCH):
             for failure in store.delete_many(keys[i : i + _BATCH]):
                 if not isinstance(failure.error, NotFoundError):
@@ -886,7 +895,10 @@ class _DeferredFile(_FileAttributes, io.BufferedIOBase):
         self._writer = writer
         self._closed = False
         self._discarded = False
-        self._part_size = writer._part_size
+
+    @property
+    def blocksize(self) -> int:
+        return self._writer.blocksize
 
     def writable(self) -> bool:
         return True
