@@ -154,22 +154,44 @@ def _batch_in_flight(stores: Iterable[Store], max_in_flight: int | None, config:
 
 
 def _budgeted_get(workers: int, config: Config | None) -> Callable[[tuple[ObjectUri, Store]], Buffer]:
-    """A GET for a batch that keeps ``max_bytes_in_flight``: sizes are unknown until responses
-    come back, so each request reserves the largest size seen so far, and the lock is only
-    taken once ``workers`` such objects would not fit (the first wave is bounded by count)."""
-    budget = _parallel.ByteBudget((config or default_config()).max_bytes_in_flight)
+    """A GET for a batch that keeps ``max_bytes_in_flight``. Sizes are unknown until responses
+    come back: the first wave (sent before any) is bounded by count; every later request
+    reserves the largest size seen so far and waits while the running ones, the first wave's
+    counted at that size too, hold the budget. The lock is skipped while ``workers`` objects
+    of that size fit."""
+    limit = (config or default_config()).max_bytes_in_flight
+    cond = threading.Condition()
     largest = 0
+    blind = 0  # first-wave requests still running
+    held = 0  # bytes reserved by the requests sent since
 
     def get(target: tuple[ObjectUri, Store]) -> Buffer:
-        nonlocal largest
+        nonlocal largest, blind, held
         parsed, store = target
         guess = largest
-        if guess * workers <= budget.limit:
+        if guess and guess * workers <= limit:
             data = store.get(parsed.key)
-        else:
-            with budget.holding(guess):
-                data = store.get(parsed.key)
-        largest = max(largest, memoryview(data).nbytes)
+            largest = max(largest, memoryview(data).nbytes)
+            return data
+        with cond:
+            if guess:
+                while (held or blind) and held + (blind + 1) * largest > limit:
+                    cond.wait()
+                guess = largest
+                held += guess
+            else:
+                blind += 1
+        try:
+            data = store.get(parsed.key)
+        finally:
+            with cond:
+                if guess:
+                    held -= guess
+                else:
+                    blind -= 1
+                cond.notify_all()
+        with cond:
+            largest = max(largest, memoryview(data).nbytes)
         return data
 
     return get

@@ -27,19 +27,22 @@ SCRIPT = textwrap.dedent(
     loop = _parallel._loop
     wake = loop._write_to_self
 
+    inside = threading.Event()
+
     def slow_wake():  # a runtime thread descheduled just before it wakes the loop
+        inside.set()
         time.sleep(0.3)
         wake()
+        with open(sys.argv[1], "w") as f:  # still inside the hand-over
+            f.write("handed over")
 
     loop._write_to_self = slow_wake
 
     def hand_over():
         loop.call_soon_threadsafe(lambda: None)
-        with open(sys.argv[1], "w") as f:
-            f.write("handed over")
 
     threading.Thread(target=hand_over, daemon=True).start()
-    time.sleep(0.05)  # the thread is inside call_soon_threadsafe; the main thread exits now
+    inside.wait()  # the thread is inside call_soon_threadsafe; the main thread exits now
     """
 )
 
@@ -50,4 +53,4 @@ def test_exit_waits_for_a_thread_handing_a_result_to_the_loop(tmp_path: Path) ->
         [sys.executable, "-c", SCRIPT, str(marker)], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0, proc.stderr
-    assert marker.read_text() == "handed over"  # the thread finished before finalization
+    assert marker.read_text() == "handed over"  # the hand-over finished before finalization
