@@ -36,6 +36,8 @@ class Selection:
 
     def matches(self, key: str) -> bool:
         """True when ``key`` (a full key, or a common prefix ending in ``/``) is selected."""
+        if not key.startswith(self.prefix):  # a store that listed more than asked selects none of it
+            return False
         rel = key[len(self.base) :]
         if not self.recursive:
             rel = rel.rstrip("/")

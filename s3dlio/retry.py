@@ -97,10 +97,12 @@ def again(
 
 class Attempts:
     """The failures of one operation that is retried a piece at a time (a listing resumed after
-    its last key), counted against ``attempts`` and ``budget`` seconds from the first failure."""
+    its last key), counted against ``attempts`` and ``budget`` seconds from ``since`` (a
+    ``time.monotonic()`` value: when the first failed piece was asked for; default now)."""
 
-    def __init__(self, attempts: int, budget: float, what: str = "") -> None:
-        self.attempts, self.until, self.what = attempts, time.monotonic() + budget, what
+    def __init__(self, attempts: int, budget: float, what: str = "", since: float | None = None) -> None:
+        self.attempts, self.what = attempts, what
+        self.until = (time.monotonic() if since is None else since) + budget
         self.failed = 0
 
     def failed_with(self, exc: BaseException, sleep: Callable[[float], None] = time.sleep) -> None:

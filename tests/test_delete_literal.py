@@ -55,6 +55,20 @@ def test_delete_async_is_literal(backend: Backend) -> None:
     assert "x1.bin" in remaining(backend)
 
 
+def test_an_empty_segment_selects_only_keys_that_have_it(backend: Backend) -> None:
+    """``s3://b/$DIR/`` with ``DIR`` unset is ``s3://b//``: no key starts with ``/``, so nothing
+    is listed or deleted (the fast engine's listing normalised it to the bucket's root). On a
+    filesystem ``a//`` is ``a/``, on both engines."""
+    for key in ("top.bin", "data/model.bin", "data/sub/deep.bin"):
+        s3dlio.put(backend.uri(key), b"x")
+    filesystem = backend.scheme in ("file", "direct")
+    for uri, level in ((backend.uri("data//sub/"), "data/sub/"), (backend.uri("data//"), "data/"), (backend.base + "/", "")):
+        expected = s3dlio.list(backend.uri(level), recursive=True) if filesystem else []
+        assert s3dlio.list(uri, recursive=True) == expected, uri
+        assert s3dlio.delete(uri, recursive=True) == len(expected), uri
+    assert len(s3dlio.list(backend.base, recursive=True)) == (0 if filesystem else 3)
+
+
 # -- CLI -------------------------------------------------------------------------------------------
 def s3dlio_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     exe = venv_tool("s3dlio")

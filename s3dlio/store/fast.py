@@ -171,15 +171,17 @@ class FastStore(Store):
             return None
 
     def _listed_key(self, path: str, size: int, parent: str, previous: str) -> str:
-        """The key of a listed object. obstore strips a trailing '/', listing the marker ``dir/``
-        as ``dir``: a zero-byte ``dir`` is the marker when it is the listed directory itself, or
-        when the key listed just before it is ``dir`` or starts with it (an object ``dir`` comes
-        before ``dir-x`` in any key order, the marker ``dir/`` after it), or else when no object
-        ``dir`` exists (one HEAD, zero-byte objects only)."""
-        if size or not self._folder_markers:
+        """The key of a listed object. obstore strips a trailing '/', listing ``dir/`` as ``dir``.
+        It is ``dir/`` when it is the listed directory itself, or when the key listed just
+        before it is ``dir`` or starts with it (an object ``dir`` comes before ``dir-x`` in key
+        order, ``dir/`` after it), whatever its size; else a zero-byte one is a folder marker
+        when no object ``dir`` exists (one HEAD)."""
+        if not self._folder_markers:
             return path
         if path == parent or (previous and previous.startswith(path)):
             return path + "/"
+        if size:
+            return path
         try:
             obstore.head(self._inner, path)
         except FileNotFoundError:
@@ -340,15 +342,18 @@ class FastStore(Store):
         except InvalidUriError:
             # obstore refuses a whole page that holds a key it cannot address ("a//b", "a/./b"),
             # even one outside the prefix: the portable engine lists on from the last key given
-            portable = self._marker_store()  # None on files and memory: every listed key is addressable
+            portable = self._marker_store()
             if portable is None:
+                if not done and ("//" in prefix or prefix.startswith("/")):
+                    return  # files and memory hold addressable keys only: none starts so
                 raise
             for item in portable.list(prefix, delimiter=delimiter):
                 if (item if isinstance(item, str) else item.key) > done:
                     yield item
 
     def _list(self, prefix: str, delimiter: bool) -> Iterator[ObjectMeta | str]:
-        # obstore prefixes are whole segments: list the parent segment, keep what matches.
+        # obstore prefixes are whole segments: list the parent segment, keep what starts with
+        # the prefix (which also drops what a prefix obstore normalises, "a//" or "/", adds)
         parent = prefix.rstrip("/") if prefix.endswith("/") else prefix.rpartition("/")[0]
         partial = not prefix.endswith("/") and prefix != ""
         own = self._own_marker(prefix)
@@ -362,10 +367,13 @@ class FastStore(Store):
                 except TransferError as exc:
                     result = self._again(self._delimited, (prefix, parent or None), exc, began, "list", prefix)
                 for item in result["objects"]:
-                    if not partial or item["path"].startswith(prefix):
-                        yield _meta(item, self._listed_key(item["path"], item["size"], parent, ""))
+                    if partial and not item["path"].startswith(prefix):
+                        continue
+                    key = self._listed_key(item["path"], item["size"], parent, "")
+                    if key.startswith(prefix):
+                        yield _meta(item, key)
                 for common in result["common_prefixes"]:
-                    if not partial or common.startswith(prefix):
+                    if (common + "/").startswith(prefix):
                         yield common + "/"
                 return
             offset = _list_offset(prefix, parent) if partial else None
@@ -379,7 +387,8 @@ class FastStore(Store):
                             return
                         continue
                     previous = self._listed_key(path, item["size"], parent, previous)
-                    yield _meta(item, previous)
+                    if previous.startswith(prefix):
+                        yield _meta(item, previous)
 
     def _delimited(self, prefix: str, parent: str | None) -> Any:
         with self._errors("list", prefix):
@@ -389,16 +398,18 @@ class FastStore(Store):
         """obstore's listing, page by page; one that breaks off resumes after the last key received."""
         tries: Attempts | None = None
         while True:
+            asked = time.monotonic()  # obstore's own retries of a page count against the budget too
             try:
                 with self._errors("list", prefix):
                     for page in obstore.list(self._inner, parent, offset=offset, chunk_size=1000):
                         if page:
                             offset = page[-1]["path"]
                         yield page
+                        asked = time.monotonic()
                 return
             except TransferError as exc:
                 if tries is None:
-                    tries = Attempts(self.config.max_attempts, self.config.total_timeout, f"list {prefix}")
+                    tries = Attempts(self.config.max_attempts, self.config.total_timeout, f"list {prefix}", asked)
                 tries.failed_with(exc)
 
     # -- writes ----------------------------------------------------------------------------

@@ -95,10 +95,12 @@ def _translate(
     if isinstance(exc, obx.PreconditionError) or status == 412:
         return TransferError(f"{op} {target}: the object changed while it was being read; read it again")
     if "InvalidCertificate" in text or "certificate verify failed" in text:
-        return TransferError(
+        error = TransferError(
             f"{op} {target}: TLS certificate verification failed for{where}; if it uses a private CA, "
             "set AWS_CA_BUNDLE_PATH to that CA's PEM bundle"
         )
+        error.retried = True  # the same certificate fails every attempt: say so at once
+        return error
     if status is None and ("ConnectionReset" in text or "Connection reset" in text or "BrokenPipe" in text):
         return TransferError(f"{op} {target}: connection reset by the server{where}")
     if isinstance(exc, TimeoutError) or "timed out" in text or "kind: Timeout" in text or "TimedOut" in text:

@@ -80,7 +80,8 @@ class FastS3Store(PortableBuckets, FastStore):
                 return store._client.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
 
         try:
-            found = retrying(listing, attempts=self.config.max_attempts, budget=self.config.total_timeout)
+            left = self.config.total_timeout - (time.monotonic() - began)  # the put's budget: once at least
+            found = retrying(listing, attempts=self.config.max_attempts, budget=max(0.0, left))
             for upload in found.get("Uploads", ()):
                 if upload["Key"] == key and not abandoned < upload["Initiated"] < since:
                     abort_upload(store, key, upload["UploadId"])

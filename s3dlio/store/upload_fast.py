@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import obstore
 
 from ..errors import NotFoundError, TransferError
-from ..retry import backoff, retryable
+from ..retry import Attempts
 from .upload_s3 import MAX_PARTS, MIN_PART
 
 if TYPE_CHECKING:
@@ -87,7 +87,8 @@ class StreamUpload:
     # -- the thread that runs obstore.put ----------------------------------------------------
     def _run(self) -> None:
         parts = _Parts(self._queue)
-        failures = 0
+        config = self._store.config
+        tries = Attempts(config.max_attempts, config.total_timeout, f"put {self._key}")  # from the start
         try:
             while True:
                 try:
@@ -103,11 +104,11 @@ class StreamUpload:
                         )
                     return
                 except Exception as exc:
-                    # Starting the upload failed before obstore took a part: start it again.
-                    failures += 1
-                    if parts.pulled or failures >= self._store.config.max_attempts or not retryable(exc):
+                    # Starting the upload failed before obstore took a part: start it again,
+                    # within the operation's attempts and total_timeout
+                    if parts.pulled:
                         raise
-                    time.sleep(backoff(failures))
+                    tries.failed_with(exc)
         except BaseException as exc:  # noqa: BLE001 - handed to the writer's thread
             self._error = exc
         finally:

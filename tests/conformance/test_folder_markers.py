@@ -121,6 +121,18 @@ def test_delete_one_marker(tree: Backend, request: pytest.FixtureRequest) -> Non
     assert [k for k in native_keys(tree, request) if k.startswith("mk/sub")] == ["mk/sub-x", "mk/sub/", "mk/sub/b.txt"]
 
 
+def test_a_folder_object_with_bytes_is_not_taken_for_its_sibling(
+    remote_backend: Backend, request: pytest.FixtureRequest
+) -> None:
+    # obstore lists "f/" as "f": deleting the level "f/" must delete "f/", never the object "f"
+    write_natively(remote_backend, request, {"f": b"keep me", "f/": b"a folder object with bytes", "f/x": b"x"})
+    assert rel(remote_backend, s3dlio.list(remote_backend.uri("f/"))) == ["f/", "f/x"]
+    assert rel(remote_backend, s3dlio.list(remote_backend.base, recursive=True)) == ["f", "f/", "f/x"]
+    assert s3dlio.delete(remote_backend.uri("f/")) == 2
+    assert native_keys(remote_backend, request) == ["f"]
+    assert bytes(s3dlio.get(remote_backend.uri("f"))) == b"keep me"
+
+
 def test_cli_rm_recursive_removes_markers(tree: Backend, request: pytest.FixtureRequest) -> None:
     exe = venv_tool("s3dlio")
     assert exe is not None, "the s3dlio console script is not installed in this venv"
