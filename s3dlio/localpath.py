@@ -7,7 +7,8 @@ relative part is absolute, or has an empty (``a//b``), ``.`` or ``..`` segment, 
 and so is a key whose path another key of the same transfer also takes (or uses as a
 directory). Object stores hold such keys (S3 lists ``data/../../x`` as it was written), so a
 downloader that joined paths naively would write outside its target or let one object
-silently overwrite another.
+silently overwrite another. A path below a symbolic link in the target that resolves
+outside it is refused too: creating the directories and the file would follow the link.
 
 :func:`local_files` walks a local tree for ``upload``: dot-files are included unless asked
 otherwise, a symbolic link that leaves the tree is followed only when asked, a link back to
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 
 from .errors import InvalidUriError
 
-__all__ = ["LocalFiles", "Skipped", "key_problem", "local_files", "plan"]
+__all__ = ["LocalFiles", "Skipped", "check_inside", "key_problem", "local_files", "plan"]
 
 
 # -- keys -> local paths -----------------------------------------------------------------------
@@ -90,6 +91,10 @@ def plan(op: str, root: str, rels: Sequence[str], uris: Sequence[str]) -> list[s
         while len(parent) > len(root) and parent not in dirs:
             dirs[parent] = i
             parent = os.path.dirname(parent)
+    leaves = _Escapes(root)
+    for i, path in enumerate(out):
+        if isinstance(path, str) and (link := leaves(os.path.dirname(path))) is not None:
+            out[i] = _escape(op, uris[i], path, link, root)
     for path, owners in files.items():
         if len(owners) > 1:
             for i in owners:
@@ -98,6 +103,45 @@ def plan(op: str, root: str, rels: Sequence[str], uris: Sequence[str]) -> list[s
         elif path in dirs:
             out[owners[0]] = _collision(op, uris[owners[0]], path, f"a directory {uris[dirs[path]]} needs")
     return out
+
+
+def check_inside(op: str, uri: str, root: str, path: str) -> None:
+    """Raise :class:`InvalidUriError` when ``path``, below the directory ``root``, is below a
+    symbolic link that leaves ``root`` (a path not below ``root`` is the caller's own choice)."""
+    root, path = os.path.abspath(root), os.path.abspath(path)
+    if path.startswith(root.rstrip(os.sep) + os.sep):
+        link = _Escapes(root)(os.path.dirname(path))
+        if link is not None:
+            raise _escape(op, uri, path, link, root)
+
+
+def _escape(op: str, uri: str, path: str, link: str, root: str) -> InvalidUriError:
+    return InvalidUriError(
+        f"{op} {uri}: refused, its local path {path} is below {link}, a symbolic link that leaves "
+        f"the target directory {root}; nothing was written for it. Remove the link, or write to "
+        "another directory"
+    )
+
+
+class _Escapes:
+    """Which directory below ``root`` leads outside it through a symbolic link (cached per directory)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.inside = os.path.realpath(root).rstrip(os.sep) + os.sep
+        self.seen: dict[str, str | None] = {root: None}
+
+    def __call__(self, directory: str) -> str | None:
+        """The first directory on the way from ``root`` to ``directory`` that resolves outside
+        ``root``, or None (what does not exist yet resolves where its parent does)."""
+        if directory in self.seen:
+            return self.seen[directory]
+        parent = os.path.dirname(directory)
+        found = self(parent) if len(parent) >= len(self.root) else None
+        if found is None and not (os.path.realpath(directory) + os.sep).startswith(self.inside):
+            found = directory
+        self.seen[directory] = found
+        return found
 
 
 def _collision(op: str, uri: str, path: str, what: str) -> InvalidUriError:

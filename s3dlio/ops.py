@@ -7,6 +7,7 @@ the shared worker threads, so sync and async behave identically.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import mmap
 import os
@@ -571,8 +572,11 @@ def write_file_atomic(path: str, data: Buffer, rest: Iterable[Buffer] | None = N
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     # A hidden name listings skip and ``s3dlio cleanup`` removes, should the process be killed.
     tmp = os.path.join(os.path.dirname(path), f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident():x}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)  # a killed process's, of the same pid and thread (a link is removed, not followed)
     try:
-        with open(tmp, "wb") as f:
+        # created here or not at all: never opened through a link put at its name
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666), "wb") as f:
             f.write(data)
             for piece in rest or ():
                 f.write(piece)

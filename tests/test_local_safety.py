@@ -235,3 +235,65 @@ def test_copy_to_direct_uri(tree: Tree, direct_dir: Path) -> None:
     assert tree.victim.read_bytes() == b"original"
     for key in GOOD:
         assert (dest / key.removeprefix("data/")).read_bytes() == key.encode()
+
+
+# -- symbolic links already in the target ------------------------------------------------------------
+@pytest.fixture(params=["fast", "portable"])
+def linked(request: pytest.FixtureRequest, moto_server: Any, s3_bucket: str, tmp_path: Path,
+           monkeypatch: pytest.MonkeyPatch) -> Tree:  # fmt: skip
+    """A target holding ``cfg`` -> the outside directory and ``notes.txt`` -> the victim, and keys
+    that land through them: a downloader that follows them writes outside its target."""
+    engine = request.param
+    s3dlio.configure(engine=engine)
+    monkeypatch.setenv("S3DLIO_ENGINE", engine)
+    root = tmp_path / "root"
+    victim = root / "outside" / "VICTIM.txt"
+    victim.parent.mkdir(parents=True)
+    victim.write_bytes(b"original")
+    dest = root / "dl"
+    dest.mkdir()
+    (dest / "cfg").symlink_to(victim.parent)
+    (dest / "notes.txt").symlink_to(victim)
+    for key in ("data/good.txt", "data/cfg/evil.sh", "data/cfg/sub/deeper.sh", "data/notes.txt"):
+        s3dlio.put(f"{s3_bucket}{key}", key.encode())
+    return Tree(f"{s3_bucket}data/", dest, victim, root, engine)
+
+
+def check_linked(tree: Tree, errors: list[BaseException | str]) -> None:
+    """The keys below ``cfg`` were refused by name; nothing left the target; ``notes.txt`` replaced
+    its link (the victim keeps its bytes) and ``good.txt`` arrived."""
+    named = " ".join(str(e) for e in errors)
+    assert "cfg/evil.sh" in named and "symbolic link" in named, named
+    assert sorted(p.name for p in tree.victim.parent.iterdir()) == ["VICTIM.txt"]
+    assert tree.victim.read_bytes() == b"original"
+    assert (tree.dest / "good.txt").read_bytes() == b"data/good.txt"
+    notes = tree.dest / "notes.txt"
+    assert not notes.is_symlink() and notes.read_bytes() == b"data/notes.txt"
+
+
+def test_download_never_follows_a_link_out_of_the_target(linked: Tree) -> None:
+    results = ops.download(linked.prefix, str(linked.dest), recursive=True, return_exceptions=True)
+    check_linked(linked, [r for r in results if isinstance(r, BaseException)])
+
+
+def test_copy_to_files_never_follows_a_link_out_of_the_target(linked: Tree) -> None:
+    results = ops.copy(linked.prefix, f"file://{linked.dest}/", recursive=True, return_exceptions=True)
+    check_linked(linked, [r for r in results if isinstance(r, BaseException)])
+
+
+def test_cli_download_never_follows_a_link_out_of_the_target(linked: Tree, sh: Callable[..., Run]) -> None:
+    run = sh("download", "-r", linked.prefix, str(linked.dest))
+    assert run.code == 1, str(run)
+    check_linked(linked, [run.err])
+
+
+def test_fsspec_get_never_follows_a_link_out_of_the_target(linked: Tree) -> None:
+    import s3dlio.fsspec as sfs
+
+    fs = sfs.filesystem("s3")
+    src = linked.prefix.removeprefix("s3://")
+    fs.get(src + "notes.txt", str(linked.dest / "notes.txt"))  # replaces the link, atomically
+    fs.get(src + "good.txt", str(linked.dest) + "/")
+    with pytest.raises(InvalidUriError, match="symbolic link") as info:
+        fs.get(src, str(linked.dest) + "/", recursive=True)
+    check_linked(linked, [info.value])
