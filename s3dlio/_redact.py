@@ -22,12 +22,15 @@ that whenever ``-v`` turns logging on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["MASK", "RedactingFilter", "install_log_redaction", "redact", "redact_url", "remember"]
+__all__ = [
+    "MASK", "RedactingFilter", "install_log_redaction", "redact", "redact_chain", "redact_url", "remember",
+]  # fmt: skip
 
 MASK = "***"
 
@@ -90,6 +93,20 @@ def redact_url(url: str) -> str:
     if not parts.netloc or "@" not in parts.netloc:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def redact_chain(exc: BaseException | None) -> None:
+    """Redact, in place, the messages of ``exc`` and of the exceptions it chains: a dependency's
+    error kept as the cause of s3dlio's is printed by every traceback (obstore's names the URL
+    it requested, userinfo and all)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        with contextlib.suppress(Exception):  # a type whose args are read-only keeps them
+            args = tuple(redact(a) if isinstance(a, str) else a for a in exc.args)
+            if args != exc.args:
+                exc.args = args
+        exc = exc.__cause__ or exc.__context__
 
 
 _remembered: set[str] = set()

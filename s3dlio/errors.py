@@ -20,7 +20,9 @@ the parameter and what was given: ``get_range: offset must be an int >= 0, got 1
 
 from __future__ import annotations
 
-from ._redact import redact
+import sys
+
+from ._redact import redact, redact_chain
 
 #: Why a request sent with ``unsigned=True`` was denied: every engine and backend says this.
 UNSIGNED_DENIED = (
@@ -41,13 +43,16 @@ __all__ = [
 
 
 class S3dlioError(Exception):
-    """Base of every error s3dlio raises on purpose. Its message never holds a secret."""
+    """Base of every error s3dlio raises on purpose. Its message never holds a secret, nor do
+    those of the errors it chains: built while handling a dependency's error (which becomes
+    its cause or context), it redacts that one's message too."""
 
     #: Exit status the CLI uses when this error ends a command.
     exit_code: int = 1
 
     def __init__(self, *args: object) -> None:
         super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
+        redact_chain(sys.exception())
 
 
 class NotFoundError(S3dlioError, FileNotFoundError):
