@@ -11,6 +11,7 @@ import logging
 import os
 import subprocess
 import sys
+import traceback
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,8 +98,15 @@ def test_exceptions_and_reprs_hold_no_secret(secret_env: str, s3_bucket: str, en
         s3dlio.stat(f"{s3_bucket}missing")
     with pytest.raises(s3dlio.NotFoundError) as gone:
         s3dlio.list("s3://no-such-bucket-here/")
-    for exc in (info.value, gone.value):
-        _assert_clean(str(exc) + repr(exc) + repr(exc.args), f"{type(exc).__name__} ({engine})")
+    # A server that is not there: the dependency's own error (the cause) names the URL it tried
+    port = secret_env.rsplit(":", 1)[1]
+    dead = s3dlio.Client(engine=engine, endpoint_url=secret_env.replace(port, "1"), total_timeout=2)
+    with pytest.raises(s3dlio.TransferError) as unreachable:
+        dead.get(f"{s3_bucket}k")
+    for exc in (info.value, gone.value, unreachable.value):
+        assert exc.__cause__ is not None or exc.__context__ is not None
+        printed = "".join(traceback.format_exception(exc))  # what any traceback shows, causes and all
+        _assert_clean(str(exc) + repr(exc) + repr(exc.args) + printed, f"{type(exc).__name__} ({engine})")
     config = s3dlio.configure(engine=engine)
     _assert_clean(repr(config) + str(config), "Config repr")
     assert "127.0.0.1" in repr(config)
