@@ -28,7 +28,8 @@ import itertools
 import os
 import shutil
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from glob import has_magic
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -44,7 +45,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the depe
 from . import _parallel, localpath, ranged
 from .config import Config, default_config
 from .errors import ConfigError, NotFoundError
-from .ops import create_bucket, delete_bucket, list_buckets, resolve
+from .ops import create_bucket, delete_bucket, list_buckets, resolve, write_file_atomic
 from .reader import ObjectReader
 from .store import ObjectMeta, Store
 from .uri import ObjectUri, parse
@@ -69,6 +70,8 @@ __all__ = [
     "register",
 ]
 
+#: The destination directory of the ``get`` running in this context (None: paths given one by one).
+_get_into: ContextVar[str | None] = ContextVar("s3dlio_fsspec_get_into", default=None)
 #: Storage options fsspec itself takes (instance cache, listings cache); passed through.
 _FSSPEC_OPTIONS = frozenset(
     {"skip_instance_cache", "use_listings_cache", "listings_expiry_time", "max_paths", "asynchronous", "loop"}
@@ -576,7 +579,8 @@ class S3dlioFileSystem(AbstractFileSystem):
         """Delete objects; a directory needs ``recursive=True`` (deleted in batches of 1000).
 
         ``recursive``: an object's name is a directory's too when keys continue it with ``/``
-        (s3fs deletes both); a bucket (container) is deleted once empty, as in s3fs."""
+        (s3fs deletes both); a bucket (container) is deleted once empty, as in s3fs. A missing
+        object is no error on object stores (as in s3fs), a missing path to ``recursive`` is."""
         paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
         for one in paths:
             name = self._strip_protocol(one)
@@ -586,7 +590,12 @@ class S3dlioFileSystem(AbstractFileSystem):
                     self.rm_file(match)
                 self._rm_markers(matched)
                 continue
-            info = self.info(name)
+            try:
+                info = self.info(name)
+            except FileNotFoundError:
+                if recursive or self._local:
+                    raise
+                continue  # an object that is not there is deleted already (s3fs, adlfs: no error)
             if info["type"] == "file":
                 self.rm_file(name)
             elif not recursive:
@@ -743,21 +752,33 @@ class S3dlioFileSystem(AbstractFileSystem):
                  **kwargs: Any) -> None:  # fmt: skip
         """Download an object to a local file (or ``outfile``), streamed in blocks."""
         _no_other_args("get_file", rpath, kwargs)
-        if outfile is None and self.isdir(rpath):
-            os.makedirs(lpath, exist_ok=True)
-            return
         if outfile is None:  # a key with '..', '.' or empty parts would not land where fsspec means
             uri = self.uri(rpath)
             localpath.check_key("get", uri, parse(uri).key)
+            if (root := _get_into.get()) is not None:
+                localpath.check_inside("get", uri, root, os.fspath(lpath))
+            if self.isdir(rpath):
+                os.makedirs(lpath, exist_ok=True)
+                return
         with self._reader(rpath) as src:
             callback.set_size(src.size)
             if outfile is not None:
-                _copy(src, outfile, self._chunk(), callback)
+                for block in _blocks(src, self._chunk(), callback):
+                    outfile.write(block)
                 return
-            lpath = os.fspath(lpath)
-            os.makedirs(os.path.dirname(os.path.abspath(lpath)), exist_ok=True)
-            with open(lpath, "wb") as dst:
-                _copy(src, dst, self._chunk(), callback)
+            # whole or not at all, and a link at lpath is replaced, not written through
+            write_file_atomic(os.path.abspath(os.fspath(lpath)), b"", _blocks(src, self._chunk(), callback))
+
+    def get(self, rpath: Any, lpath: Any, recursive: bool = False, callback: Any = DEFAULT_CALLBACK,
+            maxdepth: int | None = None, **kwargs: Any) -> None:  # fmt: skip
+        """fsspec's ``get``; below a destination directory, a path through a symbolic link that
+        leaves it is refused, as :func:`s3dlio.download` refuses it."""
+        into = None if isinstance(lpath, list | tuple) else os.path.abspath(stringify_path(lpath))
+        token = _get_into.set(into)
+        try:
+            super().get(rpath, lpath, recursive=recursive, callback=callback, maxdepth=maxdepth, **kwargs)
+        finally:
+            _get_into.reset(token)
 
     def mv(self, path1: Any, path2: Any, recursive: bool = False, maxdepth: int | None = None,
            **kwargs: Any) -> None:  # fmt: skip
@@ -778,6 +799,20 @@ class S3dlioFileSystem(AbstractFileSystem):
             _copy(src, dst, self._chunk(), DEFAULT_CALLBACK)
 
     # -- files -------------------------------------------------------------------------------
+    def open(self, path: Any, mode: str = "rb", block_size: int | None = None, cache_options: Any = None,
+             compression: str | None = None, **kwargs: Any) -> Any:  # fmt: skip
+        """fsspec's ``open``; a compressed file being written also finishes the object under it
+        when it closes (see :class:`_CompressedWriter`)."""
+        if compression is None or "b" not in mode or "r" in mode:
+            return super().open(path, mode, block_size=block_size, cache_options=cache_options,
+                                compression=compression, **kwargs)  # fmt: skip
+        from fsspec.compression import compr
+        from fsspec.core import get_compression
+
+        raw = super().open(path, mode, block_size=block_size, cache_options=cache_options, **kwargs)
+        compressor = compr[get_compression(self._strip_protocol(path), compression)](raw, mode=mode[0])
+        return _CompressedWriter(compressor, raw)
+
     def _open(self, path: str, mode: str = "rb", block_size: int | None = None, autocommit: bool = True,
               cache_options: Any = None, **kwargs: Any) -> Any:  # fmt: skip
         """``autocommit=False`` (what ``fs.transaction`` asks for): the object appears at the
@@ -936,6 +971,54 @@ class _DeferredFile(_FileAttributes, io.BufferedIOBase):
         self._writer.abort()
 
 
+class _CompressedWriter(io.BufferedIOBase):
+    """A compressor writing into an object file. gzip's, bz2's and lzma's files leave the file
+    under them open when they close, and an s3dlio file dropped open is aborted, never
+    published (it may hold half of what was meant): closing this one ends the compressed
+    stream, then the object; an exception leaving its ``with`` block aborts the object."""
+
+    def __init__(self, compressor: Any, raw: Any) -> None:
+        super().__init__()
+        self._compressor, self._raw = compressor, raw
+
+    def writable(self) -> bool:
+        return True
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._compressor.closed)
+
+    def write(self, data: Buffer) -> int:
+        return int(self._compressor.write(data))
+
+    def flush(self) -> None:
+        self._compressor.flush()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            self._compressor.close()
+        except BaseException as exc:
+            self._raw.__exit__(type(exc), exc, exc.__traceback__)  # the object is not published
+            raise
+        self._raw.close()
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            self.close()
+            return
+        self._raw.__exit__(kind, exc, tb)
+        with contextlib.suppress(Exception):  # its end of stream has nowhere to go now
+            self._compressor.close()
+
+    def __del__(self) -> None:
+        pass  # not IOBase's close(): the file under it, dropped open, aborts itself
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._compressor, name)  # its name, mode, fileobj...
+
+
 class _SeekingReader(_FileAttributes, ObjectReader):
     """A reader whose reads after a seek fetch exactly the bytes asked for.
 
@@ -945,6 +1028,45 @@ class _SeekingReader(_FileAttributes, ObjectReader):
     Reads that continue the previous one (CSV, pickle, ``get_file``), reads inside blocks
     already fetched and small reads (h5py's metadata) keep the blocks and their read-ahead.
     """
+
+    _fsspec_cache: Any = None
+
+    @property
+    def closed(self) -> bool:
+        return bool(super().closed)
+
+    @closed.setter
+    def closed(self, value: bool) -> None:
+        if value:  # fsspec's caches mark their file closed, as fsspec's own files allow
+            self.close()
+
+    @property
+    def cache(self) -> Any:
+        """fsspec's local block cache, which ``blockcache::`` puts here (None: none)."""
+        return self._fsspec_cache
+
+    @cache.setter
+    def cache(self, cache: Any) -> None:
+        # every block then comes from it, on this thread (it is not thread-safe: no read-ahead)
+        self._fsspec_cache, self._ahead, self._fill_directly = cache, 0, False
+        for future in self._blocks.values():
+            future.cancel()
+        self._blocks.clear()
+
+    def _fetch(self, index: int) -> Buffer:
+        if self._fsspec_cache is None:
+            return super()._fetch(index)
+        start = index * self._block
+        return self._fsspec_cache._fetch(start, min(start + self._block, self._size))  # type: ignore[no-any-return]
+
+    def _fetch_range(self, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of the object: how fsspec's caches ask their file for blocks."""
+        end = min(end, self._size)
+        if end <= start:
+            return b""
+        data = ranged.fetch_block(self._store, self._key, start, end, attempts=self._config.max_attempts,
+                                  version=self._version)  # fmt: skip
+        return bytes(memoryview(data))
 
     def read(self, size: int | None = -1) -> bytes:
         data = self._exact(size)
@@ -961,7 +1083,7 @@ class _SeekingReader(_FileAttributes, ObjectReader):
         self._check_open()
         start = self._pos
         n = self._size - start if size is None or size < 0 else min(size, max(0, self._size - start))
-        if n < _EXACT_MIN or start == self._last_end or self._held(start, start + n):
+        if n < _EXACT_MIN or start == self._last_end or self._held(start, start + n) or not self._fill_directly:
             return None
         data: Buffer
         if n >= 2 * self._block:
@@ -980,13 +1102,16 @@ class _SeekingReader(_FileAttributes, ObjectReader):
         return all(i in self._blocks for i in range(first, last + 1))
 
 
-def _copy(src: Any, dst: Any, chunk: int, callback: Any) -> None:
-    while True:
-        data = src.read(chunk)
-        if not data:
-            return
-        dst.write(data)
+def _blocks(src: Any, chunk: int, callback: Any) -> Iterator[bytes]:
+    """``src`` read to its end in blocks of ``chunk`` bytes, each counted on ``callback``."""
+    while data := src.read(chunk):
+        yield data
         callback.relative_update(len(data))
+
+
+def _copy(src: Any, dst: Any, chunk: int, callback: Any) -> None:
+    for data in _blocks(src, chunk, callback):
+        dst.write(data)
 
 
 class S3FileSystem(S3dlioFileSystem):

@@ -16,6 +16,7 @@ Not thread-safe, like any file: give each thread its own reader.
 from __future__ import annotations
 
 import io
+import re
 from collections import OrderedDict
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
@@ -31,9 +32,14 @@ if TYPE_CHECKING:
 
 __all__ = ["ObjectReader"]
 
+_NEWLINE = re.compile(b"\n")  # searched in the cached blocks themselves (re takes any buffer)
+
 
 class ObjectReader(io.BufferedIOBase):
     """A read-only, seekable binary file over ``uri`` (``readinto`` supported)."""
+
+    #: Whether a large read may skip the blocks and fill the caller's buffer by ranges.
+    _fill_directly = True
 
     def __init__(
         self, uri: str, store: Store, key: str, *, config: Config, size: int | None = None,
@@ -106,6 +112,28 @@ class ObjectReader(io.BufferedIOBase):
     def read1(self, size: int = -1) -> bytes:
         return self.read(size)
 
+    def readline(self, size: int | None = -1) -> bytes:
+        """One line (at most ``size`` bytes), found in the blocks: io's own ``readline`` reads a
+        file without ``peek`` one byte at a time, a request per byte here."""
+        self._check_open()
+        size = _check.optional_integer("ObjectReader.readline", "size", size, None)
+        left = self._size - self._pos if size is None or size < 0 else min(size, max(0, self._size - self._pos))
+        parts: list[bytes] = []
+        while left > 0:
+            index, within = divmod(self._pos, self._block)
+            data = self._get_block(index)
+            end = min(memoryview(data).nbytes, within + left)
+            if end <= within:
+                break  # the object is shorter than it was at open
+            found = _NEWLINE.search(data, within, end)  # type: ignore[call-overload]
+            stop = found.end() if found else end
+            parts.append(memoryview(data)[within:stop].tobytes())
+            self._moved(self._pos, stop - within)
+            left -= stop - within
+            if found:
+                break
+        return b"".join(parts)
+
     def readinto(self, buffer: Buffer) -> int:
         self._check_open()
         view = memoryview(_check.buffer("ObjectReader.readinto", "buffer", buffer, writable=True)).cast("B")
@@ -115,7 +143,7 @@ class ObjectReader(io.BufferedIOBase):
         while done < n:
             pos = start + done
             index, within = divmod(pos, self._block)
-            if index not in self._blocks and n - done >= 2 * self._block:
+            if index not in self._blocks and n - done >= 2 * self._block and self._fill_directly:
                 fill(self._store, self._key, pos, view[done:n], config=self._config, uri=self.name,
                      before=self._opened)  # fmt: skip
                 done = n
