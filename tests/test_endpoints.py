@@ -48,19 +48,19 @@ def _objects(bucket: str, n: int, size: int = 1024) -> dict[str, bytes]:
 def test_round_robin_spreads_requests_evenly(gateways: Any, s3_bucket: str, engine: str) -> None:
     proxies = gateways(3)
     s3dlio.configure(endpoints=[p.url for p in proxies], engine=engine, max_in_flight=16)
-    objects = _objects(s3_bucket, 300)
+    objects = _objects(s3_bucket, 150)
     s3dlio.put_many(objects.items())
-    for _ in range(9):  # 300 PUTs + 2,700 GETs
+    for _ in range(9):  # 150 PUTs + 1,350 GETs
         got = s3dlio.get_many(objects)
         assert [bytes(memoryview(b)) for b in got] == list(objects.values())  # type: ignore[arg-type]
     counts = [p.requests for p in proxies]
-    assert sum(counts) == 3000
+    assert sum(counts) == 1500
     for count in counts:
-        assert abs(count - 1000) <= 100, counts
+        assert abs(count - 500) <= 50, counts
     stats = s3dlio.endpoint_stats()
     assert [s["endpoint"] for s in stats] == [p.url for p in proxies]
     assert [s["requests"] for s in stats] == counts
-    assert sum(s["bytes"] for s in stats) == 10 * 300 * 1024
+    assert sum(s["bytes"] for s in stats) == 10 * 150 * 1024
     assert all(s["errors"] == 0 and s["available"] for s in stats)
 
 
@@ -94,7 +94,8 @@ def test_a_gateway_that_dies_mid_run_loses_no_request(gateways: Any, s3_bucket: 
 
 
 def test_least_connections_avoids_a_slow_gateway(gateways: Any, s3_bucket: str) -> None:
-    proxies = gateways(3, rates=[None, None, 64 * 1024])  # the third: about 1 s per 64 KiB object
+    # The third: about 2 s per 64 KiB object, so it stays the slow one on a loaded machine too
+    proxies = gateways(3, rates=[None, None, 32 * 1024])
     objects = _objects(s3_bucket, 240, size=64 * 1024)
     s3dlio.configure(endpoints=[p.url for p in proxies], endpoint_strategy="least_connections", max_in_flight=12)
     s3dlio.put_many(objects.items())
