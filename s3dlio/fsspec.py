@@ -28,6 +28,7 @@ import itertools
 import os
 import shutil
 import sys
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from glob import has_magic
@@ -72,6 +73,8 @@ __all__ = [
 
 #: The destination directory of the ``get`` running in this context (None: paths given one by one).
 _get_into: ContextVar[str | None] = ContextVar("s3dlio_fsspec_get_into", default=None)
+#: The source directory of the ``put`` running in this context (None: links are followed).
+_put_from: ContextVar[str | None] = ContextVar("s3dlio_fsspec_put_from", default=None)
 #: Storage options fsspec itself takes (instance cache, listings cache); passed through.
 _FSSPEC_OPTIONS = frozenset(
     {"skip_instance_cache", "use_listings_cache", "listings_expiry_time", "max_paths", "asynchronous", "loop"}
@@ -739,6 +742,10 @@ class S3dlioFileSystem(AbstractFileSystem):
                  **kwargs: Any) -> None:  # fmt: skip
         """Upload a local file, streamed in parts."""
         _no_other_args("put_file", rpath, kwargs)
+        if (root := _put_from.get()) is not None and localpath.leaves(root, lpath):
+            warnings.warn(f"put {lpath}: skipped, a symbolic link takes it outside {root} (as s3dlio.upload "
+                          "skips it); put(..., follow_links=True) uploads it", UserWarning, stacklevel=2)  # fmt: skip
+            return
         if os.path.isdir(lpath):
             self.makedirs(rpath, exist_ok=True)
             return
@@ -768,6 +775,17 @@ class S3dlioFileSystem(AbstractFileSystem):
                 return
             # whole or not at all, and a link at lpath is replaced, not written through
             write_file_atomic(os.path.abspath(os.fspath(lpath)), b"", _blocks(src, self._chunk(), callback))
+
+    def put(self, lpath: Any, rpath: Any, recursive: bool = False, callback: Any = DEFAULT_CALLBACK,
+            maxdepth: int | None = None, follow_links: bool = False, **kwargs: Any) -> None:  # fmt: skip
+        """fsspec's ``put``; below a source directory, what a symbolic link takes outside it is
+        skipped with a warning, as :func:`s3dlio.upload` skips it, unless ``follow_links``."""
+        source = None if follow_links or isinstance(lpath, list | tuple) else os.path.abspath(stringify_path(lpath))
+        token = _put_from.set(source)
+        try:
+            super().put(lpath, rpath, recursive=recursive, callback=callback, maxdepth=maxdepth, **kwargs)
+        finally:
+            _put_from.reset(token)
 
     def get(self, rpath: Any, lpath: Any, recursive: bool = False, callback: Any = DEFAULT_CALLBACK,
             maxdepth: int | None = None, **kwargs: Any) -> None:  # fmt: skip

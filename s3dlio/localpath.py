@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from .errors import InvalidUriError
 
-__all__ = ["LocalFiles", "Skipped", "check_inside", "key_problem", "local_files", "plan"]
+__all__ = ["LocalFiles", "Skipped", "check_inside", "key_problem", "leaves", "local_files", "plan"]
 
 
 # -- keys -> local paths -----------------------------------------------------------------------
@@ -113,6 +113,16 @@ def check_inside(op: str, uri: str, root: str, path: str) -> None:
         link = _Escapes(root)(os.path.dirname(path))
         if link is not None:
             raise _escape(op, uri, path, link, root)
+
+
+def leaves(root: str, path: str) -> bool:
+    """True when ``path``, below the directory ``root``, resolves outside it (a symbolic link on
+    the way, or the path itself one): what an upload of ``root`` does not take unasked."""
+    root, path = os.path.abspath(root), os.path.abspath(path)
+    if not path.startswith(root.rstrip(os.sep) + os.sep):
+        return False
+    inside = os.path.realpath(root).rstrip(os.sep) + os.sep
+    return not (os.path.realpath(path) + os.sep).startswith(inside)
 
 
 def _escape(op: str, uri: str, path: str, link: str, root: str) -> InvalidUriError:

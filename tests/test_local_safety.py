@@ -297,3 +297,22 @@ def test_fsspec_get_never_follows_a_link_out_of_the_target(linked: Tree) -> None
     with pytest.raises(InvalidUriError, match="symbolic link") as info:
         fs.get(src, str(linked.dest) + "/", recursive=True)
     check_linked(linked, [info.value])
+
+
+def test_fsspec_put_skips_what_a_link_takes_out_of_the_source(s3_bucket: str, tmp_path: Path) -> None:
+    """As ``s3dlio.upload``: a recursive put does not upload a file outside the tree it was given."""
+    import s3dlio.fsspec as sfs
+
+    (tmp_path / "secret").write_bytes(b"PRIVATE KEY")
+    tree = tmp_path / "tree"
+    (tree / "a").mkdir(parents=True)
+    (tree / "a" / "f.txt").write_bytes(b"data")
+    (tree / "key").symlink_to(tmp_path / "secret")
+    (tree / "inside").symlink_to(tree / "a" / "f.txt")
+    fs = sfs.filesystem("s3")
+    dest = s3_bucket.removeprefix("s3://")
+    with pytest.warns(UserWarning, match="key: skipped, a symbolic link"):
+        fs.put(str(tree) + "/", dest + "put/", recursive=True)
+    assert sorted(fs.find(dest + "put")) == [dest + "put/a/f.txt", dest + "put/inside"]
+    fs.put(str(tree) + "/", dest + "all/", recursive=True, follow_links=True)
+    assert fs.cat_file(dest + "all/key") == b"PRIVATE KEY"
