@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import mmap
 import os
+import stat as _stat
 import threading
 import time
 import warnings
@@ -25,6 +25,7 @@ from .errors import InvalidUriError, NotFoundError
 from .localpath import Skipped
 from .oplog import current_writer
 from .oplog.logged import LoggedStore
+from .retry import ChangedError
 from .store import ObjectMeta, Store, open_store
 from .store.balanced import endpoint_stats as balanced_stats
 from .store.balanced import open_balanced
@@ -508,32 +509,92 @@ def list_buckets(uri: str = "s3://", *, config: Config | None = None) -> _list[s
 
 
 # -- files <-> objects -------------------------------------------------------------------------
-def _read_file(path: str) -> Buffer:
-    """The file's bytes without a copy in Python: a read-only map (empty files give b"")."""
-    with open(path, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            return b""
-        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+def _upload_file(path: str, uri: str, config: Config | None, budget: _parallel.ByteBudget) -> int:
+    """Upload one local file; returns its size. It is read with ``pread`` (a map of a file cut
+    short meanwhile kills the process with SIGBUS): whole into memory when it fits one part,
+    else streamed in parts. A file that changes while it is read is not published: an
+    object mixing its old and new bytes would look like a good upload."""
+    parsed, store = resolve(uri, config)
+    with map_errors("upload", path):
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO must not block the open
+    with os.fdopen(fd, "rb", buffering=0) as f:
+        before = os.fstat(fd)
+        if not _stat.S_ISREG(before.st_mode):
+            raise InvalidUriError(f"upload {path}: not a regular file (a FIFO, socket or device); nothing was written")
+        size = before.st_size
+        part = store.config.part_size
+        with budget.holding(min(size, 2 * part * min(8, store.config.max_in_flight))):
+            if store.in_process or size <= part:
+                data = bytearray(size)
+                got = _read_into(f, memoryview(data))
+                _unchanged(path, uri, before, os.fstat(fd), got)
+                _put(uri, parsed, store, data, None)
+                return size
+            with writer_for(uri, store, parsed.key) as writer:
+                got = 0
+                while chunk := _read_into(f, writer.reserve()):
+                    writer.commit(chunk)
+                    got += chunk
+                _unchanged(path, uri, before, os.fstat(fd), got)  # raised inside: the upload is aborted
+            return size
 
 
+def _read_into(f: Any, view: memoryview) -> int:
+    """Fill ``view`` from the file ``f``; fewer bytes only at its end."""
+    got = 0
+    while got < len(view):
+        n = f.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _unchanged(path: str, uri: str, before: os.stat_result, after: os.stat_result, got: int) -> None:
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or got != before.st_size:
+        how = (f"{before.st_size} bytes at the start, {got} read, {after.st_size} now"
+               if got != before.st_size or after.st_size != before.st_size else "written to meanwhile")  # fmt: skip
+        error = ChangedError(
+            f"upload {path}: the file changed while it was read ({how}); nothing was written to {uri}: "
+            "upload it once it is complete"
+        )
+        error.retried = True
+        raise error
+
+
+@overload
+def upload(
+    local_glob: str, dest_prefix: str, max_in_flight: int | None = ..., *, include_hidden: bool = ...,
+    follow_links: bool = ..., on_skip: Callable[[Skipped], object] | None = ...,
+    on_object: OnObject | None = ..., return_exceptions: Literal[False] = ..., config: Config | None = ...,
+) -> _list[str]: ...  # fmt: skip
+@overload
+def upload(
+    local_glob: str, dest_prefix: str, max_in_flight: int | None = ..., *, include_hidden: bool = ...,
+    follow_links: bool = ..., on_skip: Callable[[Skipped], object] | None = ...,
+    on_object: OnObject | None = ..., return_exceptions: Literal[True], config: Config | None = ...,
+) -> _list[str | BaseException]: ...  # fmt: skip
 def upload(
     local_glob: str, dest_prefix: str, max_in_flight: int | None = None, *, include_hidden: bool = True,
     follow_links: bool = False, on_skip: Callable[[Skipped], object] | None = None,
-    on_object: OnObject | None = None, config: Config | None = None,
-) -> _list[str]:  # fmt: skip
+    on_object: OnObject | None = None, return_exceptions: bool = False, config: Config | None = None,
+) -> _list[str] | _list[str | BaseException]:  # fmt: skip
     """Upload local files matching a glob (``**`` is any depth) under ``dest_prefix``.
 
     Object names keep the files' paths relative to the glob's fixed directory part. Dot-files
     are uploaded (as ``aws s3 cp --recursive`` does) unless ``include_hidden=False``. A
     symbolic link that resolves outside that directory is skipped unless ``follow_links``;
     a link to a directory above it (a loop) is always skipped. Each skipped item goes to
-    ``on_skip``, or else all of them to one ``UserWarning``. Returns the URIs written.
+    ``on_skip``, or else all of them to one ``UserWarning``. Every file is attempted; then the
+    first error is raised (a file gone, or changed while it was read: never published), or,
+    with ``return_exceptions``, each slot holds the URI written or the file's error.
     """
     local_glob = _check.path("upload", "local_glob", local_glob)
     dest_prefix = _check.uri("upload", dest_prefix, "dest_prefix")
     max_in_flight = _check.in_flight("upload", max_in_flight)
     _check.boolean("upload", "include_hidden", include_hidden)
     _check.boolean("upload", "follow_links", follow_links)
+    _check.boolean("upload", "return_exceptions", return_exceptions)
     _check.config("upload", config)
     found = localpath.local_files(local_glob, include_hidden=include_hidden, follow_links=follow_links)
     if on_skip is not None:
@@ -544,17 +605,29 @@ def upload(
         warnings.warn(f"upload {local_glob}: skipped {len(found.skipped)}:{lines}", UserWarning, stacklevel=2)
     if not found.files:
         raise NotFoundError(f"upload {local_glob}: no local file matches")
+    results = upload_found(found, dest_prefix, max_in_flight, on_object=on_object, config=config)
+    return _finish(results, return_exceptions)  # type: ignore[return-value]
+
+
+def upload_found(
+    found: localpath.LocalFiles, dest_prefix: str, max_in_flight: int | None = None,
+    *, on_object: OnObject | None = None, config: Config | None = None,
+) -> _list[str | BaseException]:  # fmt: skip
+    """Upload the files of a walk, each at its path below ``found.root``: one slot per file,
+    the URI written or the file's error (``upload``'s body; the CLI walks once, then calls it)."""
     dest = parse(dest_prefix)
     paths = found.files
     uris = [str(dest.with_key(_join_key(dest.key, os.path.relpath(p, found.root)))) for p in paths]
-    def one_file(pu: tuple[str, str]) -> None:
-        data = _read_file(pu[0])
-        put(pu[1], data, config=config)
-        if on_object is not None:  # progress: ``on_object(1, nbytes)`` per file
-            on_object(1, memoryview(data).nbytes)
+    budget = _parallel.ByteBudget((config or default_config()).max_bytes_in_flight)
 
-    _parallel.map_bounded(one_file, _list(zip(paths, uris, strict=True)), _in_flight(max_in_flight, config))
-    return uris
+    def one_file(i: int) -> str:
+        size = _upload_file(paths[i], uris[i], config, budget)
+        if on_object is not None:  # progress: ``on_object(1, nbytes)`` per file
+            on_object(1, size)
+        return uris[i]
+
+    return _parallel.map_bounded(one_file, range(len(paths)), _in_flight(max_in_flight, config),
+                                 return_exceptions=True)  # fmt: skip
 
 
 def _join_key(prefix: str, rel: str) -> str:

@@ -153,3 +153,86 @@ def test_cli_cp_reports_links_it_skips(tree: Path, tmp_path: Path) -> None:
                             capture_output=True, text=True)  # fmt: skip
     assert linked.returncode == 0, linked.stderr
     assert list(Path(f"{out}-all").rglob("o.txt"))
+
+
+# -- files that change or go while the upload runs -----------------------------------------------
+@pytest.fixture(params=["s3-fast", "s3-portable", "file"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Where the upload goes, with 5 MiB parts, so 12 MiB is a multipart upload."""
+    place, _, engine = request.param.partition("-")
+    base = request.getfixturevalue("s3_bucket") if place == "s3" else f"file://{tmp_path}/dest/"
+    s3dlio.configure(engine=engine or None, part_size=5 * 2**20)
+    yield base
+    s3dlio.configure()
+
+
+@pytest.mark.parametrize("size", [100_000, 12 * 2**20])
+@pytest.mark.parametrize("change", ["cut short", "rewritten", "grown"])
+def test_a_file_changed_while_it_is_read_is_not_published(
+    target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int, change: str
+) -> None:
+    """Another writer changes the file after the upload began reading it: the upload fails by
+    name and no object mixing old and new bytes appears (a map of a file cut short killed the
+    process with SIGBUS)."""
+    from s3dlio import ops
+
+    path = tmp_path / "src" / "data.bin"
+    path.parent.mkdir()
+    path.write_bytes(b"A" * size)
+    read_into = ops._read_into
+
+    def another_writer(f: object, view: memoryview) -> int:
+        got = read_into(f, view)
+        if change == "cut short":
+            os.truncate(path, 1000)
+        else:
+            with open(path, "r+b" if change == "rewritten" else "ab") as other:
+                other.write(b"B" * 10)
+                os.utime(other.fileno(), ns=(0, os.stat(other.fileno()).st_mtime_ns + 1))  # past clock ticks
+        monkeypatch.setattr(ops, "_read_into", read_into)  # once
+        return got
+
+    monkeypatch.setattr(ops, "_read_into", another_writer)
+    with pytest.raises(s3dlio.TransferError, match="data.bin: the file changed while it was read"):
+        s3dlio.upload(str(path), target)
+    assert not s3dlio.exists(target + "data.bin")
+    assert s3dlio.upload(str(path), target) == [target + "data.bin"]  # once it stands still
+
+
+def test_every_file_is_tried_and_the_errors_come_back(tmp_path: Path, dest: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file gone between the walk and its read fails alone; the rest of the tree still goes."""
+    from s3dlio import localpath
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(20):
+        (src / f"f{i:02d}").write_bytes(b"x" * i)
+    walk = localpath.local_files
+    victim = ["f07"]
+
+    def then_one_goes(*args: object, **kwargs: object) -> localpath.LocalFiles:
+        found = walk(*args, **kwargs)  # type: ignore[arg-type]
+        (src / victim[0]).unlink()
+        return found
+
+    monkeypatch.setattr(localpath, "local_files", then_one_goes)
+    results = s3dlio.upload(f"{src}/*", dest, return_exceptions=True)
+    assert [isinstance(r, s3dlio.NotFoundError) for r in results] == [i == 7 for i in range(20)]
+    assert len(uploaded(dest)) == 19
+    (src / "f07").write_bytes(b"back")
+    victim[0] = "f03"
+    with pytest.raises(s3dlio.NotFoundError, match="f03: not found"):
+        s3dlio.upload(f"{src}/*", dest + "again/")
+    assert len(uploaded(dest + "again/")) == 19  # raised after trying every file
+
+
+def test_fifos_and_devices_are_not_objects(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    for engine in ("fast", "portable"):
+        s3dlio.configure(engine=engine)
+        for name in ("pipe", "zero"):
+            for call in (s3dlio.get, s3dlio.stat):
+                with pytest.raises(s3dlio.NotFoundError, match="not a regular file"):
+                    call(f"file://{tmp_path}/{name}")  # never blocks on the FIFO, never reads "" or forever
+    s3dlio.configure()

@@ -700,10 +700,6 @@ def _local_files(pattern: str, include_hidden: bool, follow_links: bool) -> loca
     return found
 
 
-def _ignore(_item: localpath.Skipped) -> None:
-    """``on_skip`` for walks already reported."""
-
-
 @click.command("upload", short_help="Upload local files (globs, directories) under a URI prefix.")
 @click.argument("sources", nargs=-1, required=True, metavar="LOCAL...")
 @click.argument("dest", metavar="URI_PREFIX", callback=_uri_arg)
@@ -734,7 +730,7 @@ def upload(
       s3dlio upload ./data az://container/data/
     """
     files: list[str] = []
-    patterns: list[tuple[str, list[str]]] = []
+    patterns: list[localpath.LocalFiles] = []
     skipped = 0
     for src in sources:
         if os.path.isfile(src):
@@ -743,34 +739,40 @@ def upload(
         pattern = os.path.join(glob.escape(src), "**") if os.path.isdir(src) else src
         found = _local_files(pattern, not exclude_hidden, copy_links)
         skipped += len(found.skipped)
-        matched = found.files
-        if not matched:
+        if not found.files:
             raise NotFoundError(f"upload {src}: no local file matches; check the path, and quote a glob")
-        patterns.append((pattern, matched))
+        patterns.append(found)
     if skipped:
         click.echo(f"s3dlio: skipped {plural(skipped, 'item')} (each is reported above)", err=True)
-    every = files + [p for _, matched in patterns for p in matched]
-    total = sum(os.path.getsize(p) for p in every)
+    every = files + [p for found in patterns for p in found.files]
+    total = sum(_size(p) for p in every)
     with Progress("upload", len(every), total) as progress:
         tally = Tally("upload", len(every), progress, state.verbose)
 
         def one_file(path: str) -> None:
-            ops.upload(glob.escape(path), dest, 1, follow_links=True)  # named: taken as it is
-            tally.ok(os.path.getsize(path))
+            ops.upload(glob.escape(path), dest, 1, follow_links=True, on_object=tally.advance)  # named: as it is
 
         start = time.perf_counter()
         _parallel.for_each_bounded(one_file, files, jobs, on_error=tally.fail, caller_works=False)
-        for pattern, _matched in patterns:  # progress advances per file written (on_object)
-            ops.upload(
-                pattern, dest, jobs, include_hidden=not exclude_hidden, follow_links=copy_links, on_skip=_ignore,
-                on_object=tally.advance,
-            )  # fmt: skip
+        for found in patterns:  # progress advances per file written (on_object)
+            results = ops.upload_found(found, dest, jobs, on_object=tally.advance)
+            for path, result in zip(found.files, results, strict=True):
+                if isinstance(result, BaseException):  # a file gone or changed: the others still went
+                    tally.fail(path, result)
         secs = time.perf_counter() - start
     if as_json:
         _json_end(tally, secs)
     elif tally.done:
         click.echo(_summary("Uploaded", tally, secs))
     tally.end()
+
+
+def _size(path: str) -> int:
+    """A listed file's size for the progress total (0 when it is gone: its upload says so)."""
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _is_local_dir(uri: str) -> bool:

@@ -49,6 +49,13 @@ class FastLocalStore(FastStore):
             self._check_key("put", key)
         self._files.put(key, data)
 
+    def _check_key(self, op: str, key: str) -> None:
+        super()._check_key(op, key)
+        if op in ("get", "head"):  # obstore opens a FIFO and waits for a writer forever
+            from .local import check_regular_path
+
+            check_regular_path(op, self._uri(key), "/" + key)
+
     def _drain(self, key: str, byte_range: tuple[int, int] | None) -> tuple[int, int | None]:
         return self._files.drain(key, byte_range)  # obstore streams files 8 KiB a read
 

@@ -69,6 +69,8 @@ def translate(exc: OSError, op: str, uri: str) -> S3dlioError:
     """The s3dlio error for one OSError; the message names the operation, the URI and a fix."""
     code = exc.errno
     where = f"{op} {uri}"
+    if isinstance(exc, _NotRegularFile):
+        return NotFoundError(f"{where}: not a regular file (a FIFO, socket or device); only files are objects")
     if code in (errno.ENOENT, errno.ENOTDIR) and (op in _READS or code == errno.ENOENT):
         return NotFoundError(f"{where}: not found")
     if code == errno.EISDIR and op in _READS:
@@ -149,7 +151,7 @@ class LocalStore(Store):
     def _read(self, path: str, start: int, end: int | None) -> tuple[Buffer, os.stat_result]:
         """Bytes ``[start, end)`` of the file, clipped to its size, and the file's stat; one
         copy (kernel to user)."""
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO must not block the open
         try:
             st = _regular_stat(fd)
             stop = st.st_size if end is None else min(end, st.st_size)
@@ -164,8 +166,7 @@ class LocalStore(Store):
     def head(self, key: str) -> ObjectMeta:
         with map_errors("head", self.uri(key)):
             st = os.stat("/" + key)
-            if not stat.S_ISREG(st.st_mode):
-                raise IsADirectoryError(errno.EISDIR, "is a directory", "/" + key)
+            _check_regular(st)
         guessed, _ = mimetypes.guess_type(key, strict=False)
         return file_meta(key, st, content_type=guessed or "application/octet-stream")
 
@@ -291,11 +292,32 @@ def _drain_window() -> memoryview:
     return view
 
 
+def check_regular_path(op: str, uri: str, path: str) -> None:
+    """Raise the error for reading ``path`` when it exists and is not a regular file."""
+    with map_errors(op, uri):
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return  # the read itself says "not found"
+        _check_regular(st)
+
+
 def _regular_stat(fd: int) -> os.stat_result:
-    st = os.fstat(fd)
+    return _check_regular(os.fstat(fd))
+
+
+def _check_regular(st: os.stat_result) -> os.stat_result:
+    """``st`` when it is a regular file's: only those are objects (a FIFO would block a read
+    forever, a device read as empty or without end)."""
     if stat.S_ISDIR(st.st_mode):
         raise IsADirectoryError(errno.EISDIR, "is a directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise _NotRegularFile(errno.EINVAL, "not a regular file")
     return st
+
+
+class _NotRegularFile(OSError):
+    """A path that is neither a file nor a directory: no object, as listings skip it."""
 
 
 def _pread_into(fd: int, view: memoryview, offset: int) -> int:
