@@ -729,14 +729,17 @@ class S3dlioFileSystem(AbstractFileSystem):
         """Write ``value`` as the object ``path`` (``mode="create"``: fail if it exists; inside
         ``fs.transaction`` it appears when the transaction ends)."""
         _no_other_args("pipe_file", path, kwargs)
-        if mode == "create" and self.exists(path):
-            raise FileExistsError(errno.EEXIST, "object exists", self.uri(path))
         if self._intrans:
+            if mode == "create" and self.exists(path):
+                raise FileExistsError(errno.EEXIST, "object exists", self.uri(path))
             with self.open(path, "wb") as f:
                 f.write(value)
             return
         uri, parsed, store = self._resolve(path)
-        store.put(parsed.key, value)
+        if mode == "create":  # one conditional request: of two writers racing, one wins
+            store.put_new(parsed.key, value)  # AlreadyExistsError is a FileExistsError
+        else:
+            store.put(parsed.key, value)
 
     def put_file(self, lpath: str, rpath: str, callback: Any = DEFAULT_CALLBACK, mode: str = "overwrite",
                  **kwargs: Any) -> None:  # fmt: skip

@@ -348,3 +348,11 @@ def test_blockcache_keeps_the_blocks_it_read(place: tuple[Any, str], tmp_path: P
     assert any(cache.iterdir())  # the blocks are kept on local disk
     with cached.open(f"{root}/big.bin", "rb", block_size=64 * 1024) as f:
         assert f.read() == data
+
+
+def test_pipe_file_create_writes_only_where_nothing_is(place: tuple[Any, str]) -> None:
+    fs, root = place
+    fs.pipe_file(f"{root}/once", b"first", mode="create")
+    with pytest.raises(FileExistsError):
+        fs.pipe_file(f"{root}/once", b"second", mode="create")
+    assert fs.cat_file(f"{root}/once") == b"first"

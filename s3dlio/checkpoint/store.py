@@ -17,6 +17,7 @@ from .. import _parallel
 from ..buffers import byte_view
 from ..client import Client
 from ..config import Config
+from ..errors import AlreadyExistsError
 from ..large import open_writer
 from . import layout, retention
 from ._checksum import ALGORITHM, ChecksumWriter, checksum
@@ -197,7 +198,13 @@ class CheckpointStore(CheckpointReader):
                     f"the listing shows {sizes.get(self._root + s.key)}; latest is unchanged"
                 )
         manifest = Manifest(step, self.world_size, shards, self.framework, ALGORITHM, dict(metadata or {}))
-        self._store.put(self._root + layout.manifest_key(step), manifest.to_json())
+        try:  # only where no manifest is: of two saves of one step racing, one commits
+            self._store.put_new(self._root + layout.manifest_key(step), manifest.to_json())
+        except AlreadyExistsError:
+            raise CheckpointCommitError(
+                f"{where}: not committed: another save committed this step meanwhile (two writers of one "
+                "step under one root; give each run its own root)"
+            ) from None
         if self.keep_last is not None or self.keep_every is not None:
             try:
                 self.apply_retention()

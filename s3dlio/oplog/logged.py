@@ -153,6 +153,10 @@ class LoggedStore(Store):
         nbytes = memoryview(data).nbytes
         self._call("PUT", key, lambda: self.inner.put(key, data), lambda _: nbytes)
 
+    def put_new(self, key: str, data: Buffer) -> None:
+        nbytes = memoryview(data).nbytes
+        self._call("PUT", key, lambda: self.inner.put_new(key, data), lambda _: nbytes)
+
     def open_upload(self, key: str, *, part_size: int, content_type: str | None = None) -> Upload:
         inner = self.inner.open_upload(key, part_size=part_size, content_type=content_type)
         return LoggedUpload(self, key, inner)

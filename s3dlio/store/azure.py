@@ -386,6 +386,11 @@ class AzureStore(Store):
                 key, body, length=len(view), overwrite=True, max_concurrency=self._workers()
             )
 
+    def put_new(self, key: str, data: Buffer) -> None:
+        view = byte_view(data)
+        with self._errors("put", key):  # the service's BlobAlreadyExists: AlreadyExistsError
+            self._container.upload_blob(key, view.tobytes(), length=len(view), overwrite=False)
+
     def delete(self, key: str) -> None:
         began = time.monotonic()
         try:

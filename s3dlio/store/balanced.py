@@ -176,6 +176,10 @@ class BalancedStore(Store):
         nbytes = memoryview(data).nbytes
         self._run(lambda s: s.put(key, data), lambda _: nbytes)
 
+    def put_new(self, key: str, data: Buffer) -> None:
+        nbytes = memoryview(data).nbytes
+        self._run(lambda s: s.put_new(key, data), lambda _: nbytes)
+
     def open_upload(self, key: str, *, part_size: int, content_type: str | None = None) -> Upload:
         return self._run(lambda s: s.open_upload(key, part_size=part_size, content_type=content_type))
 

@@ -246,6 +246,12 @@ class Store(abc.ABC):
     def put(self, key: str, data: Buffer) -> None:
         """Write one whole object from any buffer-protocol object, replacing what was there."""
 
+    def put_new(self, key: str, data: Buffer) -> None:
+        """Write ``key`` only where no object has that name, in one conditional request, so of
+        two writers racing exactly one wins; the other gets :class:`AlreadyExistsError`. For
+        small objects that commit something (a checkpoint's manifest)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot write only where nothing is")
+
     def open_upload(self, key: str, *, part_size: int, content_type: str | None = None) -> Upload:
         """Start writing ``key`` in parts (see :class:`Upload`); nothing is sent yet.
 

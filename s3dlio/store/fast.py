@@ -432,6 +432,11 @@ class FastStore(Store):
                 self._again(self._put_checked, args, error, began, "put", key)
         return None
 
+    def put_new(self, key: str, data: Buffer) -> None:
+        self._check_key("put", key)
+        with self._errors("put", key):
+            obstore.put(self._inner, key, self._writable(data), mode="create")  # If-None-Match: *
+
     def _put_checked(
         self, key: str, view: memoryview, multipart: bool, chunk: int, concurrency: int, began: float
     ) -> None:

@@ -49,6 +49,10 @@ class FastLocalStore(FastStore):
             self._check_key("put", key)
         self._files.put(key, data)
 
+    def put_new(self, key: str, data: Buffer) -> None:
+        self._check_key("put", key)
+        self._files.put_new(key, data)
+
     def _check_key(self, op: str, key: str) -> None:
         super()._check_key(op, key)
         if op in ("get", "head"):  # obstore opens a FIFO and waits for a writer forever
@@ -109,6 +113,14 @@ class FastMemoryStore(FastStore):
 
     def put(self, key: str, data: Buffer) -> None:
         super().put(key, data)
+        self._exists_now()
+
+    def put_new(self, key: str, data: Buffer) -> None:
+        super().put_new(key, data)
+        self._exists_now()
+
+    def _exists_now(self) -> None:
+        """A memory bucket springs up on its first write."""
         if self.bucket not in _memory_buckets:
             with _memory_lock:
                 _memory_buckets.add(self.bucket)

@@ -232,6 +232,21 @@ class LocalStore(Store):
                 return
             self._write_atomic("/" + key, view)
 
+    def put_new(self, key: str, data: Buffer) -> None:
+        self._check_key("put", key)
+        path, uri = "/" + key, self.uri(key)
+        with map_errors("put", uri):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = os.path.join(os.path.dirname(path), f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}")
+            try:
+                self._write_file(tmp, byte_view(data))
+                os.link(tmp, path)  # whole, and only where no file is (rename would replace one)
+            except FileExistsError:
+                raise AlreadyExistsError(f"put {uri}: already exists") from None
+            finally:
+                with suppress(OSError):
+                    os.unlink(tmp)
+
     def _write_atomic(self, path: str, view: memoryview) -> None:
         """Write to a temporary file beside ``path``, then rename it over ``path``."""
         directory = os.path.dirname(path)

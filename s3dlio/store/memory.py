@@ -115,6 +115,14 @@ class MemoryStore(Store):
         with _lock:
             _buckets.setdefault(self.bucket, _Bucket()).objects[key] = obj
 
+    def put_new(self, key: str, data: Buffer) -> None:
+        obj = _Object(byte_view(data).tobytes(), datetime.now(UTC), f'"{next(_etags)}"')
+        with _lock:
+            objects = _buckets.setdefault(self.bucket, _Bucket()).objects
+            if key in objects:
+                raise AlreadyExistsError(f"put {self.uri(key)}: already exists")
+            objects[key] = obj
+
     def delete(self, key: str) -> None:
         with _lock:
             bucket = _buckets.get(self.bucket)

@@ -390,6 +390,15 @@ class S3Store(Store):
             body = data if type(data) is bytes else BufferReader(view, views=True)
             self._client.put_object(Bucket=self.bucket, Key=key, Body=body)
 
+    def put_new(self, key: str, data: Buffer) -> None:
+        with self._errors("put", key):
+            try:
+                self._client.put_object(Bucket=self.bucket, Key=key, Body=byte_view(data).tobytes(), IfNoneMatch="*")
+            except bx.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                    raise AlreadyExistsError(f"put {self.uri(key)}: already exists") from exc
+                raise
+
     def _put_multipart(self, key: str, view: memoryview, part: int) -> None:
         """Upload slices of ``view`` as parts, several at once; abort the upload on failure."""
         from ..retry import retrying

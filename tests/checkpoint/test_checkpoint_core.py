@@ -173,6 +173,17 @@ def test_already_committed_step_is_refused(remote: str) -> None:
     assert bytes(store.load()["a"]) == b"2"
 
 
+def test_of_two_saves_racing_for_one_step_one_commits(root: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other save passed the "already committed?" check before the first committed: its
+    commit is refused by name, and the step keeps the manifest that committed first."""
+    first, second = CheckpointStore(root, save_id="first"), CheckpointStore(root, save_id="second")
+    first.save(1, {"a": b"1"})
+    monkeypatch.setattr(second, "_exists", lambda key: False)  # it looked just before
+    with pytest.raises(CheckpointCommitError, match="another save committed this step meanwhile"):
+        second.save(1, {"a": b"1"})
+    assert first.steps() == [1]
+
+
 def test_steps_to_delete() -> None:
     assert steps_to_delete(range(1, 11), [], keep_last=2, keep_every=4) == [1, 2, 3, 5, 6, 7]
     assert steps_to_delete([1, 2, 3], [], keep_last=None, keep_every=None) == []

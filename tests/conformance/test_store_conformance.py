@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pytest
 from servers import Backend
 
 import s3dlio
-from s3dlio.errors import InvalidArgumentError, InvalidUriError, NotFoundError
+from s3dlio.errors import AlreadyExistsError, InvalidArgumentError, InvalidUriError, NotFoundError
 from s3dlio.ops import resolve
 
 from ._helpers import SPECIAL_KEYS, MiB, assert_bytes, payload
@@ -600,3 +601,27 @@ def test_missing_bucket(remote_backend: Backend) -> None:
         with pytest.raises(NotFoundError):
             call()
     assert not s3dlio.exists(base + "k")
+
+
+def test_put_new_writes_only_where_nothing_is(backend: Backend) -> None:
+    """A conditional create (If-None-Match: * on S3 and Azure, link on files): of eight writers
+    racing for one key exactly one wins, and the object holds its bytes."""
+    parsed, store = resolve(backend.uri("commit.json"))
+    wins: list[int] = []
+
+    def race(i: int) -> None:
+        try:
+            store.put_new(parsed.key, b"writer %d" % i)
+            wins.append(i)
+        except AlreadyExistsError:
+            pass
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(wins) == 1
+    assert bytes(s3dlio.get(backend.uri("commit.json"))) == b"writer %d" % wins[0]
+    with pytest.raises(AlreadyExistsError, match="already exists"):
+        store.put_new(parsed.key, b"late")
