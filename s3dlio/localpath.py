@@ -94,7 +94,7 @@ def plan(op: str, root: str, rels: Sequence[str], uris: Sequence[str]) -> list[s
     leaves = _Escapes(root)
     for i, path in enumerate(out):
         if isinstance(path, str) and (link := leaves(os.path.dirname(path))) is not None:
-            out[i] = _escape(op, uris[i], path, link, root)
+            out[i] = _through_link(op, uris[i], path, link, root)
     for path, owners in files.items():
         if len(owners) > 1:
             for i in owners:
@@ -112,7 +112,7 @@ def check_inside(op: str, uri: str, root: str, path: str) -> None:
     if path.startswith(root.rstrip(os.sep) + os.sep):
         link = _Escapes(root)(os.path.dirname(path))
         if link is not None:
-            raise _escape(op, uri, path, link, root)
+            raise _through_link(op, uri, path, link, root)
 
 
 def leaves(root: str, path: str) -> bool:
@@ -125,7 +125,7 @@ def leaves(root: str, path: str) -> bool:
     return not (os.path.realpath(path) + os.sep).startswith(inside)
 
 
-def _escape(op: str, uri: str, path: str, link: str, root: str) -> InvalidUriError:
+def _through_link(op: str, uri: str, path: str, link: str, root: str) -> InvalidUriError:
     return InvalidUriError(
         f"{op} {uri}: refused, its local path {path} is below {link}, a symbolic link that leaves "
         f"the target directory {root}; nothing was written for it. Remove the link, or write to "

@@ -369,7 +369,9 @@ class FastStore(Store):
                 for item in result["objects"]:
                     if partial and not item["path"].startswith(prefix):
                         continue
-                    key = self._listed_key(item["path"], item["size"], parent, "")
+                    # one level: a marker below it is a common prefix, so only the level's own
+                    # marker (listed as the parent itself) is one; no HEAD for empty objects
+                    key = item["path"] + "/" if item["path"] == parent and self._folder_markers else item["path"]
                     if key.startswith(prefix):
                         yield _meta(item, key)
                 for common in result["common_prefixes"]:
