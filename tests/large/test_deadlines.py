@@ -23,7 +23,7 @@ from ._data import PART, MiB, assert_bytes, payload
 from .faultproxy import Action, FaultProxy, Rule, always, numbered
 
 #: Runs of each storm plan per engine (``S3DLIO_STORM_RUNS`` raises it, e.g. to 10).
-RUNS = int(os.environ.get("S3DLIO_STORM_RUNS", "2"))
+RUNS = int(os.environ.get("S3DLIO_STORM_RUNS", "1"))
 
 
 @pytest.fixture(params=["fast", "portable"])
