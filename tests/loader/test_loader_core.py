@@ -401,16 +401,22 @@ def test_failed_requests_are_retried(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_slow_requests_are_hedged(monkeypatch: pytest.MonkeyPatch) -> None:
     prefix = mem_objects(1)
     real_get = Fetcher.get
-    first = threading.Event()
+    first, slow_done = threading.Event(), threading.Event()
 
     def slow_once(self: Fetcher, uri: str) -> Any:
-        if not first.is_set():
-            first.set()
+        if first.is_set():
+            return real_get(self, uri)
+        first.set()
+        try:
             time.sleep(2)
-        return real_get(self, uri)
+            return real_get(self, uri)
+        finally:
+            slow_done.set()
 
     monkeypatch.setattr(Fetcher, "get", slow_once)
     assert ids(list(Loader(prefix, hedge_after=0.05))) == [0]
+    # the slow request ends here, not in a later test (whose op-log it would join)
+    assert slow_done.wait(10)
 
 
 # -- prefetch bounds ------------------------------------------------------------------------------
