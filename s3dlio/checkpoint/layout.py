@@ -4,8 +4,12 @@
 
     <root>/step-00000100/manifest.json             written last: the checkpoint exists once it does
     <root>/step-00000100/ranks/rank-00000.json     one per rank: the shards that rank wrote
-    <root>/step-00000100/rank0-model.bin           a shard (rank 0, name "model")
-    <root>/step-00000100/3f/rank0-model.bin        the same shard with spread=True
+    <root>/step-00000100/rank0-model.1a2b3c4d.bin  a shard (rank 0, name "model", save tag 1a2b3c4d)
+    <root>/step-00000100/3f/rank0-model.1a2b3c4d.bin  the same shard with spread=True
+
+The save tag is new for every save: two saves of one step never write the same key, so a
+save racing a committed step (or retried after a crash) cannot change the shards its
+manifest names.
 
 ``spread=True`` puts each shard under a two-hex-digit prefix derived from (step, rank, name):
 S3 scales request rates per key prefix, so 256 prefixes let many ranks write at once without
@@ -19,6 +23,7 @@ import zlib
 
 __all__ = [
     "MANIFEST",
+    "is_shard_key",
     "manifest_key",
     "parse_step",
     "rank_file_key",
@@ -32,6 +37,7 @@ MANIFEST = "manifest.json"
 _STEP = re.compile(r"^step-(\d{8,})$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _RANK_FILE = re.compile(r"^rank-(\d{5,})\.json$")
+_SHARD = re.compile(r"^rank\d+-[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.[0-9a-f]{8}\.bin$")
 
 
 def step_dir(step: int) -> str:
@@ -62,13 +68,18 @@ def validate_name(name: str) -> str:
     return name
 
 
-def shard_key(step: int, rank: int, name: str, *, spread: bool = False) -> str:
-    """The key of one shard, relative to the root."""
-    leaf = f"rank{rank}-{validate_name(name)}.bin"
+def shard_key(step: int, rank: int, name: str, tag: str, *, spread: bool = False) -> str:
+    """The key of one shard of the save tagged ``tag``, relative to the root."""
+    leaf = f"rank{rank}-{validate_name(name)}.{tag}.bin"
     if not spread:
         return step_prefix(step) + leaf
     bucket = zlib.crc32(f"{step}/{rank}/{name}".encode()) & 0xFF
     return f"{step_prefix(step)}{bucket:02x}/{leaf}"
+
+
+def is_shard_key(key: str) -> bool:
+    """True for a key :func:`shard_key` makes (at any level below the step)."""
+    return _SHARD.match(key.rsplit("/", 1)[-1]) is not None
 
 
 def manifest_key(step: int) -> str:

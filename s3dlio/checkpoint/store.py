@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import Callable, Mapping
 from io import BufferedIOBase
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -149,9 +150,11 @@ class CheckpointStore(CheckpointReader):
             raise CheckpointCommitError(f"{where}: already committed; delete it first (store.delete({step}))")
         failure: BaseException | None = None
         records: list[ShardRecord] = []
+        tag = secrets.token_hex(4)  # this save's shard keys: no other save writes them
         try:
             store.delete(self._root + layout.rank_file_key(step, self.rank))  # a crashed attempt's report
-            records = _parallel.map_bounded(lambda it: self._write_shard(step, *it), items, self._in_flight)  # type: ignore[assignment]
+            write = lambda it: self._write_shard(step, tag, *it)  # noqa: E731
+            records = _parallel.map_bounded(write, items, self._in_flight)  # type: ignore[assignment]
         except Exception as exc:
             failure = exc
         error = None if failure is None else f"{type(failure).__name__}: {failure}"
@@ -168,15 +171,20 @@ class CheckpointStore(CheckpointReader):
             raise failure
         if reports is None:
             return None
-        failed = [r for r in reports if r.error]
-        if failed:
-            raise CheckpointCommitError(
-                f"{where}: not committed: rank {failed[0].rank} failed: {failed[0].error}; latest is unchanged"
-            )
-        return self._commit(step, reports, metadata) if self.rank == 0 else None
+        try:
+            failed = next((r for r in reports if r.error), None)
+            if failed is not None:
+                raise CheckpointCommitError(
+                    f"{where}: not committed: rank {failed.rank} failed: {failed.error}; latest is unchanged"
+                )
+            return self._commit(step, reports, metadata) if self.rank == 0 else None
+        except CheckpointCommitError:
+            if self.rank == 0:  # no manifest names these shards, and no other save writes their keys
+                self._discard([s.key for r in reports for s in r.shards])
+            raise
 
-    def _write_shard(self, step: int, name: str, source: ShardSource) -> ShardRecord:
-        key = layout.shard_key(step, self.rank, name, spread=self.spread)
+    def _write_shard(self, step: int, tag: str, name: str, source: ShardSource) -> ShardRecord:
+        key = layout.shard_key(step, self.rank, name, tag, spread=self.spread)
         if callable(source):
             with open_writer(self._where(self._root + key), config=self.config) as raw:
                 counted = ChecksumWriter(raw)
@@ -205,6 +213,10 @@ class CheckpointStore(CheckpointReader):
                 f"{where}: not committed: another save committed this step meanwhile (two writers of one "
                 "step under one root; give each run its own root)"
             ) from None
+        named = {self._root + s.key for s in shards}  # what crashed attempts at this step left goes
+        self._discard(
+            [k.removeprefix(self._root) for k in sizes if layout.is_shard_key(k) and k not in named]
+        )
         if self.keep_last is not None or self.keep_every is not None:
             try:
                 self.apply_retention()
@@ -213,6 +225,13 @@ class CheckpointStore(CheckpointReader):
                     "%s: retention failed (%s); old checkpoints kept until the next save", self.uri, exc
                 )
         return manifest
+
+    def _discard(self, keys: list[str]) -> None:
+        """Delete shards (keys relative to the root) that no manifest names."""
+        try:
+            _parallel.map_bounded(lambda key: self._store.delete(self._root + key), keys, self._in_flight)
+        except Exception as exc:  # noqa: BLE001 - the commit error matters more; retention removes the rest
+            log.warning("%s: could not delete shards no manifest names (%s)", self.uri, exc)
 
     def _remove_stale(self) -> None:
         """Rank 0: remove what killed saves left (temporaries, multipart uploads) under the root."""

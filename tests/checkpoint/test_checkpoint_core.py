@@ -81,16 +81,19 @@ def test_round_trip(root: str) -> None:
     assert bytes(got["streamed"]) == b"".join(b"chunk%d;" % i for i in range(500))
     assert store.manifest(100).metadata == {"epoch": 3, "lr": 0.1}
     assert store.manifest().step == 200
-    for record in store.manifest(200).shards:  # spread: step-00000200/<2 hex>/rank0-<name>.bin
-        assert re.fullmatch(r"step-00000200/[0-9a-f]{2}/rank0-\w+\.bin", record.key)
+    for record in store.manifest(200).shards:  # spread: step-00000200/<2 hex>/rank0-<name>.<tag>.bin
+        assert re.fullmatch(r"step-00000200/[0-9a-f]{2}/rank0-\w+\.[0-9a-f]{8}\.bin", record.key)
 
 
 def test_layout_without_spread() -> None:
-    assert layout.shard_key(100, 3, "model") == "step-00000100/rank3-model.bin"
-    assert layout.shard_key(100, 3, "model", spread=True) == layout.shard_key(100, 3, "model", spread=True)
+    assert layout.shard_key(100, 3, "model", "0badcafe") == "step-00000100/rank3-model.0badcafe.bin"
+    spread = layout.shard_key(100, 3, "model", "0badcafe", spread=True)
+    assert spread == layout.shard_key(100, 3, "model", "0badcafe", spread=True)
+    assert layout.is_shard_key(spread) and not layout.is_shard_key(layout.manifest_key(100))
+    assert not layout.is_shard_key(layout.rank_file_key(100, 3))
     assert layout.parse_step("run/step-00000100/") == 100 and layout.parse_step("step-12") is None
     with pytest.raises(ValueError, match="shard name"):
-        layout.shard_key(1, 0, "../evil")
+        layout.shard_key(1, 0, "../evil", "0badcafe")
 
 
 def test_no_checkpoint_is_a_clear_error(remote: str) -> None:
@@ -123,14 +126,15 @@ def test_crash_before_manifest_and_short_shard(remote: str, monkeypatch: pytest.
         m.setattr(CheckpointStore, "_commit", lambda *a: (_ for _ in ()).throw(RuntimeError("crash")))
         with pytest.raises(RuntimeError):
             store.save(2, shards(2))
-    assert s3dlio.exists(store.step_uri(2) + "rank0-blob.bin")  # shards are there, no manifest
+    crashed = s3dlio.list(store.step_uri(2) + r"rank0-blob\..*", recursive=True)
+    assert len(crashed) == 1  # shards are there, no manifest
     assert store.latest_step() == 1
     store.save(3, shards(3))
     record = store.manifest(3).rank_shards(0)["weights"]
     s3dlio.put(store.uri + record.key, b"short")  # a shard shorter than its manifest says
     assert store.latest_step() == 1
     with pytest.raises(
-        CheckpointCorruptError, match=r"step-00000003/: shard .*rank0-weights.bin has 5 bytes"
+        CheckpointCorruptError, match=r"step-00000003/: shard .*rank0-weights\.\w+\.bin has 5 bytes"
     ):
         store.load(3)
 
@@ -143,7 +147,7 @@ def test_corrupt_shard_fails_its_checksum(remote: str) -> None:
     data[100] ^= 0xFF  # same size, one byte flipped
     s3dlio.put(store.uri + record.key, bytes(data))
     with pytest.raises(
-        CheckpointCorruptError, match=r"step-00000005/: shard .*rank0-blob.bin fails its crc32c"
+        CheckpointCorruptError, match=r"step-00000005/: shard .*rank0-blob\.\w+\.bin fails its crc32c"
     ):
         store.load(5)
 
@@ -175,13 +179,35 @@ def test_already_committed_step_is_refused(remote: str) -> None:
 
 def test_of_two_saves_racing_for_one_step_one_commits(root: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The other save passed the "already committed?" check before the first committed: its
-    commit is refused by name, and the step keeps the manifest that committed first."""
+    commit is refused by name, the step keeps the manifest that committed first, and the
+    shards that manifest names are the first save's bytes (the second wrote keys of its own)."""
     first, second = CheckpointStore(root, save_id="first"), CheckpointStore(root, save_id="second")
-    first.save(1, {"a": b"1"})
+    first.save(1, {"a": b"first", "b": b"1"})
+    committed = s3dlio.list(first.step_uri(1), recursive=True)
     monkeypatch.setattr(second, "_exists", lambda key: False)  # it looked just before
     with pytest.raises(CheckpointCommitError, match="another save committed this step meanwhile"):
-        second.save(1, {"a": b"1"})
+        second.save(1, {"a": b"other", "b": b"2"})
     assert first.steps() == [1]
+    assert {k: bytes(v) for k, v in first.load(1).items()} == {"a": b"first", "b": b"1"}
+    assert s3dlio.list(first.step_uri(1), recursive=True) == committed  # the loser's shards are gone
+
+
+def test_a_commit_removes_the_shards_of_crashed_attempts_at_its_step(
+    root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = CheckpointStore(root)
+    with monkeypatch.context() as m:  # the process dies between its shards and its manifest
+        m.setattr(CheckpointStore, "_commit", lambda *a: (_ for _ in ()).throw(SystemExit(1)))
+        with pytest.raises(SystemExit):
+            store.save(4, {"a": b"crashed", "b": b"crashed"})
+    s3dlio.put(store.step_uri(4) + "notes.txt", b"not a shard: kept")
+    manifest = store.save(4, {"a": b"retried", "b": b"retried"})
+    assert manifest is not None
+    left = {uri.removeprefix(store.uri) for uri in s3dlio.list(store.step_uri(4), recursive=True)}
+    assert left == {s.key for s in manifest.shards} | {
+        layout.manifest_key(4), layout.rank_file_key(4, 0), layout.step_prefix(4) + "notes.txt"
+    }
+    assert {k: bytes(v) for k, v in store.load(4).items()} == {"a": b"retried", "b": b"retried"}
 
 
 def test_steps_to_delete() -> None:
