@@ -21,11 +21,13 @@ gets a :class:`s3dlio.ConfigError` naming the supported versions, never a half-a
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.metadata
 import importlib.util
+import logging
 import os
 import re
 import sys
@@ -44,6 +46,7 @@ OBJECT_SCHEMES = ("s3", "az")
 #: The orbax-checkpoint versions whose hook points were checked (major, minor).
 SUPPORTED_ORBAX = ((0, 11), (0, 12))
 
+log = logging.getLogger("s3dlio.jax")
 _lock = threading.Lock()
 _enabled = False
 # "s3://b/k", or "s3:/b/k" as os.path.normpath leaves it inside Orbax's TensorStore specs.
@@ -168,11 +171,14 @@ def enable_orbax() -> None:
         def commit_file_default(original: Callable[..., Any]) -> Callable[..., Any]:
             def wrapper(path: Any, *, atomicity_options: Any = None) -> Any:
                 _check_orbax_path(path)  # every save asks this first, before writing arrays
-                if _object_uri(path) is not None and (
-                    atomicity_options is None or atomicity_options.mode is None
-                ):
-                    return atomicity.CommitFileTemporaryPath
-                return original(path, atomicity_options=atomicity_options)
+                if _object_uri(path) is None:
+                    return original(path, atomicity_options=atomicity_options)
+                # AUTO (Orbax's default, and v1's always) and COMMIT_FILE; ATOMIC_RENAME too:
+                # a rename here is a copy, and a step killed mid-copy would look complete
+                mode = getattr(atomicity_options, "mode", None)
+                if getattr(mode, "value", mode) == "atomic_rename":
+                    _warn_rename_once()
+                return atomicity.CommitFileTemporaryPath
 
             return wrapper
 
@@ -182,6 +188,14 @@ def enable_orbax() -> None:
         _wrap(atomicity_defaults, "get_default_temporary_path_class", commit_file_default)
         _wrap(atomicity_defaults, "get_item_default_temporary_path_class", commit_file_default)
         _enabled = True
+
+
+@functools.cache
+def _warn_rename_once() -> None:
+    log.warning(
+        "Orbax AtomicityMode.ATOMIC_RENAME on s3:// or az:// would copy each step under its final name, "
+        "where a save killed part-way looks complete; s3dlio commits with Orbax's commit file instead"
+    )
 
 
 def _register_file_uris(gpath: ModuleType) -> None:

@@ -4,7 +4,8 @@ Each mode is what a user program does, written as Orbax's documentation shows:
 
 - ``stock-save DIR`` / ``stock-restore DIR``: stock Orbax on a local directory; s3dlio is never
   imported (the module check at the end proves it).
-- ``killed-save DIR``: saves step 1, then dies (``os._exit``) in the middle of step 2's array writes.
+- ``killed-save DIR [MODE]``: saves step 1, then dies (``os._exit``) in the middle of step 2's array
+  writes; ``MODE``: an Orbax ``AtomicityMode`` value given in ``AtomicityOptions``.
 - ``sharded DIR``: imports s3dlio_jax before Orbax; 8 CPU devices; saves an array sharded over a (4, 2) mesh and restores it
   into (8,) and fully replicated shardings.
 - ``multi DIR PORT INDEX``: one of two processes (``jax.distributed.initialize``, 4 CPU devices
@@ -75,10 +76,16 @@ def stock(where: str, save: bool) -> None:
     assert not any(name.startswith("s3dlio") for name in sys.modules), "stock Orbax imported s3dlio"
 
 
-def killed_save(where: str) -> None:
+def killed_save(where: str, atomicity: str = "") -> None:
+    """``atomicity``: "" (Orbax's defaults) or an ``AtomicityMode`` value (``auto``, ``atomic_rename``)."""
     import s3dlio
 
-    mngr = ocp.CheckpointManager(where, options=ocp.CheckpointManagerOptions(max_to_keep=3))
+    options = (
+        {"atomicity_options": ocp.options.AtomicityOptions(mode=ocp.options.AtomicityMode(atomicity))}
+        if atomicity
+        else {}
+    )
+    mngr = ocp.CheckpointManager(where, options=ocp.CheckpointManagerOptions(max_to_keep=3, **options))
     mngr.save(1, args=ocp.args.StandardSave(tree(1)))
     mngr.wait_until_finished()
     put = s3dlio.put
@@ -152,7 +159,7 @@ if __name__ == "__main__":
     if MODE in ("stock-save", "stock-restore"):
         stock(args[0], save=MODE == "stock-save")
     elif MODE == "killed-save":
-        killed_save(args[0])
+        killed_save(*args)
     elif MODE == "sharded":
         sharded(args[0])
     elif MODE == "multi":

@@ -170,10 +170,31 @@ def test_the_checkpointers_of_orbaxs_guides(where: str) -> None:
     background = ocp.AsyncCheckpointer(ocp.StandardCheckpointHandler())
     background.save(f"{where}/async", args=ocp.args.StandardSave(state(4)))
     background.wait_until_finished()
-    assert_same(background.restore(f"{where}/async", args=ocp.args.StandardRestore(abstract(state(4)))), state(4))
+    assert_same(
+        background.restore(f"{where}/async", args=ocp.args.StandardRestore(abstract(state(4)))), state(4)
+    )
     background.close()
     with pytest.raises(ValueError, match="exists"):  # Orbax's own refusal to overwrite, as on a disk
         checkpointer.save(f"{where}/standard", state(5))
+
+
+def test_orbaxs_v1_api_commits_each_step_with_its_commit_file(s3_bucket: str) -> None:
+    """Orbax's v1 API always passes ``AtomicityOptions(mode=AUTO)``: on object storage that must
+    still mean a commit file, so a step without one is never listed or loaded."""
+    v1 = pytest.importorskip("orbax.checkpoint.experimental.v1")
+    where = f"{s3_bucket}ckpt/v1"
+    policy = v1.training.save_decision_policies.ContinuousCheckpointingPolicy()
+    with v1.training.Checkpointer(where, save_decision_policy=policy) as ckptr:
+        for step in range(3):
+            ckptr.save_pytree(step, {"x": jnp.arange(3) + step})
+        ckptr.wait()
+    names = _names(where)
+    assert all(f"{step}/commit_success.txt" in names for step in range(3))
+    assert not any("orbax-checkpoint-tmp" in n for n in names)
+    s3dlio.delete(f"{where}/2/commit_success.txt")  # as a save killed before its commit leaves it
+    with v1.training.Checkpointer(where) as ckptr:
+        assert [c.step for c in ckptr.checkpoints] == [0, 1] and ckptr.latest.step == 1
+        assert ckptr.load_pytree()["x"].tolist() == [1, 2, 3]
 
 
 @pytest.mark.parametrize("where", ["s3", "az"], indirect=True)
@@ -220,7 +241,9 @@ def test_root_metadata_of_orbaxs_guide(where: str) -> None:
 def _layout(names: list[str]) -> list[str]:
     """File names with TensorStore's random data file names as ``*``, without commit files (the
     local run commits by rename instead)."""
-    return sorted({re.sub(r"/d/[0-9a-f]+$", "/d/*", n) for n in names if not n.endswith("commit_success.txt")})
+    return sorted(
+        {re.sub(r"/d/[0-9a-f]+$", "/d/*", n) for n in names if not n.endswith("commit_success.txt")}
+    )
 
 
 @pytest.mark.parametrize("where", ["s3", "az"], indirect=True)
@@ -280,12 +303,21 @@ def check(result: subprocess.CompletedProcess[str]) -> None:
     assert result.returncode == 0, result.stderr[-4000:]
 
 
-def test_a_killed_save_never_becomes_latest(s3_bucket: str) -> None:
+@pytest.mark.parametrize("atomicity", ["", "auto", "atomic_rename"])
+def test_a_killed_save_never_becomes_latest(s3_bucket: str, atomicity: str) -> None:
+    """Orbax's defaults; ``AtomicityOptions()`` (mode AUTO, what Orbax's v1 API always passes);
+    and ATOMIC_RENAME, which on object storage would copy a step under its final name."""
     where = f"{s3_bucket}ckpt/killed"
-    killed = child("killed-save", where)
+    killed = child("killed-save", where, atomicity)
     assert killed.returncode == 17, killed.stderr[-4000:]  # died inside step 2's array writes
     assert any(n.startswith("2/") for n in _names(where))  # step 2 was part-written ...
-    mngr = ocp.CheckpointManager(where)
+    assert not any("orbax-checkpoint-tmp" in n for n in _names(where))  # in place: no rename to come
+    options = (
+        {"atomicity_options": ocp.options.AtomicityOptions(mode=ocp.options.AtomicityMode(atomicity))}
+        if atomicity
+        else {}
+    )
+    mngr = ocp.CheckpointManager(where, options=ocp.CheckpointManagerOptions(**options))
     assert mngr.all_steps() == [1] and mngr.latest_step() == 1  # ... and is not a step
     mngr.close()
     again = ocp.CheckpointManager(where, options=ocp.CheckpointManagerOptions(cleanup_tmp_directories=True))
