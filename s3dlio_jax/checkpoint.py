@@ -100,6 +100,11 @@ def _check(leaf: Any) -> None:
             )
     elif not isinstance(leaf, (np.ndarray, np.generic, bool, int, float, complex)):
         raise TypeError(f"checkpoint leaf {leaf!r}: only arrays and numbers are saved")
+    elif np.asarray(leaf).dtype.kind in "OUSV":  # their bytes are not their values
+        raise TypeError(
+            f"checkpoint leaf of dtype {np.asarray(leaf).dtype}: ArrayTreeHandler saves numeric and bool arrays; "
+            "save text and objects with Orbax's ocp.args.StandardSave or ocp.args.JsonSave (in a Composite)"
+        )
 
 
 def _host(leaf: Any, copy: bool) -> np.ndarray:
@@ -110,7 +115,10 @@ def _host(leaf: Any, copy: bool) -> np.ndarray:
             leaf = leaf.addressable_data(0)  # replicated: any copy is the whole array
         host = np.asarray(jax.device_get(leaf), order="C")  # keeps 0-d (ascontiguousarray would not)
         return host.copy() if copy and not host.flags.owndata else host
-    return np.array(leaf, order="C") if copy else np.asarray(leaf, order="C")
+    host = np.array(leaf, order="C") if copy else np.asarray(leaf, order="C")
+    if not host.dtype.isnative:  # saved and restored in this machine's byte order, as values
+        host = host.astype(host.dtype.newbyteorder("="))
+    return host
 
 
 def _flatten(tree: Any, copy: bool) -> list[tuple[str, list[list[Any]], np.ndarray]]:

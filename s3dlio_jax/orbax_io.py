@@ -86,6 +86,8 @@ def _hook_points() -> tuple[ModuleType, ModuleType, ModuleType, ModuleType]:
     """Orbax's and etils' modules holding what is wrapped, checked to have it."""
     try:
         from etils.epath import gpath
+        from orbax.checkpoint import checkpoint_manager
+        from orbax.checkpoint._src.checkpointers import checkpointer
         from orbax.checkpoint._src.path import atomicity, atomicity_defaults, gcs_utils
         from orbax.checkpoint._src.serialization import tensorstore_utils
     except ImportError as exc:
@@ -99,8 +101,10 @@ def _hook_points() -> tuple[ModuleType, ModuleType, ModuleType, ModuleType]:
         (atomicity_defaults, "get_item_default_temporary_path_class"),
         (atomicity, "CommitFileTemporaryPath"),
         (gpath, "_is_tf_installed"),
+        (checkpoint_manager.CheckpointManager, "__init__"),
+        (checkpointer.Checkpointer, "restore"),
     ]
-    gone = [f"{module.__name__}.{name}" for module, name in wanted if not hasattr(module, name)]
+    gone = [f"{owner.__name__}.{name}" for owner, name in wanted if not hasattr(owner, name)]
     if gone:
         raise s3dlio.ConfigError(
             f"s3dlio_jax.enable_orbax: this orbax-checkpoint ({importlib.metadata.version('orbax-checkpoint')}) "
@@ -111,15 +115,15 @@ def _hook_points() -> tuple[ModuleType, ModuleType, ModuleType, ModuleType]:
     return tensorstore_utils, gcs_utils, atomicity_defaults, atomicity
 
 
-def _wrap(module: ModuleType, name: str, make: Callable[[Any], Any]) -> None:
-    original = getattr(module, name)
+def _wrap(owner: ModuleType | type, name: str, make: Callable[[Any], Any]) -> None:
+    original = getattr(owner, name)
     if getattr(original, "__s3dlio_original__", None) is not None:
         return  # already wrapped (enable_orbax is idempotent)
     wrapper = make(original)
     wrapper.__s3dlio_original__ = original
     wrapper.__name__ = getattr(original, "__name__", name)
     wrapper.__doc__ = f"s3dlio: {name} for s3://, az:// directories; Orbax's own otherwise."
-    setattr(module, name, wrapper)
+    setattr(owner, name, wrapper)
 
 
 def enable_orbax() -> None:
@@ -182,7 +186,22 @@ def enable_orbax() -> None:
 
             return wrapper
 
+        def checked_first(original: Callable[..., Any]) -> Callable[..., Any]:
+            """Check the directory before Orbax reads it, or creates it as a local one."""
+
+            def wrapper(self: Any, directory: Any, *args: Any, **kwargs: Any) -> Any:
+                _check_orbax_path(directory)
+                return original(self, directory, *args, **kwargs)
+
+            return wrapper
+
+        from orbax.checkpoint import checkpoint_manager
+        from orbax.checkpoint._src.checkpointers import checkpointer
+
         _register_file_uris(gpath)
+        _register_scheme_spellings(gpath)
+        _wrap(checkpoint_manager.CheckpointManager, "__init__", checked_first)
+        _wrap(checkpointer.Checkpointer, "restore", checked_first)
         _wrap(ts_utils, "_use_gcs_driver", use_gcs_driver)
         _wrap(gcs_utils, "get_kvstore_for_gcs", kvstore_for)
         _wrap(atomicity_defaults, "get_default_temporary_path_class", commit_file_default)
@@ -222,6 +241,36 @@ def _register_file_uris(gpath: ModuleType) -> None:
             return gpath.PosixGPath(*local(parts))
 
     epath.register_path_cls("file://")(FileUriPath)
+
+
+_SPELLINGS = {"S3://": "s3://", "s3a://": "s3://", "S3A://": "s3://", "AZ://": "az://", "Az://": "az://"}
+
+
+def _register_scheme_spellings(gpath: ModuleType) -> None:
+    """``S3://``, ``s3a://``, ``AZ://`` as epath paths (epath knows only ``s3://``, ``az://`` and
+    fails with a bare ``KeyError``): schemes are case-insensitive, and s3dlio takes ``s3a`` for ``s3``."""
+    from etils import epath
+
+    def known(spelling: str) -> bool:
+        try:
+            epath.Path(spelling + "b")
+            return True
+        except KeyError:
+            return False
+
+    class SpelledPath(gpath.PosixGPath):  # type: ignore[misc,valid-type,name-defined]
+        """A URI with another spelling of its scheme, as the path of the canonical one."""
+
+        def __new__(cls, *parts: Any) -> Any:
+            first = str(parts[0])
+            for spelling, scheme in _SPELLINGS.items():
+                if first.startswith(spelling):
+                    return epath.Path(scheme + first[len(spelling) :], *parts[1:])
+            return gpath.PosixGPath(*parts)
+
+    unknown = [spelling for spelling in _SPELLINGS if not known(spelling)]
+    if unknown:
+        epath.register_path_cls(unknown)(SpelledPath)
 
 
 def is_enabled() -> bool:

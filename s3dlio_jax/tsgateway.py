@@ -54,6 +54,10 @@ class _UnknownBucket(LookupError):
     """A request for a bucket name this gateway did not hand out."""
 
 
+class _IncompleteBody(ConnectionError):
+    """A PUT whose body ended before its Content-Length: never stored."""
+
+
 def _etag(meta: s3dlio.ObjectMeta) -> str:
     if meta.etag:
         tag = meta.etag.strip('"')
@@ -165,6 +169,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except _UnknownBucket:
             self.close_connection = True  # a request body may be unread
             self._error(404, "NoSuchBucket", "not a bucket this gateway serves")
+        except _IncompleteBody as exc:  # nothing was stored: S3's answer to a short body
+            self.close_connection = True
+            self._error(400, "IncompleteBody", str(exc))
         except s3dlio.NotFoundError as exc:
             self._error(404, "NoSuchKey", str(exc), head=self.command == "HEAD")
         except s3dlio.PermissionDeniedError as exc:
@@ -308,7 +315,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if length > _STREAM_ABOVE:
             self._put_streamed(uri, length)
         else:
-            s3dlio.put(uri, self.rfile.read(length))
+            body = self.rfile.read(length)
+            if len(body) < length:
+                raise _IncompleteBody(f"PUT {uri}: the body ended {length - len(body)} bytes early")
+            s3dlio.put(uri, body)
         meta = s3dlio.stat(uri)
         self.server.metas.keep(uri, meta)
         self._reply(200, headers={"ETag": _etag(meta)})
@@ -321,9 +331,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             left = length
             while left:
                 got = self.rfile.readinto(writer.reserve(min(left, _STREAM_PART)))
-                if not got:
-                    self.close_connection = True
-                    raise ConnectionError(f"PUT {uri}: the body ended {left} bytes early")
+                if not got:  # leaving the writer's block by an exception aborts the upload
+                    raise _IncompleteBody(f"PUT {uri}: the body ended {left} bytes early")
                 writer.commit(got)
                 left -= got
 

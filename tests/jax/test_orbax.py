@@ -118,6 +118,16 @@ def test_numpy_and_python_leaves_keep_their_types(tmp_path: Path) -> None:
     assert isinstance(out["j"], jax.Array)
     with pytest.raises(TypeError, match="key_data"):
         mngr.save(1, args=save_args({"rng": jax.random.key(0)}))
+    for text in (np.array(["ab", "c"]), np.array([b"x"]), np.array([{}], dtype=object)):
+        with pytest.raises(TypeError, match="StandardSave or ocp.args.JsonSave"):  # bytes are not values
+            mngr.save(2, args=save_args({"t": text}))
+    other_order = {"f": np.array([1.0, 2.5, -3.0], ">f4"), "i": np.array([1, 256], ">i8"), "s": np.float64(2.5)}
+    other_order["s"] = other_order["s"].astype(">f8")
+    mngr.save(3, args=save_args(other_order))
+    mngr.wait_until_finished()
+    back = mngr.restore(3, args=restore_args(other_order)).state
+    for key, want in other_order.items():  # the values, in this machine's byte order
+        assert np.array_equal(back[key], want) and back[key].dtype == want.dtype.newbyteorder("="), key
     mngr.close()
 
 

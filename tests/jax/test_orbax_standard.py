@@ -271,11 +271,26 @@ def test_a_directory_orbax_cannot_take_gets_an_s3dlio_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)  # epath takes "s3:/bucket" for a relative path: keep what it creates here
-    mngr = ocp.CheckpointManager("s3:/bucket/ckpt")
-    with pytest.raises(s3dlio.InvalidUriError, match=r"write s3://bucket/ckpt/0 \(two slashes"):
-        mngr.save(0, args=ocp.args.StandardSave({"x": jnp.ones(2)}))
-    mngr.close()
-    assert not list(tmp_path.rglob("*.ocdbt"))  # refused before any array was written
+    with pytest.raises(s3dlio.InvalidUriError, match=r"write s3://bucket/ckpt \(two slashes"):
+        ocp.CheckpointManager("s3:/bucket/ckpt")  # a resume script would find no step, and start over
+    with pytest.raises(s3dlio.InvalidUriError, match=r"write s3://bucket/ckpt/5 \(two slashes"):
+        ocp.StandardCheckpointer().restore("s3:/bucket/ckpt/5")
+    with pytest.raises(s3dlio.InvalidUriError, match=r"write az://c/ckpt/0 \(two slashes"):
+        ocp.StandardCheckpointer().save("az:/c/ckpt/0", {"x": jnp.ones(2)})
+    assert not list(tmp_path.rglob("*"))  # refused before anything was created
+
+
+def test_other_spellings_of_the_schemes_are_the_same_directory(s3_bucket: str) -> None:
+    from etils import epath
+
+    assert str(epath.Path("S3://b/run")) == str(epath.Path("s3a://b/run")) == "s3://b/run"
+    assert str(epath.Path("AZ://c/run")) == "az://c/run"
+    where = s3_bucket + "ckpt/spelled"
+    with ocp.CheckpointManager(where.replace("s3://", "S3://")) as mngr:
+        mngr.save(0, args=ocp.args.StandardSave({"x": jnp.arange(3)}))
+    with ocp.CheckpointManager(where.replace("s3://", "s3a://")) as mngr:
+        assert mngr.latest_step() == 0
+    assert "0/commit_success.txt" in _names(where)
 
 
 def test_a_changed_orbax_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
