@@ -135,13 +135,16 @@ def restore(
         raise CheckpointError(
             f"{where}: saved by {manifest.framework!r}, not s3dlio_tf; restore it with that framework's loader"
         )
-    files = reader.load(manifest.step)
+    prefix = str(manifest.metadata.get("prefix", _PREFIX))
+    if os.path.basename(prefix) != prefix or prefix in ("", ".", ".."):  # a file name in local_dir, no path
+        raise CheckpointError(f"{where}: manifest names checkpoint prefix {prefix!r}, not a file name")
+    files = reader.load(manifest.step)  # shard names are checked file names (CheckpointCorruptError)
     directory = local_dir or _local_dir(checkpoint)
     os.makedirs(directory, exist_ok=True)
     for name, data in files.items():
         with open(os.path.join(directory, name), "wb") as f:
             f.write(data)
-    return checkpoint.restore(os.path.join(directory, str(manifest.metadata.get("prefix", _PREFIX))))
+    return checkpoint.restore(os.path.join(directory, prefix))
 
 
 class CheckpointManager:

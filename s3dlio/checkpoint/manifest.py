@@ -11,6 +11,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import layout
 from .errors import CheckpointCorruptError, CheckpointVersionError
 
 __all__ = ["FORMAT", "VERSION", "Manifest", "RankReport", "ShardRecord"]
@@ -53,10 +54,14 @@ def _header(kind: str, where: str, data: bytes | memoryview) -> dict[str, Any]:
 
 
 def _records(doc: dict[str, Any], where: str) -> tuple[ShardRecord, ...]:
+    """The shard list; names as a save writes them (a loader may use one as a local file name)."""
     try:
-        return tuple(ShardRecord(**s) for s in doc["shards"])
-    except (KeyError, TypeError) as exc:
+        records = tuple(ShardRecord(**s) for s in doc["shards"])
+        for record in records:
+            layout.validate_name(record.name)
+    except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointCorruptError(f"{where}: malformed shard list ({exc})") from None
+    return records
 
 
 @dataclass(frozen=True, slots=True)

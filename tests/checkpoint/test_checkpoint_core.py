@@ -167,6 +167,20 @@ def test_newer_manifest_version_is_refused(remote: str) -> None:
         store.load(9)
 
 
+@pytest.mark.parametrize("name", ["../pwned", "/etc/x", "a/b", "..", ""])
+def test_a_manifest_naming_a_shard_no_save_would_is_corrupt(remote: str, name: str) -> None:
+    """Loaders may write each shard to a local file of its name (s3dlio_tf.restore does): a
+    manifest planted with a path for a name must fail, never write outside the folder."""
+    store = CheckpointStore(remote)
+    store.save(6, {"weights": b"w"})
+    key = store.uri + layout.manifest_key(6)
+    doc = json.loads(bytes(s3dlio.get(key)))
+    doc["shards"][0]["name"] = name
+    s3dlio.put(key, json.dumps(doc).encode())
+    with pytest.raises(CheckpointCorruptError, match="malformed shard list .*checkpoint shard name"):
+        store.load(6)
+
+
 def test_already_committed_step_is_refused(remote: str) -> None:
     store = CheckpointStore(remote)
     store.save(1, {"a": b"1"})

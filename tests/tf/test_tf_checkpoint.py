@@ -79,6 +79,25 @@ def test_checkpoint_round_trip_is_exact(base: str) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")  # inside Keras
+@pytest.mark.parametrize("field", ["name", "prefix"])
+def test_a_planted_manifest_never_writes_outside_local_dir(tmp_path: Path, field: str) -> None:
+    """Whoever can write the checkpoint's bucket could name a shard (or the prefix) with a path."""
+    import json
+
+    _, _, ckpt = build(0)
+    path = s3dlio_tf.save(ckpt, f"file://{tmp_path}/store/run/")
+    doc = json.loads(bytes(s3dlio.get(path + "manifest.json")))
+    if field == "name":
+        doc["shards"][0]["name"] = "../escaped"
+    else:
+        doc["metadata"]["prefix"] = "../escaped"
+    s3dlio.put(path + "manifest.json", json.dumps(doc).encode())
+    local = tmp_path / "restore" / "here"
+    with pytest.raises(s3dlio.checkpoint.CheckpointError, match="escaped"):
+        s3dlio_tf.restore(build(1)[2], path, local_dir=str(local))
+    assert not list((tmp_path / "restore").glob("escaped*"))
+
+
 def test_keras_weights_round_trip(base: str) -> None:
     model, optimizer, _ = build(0)
     train(model, optimizer, steps=1)
