@@ -64,7 +64,8 @@ class ObjectWriter(io.BufferedIOBase):
 
     # -- io.BufferedIOBase -----------------------------------------------------------------
     def writable(self) -> bool:
-        return True
+        """True until ``close``/``abort``, as s3torchconnector's ``S3Writer`` (no ValueError after)."""
+        return not self.closed
 
     @property
     def closed(self) -> bool:

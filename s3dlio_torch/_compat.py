@@ -7,7 +7,7 @@ from the process-wide one, for one object or dataset, without changing the globa
 =================================  ==============================================================
 s3torchconnector                   s3dlio
 =================================  ==============================================================
-``part_size``                      ``Config.part_size`` (multipart parts and read blocks)
+``part_size``                      ``Config.part_size`` (multipart parts and read blocks), 1 MiB at least
 ``max_attempts``                   ``Config.max_attempts``
 ``throughput_target_gbps``         a hint only: concurrency is ``max_in_flight`` (kept as is)
 ``force_path_style``               s3dlio always uses path-style requests with an endpoint
@@ -33,13 +33,17 @@ from s3dlio.uri import parse
 __all__ = ["ReaderConstructor", "S3ClientConfig", "S3ReaderConstructor", "client_config", "with_scheme"]
 
 MiB = 1 << 20
+#: The least part size ``S3ClientConfig`` maps to: reads fetch blocks and ranges of the part
+#: size, so ``part_size=1`` would cost a GET per byte (S3 raises writers' parts to 5 MiB anyway).
+MIN_PART_SIZE = 1 * MiB
 
 
 @dataclass(frozen=True)
 class S3ClientConfig:
     """s3torchconnector's client settings: ``S3ClientConfig(part_size=16 * 1024 * 1024)``.
 
-    ``part_size``, ``max_attempts``, ``unsigned`` and ``profile`` become s3dlio's;
+    ``part_size`` (raised to :data:`MIN_PART_SIZE`, 1 MiB, if smaller), ``max_attempts``,
+    ``unsigned`` and ``profile`` become s3dlio's;
     ``throughput_target_gbps`` is accepted as a hint (s3dlio bounds requests and bytes in
     flight instead); path style is what s3dlio uses whenever an endpoint is set.
     """
@@ -94,8 +98,9 @@ def client_config(
         )
     mapped: dict[str, object] = {}
     if s3client_config is not None:
-        mapped = {"part_size": s3client_config.part_size, "max_attempts": s3client_config.max_attempts,
-                  "unsigned": s3client_config.unsigned or None, "profile": s3client_config.profile or None}  # fmt: skip
+        mapped = {"part_size": max(MIN_PART_SIZE, s3client_config.part_size),
+                  "max_attempts": s3client_config.max_attempts, "unsigned": s3client_config.unsigned or None,
+                  "profile": s3client_config.profile or None}  # fmt: skip
     settings = settings_of(client, config, region=region, endpoint=endpoint, where=where, **mapped)
     return settings or default_config()
 
@@ -162,6 +167,14 @@ class S3ReaderConstructor:
     def default() -> ReaderConstructor:
         """The default constructor: :meth:`sequential`."""
         return ReaderConstructor("sequential")
+
+    @staticmethod
+    def get_reader_type_string(constructor: ReaderConstructor | None) -> str:
+        """``"sequential"``, ``"range_based"`` or ``"dcp_optimized"`` (None: the default's),
+        ``"unknown"`` for anything else; s3torchconnector logs and reports it by this name."""
+        if constructor is None:
+            return "sequential"
+        return constructor.kind if isinstance(constructor, ReaderConstructor) else "unknown"
 
 
 def reader_constructor(value: ReaderConstructor | None, where: str | None = None) -> ReaderConstructor:

@@ -124,6 +124,13 @@ class CheckpointReader(ObjectReader, S3Reader):
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         return super().seek(seek_position(self.uri, offset, whence, self.tell(), self.size))
 
+    def prefetch(self) -> None:
+        """Start reading ahead from the current position now (``sequential()``), so the next
+        read need not wait for its GET; ``range_based()`` readers fetch only what reads ask."""
+        self._check_open()
+        self._last_end = self._pos  # reads continue from here: the read-ahead starts at it
+        self._moved(self._pos, 0)
+
 
 def _torch_save(obj: Any, stream: io.BufferedIOBase) -> None:
     torch.save(obj, cast(IO[bytes], stream))

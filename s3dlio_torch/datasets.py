@@ -93,7 +93,9 @@ class _FromSources:
         """Every object whose key starts with ``s3_uri``'s (as in s3torchconnector: ``.`` or ``+``
         are just characters; ``pattern=`` takes a regex), listed once per dataset built into a
         key file of this run (``key_cache=False``: in memory; a path: a key file later runs
-        reuse until ``refresh=True``). A URI without a scheme is refused."""
+        reuse until ``refresh=True``). Not listed again per epoch, unlike s3torchconnector's
+        iterable dataset: forked workers inherit the list. Folder markers (keys ending in
+        ``/``) are not items. A URI without a scheme is refused."""
         with_scheme(s3_uri, f"{cls.__name__}.from_prefix")
         settings = client_config(region, endpoint, kwargs.get("s3client_config"), config, client, cls.__name__)
         src = PrefixSource(s3_uri, pattern, True, key_cache, refresh, settings, plain=True)

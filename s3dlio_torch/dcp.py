@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import pathlib
 import sys
 from collections.abc import Generator
 from contextlib import contextmanager
@@ -127,6 +128,10 @@ class S3dlioFileSystem(FileSystemBase):
 
     @classmethod
     def validate_checkpoint_id(cls, checkpoint_id: str | os.PathLike[str]) -> bool:
+        """Whether this file system takes ``checkpoint_id``: a URI of an s3dlio scheme, or any
+        ``pathlib.Path``, as s3torchconnector answers (:meth:`init_path` then checks its text)."""
+        if isinstance(checkpoint_id, pathlib.Path):
+            return True
         if not isinstance(checkpoint_id, str) or not checkpoint_id.startswith(_SCHEMES):
             return False
         try:

@@ -83,6 +83,10 @@ class S3Reader(io.BufferedIOBase):
     def writable(self) -> bool:
         return False
 
+    def prefetch(self) -> None:
+        """Start fetching the object, as s3torchconnector's ``SequentialS3Reader.prefetch``: a
+        no-op here, where the object is fetched (or opened) when the reader is built."""
+
     @abc.abstractmethod
     def read(self, size: int | None = -1) -> bytes: ...
 
@@ -147,6 +151,10 @@ class RangedS3Reader(S3Reader):
     def size(self) -> int:
         """The object's size in bytes (a HEAD on first use)."""
         return self._open().size
+
+    def prefetch(self) -> None:
+        """Open the object now (its HEAD), so a missing one fails here, not at the first read."""
+        self._open()
 
     def read(self, size: int | None = -1) -> bytes:
         return self._open().read(size)

@@ -62,10 +62,15 @@ def same(a: dict[str, Any], b: dict[str, Any], keys: Any = None) -> bool:
 def test_validate_checkpoint_id() -> None:
     for good in ("s3://b/ckpt", "az://cont/x", "file:///tmp/x", "mem://m/x"):
         assert StorageWriter.validate_checkpoint_id(good) and StorageReader.validate_checkpoint_id(good)
-    for bad in ("/tmp/x", Path("/tmp/x"), "s3:/b/x", "gs://b/x", "http://h/x"):
+    for bad in ("/tmp/x", "s3:/b/x", "gs://b/x", "http://h/x"):
         assert not S3dlioFileSystem.validate_checkpoint_id(bad)
     with pytest.raises(ValueError, match="checkpoint id"):
         StorageWriter("relative/path")
+    # any Path is claimed, as s3torchconnector does; the path itself is checked when used
+    assert S3dlioFileSystem.validate_checkpoint_id(Path("/tmp/x"))
+    assert StorageReader.validate_checkpoint_id(Path("relative"))
+    with pytest.raises(ValueError, match="checkpoint id '/tmp/x'"):
+        StorageWriter(Path("/tmp/x"))  # type: ignore[arg-type]
 
 
 def test_merge_reads() -> None:

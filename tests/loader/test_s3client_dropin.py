@@ -141,11 +141,14 @@ def test_object_appears_only_on_close(bucket: str, s3_client: S3Client) -> None:
     with pytest.raises(NotFoundError):
         s3_client.head_object(bucket, "late/one.bin")
     assert [p.object_info for p in s3_client.list_objects(bucket, "late/")] == [[]]
+    assert w.writable() and not w.readable() and not w.seekable()
     w.close()
+    assert not w.writable()  # s3torchconnector's S3Writer: writable while open, no error after
     assert s3_client.head_object(bucket, "late/one.bin").size == 6 * MiB
     with pytest.raises(RuntimeError), s3_client.put_object(bucket, "late/two.bin") as w2:
         w2.write(b"never")
         raise RuntimeError("the producer failed")
+    assert not w2.writable()  # aborted
     with pytest.raises(NotFoundError):  # the failed write left nothing behind
         s3_client.head_object(bucket, "late/two.bin")
 

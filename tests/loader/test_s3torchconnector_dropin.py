@@ -147,6 +147,44 @@ def test_reader_constructor_decides_what_is_fetched(
         assert nbytes == most_bytes  # the whole object, fetched before the item existed
 
 
+def test_from_prefix_lists_when_the_dataset_is_built(bucket: str, endpoint: str, moto_server: Any) -> None:
+    """s3torchconnector's iterable dataset lists at every ``__iter__``; s3dlio's lists once, when
+    built (workers then fork with the key list): objects added later appear in a dataset built
+    again, and one deleted meanwhile fails its epoch, or is skipped with ``on_error="skip"``."""
+
+    def build(**options: Any) -> Any:
+        return s3torchconnector.S3IterableDataset.from_prefix(
+            f"{bucket}data/", region=REGION, endpoint=endpoint, transform=read_number, **options
+        )
+
+    dataset, strict = build(on_error="skip"), build()
+    client, name = moto_server.client(), bucket[5:-1]
+    client.put_object(Bucket=name, Key="data/obj-99", Body=b"99")
+    client.delete_object(Bucket=name, Key="data/obj-00")
+    with pytest.warns(RuntimeWarning, match="data/obj-00"):
+        assert sorted(dataset) == list(range(1, COUNT))
+    assert dataset.skipped == 1
+    with pytest.raises(FileNotFoundError, match="data/obj-00"):
+        list(strict)
+    assert sorted(build()) == [*range(1, COUNT), 99]
+
+
+def test_folder_markers_are_not_items(bucket: str, endpoint: str, moto_server: Any) -> None:
+    """Empty ``data/`` and ``data/sub/`` objects (folder markers of consoles and tools) are not
+    listed by ``from_prefix``; s3torchconnector yields them as empty items."""
+    client, name = moto_server.client(), bucket[5:-1]
+    for marker in ("data/", "data/sub/"):
+        client.put_object(Bucket=name, Key=marker, Body=b"")
+    client.put_object(Bucket=name, Key="data/obj-50", Body=b"50")
+    expected = [*range(COUNT), 50]
+    iterable = s3torchconnector.S3IterableDataset.from_prefix(
+        f"{bucket}data/", region=REGION, endpoint=endpoint, transform=read_number
+    )
+    assert sorted(iterable) == expected
+    mapped = s3torchconnector.S3MapDataset.from_prefix(f"{bucket}data/", region=REGION, endpoint=endpoint)
+    assert sorted(int(mapped[i].read()) for i in range(len(mapped))) == expected
+
+
 def test_range_based_refuses_record_formats(bucket: str, endpoint: str) -> None:
     with pytest.raises(ConfigError, match="records need the whole object"):
         s3torchconnector.S3IterableDataset.from_prefix(
@@ -261,6 +299,26 @@ def test_seek_stops_at_the_end(bucket: str, endpoint: str, source: str) -> None:
     assert reader.tell() == 2  # a refused seek moves nothing
 
 
+@pytest.mark.parametrize("source", SOURCES)
+def test_prefetch_starts_the_fetch(bucket: str, endpoint: str, source: str) -> None:
+    """s3torchconnector's ``SequentialS3Reader.prefetch()``, on every reader: it starts what a
+    lazy reader would fetch at its first read, and is a no-op on one already fetched."""
+    reader = readers(bucket, endpoint)[source]
+    reader.seek(MiB)
+    reader.prefetch()
+    if source == "checkpoint":  # the read-ahead from the position is under way before any read
+        assert MiB // reader._block in reader._blocks
+    reader.prefetch()  # twice is fine
+    assert reader.tell() == MiB and reader.read(3) == bytes([0, 1, 2])
+
+
+def test_prefetch_of_a_lazy_reader_finds_a_missing_object(bucket: str, endpoint: str) -> None:
+    client = s3torchconnector.S3Client(REGION, endpoint=endpoint)
+    reader = client.get_object(bucket[5:-1], "no/such", reader_constructor=S3ReaderConstructor.range_based())
+    with pytest.raises(FileNotFoundError, match="no/such"):
+        reader.prefetch()
+
+
 # -- checkpoints ------------------------------------------------------------------------------------
 def model() -> Any:
     torch.manual_seed(0)
@@ -297,6 +355,32 @@ def test_s3checkpoint_readme(
     fresh = model()
     fresh.load_state_dict(state)
     assert global_settings_unchanged()
+
+
+def test_a_tiny_part_size_still_reads_in_sane_blocks(bucket: str, endpoint: str, tmp_path: Path) -> None:
+    """``S3ClientConfig(part_size=1)`` would cost a GET per byte read: the part size is raised
+    to MIN_PART_SIZE (1 MiB) for reads, as S3 raises a writer's parts to 5 MiB."""
+    from s3dlio_torch._compat import MIN_PART_SIZE
+
+    tiny = S3ClientConfig(part_size=1)
+    assert s3torchconnector.client_config(REGION, endpoint, tiny).part_size == MIN_PART_SIZE == MiB
+    checkpoint = s3torchconnector.S3Checkpoint(REGION, endpoint, tiny)
+    uri = f"{bucket}tiny-parts/x.pt"
+    with checkpoint.writer(uri) as writer:
+        torch.save(torch.arange(300_000, dtype=torch.int32), writer)  # 1.2 MiB: two blocks
+    log = tmp_path / "ops.tsv"
+    s3dlio.init_op_log(log, lossless=True)
+    try:
+        with checkpoint.reader(uri) as reader:
+            assert len(reader.read(20000)) == 20000
+            reader.seek(0)
+            assert torch.equal(torch.load(reader), torch.arange(300_000, dtype=torch.int32))
+        assert len(s3torchconnector.S3Client(REGION, endpoint=endpoint, s3client_config=tiny)
+                   .get_object(bucket[5:-1], "tiny-parts/x.pt").read()) > MiB  # fmt: skip
+    finally:
+        assert s3dlio.finalize_op_log() == 0
+    requests, _ = gets(log)
+    assert requests <= 4, requests  # 2 blocks for the reader, 2 ranges for get_object
 
 
 def test_dcp_readme(bucket: str, endpoint: str) -> None:
@@ -563,6 +647,21 @@ def test_submodules_resolve_in_a_fresh_process() -> None:
 
 
 def test_names_of_s3torchconnector_resolve() -> None:
+    from s3dlio_torch.s3reader import DCPS3ReaderConstructorProtocol, S3ReaderConstructorProtocol
+    from s3dlio_torch.s3reader.protocol import S3ReaderConstructorProtocol as from_protocol
+    from s3dlio_torch.s3reader.ranged import RangedS3Reader
+    from s3dlio_torch.s3reader.s3reader import S3Reader
+    from s3dlio_torch.s3reader.sequential import SequentialS3Reader
+
+    assert (S3Reader, RangedS3Reader) == (s3torchconnector.S3Reader, s3torchconnector.RangedS3Reader)
+    assert issubclass(SequentialS3Reader, S3Reader) and from_protocol is S3ReaderConstructorProtocol
+    for kind in ("sequential", "range_based", "dcp_optimized", "default"):
+        constructor = getattr(S3ReaderConstructor, kind)()
+        assert isinstance(constructor, S3ReaderConstructorProtocol | DCPS3ReaderConstructorProtocol)
+        expected = "sequential" if kind == "default" else kind
+        assert S3ReaderConstructor.get_reader_type_string(constructor) == expected
+    assert S3ReaderConstructor.get_reader_type_string(None) == "sequential"
+    assert S3ReaderConstructor.get_reader_type_string(object()) == "unknown"  # type: ignore[arg-type]
     assert s3torchconnector.dcp.S3StorageWriter is S3StorageWriter
     assert s3torchconnector.lightning.S3LightningCheckpoint is S3LightningCheckpoint
     assert S3ReaderConstructor.default() == S3ReaderConstructor.sequential()
