@@ -23,7 +23,16 @@ if TYPE_CHECKING:
 
     from ..config import Config
 
-__all__ = ["DeleteFailure", "ObjectMeta", "ResumableRead", "Store", "Upload", "check_range"]
+__all__ = [
+    "DeleteFailure",
+    "ObjectMeta",
+    "ResumableRead",
+    "Store",
+    "Upload",
+    "check_length",
+    "check_range",
+    "check_reply",
+]
 
 #: Smallest piece a resumed read takes from the engine at a time.
 RESUME_CHUNK = 256 * 1024
@@ -190,10 +199,7 @@ class Store(abc.ABC):
         got = 0
         for piece in pieces:
             got += memoryview(piece).nbytes
-        if got != last - first:
-            raise TransferError(
-                f"get {self.scheme}://{self.bucket}/{key}: the reply ended after {got} of {last - first} bytes"
-            )
+        check_length(f"{self.scheme}://{self.bucket}/{key}", got, first, last)
         return got, first_byte
 
     @abc.abstractmethod
@@ -354,8 +360,6 @@ class ResumableRead:
             except ChangedError:
                 self._buf, self._got = None, 0  # start over: the object is not the one half read
                 raise
-            if first != at:
-                raise TransferError(f"get {uri}: asked for bytes from {at}, the service sent from {first}")
         view = memoryview(buf)
         for chunk in chunks:
             piece = memoryview(chunk).cast("B")
@@ -378,6 +382,31 @@ class ResumableRead:
         """``self()`` and the ETag of the version read, as the service sent it."""
         data = self()
         return data, self._etag
+
+
+def check_reply(uri: str, start: int | None, end: int | None, first: int, last: int, total: int | None) -> None:
+    """TransferError unless a reply's bytes ``[first, last)`` of an object of ``total`` bytes
+    (None: not said) are what ``[start, end)`` asked for (None, None: the whole object), ``end``
+    clipped to ``total``. A reply that stops early is the object's end only where its total
+    says so: a server that cut it short, or ignored the Range header (200 with the whole
+    object, allowed by HTTP), must not pass for the data asked for. Stores call it on every
+    reply's headers, before the body (:func:`check_length` checks that)."""
+    want_first = start or 0
+    want_last = total if end is None or (total is not None and total < end) else end
+    if first == want_first and (want_last is None or last == want_last):
+        return
+    asked = "the whole object" if start is None else f"bytes [{start}, {end})"
+    of = f" of {total}" if total is not None else ""
+    raise TransferError(
+        f"get {uri}: asked for {asked}, the service sent [{first}, {last}){of}; "
+        "not taken for the data asked for (a proxy or server that cuts replies short or ignores Range)"
+    )
+
+
+def check_length(uri: str, got: int, first: int, last: int) -> None:
+    """TransferError unless a body of ``got`` bytes is the ``[first, last)`` its headers announced."""
+    if got != last - first:
+        raise TransferError(f"get {uri}: the reply ended after {got} of {last - first} bytes")
 
 
 def check_range(start: int, end: int) -> None:

@@ -22,6 +22,7 @@ just before the prefix and filtering.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import logging
 import os
@@ -46,7 +47,7 @@ from ..errors import (
 from ..retry import Attempts, ChangedError
 from ..uri import ObjectUri
 from . import engine
-from .base import RESUME_CHUNK, DeleteFailure, ObjectMeta, ResumableRead, Store
+from .base import RESUME_CHUNK, DeleteFailure, ObjectMeta, ResumableRead, Store, check_length, check_reply
 from .fast_errors import FIX_ENGINE, bucket_missing, map_errors, range_past_end, short
 
 if TYPE_CHECKING:
@@ -208,7 +209,10 @@ class FastStore(Store):
         with self._errors("get", key):
             response = obstore.get(self._inner, key)  # returns once the response headers are in
             first_byte = time.time_ns()
-            return self._body(response, response.meta["size"]), first_byte
+            size = response.meta["size"]
+            data = self._body(response, size)
+        check_length(self._uri(key), len(data), 0, size)
+        return data, first_byte
 
     def _drain(self, key: str, byte_range: tuple[int, int] | None) -> tuple[int, int | None]:
         if self.in_process:
@@ -241,12 +245,15 @@ class FastStore(Store):
         with self._errors("get", key):
             try:
                 response = obstore.get(self._inner, key, options={"range": (start, end)})
-                first, last = response.range  # what is coming: a range may end past the object
-                return self._body(response, last - first), _etag(response.meta["e_tag"])
             except (obx.GenericError, ValueError) as exc:
                 if range_past_end(str(exc)):
                     return _EMPTY, None
                 raise
+            first, last = response.range  # what is coming: a range may end past the object
+            check_reply(self._uri(key), start, end, first, last, response.meta["size"])
+            data = self._body(response, last - first)
+        check_length(self._uri(key), len(data), first, last)
+        return data, _etag(response.meta["e_tag"])
 
     def get_range_into(self, key: str, start: int, end: int, dest: memoryview) -> int:
         """The reply streamed into ``dest`` chunk by chunk: no body allocated in between, so
@@ -261,8 +268,6 @@ class FastStore(Store):
         _, first, last, chunks = self._open_range(key, start, end, None)
         if last - first > len(dest):
             return last - first  # does not fit: the caller decides, the body is not read
-        if first != start and last > first:
-            raise TransferError(f"get {self._uri(key)}: asked for bytes from {start}, the service sent from {first}")
         got = 0
         for chunk in chunks:
             piece = memoryview(chunk).cast("B")
@@ -271,8 +276,7 @@ class FastStore(Store):
                 raise TransferError(f"get {self._uri(key)}: the reply is longer than announced")
             dest[got : got + n] = piece
             got += n
-        if got != last - first:
-            raise TransferError(f"get {self._uri(key)}: the reply ended after {got} of {last - first} bytes")
+        check_length(self._uri(key), got, first, last)
         return got
 
     def _open_range(
@@ -295,13 +299,15 @@ class FastStore(Store):
                     return None, start, start, iter(())
                 raise
         first, last = response.range
+        if start is not None:
+            check_reply(self._uri(key), start, end, first, last, response.meta["size"])
         return response.meta["e_tag"], first, last, self._chunks(key, response.stream(min_chunk_size=RESUME_CHUNK))
 
     def _chunks(self, key: str, stream: Any) -> Iterator[Buffer]:
         with self._errors("get", key):
             yield from stream
 
-    def _body(self, response: obstore.GetResult, size: int) -> Buffer:
+    def _body(self, response: obstore.GetResult, size: int) -> obstore.Bytes:
         """A response's body; large ones are awaited on the background loop (_parallel.on_loop)."""
         if self._network and size >= _ASYNC_BODY_MIN:
             return on_loop(_await_body(response))
@@ -363,9 +369,19 @@ class FastStore(Store):
             if delimiter:
                 began = time.monotonic()
                 try:
-                    result = self._delimited(prefix, parent or None)
-                except TransferError as exc:
-                    result = self._again(self._delimited, (prefix, parent or None), exc, began, "list", prefix)
+                    try:
+                        result = self._delimited(prefix, parent or None)
+                    except TransferError as exc:  # _Unfinished is not retried: raised at once
+                        result = self._again(self._delimited, (prefix, parent or None), exc, began, "list", prefix)
+                except _Unfinished:
+                    portable = self._marker_store()
+                    if portable is None:
+                        raise
+                    log.warning("list %s: one level takes long; listing it with the portable engine", self._uri(prefix))
+                    for item in portable.list(prefix, delimiter=True):
+                        if own is None or isinstance(item, str) or item.key != own.key:
+                            yield item
+                    return
                 for item in result["objects"]:
                     if partial and not item["path"].startswith(prefix):
                         continue
@@ -393,18 +409,38 @@ class FastStore(Store):
                         yield _meta(item, previous)
 
     def _delimited(self, prefix: str, parent: str | None) -> Any:
+        """One level in one obstore call, which follows continuation tokens in Rust: a server
+        repeating one would hold it forever, growing. A network listing is therefore awaited
+        for at most ``total_timeout + read_timeout`` (a dead server fails sooner in obstore);
+        a level still coming after that is handed to the portable engine, which pages in
+        Python and stops at a repeated token (:class:`_Unfinished`)."""
         with self._errors("list", prefix):
-            return obstore.list_with_delimiter(self._inner, parent)
+            if not self._network:
+                return obstore.list_with_delimiter(self._inner, parent)
+            limit = self.config.total_timeout + self.config.idle_timeout
+            try:
+                return on_loop(_level(self._inner, parent, limit))
+            except TimeoutError:
+                error = _Unfinished(
+                    f"list {self._uri(prefix)}: one level took over {limit:g} s (S3DLIO_TOTAL_TIMEOUT + "
+                    "S3DLIO_READ_TIMEOUT); the server may be repeating a continuation token"
+                )
+                error.retried = True  # another attempt would wait as long again
+                raise error from None
 
     def _pages(self, prefix: str, parent: str | None, offset: str | None) -> Iterator[Any]:
-        """obstore's listing, page by page; one that breaks off resumes after the last key received."""
+        """obstore's listing, page by page; one that breaks off resumes after the last key received.
+        Keys come in increasing order, so one that does not is a server repeating itself (a
+        continuation token sent again): obstore would follow it forever (:func:`_in_order`)."""
         tries: Attempts | None = None
         while True:
             asked = time.monotonic()  # obstore's own retries of a page count against the budget too
+            last = offset or ""
             try:
                 with self._errors("list", prefix):
                     for page in obstore.list(self._inner, parent, offset=offset, chunk_size=1000):
                         if page:
+                            last = _in_order(self._uri(prefix), page, last, self._folder_markers)
                             offset = page[-1]["path"]
                         yield page
                         asked = time.monotonic()
@@ -562,6 +598,30 @@ class FastStore(Store):
         return (_reopen, (self.scheme, self.bucket, self._account, self.config))
 
 
+class _Unfinished(TransferError):
+    """A one-level listing still running after its time limit (see ``FastStore._delimited``)."""
+
+
+def _in_order(uri: str, page: Any, after: str, markers: bool) -> str:
+    """The last key of ``page``; TransferError unless its keys increase, all after ``after``.
+    With ``markers`` a key may be a folder marker whose '/' obstore stripped (``dir/`` sorts
+    after ``dir-x``, listed as ``dir``): it is taken as ``dir/`` where only that is in order.
+    A key counts as out of order only as UTF-16 too, in case a service sorts that way."""
+    last = after
+    for item in page:
+        path = item["path"]
+        if path <= last:
+            if markers and path + "/" > last:
+                path += "/"
+            elif path.encode("utf-16-be") <= last.encode("utf-16-be"):
+                raise TransferError(
+                    f"list {uri}: the service listed {path!r} after {last!r}, out of key order: it "
+                    "is repeating itself (the same continuation token again?); stopped"
+                )
+        last = path
+    return last
+
+
 def _reopen(scheme: str, bucket: str, account: str | None, config: Config) -> Store:
     return open_fast_store(ObjectUri(scheme, bucket, "", account), config)  # type: ignore[arg-type]
 
@@ -702,6 +762,11 @@ class PortableBuckets:
 
     def sign(self, key: str, method: str = "GET", expires: float = 3600) -> str:
         return self._bucket_store().sign(key, method, expires)  # type: ignore[no-any-return]  # both engines agree
+
+
+async def _level(inner: Any, parent: str | None, limit: float) -> Any:
+    """One level's listing, given up (the Rust future dropped, no more requests) after ``limit`` s."""
+    return await asyncio.wait_for(obstore.list_with_delimiter_async(inner, parent), limit)
 
 
 async def _await_body(response: obstore.GetResult) -> obstore.Bytes:

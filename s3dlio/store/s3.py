@@ -36,7 +36,17 @@ from ..errors import (
     TransferError,
 )
 from ..retry import Attempts, ChangedError
-from .base import RESUME_CHUNK, DeleteFailure, ObjectMeta, ResumableRead, Store, check_range, check_signing
+from .base import (
+    RESUME_CHUNK,
+    DeleteFailure,
+    ObjectMeta,
+    ResumableRead,
+    Store,
+    check_length,
+    check_range,
+    check_reply,
+    check_signing,
+)
 
 #: SigV4 presigned URLs live at most 7 days.
 _LONGEST_SIGNATURE = 7 * 86400
@@ -264,7 +274,23 @@ class S3Store(Store):
                 if exc.response.get("Error", {}).get("Code") == "InvalidRange":
                     return b"", None  # start at or past the end, or an empty object
                 raise
-            return response["Body"].read(), response.get("ETag")
+            first, last = self._reply(key, start, end, response)
+            data = response["Body"].read()  # botocore checks it against Content-Length
+        check_length(self.uri(key), len(data), first, last)
+        return data, response.get("ETag")
+
+    def _reply(self, key: str, start: int | None, end: int | None, response: dict[str, Any]) -> tuple[int, int]:
+        """The bytes ``[first, last)`` a GET reply announces, checked against what was asked
+        (:func:`check_reply`); a reply that fails is closed unread."""
+        try:
+            first, last, total = _content_range(response)
+            check_reply(self.uri(key), start, end, first, last, total)
+        except (TransferError, ValueError) as exc:
+            response["Body"].close()
+            if isinstance(exc, ValueError):
+                raise TransferError(f"get {self.uri(key)}: unreadable Content-Range {response.get('ContentRange')!r}") from exc
+            raise
+        return first, last
 
     def _open_range(
         self, key: str, start: int | None, end: int | None, etag: str | None
@@ -286,12 +312,7 @@ class S3Store(Store):
                 if code == "InvalidRange" and start is not None:
                     return None, start, start, iter(())
                 raise
-        content_range = r.get("ContentRange")  # bytes FIRST-LAST/TOTAL
-        if content_range:
-            first_s, _, last_s = content_range.split(" ", 1)[-1].split("/", 1)[0].partition("-")
-            first, last = int(first_s), int(last_s) + 1
-        else:
-            first, last = 0, int(r["ContentLength"])
+        first, last = self._reply(key, start, end, r)
         return r.get("ETag"), first, last, self._chunks(key, r["Body"])
 
     def _chunks(self, key: str, body: Any) -> Iterator[Buffer]:
@@ -562,6 +583,18 @@ def _no_retry_on_timeout(client: Any, max_attempts: int) -> None:
         return handler.needs_retry(caught_exception=caught_exception, **kwargs)
 
     client.meta.events.register(event, needs_retry, unique_id=unique_id)
+
+
+def _content_range(response: dict[str, Any]) -> tuple[int, int, int | None]:
+    """``(first, last, total)`` of a GET reply: its Content-Range ``bytes FIRST-LAST/TOTAL``
+    (total None for ``*``), or for a 200 the whole object, Content-Length bytes."""
+    content_range = response.get("ContentRange")
+    if not content_range:
+        size = int(response["ContentLength"])
+        return 0, size, size
+    span, _, total = content_range.partition(" ")[2].partition("/")
+    first, _, last = span.partition("-")
+    return int(first), int(last) + 1, None if total.strip() in ("", "*") else int(total)
 
 
 def _list_meta(item: dict[str, Any]) -> ObjectMeta:
