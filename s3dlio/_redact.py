@@ -2,7 +2,8 @@
 
 What is hidden, wherever it appears in a message, a log record or an exception's text:
 
-- the userinfo of a URL (``http://user:PASS@host`` -> ``http://host``): endpoints are shown
+- the userinfo of a URL (``http://user:PASS@host`` -> ``http://host``), and of an endpoint
+  written without its scheme (``user:PASS@host:9000`` -> ``host:9000``): endpoints are shown
   without it everywhere (errors, ``--json``, the op-log's ``endpoint`` column, reprs);
 - the values of the headers ``Authorization``, ``Proxy-Authorization``,
   ``X-Amz-Security-Token``, ``x-ms-copy-source-authorization`` and the customer-key
@@ -50,6 +51,8 @@ _QUERY = re.compile(
 _CONNECTION = re.compile(r"(?i)\b((?:accountkey|sharedaccesssignature|sharedaccesskey)=)([^;\s'\"]+)")
 # scheme://user:pass@host  ->  scheme://host
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"<>]+@")
+# user:pass@host (an endpoint written without its scheme)  ->  host
+_BARE_USERINFO = re.compile(r"""(?<![\w/@.:%+-])[^\s/@'"<>:]+:[^\s/@'"<>]+@(?=[\w\[])""")
 
 #: Environment variables whose values are secrets wherever they appear.
 SECRET_VARIABLES = (
@@ -72,6 +75,7 @@ def redact(text: str) -> str:
     if not text:
         return text
     text = _USERINFO.sub(r"\1", text)
+    text = _BARE_USERINFO.sub("", text)
     text = _QUOTED_HEADER.sub(rf"\1\2{MASK}\4", text)
     text = _PLAIN_HEADER.sub(rf"\1{MASK}", text)
     text = _QUERY.sub(rf"\1{MASK}", text)
@@ -90,7 +94,9 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return redact(url)
-    if not parts.netloc or "@" not in parts.netloc:
+    if not parts.netloc:  # no scheme: ``user:pw@host``
+        return redact(url)
+    if "@" not in parts.netloc:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 

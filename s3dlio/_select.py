@@ -3,7 +3,8 @@
 Pure logic, no I/O. The rules (from the original product): the last path part may be a
 regex; a trailing ``/`` means everything at that level; ``recursive`` drops ``/`` as a level
 separator. A plain last part selects a name prefix when listing and an exact name otherwise
-(``rm s3://b/obj_1`` must never remove ``obj_10``). Destructive operations ask for
+(``rm s3://b/obj_1`` must never remove ``obj_10``; ``get s3://b/model.v1`` never fetches
+``modelXv1``: a ``.`` alone does not make a regex there). Destructive operations ask for
 ``literal``: the last part is then always an exact name, even with regex characters
 (``rm s3://b/a+b.bin`` run twice must not delete ``aab.bin`` the second time); a regex is
 only what ``pattern`` says.
@@ -19,6 +20,9 @@ from .errors import InvalidUriError
 __all__ = ["Selection", "select"]
 
 _META = frozenset(".^$*+?{}[]\\|()")
+#: What makes a last part a regex where it names objects to act on (``exact``): a lone ``.``
+#: does not, so ``model.v1`` is that one key, never ``modelXv1`` (the CLI and the API agree).
+_REGEX = _META - {"."}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +58,9 @@ def select(
     key: str, *, recursive: bool = False, pattern: str | None = None, exact: bool = False,
     literal: bool = False, plain_prefix: bool = False,
 ) -> Selection:  # fmt: skip
-    """The selection for ``key``; ``exact`` turns a plain last part into an exact name, and
-    ``literal`` any last part (regex characters are then just characters). ``plain_prefix``:
+    """The selection for ``key``; ``exact`` turns a plain last part into an exact name (and one
+    whose only regex character is ``.``: ``data.bin``), and ``literal`` any last part (regex
+    characters are then just characters). ``plain_prefix``:
     the last part is a name prefix whatever its characters (s3torchconnector's ``from_prefix``).
     A last part that is a regex also selects, in listings, the names it starts (``v1.0`` lists
     ``v1.0/...``, ``train.`` lists ``train.csv``)."""
@@ -69,7 +74,8 @@ def select(
         return Selection(base, base, recursive, None, "", name_prefix=True)
     if plain_prefix:
         return Selection(base, key, recursive, None, last, name_prefix=True)
-    head = None if literal else next((i for i, ch in enumerate(last) if ch in _META), None)
+    plain = literal or (exact and not _REGEX.intersection(last))
+    head = None if plain else next((i for i, ch in enumerate(last) if ch in _META), None)
     if head is not None:
         try:
             regex = re.compile(last)

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from ._redact import redact_url, remember
+from ._redact import redact, redact_url, remember
 from .errors import ConfigError
 
 __all__ = ["Config", "EngineName", "configure", "default_config", "parse_bool"]
@@ -123,6 +124,12 @@ class Config:
 
     def __post_init__(self) -> None:
         remember(self.secret_access_key, self.session_token, self.azure_account_key, self.azure_connection_string)
+        try:
+            self._check()
+        except ConfigError as exc:  # a setting's value is named in its error, never a password in it
+            raise ConfigError(redact(str(exc))) from None
+
+    def _check(self) -> None:
         if self.engine not in ("auto", "fast", "portable"):
             raise ConfigError(f"S3DLIO_ENGINE={self.engine!r}: use fast, portable or auto")
         for name in ("max_in_flight", "max_bytes_in_flight", "part_size", "max_attempts", "range_threshold",
@@ -142,10 +149,8 @@ class Config:
         if self.endpoints:  # the more specific setting wins over AWS_ENDPOINT_URL
             object.__setattr__(self, "endpoint_url", self.endpoints[0])
         for endpoint in (self.endpoint_url, *self.endpoints):
-            if endpoint is not None and not endpoint.startswith(("http://", "https://")):
-                raise ConfigError(
-                    f"endpoint {endpoint!r}: must start with http:// or https://, e.g. http://127.0.0.1:9000"
-                )
+            if endpoint is not None:
+                _check_endpoint(endpoint)
         if self.endpoint_strategy not in ("round_robin", "least_connections"):
             raise ConfigError(
                 f"S3DLIO_ENDPOINT_STRATEGY={self.endpoint_strategy!r}: use round_robin or least_connections"
@@ -210,6 +215,23 @@ class Config:
     def replace(self, **changes: Any) -> Config:
         """A copy with some settings changed."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _check_endpoint(endpoint: str) -> None:
+    """Refuse, here, an endpoint the engines cannot use: obstore panics on a port that is not a
+    number, botocore retries it until the time budget ends. The error shows it without userinfo."""
+    shown, fix = redact_url(endpoint), "write http(s)://host[:port], e.g. http://127.0.0.1:9000"
+    if not endpoint.startswith(("http://", "https://")):
+        raise ConfigError(f"endpoint {shown!r}: must start with http:// or https://; {fix}")
+    try:
+        parts = urlsplit(endpoint)
+        port = parts.port  # raises for a port that is not a number from 0 to 65535
+    except ValueError as exc:
+        raise ConfigError(f"endpoint {shown!r}: not a valid URL ({exc}); {fix}") from None
+    if not parts.hostname:
+        raise ConfigError(f"endpoint {shown!r}: no host; {fix}")
+    if port == 0:
+        raise ConfigError(f"endpoint {shown!r}: port 0; use the port the server listens on, 1 to 65535")
 
 
 def _environment() -> Mapping[str, str]:

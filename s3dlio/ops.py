@@ -533,10 +533,19 @@ def _upload_file(path: str, uri: str, config: Config | None, budget: _parallel.B
             with writer_for(uri, store, parsed.key) as writer:
                 got = 0
                 while chunk := _read_into(f, writer.reserve()):
+                    _stop_if_cancelled()  # raised inside: the upload is aborted
                     writer.commit(chunk)
                     got += chunk
                 _unchanged(path, uri, before, os.fstat(fd), got)  # raised inside: the upload is aborted
             return size
+
+
+def _stop_if_cancelled() -> None:
+    """End a streamed upload of a cancelled batch (Ctrl-C or SIGTERM in the CLI) before its
+    next part: ``KeyboardInterrupt`` raised inside the writer's ``with`` aborts the upload,
+    so none is left open when the process exits."""
+    if _parallel.cancelled():
+        raise KeyboardInterrupt
 
 
 def _read_into(f: Any, view: memoryview) -> int:
@@ -637,11 +646,20 @@ def _join_key(prefix: str, rel: str) -> str:
     return prefix + "/" + rel
 
 
-def write_file_atomic(path: str, data: Buffer, rest: Iterable[Buffer] | None = None) -> None:
+def write_file_atomic(
+    path: str, data: Buffer, rest: Iterable[Buffer] | None = None, *, op: str | None = None
+) -> None:
     """Write a local file atomically (temp file + rename): a reader never sees half a file.
 
     ``rest``: more pieces written after ``data`` as they come (:func:`s3dlio.ranged.chunks`).
+    With ``op``, a failure of the filesystem (a full disk) is an s3dlio error naming ``op``
+    and ``path`` (a bare ``OSError: [Errno 28]`` names neither); without it, the OSError.
     """
+    with map_errors(op, path) if op is not None else contextlib.nullcontext():
+        _write_file_atomic(path, data, rest)
+
+
+def _write_file_atomic(path: str, data: Buffer, rest: Iterable[Buffer] | None) -> None:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     # A hidden name listings skip and ``s3dlio cleanup`` removes, should the process be killed.
     tmp = os.path.join(os.path.dirname(path), f"{TMP_PREFIX}{os.getpid()}-{threading.get_ident():x}")
@@ -724,8 +742,8 @@ def download(
             os.makedirs(path, exist_ok=True)
         else:
             first, rest = ranged.chunks(store, keys[i], config=store.config, uri=str(parsed.with_key(keys[i])))
-            with streams.holding(rest), map_errors("download", path):
-                write_file_atomic(path, first, rest)
+            with streams.holding(rest):
+                write_file_atomic(path, first, rest, op="download")
         return path
 
     results = _parallel.map_bounded(one, range(len(keys)), _in_flight(max_in_flight, config), return_exceptions=True)
@@ -804,6 +822,7 @@ def copy(
                                                    max_in_flight=in_flight) as writer:  # fmt: skip
                 writer.write(first)
                 for piece in rest:
+                    _stop_if_cancelled()
                     writer.write(piece)
                     nbytes += memoryview(piece).nbytes
         if on_object is not None:  # progress: ``on_object(1, nbytes)`` per object

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import io
+import threading
 import warnings
 import weakref
 from concurrent.futures import Future
@@ -228,6 +229,16 @@ class ObjectWriter(io.BufferedIOBase):
 
 #: Writers not yet closed or aborted (weakly held: a dropped one is aborted by ``__del__``).
 _open_writers: weakref.WeakSet[ObjectWriter] = weakref.WeakSet()
+
+
+def abort_open_uploads() -> list[threading.Thread]:
+    """Start aborting the upload of every writer still open, each on a thread of its own,
+    without waiting for its parts in flight (an interrupted command: they would fail anyway;
+    the writer's next part then fails and it aborts again, a no-op). Returns the threads."""
+    threads = [threading.Thread(target=w._upload.abort, daemon=True) for w in list(_open_writers)]
+    for thread in threads:
+        thread.start()
+    return threads
 
 
 @atexit.register

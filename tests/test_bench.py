@@ -103,6 +103,22 @@ def test_noclear_keeps_the_objects(tmp_path: Path) -> None:
     assert not (tmp_path / "gone").exists()
 
 
+def test_a_prefix_holding_objects_is_refused_and_left_alone(
+    target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The run overwrites its keys and deletes them at the end: it never starts where objects
+    exist already (one named 00000000 would be overwritten, then deleted)."""
+    for name in ("00000000", "keepme"):
+        s3dlio.put(f"{target}run/r0/obj/{name}", b"precious")
+    with pytest.raises(ConfigError, match=r"run/r0/obj/00000000.*another --prefix.*s3dlio rm -r "):
+        bench.run("stat", target, prefix="run/", ops=5, **{**SMALL, "objects": 3})
+    with pytest.raises(SystemExit) as exc:
+        main(["stat", target, "--prefix", "run", "-n", "5", "--objects", "3"])
+    assert exc.value.code == 2 and "objects exist there already" in capsys.readouterr().err
+    assert s3dlio.list(target + "run/", recursive=True) == [f"{target}run/r0/obj/{n}" for n in ("00000000", "keepme")]
+    assert bytes(s3dlio.get(f"{target}run/r0/obj/00000000")) == b"precious"
+
+
 def test_mixed_weights_choose_the_operations() -> None:
     result = bench.run("mixed", "mem://bench-mix/", ops=40, weights={"stat": 1, "get": 0}, **SMALL)
     assert set(result.ops) == {"STAT"}

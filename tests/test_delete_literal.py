@@ -107,3 +107,24 @@ def test_cli_rm_twice(scheme: str, request: pytest.FixtureRequest, tmp_path: Pat
     assert s3dlio_cli("rm", f"{base}rm/", cwd=tmp_path).returncode == 0
     assert left() == []
 
+
+
+def test_a_dotted_name_is_one_key_in_the_api_as_in_the_cli(backend: Backend, tmp_path: Path) -> None:
+    """A last part whose only regex character is ``.`` names one key for download, copy and the
+    CLI alike: ``model.v1`` missing is not found, never ``modelXv1`` (its regex reading)."""
+    s3dlio.put(backend.uri("dot", "modelXv1"), b"another object")
+    missing = backend.uri("dot", "model.v1")
+    with pytest.raises(s3dlio.NotFoundError, match="model.v1"):
+        s3dlio.download(missing, str(tmp_path / "dl"))
+    with pytest.raises(s3dlio.NotFoundError, match="model.v1"):
+        s3dlio.copy(missing, backend.uri("backup/"))
+    assert not (tmp_path / "dl").exists() and s3dlio.list(backend.uri("backup/"), recursive=True) == []
+    if backend.scheme != "mem":  # the CLI runs in a process of its own
+        cli = s3dlio_cli("download", missing, str(tmp_path / "cli"), cwd=tmp_path)
+        assert cli.returncode == 1 and "not found" in cli.stderr, cli.stderr
+    s3dlio.put(missing, b"the model")  # present: that key, and that key alone
+    assert s3dlio.download(missing, str(tmp_path / "dl")) == [str(tmp_path / "dl" / "model.v1")]
+    assert s3dlio.copy(missing, backend.uri("backup/")) == 1
+    assert s3dlio.list(backend.uri("backup/"), recursive=True) == [backend.uri("backup", "model.v1")]
+    assert s3dlio.download(backend.uri("dot", r"model.v.*"), str(tmp_path / "re")) == [
+        str(tmp_path / "re" / "model.v1"), str(tmp_path / "re" / "modelXv1")]  # fmt: skip

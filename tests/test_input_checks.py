@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import re
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from servers import Backend
+from servers import Backend, venv_tool
 
 import s3dlio
 from s3dlio.datagen import DataGenerator, generate
@@ -207,6 +209,26 @@ def test_good_arguments_of_every_accepted_kind(tmp_path: Path) -> None:
     buf = np.zeros(16, dtype=np.uint8)
     assert api.get_into(path, buf) == 10
     assert api.download(parsed, tmp_path / "dl") == [str(tmp_path / "dl" / "obj.bin")]
+
+
+@pytest.mark.parametrize(
+    "endpoint, message",
+    [("http://127.0.0.1:notaport", "notaport"), ("http://[::1", "Invalid IPv6 URL"), ("http://:9000", "no host"),
+     ("http://h:70000", "Port out of range"), ("http://h:0", "port 0"), ("127.0.0.1:9000", "must start with http")],
+    ids=["port-not-a-number", "open-bracket", "no-host", "port-too-large", "port-0", "no-scheme"],
+)  # fmt: skip
+@pytest.mark.parametrize("engine", ["fast", "portable"])
+def test_a_malformed_endpoint_is_a_config_error_before_any_request(endpoint: str, message: str, engine: str) -> None:
+    """obstore panicked on a port that is not a number, botocore retried it 10 times: the
+    endpoint is checked when the config is built (CLI exit status 2, one line, no traceback)."""
+    with pytest.raises(s3dlio.ConfigError, match=re.escape(message)):
+        s3dlio.Client(endpoint_url=endpoint, engine=engine)
+    exe = venv_tool("s3dlio")
+    assert exe is not None
+    run = subprocess.run([exe, "--endpoint-url", endpoint, "ls", "s3://b/"], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "S3DLIO_ENGINE": engine})  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.startswith("s3dlio: error: endpoint ") and len(run.stderr.splitlines()) == 1, run.stderr
 
 
 def test_async_get_many_refuses_one_uri_before_listing_its_characters() -> None:

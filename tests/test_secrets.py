@@ -159,6 +159,7 @@ def test_redaction_patterns() -> None:
             "AKIAVALUE", "SIGVALUE"),
         "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=KEYVALUE==;EndpointSuffix=x": ("KEYVALUE",),
         "could not connect to http://me:PWVALUE@host:9000/b": ("PWVALUE", "me:"),
+        "endpoint 'me:PWVALUE@127.0.0.1:9000': must start with http://": ("PWVALUE", "me:"),
         "Authorization: SharedKey acct:SIGVALUE=": ("SIGVALUE",),
     }
     for text, secrets in samples.items():
@@ -168,6 +169,10 @@ def test_redaction_patterns() -> None:
     assert redact("s3://bucket/key sig-nature plain text") == "s3://bucket/key sig-nature plain text"
     assert redact_url("http://me:pw@host:9000/x") == "http://host:9000/x"
     assert redact_url("https://host") == "https://host"
+    assert redact_url("me:pw@host:9000") == "host:9000"  # no scheme: still userinfo
+    assert redact("get s3://b/a:b@c.bin and mail bob@example.com at 12:30") == (
+        "get s3://b/a:b@c.bin and mail bob@example.com at 12:30"
+    )  # a key, an address, a time: not userinfo
 
     record = logging.LogRecord("botocore", logging.DEBUG, __file__, 1, "token %s at %s", (TOKEN, "x"), None)
     os.environ["AWS_SESSION_TOKEN"] = TOKEN  # a literal secret value anywhere in a message
@@ -176,6 +181,25 @@ def test_redaction_patterns() -> None:
         assert TOKEN not in record.getMessage() and record.getMessage() == "token *** at x"
     finally:
         del os.environ["AWS_SESSION_TOKEN"]
+
+
+@pytest.mark.parametrize(
+    "endpoint", [f"usr:{PASSWORD}@127.0.0.1:9000", f"http://usr:{PASSWORD}@127.0.0.1:notaport",
+                 f"https://usr:{PASSWORD}@[::1"],
+    ids=["no-scheme", "bad-port", "bad-host"],
+)  # fmt: skip
+@pytest.mark.parametrize("engine", ["fast", "portable"])
+def test_a_refused_endpoint_is_named_without_its_password(endpoint: str, engine: str) -> None:
+    """The error that refuses an endpoint shows it, userinfo removed: from --endpoint-url, from
+    AWS_ENDPOINT_URL, and in the ConfigError's str and repr from configure()."""
+    for run in (_s3dlio("--endpoint-url", endpoint, "ls", "s3://b/", engine=engine),
+                _s3dlio("ls", "s3://b/", engine=engine, AWS_ENDPOINT_URL=endpoint)):  # fmt: skip
+        assert run.returncode == 2, run.stderr
+        assert run.stderr.startswith("s3dlio: error: endpoint '") and len(run.stderr.splitlines()) == 1, run.stderr
+        _assert_clean(run.stdout + run.stderr, "a refused endpoint")
+    with pytest.raises(s3dlio.ConfigError) as info:
+        s3dlio.configure(endpoint_url=endpoint)
+    _assert_clean(str(info.value) + repr(info.value) + "".join(traceback.format_exception(info.value)), "configure")
 
 
 def test_a_clients_secret_is_masked_too() -> None:

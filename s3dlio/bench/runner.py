@@ -20,6 +20,7 @@ from time import time_ns
 from typing import TYPE_CHECKING, TextIO
 
 from .. import _parallel
+from ..errors import ConfigError
 from .stats import Samples
 from .workloads import Exhausted, Worker, make_workload
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from .distributed import Comm
-    from .workloads import Context
+    from .workloads import Context, Workload
 
 __all__ = ["LocalRun", "run_local", "stable"]
 
@@ -81,6 +82,7 @@ def run_local(ctx: Context, comm: Comm, progress: bool) -> LocalRun:
     opts = ctx.opts
     line = _Line(progress)
     wl = make_workload(ctx)
+    _refuse_existing(wl, comm)
     t = time_ns()
     wl.prepare(on_put=_prepare_progress(line, opts.workload) if progress else None)
     comm.barrier()  # every rank prepared: a loader may list them all
@@ -138,6 +140,15 @@ def run_local(ctx: Context, comm: Comm, progress: bool) -> LocalRun:
     phases["cleanup"] = (t, time_ns())
     stopped_by = reasons[0] if reasons else ("ops" if limit is not None else "duration")
     return LocalRun(ctx.rank, samples, phases, stopped_by, prepared, cleaned, notes[:1])
+
+
+def _refuse_existing(wl: Workload, comm: Comm) -> None:
+    """Stop every rank, before anything is written, when any rank's prefix holds objects
+    (:meth:`Workload.existing`): a run deletes only what it created."""
+    found = comm.gather(wl.existing())
+    why = comm.bcast(next((w for w in found or () if w), None))
+    if why:
+        raise ConfigError(why)
 
 
 def _prepare_progress(line: _Line, workload: str) -> Callable[[], None]:

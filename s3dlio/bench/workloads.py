@@ -8,6 +8,7 @@ distributed run never touch each other's objects.
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 from collections.abc import Callable
@@ -95,6 +96,21 @@ class Workload:
         self.created: list[list[str]] = []  # keys written during the run, one list per worker
         self._lock = threading.Lock()
         self._drain = ctx.opts.size.high > STREAM_MIN
+
+    def existing(self) -> str | None:
+        """Why the run must not start here, or None: objects exist below this rank's prefix.
+        The run writes its keys there (overwriting any of the same name) and deletes them at
+        the end, so it must own every key it can touch; nothing outside it is ever touched."""
+        mine = self.ctx.mine
+        found = [m.key for m in itertools.islice(self.store.list(mine), 4) if not isinstance(m, str)]
+        if not found:
+            return None
+        where = str(self.ctx.root.with_key(mine))
+        shown = ", ".join(found[:3]) + (", ..." if len(found) > 3 else "")
+        return (
+            f"bench {where}: objects exist there already ({shown}); the run would overwrite, then "
+            f"delete them: pick another --prefix, or remove them first with: s3dlio rm -r {where}"
+        )
 
     def prepare(
         self, count: int | None = None, prefix: str = "obj/", on_put: Callable[[], None] | None = None

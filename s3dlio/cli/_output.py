@@ -29,6 +29,7 @@ __all__ = [
     "Progress",
     "State",
     "Tally",
+    "abort_open_uploads",
     "as_command",
     "emit_json",
     "error_lines",
@@ -42,6 +43,7 @@ __all__ = [
     "run_interrupt_hooks",
     "seconds",
     "set_exit_deadline",
+    "wait_uploads_aborted",
 ]
 
 _SPIN = "|/-\\"
@@ -156,7 +158,7 @@ def exit_deadline() -> float:
 
 
 def on_interrupt(hook: Callable[[], None], *, first: bool = False) -> None:
-    """Run ``hook`` if this command is interrupted (Ctrl-C), before the process exits.
+    """Run ``hook`` if this command is interrupted (Ctrl-C or SIGTERM), before the process exits.
 
     ``first`` hooks run at once (start aborting uploads); the others once the calls in flight
     had their moment to finish (remove the temporary files they left).
@@ -172,6 +174,27 @@ def run_interrupt_hooks(first: bool = False) -> None:
         hook = hooks.pop()
         with contextlib.suppress(Exception):  # best effort while exiting
             hook()
+
+
+_aborting: list[threading.Thread] = []
+
+
+def abort_open_uploads() -> None:
+    """Start aborting the multipart upload of every writer still open in this process: those
+    of ``put``, and the ones ``upload`` and ``cp`` stream through in the library. Called twice
+    on an interrupt: writers opened meanwhile are caught by the second call."""
+    from .. import writer
+
+    _aborting.extend(writer.abort_open_uploads())
+
+
+def wait_uploads_aborted(until: float) -> None:
+    """Abort the writers opened since :func:`abort_open_uploads`, then wait for every abort
+    until ``until`` (``time.monotonic()``): past the usual exit deadline when the server is
+    slow to answer, since an upload left open is kept (and billed) until someone aborts it."""
+    abort_open_uploads()
+    for thread in _aborting:
+        thread.join(max(0.0, until - time.monotonic()))
 
 
 def remove_temp_files(root: str, recursive: bool = True) -> None:

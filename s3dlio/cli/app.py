@@ -2,13 +2,16 @@
 
 Every error ends the run with one line on stderr, ``s3dlio: error: <message>``, and an exit
 status: 0 success, 1 failure (or some objects of a batch failed), 2 usage or configuration
-error (:attr:`s3dlio.S3dlioError.exit_code`; click's usage errors), 130 interrupted. ``-v``
+error (:attr:`s3dlio.S3dlioError.exit_code`; click's usage errors), 130 interrupted (Ctrl-C),
+143 terminated (SIGTERM). ``-v``
 adds the cause chain, ``-vv`` the traceback. A closed pipe (``s3dlio ls ... | head``) ends the
 run quietly. An error names the command as typed (``rm``, not the library's ``head``).
 
-Ctrl-C: the batch loops stop starting work (:func:`s3dlio._parallel.cancel`), the command's
-temporary files are removed (:func:`._output.on_interrupt`), and the process exits 130 within
-about a second, without waiting for transfers still in flight.
+Ctrl-C or SIGTERM (docker stop, Kubernetes): the batch loops stop starting work
+(:func:`s3dlio._parallel.cancel`), every multipart upload still open is aborted
+(:func:`._output.abort_open_uploads`), the command's temporary files are removed
+(:func:`._output.on_interrupt`), and the process exits 130 (SIGTERM: 143) within about a
+second, without waiting for transfers still in flight.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import contextlib
 import logging
 import os
 import re
+import signal
 import sys
 import time
 import traceback
@@ -29,7 +33,16 @@ from .. import __version__
 from .._redact import RedactingFilter, redact
 from ..errors import AlreadyExistsError, ConfigError, NotFoundError, S3dlioError
 from . import bench, buckets, objects, oplog
-from ._output import State, as_command, error_lines, plural, run_interrupt_hooks, set_exit_deadline
+from ._output import (
+    State,
+    abort_open_uploads,
+    as_command,
+    error_lines,
+    plural,
+    run_interrupt_hooks,
+    set_exit_deadline,
+    wait_uploads_aborted,
+)
 from .cleanup import cleanup_command
 
 __all__ = ["cli", "main"]
@@ -58,7 +71,8 @@ Examples:
 
 \b
 Exit status: 0 success, 1 failure (some objects failed), 2 usage or configuration error,
-130 interrupted (Ctrl-C ends any command within 2 seconds, leaving no temporary files).
+130 interrupted, 143 terminated (Ctrl-C or SIGTERM ends any command within 2 seconds, leaving
+no temporary files and no open multipart upload; up to 5 while a busy server confirms the aborts).
 """
 
 #: Other names a command answers to.
@@ -180,7 +194,7 @@ def _run(group: click.Group, args: Sequence[str] | None, prog_name: str, complet
         exc.show()
         return exc.exit_code
     except click.Abort:
-        click.echo("s3dlio: interrupted", err=True)
+        click.echo("s3dlio: terminated" if _interrupted_by[:1] == [signal.SIGTERM] else "s3dlio: interrupted", err=True)
         return 130
     except BrokenPipeError:
         _silence_stdout()
@@ -310,9 +324,8 @@ for _command in (*objects.COMMANDS, *buckets.COMMANDS, *oplog.COMMANDS, bench.be
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``s3dlio`` console script."""
-    import signal
-
-    signal.signal(signal.SIGINT, _on_sigint)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # docker stop and Kubernetes send SIGTERM
+        signal.signal(signum, _on_signal)
     try:
         code = cli.main(args=argv, prog_name="s3dlio", standalone_mode=False)
     except S3dlioError as exc:  # raised outside a command (e.g. while importing a backend)
@@ -325,35 +338,44 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.exit(code)
 
 
-#: When the first Ctrl-C arrived (``time.monotonic()``); the exit is due ``_EXIT_WITHIN`` after it.
+#: When the first Ctrl-C or SIGTERM arrived (``time.monotonic()``), and which signal it was;
+#: the exit is due ``_EXIT_WITHIN`` after it.
 _interrupted_at: list[float] = []
+_interrupted_by: list[int] = []
 _EXIT_WITHIN = 1.5
+#: Seconds after the signal the exit may wait for the server to confirm the aborted uploads.
+_ABORTS_WITHIN = 5.0
 
 
-def _on_sigint(signum: int, frame: Any) -> None:
-    """Python's own SIGINT handler, noting when the first one came."""
+def _on_signal(signum: int, frame: Any) -> None:
+    """SIGINT and SIGTERM alike: note when the first came and which, and raise
+    ``KeyboardInterrupt`` so the command stops and cleans up the same way."""
     if not _interrupted_at:
         _interrupted_at.append(time.monotonic())
+        _interrupted_by.append(signum)
     raise KeyboardInterrupt
 
 
 def _exit_interrupted(grace: float = 0.4) -> NoReturn:
-    """End an interrupted run now: stop the batch loops, give the calls in flight up to ``grace``
-    seconds to finish (they clean up after themselves), remove the command's temporary files,
-    abort its uploads, and exit 130 by ``_EXIT_WITHIN`` seconds after the Ctrl-C, without
-    joining worker threads still blocked in a transfer."""
-    import signal
-
+    """End an interrupted run now: stop the batch loops, abort the multipart uploads still
+    open, give the calls in flight up to ``grace`` seconds to finish (they clean up after
+    themselves), remove the command's temporary files, and exit 128 + the signal (130 for
+    Ctrl-C, 143 for SIGTERM) by ``_EXIT_WITHIN`` seconds after it (``_ABORTS_WITHIN`` while
+    the server has not confirmed an abort), without joining worker threads still blocked in
+    a transfer."""
     from .. import _parallel
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C cannot cut the clean-up short
+    for signum in (signal.SIGINT, signal.SIGTERM):  # a second signal cannot cut the clean-up short
+        signal.signal(signum, signal.SIG_IGN)
     deadline = (_interrupted_at[0] if _interrupted_at else time.monotonic()) + _EXIT_WITHIN
     set_exit_deadline(deadline)
     _parallel.cancel()
-    run_interrupt_hooks(first=True)  # e.g. start aborting multipart uploads
+    abort_open_uploads()
+    run_interrupt_hooks(first=True)
     _parallel.drain(max(0.0, min(grace, deadline - time.monotonic())))
-    run_interrupt_hooks()  # e.g. remove temporary files; wait for the aborts until the deadline
+    run_interrupt_hooks()  # e.g. remove temporary files
+    wait_uploads_aborted(deadline - _EXIT_WITHIN + _ABORTS_WITHIN)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
-    os._exit(130)
+    os._exit(128 + (_interrupted_by[0] if _interrupted_by else signal.SIGINT))

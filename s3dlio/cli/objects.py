@@ -29,13 +29,13 @@ from ..errors import AlreadyExistsError, ConfigError, InvalidUriError, NotFoundE
 from ..ranged import StreamBudget
 from ..sizes import format_size, parse_size, physical_memory
 from ..uri import join, parse
+from ..writer import writer_for
 from ._output import (
     PartialFailure,
     Progress,
     State,
     Tally,
     emit_json,
-    exit_deadline,
     mb,
     on_interrupt,
     plural,
@@ -48,18 +48,11 @@ from ._output import (
 if TYPE_CHECKING:
     from collections.abc import Buffer
 
-    from ..store.base import Upload
-    from ..writer import ObjectWriter
-
 __all__ = ["COMMANDS", "OBJECT_TYPES"]
 
 #: What ``put -o`` generates (the same as :data:`s3dlio.formats.OBJECT_TYPES`, kept here so that
 #: ``s3dlio --help`` does not import the format libraries).
 OBJECT_TYPES = ("NPZ", "TFRECORD", "HDF5", "RAW", "NPY", "JPEG", "PNG", "CSV")
-
-#: Characters that make a URI's last part a regex here; a lone "." (``data.bin``) does not.
-_REGEX_CHARS = frozenset("^$*+?{}[]\\|()")
-
 
 
 class SizeType(click.ParamType):  # type: ignore[type-arg,unused-ignore]  # generic from click 8.2
@@ -130,12 +123,13 @@ def _selected(
     """The objects ``uri`` selects, and the key prefix their relative names start after.
 
     A plain last part is exactly that key, with no listing (``rm s3://b/obj_1`` never touches
-    ``obj_10``), and so is one whose only regex character is ``.`` (``data.bin``) and, when
-    ``literal``, any last part; a trailing ``/``, ``pattern`` or a regex last part lists.
+    ``obj_10``), and so is one whose only regex character is ``.`` (``data.bin``, see
+    :func:`s3dlio._select.select`) and, when ``literal``, any last part; a trailing ``/``,
+    ``pattern`` or a regex last part lists.
     """
     parsed = parse(uri)
     sel = select(parsed.key, recursive=recursive, exact=True, literal=literal)
-    if pattern is None and sel.literal and (sel.regex is None or not _REGEX_CHARS.intersection(sel.literal)):
+    if pattern is None and sel.literal and sel.regex is None:
         return sel.base, [Target(str(parsed), parsed.key, None)]
     found = [
         Target(entry.uri, entry.meta.key, entry.meta.size)
@@ -191,7 +185,7 @@ def _dir_sink(dest_dir: str, base: str, targets: Sequence[Target], op: str) -> S
         if path.endswith(os.sep):  # a "directory marker" object
             os.makedirs(path, exist_ok=True)
             return
-        ops.write_file_atomic(path, data, rest)
+        ops.write_file_atomic(path, data, rest, op=op)
 
     return sink
 
@@ -408,7 +402,7 @@ def get(
                 stdout.write(piece)
     elif output:
         if len(targets) == 1 and not output.endswith(("/", os.sep)) and not os.path.isdir(output):
-            sink = lambda _t, data, rest: ops.write_file_atomic(output, data, rest)  # noqa: E731
+            sink = lambda _t, data, rest: ops.write_file_atomic(output, data, rest, op="get")  # noqa: E731
         else:
             sink = _dir_sink(output, base, targets, "get")
     talk = not as_json and output != "-"
@@ -477,69 +471,6 @@ def _namer(template: str, num: int) -> Callable[[int], str]:
     if "{}" not in template:
         return lambda i: template
     return lambda i: f"{head}{i}{tail}"
-
-
-class _Writers:
-    """The multipart uploads a command has open: aborted if it is interrupted (Ctrl-C), so no
-    incomplete upload stays on the server, all at once whatever their number.
-
-    The command owns each upload (``store.open_upload``) and its writer: Ctrl-C aborts the
-    upload itself at once, without first waiting for the parts in flight as the writer would.
-    """
-
-    def __init__(self) -> None:
-        self._open: dict[Upload, ObjectWriter] = {}  # strong references: a dropped writer's
-        # __del__ would abort its upload on this thread, waiting for the parts in flight
-        self._lock = threading.Lock()
-        self._aborting: list[threading.Thread] = []
-        self._closed = False  # set by abort_all: no upload starts after it
-        on_interrupt(self.abort_all, first=True)
-        on_interrupt(self.wait_aborts)
-
-    def put(self, uri: str, data: Buffer) -> None:
-        """Write ``data`` to ``uri`` in parts through a writer, completing it."""
-        from ..verify import verify_enabled
-        from ..writer import ObjectWriter  # noqa: F811 - the class at run time, its name for typing above
-
-        parsed, store = ops.resolve(uri)
-        config = store.config
-        upload = store.open_upload(parsed.key, part_size=config.part_size)
-        writer = ObjectWriter(uri, store, parsed.key, upload, max_in_flight=min(8, config.max_in_flight),
-                              attempts=config.max_attempts, verify=verify_enabled(None))  # fmt: skip
-        with self._lock:
-            if self._closed:  # interrupted while this object was being generated: start nothing
-                raise KeyboardInterrupt
-            self._open[upload] = writer
-        try:
-            writer.write(data)
-            writer.close()
-        except Exception:
-            with contextlib.suppress(Exception):
-                writer.abort()
-            self._forget(upload)
-            raise
-        # Ctrl-C (KeyboardInterrupt) skips this line: the upload stays listed for abort_all,
-        # which aborts it without waiting for its parts in flight as writer.abort() would.
-        self._forget(upload)
-
-    def _forget(self, upload: Upload) -> None:
-        with self._lock:
-            self._open.pop(upload, None)
-
-    def abort_all(self) -> None:
-        """Start aborting every open upload, each on its own thread (:meth:`wait_aborts`)."""
-        with self._lock:
-            self._closed = True
-            uploads = list(self._open)
-        self._aborting = [threading.Thread(target=u.abort, daemon=True) for u in uploads]
-        for thread in self._aborting:
-            thread.start()
-
-    def wait_aborts(self) -> None:
-        """Wait for the aborts :meth:`abort_all` started, until the exit is due."""
-        deadline = exit_deadline() or time.monotonic() + 1.0
-        for thread in self._aborting:
-            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _multipart_size(uri: str) -> int | None:
@@ -615,15 +546,19 @@ def put(
         with contextlib.suppress(AlreadyExistsError):
             ops.create_bucket(prefix.store_uri)
     multipart = _multipart_size(str(prefix))
-    writers = _Writers()
     with Progress("put", num, size * num) as progress:
         tally = Tally("put", num, progress, state.verbose)
 
         def one(i: int) -> None:
             data = make_object(object_type, size, generator, index=i)
             n = memoryview(data).nbytes
-            if multipart is not None and n > multipart:
-                writers.put(str(join(prefix, name(i))), data)  # in parts, aborted on Ctrl-C
+            if multipart is not None and n > multipart:  # in parts; aborted on Ctrl-C (abort_open_uploads)
+                if _parallel.cancelled():  # interrupted while this object was generated: start nothing
+                    raise KeyboardInterrupt
+                uri = str(join(prefix, name(i)))
+                parsed, store = ops.resolve(uri)
+                with writer_for(uri, store, parsed.key) as writer:
+                    writer.write(data)
             else:
                 ops.put(str(join(prefix, name(i))), data)
             tally.ok(n)

@@ -57,11 +57,12 @@ def run_on_tty(
     timeout: float = 120,
     env: dict[str, str] | None = None,
     interrupt_when: Callable[[str], bool] | None = None,
+    signum: int = signal.SIGINT,
 ) -> TtyRun:
     """Run ``s3dlio ARGS`` with stderr on a pty (stdout on a pipe); progress shows at once.
 
-    ``interrupt_when(tty_so_far)`` turning true sends SIGINT (Ctrl-C); ``interrupted_after``
-    is then the seconds from the signal to the exit.
+    ``interrupt_when(tty_so_far)`` turning true sends ``signum`` (SIGINT: Ctrl-C);
+    ``interrupted_after`` is then the seconds from the signal to the exit.
     """
     fast = {"TERM": "xterm", "S3DLIO_PROGRESS_DELAY": "0", "S3DLIO_PROGRESS_INTERVAL": "0.02"}
     environ = {**os.environ, **fast, **(env or {})}
@@ -90,7 +91,7 @@ def run_on_tty(
                 chunks.append(data)
             so_far = b"".join(chunks).decode(errors="replace")
             if signalled is None and interrupt_when is not None and interrupt_when(so_far):
-                proc.send_signal(signal.SIGINT)
+                proc.send_signal(signum)
                 signalled = time.monotonic()
             if time.monotonic() - start > timeout:
                 proc.kill()

@@ -299,3 +299,36 @@ def test_direct_scheme(invoke: Callable[..., Run], direct_dir: Path) -> None:
     assert ok(invoke("get", "--json", base)).json()["bytes"] == 16384
     assert ok(invoke("stat", "--json", base + "o1")).json()["size"] == 8192
     assert ok(invoke("rm", base)).out == "Deleting 2 objects…\nDone.\n"
+
+
+def _file_size_limit(nbytes: int) -> Callable[[], None]:
+    """A ``preexec_fn``: files of the child stop growing at ``nbytes`` (EFBIG, as a full disk
+    gives ENOSPC); SIGXFSZ is ignored so the write fails instead of killing the process."""
+    import resource
+    import signal
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, resource.RLIM_INFINITY))
+
+    return limit
+
+
+@pytest.mark.parametrize("to_dir", [False, True], ids=["get-o-file", "download"])
+def test_a_file_that_cannot_be_written_is_named(s3_bucket: str, tmp_path: Path, to_dir: bool) -> None:
+    """A filesystem failure (a full disk, a file size limit) names the command and the path,
+    not a bare ``OSError: [Errno 28]``; no temporary file stays."""
+    import os
+    import subprocess
+
+    from conftest import s3dlio_exe
+
+    s3dlio.put(s3_bucket + "big.bin", os.urandom(2 * 2**20))
+    dest = tmp_path / "out"
+    args = ["download", s3_bucket + "big.bin", str(dest)] if to_dir else ["get", s3_bucket + "big.bin", "-o", str(dest)]
+    run = subprocess.run([s3dlio_exe(), *args], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                         preexec_fn=_file_size_limit(2**20))  # fmt: skip
+    path = str(dest / "big.bin") if to_dir else str(dest)
+    assert run.returncode == 1, run.stderr
+    assert run.stderr.startswith(f"s3dlio: error: {args[0]} {path}: File too large"), run.stderr
+    assert not any(p.name.startswith(".s3dlio-tmp-") for p in tmp_path.rglob("*"))
