@@ -20,6 +20,7 @@ from ..client import Client
 from ..config import Config
 from ..errors import AlreadyExistsError
 from ..large import open_writer
+from ..store.base import put_new_retried
 from . import layout, retention
 from ._checksum import ALGORITHM, ChecksumWriter, checksum
 from .async_save import AsyncSave, AsyncSaves, stage
@@ -207,7 +208,7 @@ class CheckpointStore(CheckpointReader):
                 )
         manifest = Manifest(step, self.world_size, shards, self.framework, ALGORITHM, dict(metadata or {}))
         try:  # only where no manifest is: of two saves of one step racing, one commits
-            self._store.put_new(self._root + layout.manifest_key(step), manifest.to_json())
+            put_new_retried(self._store, self._root + layout.manifest_key(step), manifest.to_json())
         except AlreadyExistsError:
             raise CheckpointCommitError(
                 f"{where}: not committed: another save committed this step meanwhile (two writers of one "

@@ -32,6 +32,7 @@ __all__ = [
     "check_length",
     "check_range",
     "check_reply",
+    "put_new_retried",
 ]
 
 #: Smallest piece a resumed read takes from the engine at a time.
@@ -401,6 +402,30 @@ def check_reply(uri: str, start: int | None, end: int | None, first: int, last: 
         f"get {uri}: asked for {asked}, the service sent [{first}, {last}){of}; "
         "not taken for the data asked for (a proxy or server that cuts replies short or ignores Range)"
     )
+
+
+def put_new_retried(store: Store, key: str, data: Buffer) -> None:
+    """``store.put_new``, retried while it fails as a transfer does. A create whose reply was
+    lost may have succeeded (the engine's own retry, or ours, then finds the object): an
+    :class:`AlreadyExistsError` where the object holds exactly ``data`` is this write's own.
+    Callers make their bytes their own (a checkpoint manifest names its save's shard keys)."""
+    from ..errors import AlreadyExistsError, NotFoundError
+    from ..retry import retrying
+
+    view = memoryview(data).cast("B")
+
+    def attempt() -> None:
+        try:
+            store.put_new(key, view)
+        except AlreadyExistsError:
+            try:
+                if memoryview(store.get(key)).cast("B") == view:
+                    return
+            except NotFoundError:
+                pass
+            raise
+
+    retrying(attempt, attempts=store.config.max_attempts, budget=store.config.total_timeout, what=f"put {key}")
 
 
 def check_length(uri: str, got: int, first: int, last: int) -> None:

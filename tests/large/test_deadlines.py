@@ -9,6 +9,7 @@ left as an incomplete multipart upload; the messages say what happened, in one l
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -305,6 +306,32 @@ def test_azure_get_plan_storm(azurite: Any, az_container: str, engine: str) -> N
         assert len(proxy.faults) > 15, proxy.faults
     finally:
         proxy.stop()
+
+
+@pytest.mark.parametrize("fault", ["cut", "reset"])
+def test_a_manifest_put_whose_reply_is_lost_still_commits(via: Any, s3_bucket: str, fault: str) -> None:
+    """The manifest is a conditional create: "cut" loses the reply of a PUT the server carried
+    out (the retry then finds the object: it is this save's own, byte for byte); "reset" loses
+    the request itself. Either way the save commits once and loads."""
+    from s3dlio.checkpoint import CheckpointStore
+
+    proxy = via(_first_manifest_put(fault))
+    ckpt = CheckpointStore(f"{s3_bucket}lost/")
+    ckpt.save(1, {"w": b"weights"})
+    assert [f for f in proxy.faults if "manifest.json" in f[2]], proxy.faults
+    assert ckpt.latest_step() == 1 and bytes(ckpt.load()["w"]) == b"weights"
+
+
+def _first_manifest_put(fault: str) -> Rule:
+    done = threading.Event()
+
+    def rule(n: int, method: str, path: str) -> Action:
+        if method == "PUT" and path.split("?")[0].endswith("/manifest.json") and not done.is_set():
+            done.set()
+            return fault
+        return None
+
+    return rule
 
 
 @pytest.mark.timeout(600)
