@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import importlib.util
 import io
 import itertools
@@ -49,7 +50,7 @@ from .errors import ConfigError, NotFoundError
 from .ops import create_bucket, delete_bucket, list_buckets, resolve, write_file_atomic
 from .reader import ObjectReader
 from .store import ObjectMeta, Store
-from .uri import ObjectUri, parse
+from .uri import ObjectUri
 from .verify import verify_enabled
 from .writer import ObjectWriter
 
@@ -73,6 +74,8 @@ __all__ = [
 
 #: The destination directory of the ``get`` running in this context (None: paths given one by one).
 _get_into: ContextVar[str | None] = ContextVar("s3dlio_fsspec_get_into", default=None)
+#: True inside a recursive ``get`` (no maxdepth): a key that is also a prefix is a directory.
+_get_tree: ContextVar[bool] = ContextVar("s3dlio_fsspec_get_tree", default=False)
 #: The source directory of the ``put`` running in this context (None: links are followed).
 _put_from: ContextVar[str | None] = ContextVar("s3dlio_fsspec_put_from", default=None)
 #: Storage options fsspec itself takes (instance cache, listings cache); passed through.
@@ -141,9 +144,26 @@ def _no_other_args(op: str, path: str, kwargs: dict[str, Any]) -> None:
     """Refuse per-call arguments s3dlio would otherwise drop: an ``open(..., ContentType=...)``
     or ``cat_file(..., version_id=...)`` must not quietly do something else than asked."""
     other = sorted(set(kwargs) - _NO_EFFECT_ARGS)
-    if other:
-        fix = "s3dlio reads the current version of each object only" if "version_id" in other else _NO_PARAMS
-        raise TypeError(f"{op}({path!r}): unexpected argument(s) {', '.join(other)}: {fix}")
+    if not other:
+        return
+    if "version_id" in other:
+        fix = "s3dlio reads the current version of each object only"
+    elif any(name[:1].isupper() for name in other):  # botocore request parameters (ACL, ContentType...)
+        fix = _NO_PARAMS
+    else:
+        fix = f"s3dlio's {op} takes no such argument (the fsspec section of docs/api.md lists what it takes)"
+    raise TypeError(f"{op}({path!r}): unexpected argument(s) {', '.join(other)}: {fix}")
+
+
+def _tuning(op: str, kwargs: dict[str, Any]) -> tuple[int | None, int | None]:
+    """Pop s3fs's per-call tuning arguments: ``(max_concurrency, chunksize)``, None when not given.
+    Callers map them to s3dlio's in-flight limit and part size, or ignore them where a call
+    makes one request."""
+    concurrency, chunksize = kwargs.pop("max_concurrency", None), kwargs.pop("chunksize", None)
+    for name, value in (("max_concurrency", concurrency), ("chunksize", chunksize)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"{op}: {name} must be None or an int >= 1, got {value!r}")
+    return concurrency, chunksize
 
 
 def _boto_config(config_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -278,6 +298,20 @@ class S3dlioFileSystem(AbstractFileSystem):
     _local: ClassVar[bool] = False
     transaction_type = _Transaction
 
+    def __new__(cls, *args: Any, asynchronous: bool = False, loop: Any = None, **options: Any) -> Any:
+        """``asynchronous=True`` (zarr 3 passes it for every store) is honoured, as fsspec honours
+        it for its sync filesystems: this filesystem comes inside fsspec's
+        ``AsyncFileSystemWrapper``, whose ``_cat_file``... coroutines run its methods on threads.
+        ``loop=`` belongs to an async filesystem only."""
+        if asynchronous:
+            from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
+
+            return AsyncFileSystemWrapper(cls(*args, **options), asynchronous=True, loop=loop)
+        if loop is not None:
+            raise ConfigError("storage option loop=...: s3dlio's filesystems are synchronous; pass asynchronous=True "
+                              "too for the async API (the filesystem then runs its methods on threads)")  # fmt: skip
+        return super().__new__(cls)
+
     def __init__(self, config: Config | None = None, *, client: Client | None = None, **options: Any) -> None:
         if client is not None:
             if config is not None:
@@ -341,8 +375,11 @@ class S3dlioFileSystem(AbstractFileSystem):
         )
         return info
 
-    def _dir(self, name: str) -> dict[str, Any]:
-        return {"name": name, "size": 0, "type": "directory"}
+    def _dir(self, name: str, **extra: Any) -> dict[str, Any]:
+        info = {"name": name, "size": 0, "type": "directory", **extra}
+        if self.scheme == "s3":  # as s3fs's entries: sum(e["Size"] ...) works over a listing
+            info.update({"Key": name, "Size": 0, "StorageClass": "DIRECTORY"})
+        return info
 
     # -- metadata ----------------------------------------------------------------------------
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -378,6 +415,24 @@ class S3dlioFileSystem(AbstractFileSystem):
         except FileNotFoundError:
             return False
         return True
+
+    def checksum(self, path: str, refresh: bool = False) -> int:
+        """A number that changes when the object does (from its ETag, size and time); s3fs's
+        ``refresh`` changes nothing here: nothing is cached."""
+        return int(super().checksum(path))
+
+    def touch(self, path: str, truncate: bool = True, **kwargs: Any) -> None:
+        """Write an empty object; ``truncate=False`` on one that exists raises ValueError on
+        object stores, as in s3fs (an object's time cannot change without a rewrite), and
+        updates a file's times on ``file://``."""
+        _no_other_args("touch", path, kwargs)
+        if truncate or not self.exists(path):
+            self.pipe_file(path, b"")
+        elif self._local:
+            os.utime(self._strip_protocol(path))
+        else:
+            raise ValueError(f"touch({path!r}, truncate=False): the object exists and objects cannot be touched "
+                             "without rewriting them; use truncate=True (an empty object)")  # fmt: skip
 
     def modified(self, path: str) -> Any:
         """Last-modified time (``datetime``) of an object."""
@@ -423,16 +478,46 @@ class S3dlioFileSystem(AbstractFileSystem):
         try:
             for item in store.list(prefix, delimiter=True):
                 if isinstance(item, str):
-                    if item != prefix:
+                    if item != prefix and not self._local:
                         entries.append(self._dir(self._name(parsed, item)))
                 elif not item.key.endswith("/"):  # skip S3 folder markers ("dir/")
                     entries.append(self._file(parsed, item))
         except NotFoundError:
             entries = []
+        if self._local:
+            entries = sorted(entries + self._subdirs("/" + prefix), key=lambda e: e["name"])
         if not entries:
             info = self.info(path)  # FileNotFoundError when nothing is there
             entries = [info] if info["type"] == "file" else []
         return entries if detail else [e["name"] for e in entries]
+
+    def _subdirs(self, directory: str) -> list[dict[str, Any]]:
+        """The directories in a local ``directory``, empty ones and symbolic links to one
+        included, as fsspec's LocalFileSystem lists them (the store lists only those holding
+        files, as an object store would)."""
+        try:
+            with os.scandir(directory) as it:
+                return [self._dir(e.path, islink=e.is_symlink()) for e in it if e.is_dir()]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def _one_bucket(self, op: str, path: Any) -> None:
+        """Refuse a listing or glob that names no bucket, or buckets by a pattern, as s3fs does
+        ("Cannot traverse all of S3"): it would read every bucket, and ``rm`` would empty them."""
+        bucket = self._strip_protocol(path).partition("/")[0]
+        if not self._local and (not bucket or has_magic(bucket)):
+            raise ValueError(f"{op}({path!r}): cannot traverse all of {self.scheme}:// (s3fs: Cannot traverse all "
+                             "of S3); name one bucket, without glob characters: bucket/*")  # fmt: skip
+
+    def glob(self, path: str, maxdepth: int | None = None, **kwargs: Any) -> Any:
+        if has_magic(self._strip_protocol(path)):
+            self._one_bucket("glob", path)
+        return super().glob(path, maxdepth=maxdepth, **kwargs)
+
+    def walk(self, path: str, maxdepth: int | None = None, topdown: bool = True, on_error: str = "omit",
+             **kwargs: Any) -> Any:  # fmt: skip
+        self._one_bucket("walk", path)
+        return super().walk(path, maxdepth=maxdepth, topdown=topdown, on_error=on_error, **kwargs)
 
     def _ls_buckets(self, detail: bool) -> list[Any]:
         names = [u.split("://", 1)[1] for u in list_buckets(f"{self.scheme}://", config=self.config)]
@@ -456,7 +541,8 @@ class S3dlioFileSystem(AbstractFileSystem):
         if starting and (withdirs or maxdepth is not None):
             raise ValueError(f"find({path!r}, prefix={starting!r}): prefix cannot be combined with withdirs or maxdepth")
         name = self._strip_protocol(path)
-        if self._local or maxdepth is not None or not name:
+        self._one_bucket("find", name)
+        if self._local or maxdepth is not None:
             out = super().find(path, maxdepth=maxdepth, withdirs=withdirs, detail=True)
             start = (name.rstrip("/") + "/" if name else "") + starting
             names = sorted(n for n in out if n.startswith(start)) if starting else sorted(out)
@@ -534,9 +620,11 @@ class S3dlioFileSystem(AbstractFileSystem):
             store.put(parsed.key.rstrip("/") + "/", b"")
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
+        """Make a directory and its parents. On object stores only an existing bucket is an
+        error (without ``exist_ok``), as in s3fs: a prefix has nothing of its own to clash with."""
         name = self._strip_protocol(path)
         if self.isdir(name):
-            if not exist_ok:
+            if not exist_ok and (self._local or "/" not in name):
                 raise FileExistsError(errno.EEXIST, "directory exists", self.uri(name))
             return
         if self._local or "/" not in name or self.scheme == "mem":
@@ -546,7 +634,8 @@ class S3dlioFileSystem(AbstractFileSystem):
 
     def rmdir(self, path: str) -> None:
         """Remove an empty directory: a folder on files; an empty bucket (container), or a
-        prefix holding only its folder marker, on object stores."""
+        prefix holding only its folder marker, on object stores (FileNotFoundError: neither,
+        except on ``mem://``, whose directories exist only by their objects)."""
         name = self._strip_protocol(path)
         if self._local:
             os.rmdir(name)
@@ -563,17 +652,22 @@ class S3dlioFileSystem(AbstractFileSystem):
             raise OSError(errno.ENOTEMPTY, "directory not empty", uri)
         if held:
             store.delete(marker)
+        elif self.scheme != "mem":  # mem:// has no markers: its mkdir makes nothing to find here
+            raise FileNotFoundError(errno.ENOENT, "no such directory", uri)
 
     # -- deleting ----------------------------------------------------------------------------
     def rm_file(self, path: str) -> None:
         if not self._local and "/" not in self._strip_protocol(path):
-            self.rmdir(path)  # a bucket, as fsspec's rm of a glob names it last
+            self.rmdir(path)  # a bucket
             return
         uri, parsed, store = self._resolve(path)
-        if self._local and os.path.isdir("/" + parsed.key):
-            os.rmdir("/" + parsed.key)
-            return
-        store.delete(parsed.key)
+        local = "/" + parsed.key
+        if self._local and os.path.islink(local):
+            os.unlink(local)  # the link, never what it points to
+        elif self._local and os.path.isdir(local):
+            os.rmdir(local)
+        else:
+            store.delete(parsed.key)
 
     def _rm(self, path: str) -> None:
         self.rm_file(path)
@@ -581,48 +675,79 @@ class S3dlioFileSystem(AbstractFileSystem):
     def rm(self, path: Any, recursive: bool = False, maxdepth: int | None = None) -> None:
         """Delete objects; a directory needs ``recursive=True`` (deleted in batches of 1000).
 
-        ``recursive``: an object's name is a directory's too when keys continue it with ``/``
-        (s3fs deletes both); a bucket (container) is deleted once empty, as in s3fs. A missing
-        object is no error on object stores (as in s3fs), a missing path to ``recursive`` is."""
+        Every path is checked before anything is deleted. ``recursive``: an object's name is a
+        directory's too when keys continue it with ``/`` (s3fs deletes both); a bucket
+        (container) named plainly is deleted once empty, as in s3fs, never one a glob reached.
+        A missing object is no error on object stores (as in s3fs), a missing bucket is, and a
+        missing path to ``recursive``. In a list, directories are skipped unless ``recursive``
+        (s3fs; on ``file://`` they raise)."""
         paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-        for one in paths:
-            name = self._strip_protocol(one)
-            if maxdepth is not None or has_magic(name):
-                matched = self.expand_path(one, recursive=recursive, maxdepth=maxdepth)
-                for match in reversed(matched):
-                    self.rm_file(match)
-                self._rm_markers(matched)
-                continue
-            try:
-                info = self.info(name)
-            except FileNotFoundError:
-                if recursive or self._local:
-                    raise
-                continue  # an object that is not there is deleted already (s3fs, adlfs: no error)
-            if info["type"] == "file":
-                self.rm_file(name)
-            elif not recursive:
-                raise IsADirectoryError(errno.EISDIR, "is a directory; use recursive=True", self.uri(name))
-            if recursive and (info["type"] == "directory" or not self._local):
-                self._rm_tree(name)
-            if recursive and not self._local and "/" not in name:
-                self.rmdir(name)
+        listed = not isinstance(path, (str, os.PathLike))
+        plan = [step for one in paths for step in self._rm_plan(one, recursive, maxdepth, listed)]
+        for step in plan:
+            step()
+
+    def _rm_plan(self, path: Any, recursive: bool, maxdepth: int | None, listed: bool) -> list[functools.partial[None]]:
+        """The deletions ``rm`` makes for one of its paths, checked but not yet done."""
+        name = self._strip_protocol(path)
+        if maxdepth is not None or has_magic(name):
+            matched = self.expand_path(path, recursive=recursive, maxdepth=maxdepth)  # checks the bucket
+            if self._local:  # what a symbolic link takes out of the tree stays: the link itself goes
+                root = _fixed_part(name)
+                matched = [m for m in matched if not localpath.leaves(root, os.path.dirname(m))]
+            return [functools.partial(self._rm_matched, matched, buckets=not has_magic(name))]
+        try:
+            info = self.info(name)
+        except FileNotFoundError:
+            if recursive or self._local:
+                raise
+            self.info(name.partition("/")[0])  # no such bucket: FileNotFoundError, as in s3fs
+            return []  # an object that is not there is deleted already (s3fs, adlfs: no error)
+        directory = info["type"] == "directory"
+        if directory and not recursive:
+            if listed and not self._local:
+                return []  # s3fs skips them: rm(fs.glob("bucket/*")) deletes the files there
+            raise IsADirectoryError(errno.EISDIR, "is a directory; use recursive=True", self.uri(name))
+        plan = [] if directory else [functools.partial(self.rm_file, name)]
+        if recursive and (directory or not self._local):
+            plan.append(functools.partial(self._rm_tree, name))
+        if recursive and not self._local and "/" not in name:
+            plan.append(functools.partial(self.rmdir, name))
+        return plan
+
+    def _rm_matched(self, matched: list[str], buckets: bool) -> None:
+        """Delete what a glob (or ``maxdepth``) matched, deepest first, then the folder markers
+        of its directories, then (``buckets``: the path named one plainly) the emptied buckets."""
+        names = [m for m in matched if self._local or "/" in m]
+        for name in reversed(names):
+            self.rm_file(name)
+        self._rm_markers(names)
+        for bucket in sorted(set(matched) - set(names)) if buckets else ():
+            self.rmdir(bucket)
 
     def _rm_markers(self, names: list[str]) -> None:
         """Delete the folder markers (``name/``) of the directories among ``names``, which
-        ``rm_file`` leaves: one batch request; names without one are no error."""
-        if self._local or self.scheme == "mem" or not names:
+        ``rm_file`` leaves: one batch request per bucket; names without one are no error."""
+        if self._local or self.scheme == "mem":
             return
-        uri, parsed, store = self._resolve(names[0])
-        keys = [parse(self.uri(name)).key.rstrip("/") + "/" for name in names if "/" in name]
-        for i in range(0, len(keys), _BATCH):
-            for failure in store.delete_many(keys[i : i + _BATCH]):
-                if not isinstance(failure.error, NotFoundError):
-                    raise failure.error
+        keys: dict[str, list[str]] = {}
+        for name in names:
+            bucket, _, key = name.partition("/")
+            if key:
+                keys.setdefault(bucket, []).append(key.rstrip("/") + "/")
+        for bucket, markers in keys.items():
+            store = self._resolve(bucket)[2]
+            for i in range(0, len(markers), _BATCH):
+                for failure in store.delete_many(markers[i : i + _BATCH]):
+                    if not isinstance(failure.error, NotFoundError):
+                        raise failure.error
 
     def _rm_tree(self, name: str) -> None:
         if self._local:
-            shutil.rmtree(name)
+            if os.path.islink(name):
+                os.unlink(name)  # the link, never the tree it points to
+            else:
+                shutil.rmtree(name)
             return
         uri, parsed, store = self._resolve(name)
         prefix = parsed.key.rstrip("/") + "/" if parsed.key else ""
@@ -637,14 +762,17 @@ class S3dlioFileSystem(AbstractFileSystem):
         """The object's bytes, or ``[start, end)`` of them (negative values count from the end).
 
         A whole large object arrives as parallel ranges (above ``range_threshold``), as with
-        :func:`s3dlio.get`.
+        :func:`s3dlio.get`, at most ``max_concurrency`` at once (default: the client's
+        ``max_in_flight``); ``chunksize`` is taken and changes nothing.
         """
+        concurrency, _ = _tuning("cat_file", kwargs)
         _no_other_args("cat_file", path, kwargs)
         uri, parsed, store = self._resolve(path)
         if start is None and end is None:
             if store.in_process:
                 return bytes(memoryview(store.get(parsed.key)))
-            return bytes(memoryview(ranged.get(store, parsed.key, config=store.config, uri=uri)))
+            config = store.config if concurrency is None else store.config.replace(max_in_flight=concurrency)
+            return bytes(memoryview(ranged.get(store, parsed.key, config=config, uri=uri)))
         begin, stop = start or 0, end
         if begin < 0 or stop is None or stop < 0:
             size = store.head(parsed.key).size
@@ -727,7 +855,9 @@ class S3dlioFileSystem(AbstractFileSystem):
 
     def pipe_file(self, path: str, value: Buffer, mode: str = "overwrite", **kwargs: Any) -> None:
         """Write ``value`` as the object ``path`` (``mode="create"``: fail if it exists; inside
-        ``fs.transaction`` it appears when the transaction ends)."""
+        ``fs.transaction`` it appears when the transaction ends). s3fs's ``chunksize`` and
+        ``max_concurrency`` are taken and change nothing: the value goes up in one request."""
+        _tuning("pipe_file", kwargs)
         _no_other_args("pipe_file", path, kwargs)
         if self._intrans:
             if mode == "create" and self.exists(path):
@@ -743,7 +873,9 @@ class S3dlioFileSystem(AbstractFileSystem):
 
     def put_file(self, lpath: str, rpath: str, callback: Any = DEFAULT_CALLBACK, mode: str = "overwrite",
                  **kwargs: Any) -> None:  # fmt: skip
-        """Upload a local file, streamed in parts."""
+        """Upload a local file, streamed in parts (``chunksize``: bytes per part;
+        ``max_concurrency``: parts in flight)."""
+        concurrency, chunksize = _tuning("put_file", kwargs)
         _no_other_args("put_file", rpath, kwargs)
         if (root := _put_from.get()) is not None and localpath.leaves(root, lpath):
             warnings.warn(f"put {lpath}: skipped, a symbolic link takes it outside {root} (as s3dlio.upload "
@@ -755,22 +887,24 @@ class S3dlioFileSystem(AbstractFileSystem):
         if mode == "create" and self.exists(rpath):
             raise FileExistsError(errno.EEXIST, "object exists", self.uri(rpath))
         callback.set_size(os.path.getsize(lpath))
-        with open(lpath, "rb") as src, self.open(rpath, "wb") as dst:
-            _copy(src, dst, self._chunk(), callback)
+        with open(lpath, "rb") as src, self.open(rpath, "wb", block_size=chunksize, max_concurrency=concurrency) as dst:
+            _copy(src, dst, chunksize or self._chunk(), callback)
 
     def get_file(self, rpath: str, lpath: Any, callback: Any = DEFAULT_CALLBACK, outfile: Any = None,
                  **kwargs: Any) -> None:  # fmt: skip
-        """Download an object to a local file (or ``outfile``), streamed in blocks."""
+        """Download an object to a local file (or ``outfile``), streamed in blocks
+        (``max_concurrency``: blocks fetched ahead at once)."""
+        concurrency, _ = _tuning("get_file", kwargs)
         _no_other_args("get_file", rpath, kwargs)
         if outfile is None:  # a key with '..', '.' or empty parts would not land where fsspec means
-            uri = self.uri(rpath)
-            localpath.check_key("get", uri, parse(uri).key)
+            uri, parsed, store = self._resolve(rpath)
+            localpath.check_key("get", uri, parsed.key)
             if (root := _get_into.get()) is not None:
                 localpath.check_inside("get", uri, root, os.fspath(lpath))
-            if self.isdir(rpath):
+            if self._is_dir(parsed, store) if _get_tree.get() else self.isdir(rpath):
                 os.makedirs(lpath, exist_ok=True)
                 return
-        with self._reader(rpath) as src:
+        with self._reader(rpath, read_ahead=concurrency) as src:
             callback.set_size(src.size)
             if outfile is not None:
                 for block in _blocks(src, self._chunk(), callback):
@@ -793,31 +927,50 @@ class S3dlioFileSystem(AbstractFileSystem):
     def get(self, rpath: Any, lpath: Any, recursive: bool = False, callback: Any = DEFAULT_CALLBACK,
             maxdepth: int | None = None, **kwargs: Any) -> None:  # fmt: skip
         """fsspec's ``get``; below a destination directory, a path through a symbolic link that
-        leaves it is refused, as :func:`s3dlio.download` refuses it."""
+        leaves it is refused, as :func:`s3dlio.download` refuses it. A key that is also a
+        prefix (``d/k`` beside ``d/k/x``) is a directory to a recursive get: its children are
+        fetched, the object is skipped (s3fs does the same; a file cannot hold them)."""
         into = None if isinstance(lpath, list | tuple) else os.path.abspath(stringify_path(lpath))
-        token = _get_into.set(into)
+        token, tree = _get_into.set(into), _get_tree.set(recursive and maxdepth is None)
         try:
             super().get(rpath, lpath, recursive=recursive, callback=callback, maxdepth=maxdepth, **kwargs)
         finally:
             _get_into.reset(token)
+            _get_tree.reset(tree)
 
     def mv(self, path1: Any, path2: Any, recursive: bool = False, maxdepth: int | None = None,
            **kwargs: Any) -> None:  # fmt: skip
-        """Move: a rename on ``file://``/``direct://`` (as ``shutil.move``), else copy then delete."""
+        """Move: a rename on ``file://``/``direct://`` (as ``shutil.move``), else copy then delete.
+
+        Paths are compared as names (``s3://b/k`` is ``b/k``): a path moved onto itself stays
+        as it is (fsspec's rule), a directory moved into itself raises OSError before anything
+        is copied; the copies are published before the sources are deleted (see ``cp_file``)."""
+        if isinstance(path1, str) and isinstance(path2, str):
+            path1, path2 = self._strip_protocol(path1), self._strip_protocol(path2)
+            if recursive and path2.startswith(path1.rstrip("/") + "/") and path1 != path2:
+                raise OSError(errno.EINVAL, f"cannot move {self.uri(path1)} into itself", self.uri(path2))
         one = isinstance(path1, str) and isinstance(path2, str) and not has_magic(path1)
         if self._local and one and maxdepth is None:
-            shutil.move(self._strip_protocol(path1), self._strip_protocol(path2))
+            shutil.move(path1, path2)
             return
         super().mv(path1, path2, recursive=recursive, maxdepth=maxdepth, **kwargs)
 
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
-        """Copy one object, streamed (never whole in memory)."""
+        """Copy one object, streamed (never whole in memory). The copy is published when it
+        ends, inside ``fs.transaction`` too, as s3fs's server-side copy is: ``mv`` deletes a
+        source only once its copy exists. A copy onto itself raises OSError, as in s3fs."""
         _no_other_args("cp_file", path1, kwargs)
-        if self.isdir(path1):
-            self.makedirs(path2, exist_ok=True)
+        src, dst = self._strip_protocol(path1), self._strip_protocol(path2)
+        if src == dst:
+            raise OSError(errno.EINVAL, "copy onto itself; nothing was copied or deleted", self.uri(src))
+        if self._pending(src) or self._pending(dst):
+            raise ValueError(f"cp_file {self.uri(src)} -> {self.uri(dst)}: written earlier in this transaction, "
+                             "which has not published it yet; copy it after the transaction")  # fmt: skip
+        if self.isdir(src):
+            self.makedirs(dst, exist_ok=True)
             return
-        with self._reader(path1) as src, self.open(path2, "wb") as dst:
-            _copy(src, dst, self._chunk(), DEFAULT_CALLBACK)
+        with self._reader(src) as reader, self._writer(dst) as writer:
+            _copy(reader, writer, self._chunk(), DEFAULT_CALLBACK)
 
     # -- files -------------------------------------------------------------------------------
     def open(self, path: Any, mode: str = "rb", block_size: int | None = None, cache_options: Any = None,
@@ -837,11 +990,14 @@ class S3dlioFileSystem(AbstractFileSystem):
     def _open(self, path: str, mode: str = "rb", block_size: int | None = None, autocommit: bool = True,
               cache_options: Any = None, **kwargs: Any) -> Any:  # fmt: skip
         """``autocommit=False`` (what ``fs.transaction`` asks for): the object appears at the
-        file's ``commit()``, not at ``close``."""
+        file's ``commit()``, not at ``close``. ``max_concurrency``: blocks read ahead, or parts
+        in flight; ``chunksize``: s3fs's name for ``block_size``."""
+        concurrency, chunksize = _tuning("open", kwargs)
         _no_other_args("open", path, kwargs)
+        block_size = block_size or chunksize
         file: Any
         if mode == "rb":
-            file = self._reader(path, block_size)
+            file = self._reader(path, block_size, concurrency)
         elif mode in ("wb", "xb", "ab"):
             if mode != "wb" and not autocommit and self._pending(path):
                 raise ValueError(
@@ -850,7 +1006,7 @@ class S3dlioFileSystem(AbstractFileSystem):
                 )
             if mode == "xb" and self.exists(path):
                 raise FileExistsError(errno.EEXIST, "object exists", self.uri(path))
-            file = self._appender(path, block_size) if mode == "ab" else self._writer(path, block_size)
+            file = (self._appender if mode == "ab" else self._writer)(path, block_size, concurrency)
             if not autocommit:
                 file = _DeferredFile(file)
         else:
@@ -869,10 +1025,10 @@ class S3dlioFileSystem(AbstractFileSystem):
         files = self._transaction.files if self._transaction is not None else ()
         return any(getattr(f, "path", None) == name for f in files)
 
-    def _appender(self, path: str, part_size: int | None) -> _FileWriter:
+    def _appender(self, path: str, part_size: int | None, max_in_flight: int | None) -> _FileWriter:
         """A writer that starts with the object's current bytes, as s3fs's ``"ab"``: the old
         object is streamed into a new upload, which replaces it on ``close``."""
-        writer = self._writer(path, part_size)
+        writer = self._writer(path, part_size, max_in_flight)
         try:
             with self._reader(path) as src:
                 _copy(src, writer, self._chunk(), DEFAULT_CALLBACK)
@@ -883,21 +1039,24 @@ class S3dlioFileSystem(AbstractFileSystem):
             raise
         return writer
 
-    def _reader(self, path: str, block_size: int | None = None) -> _SeekingReader:
+    def _reader(self, path: str, block_size: int | None = None, read_ahead: int | None = None,
+                size: int | None = None) -> _SeekingReader:  # fmt: skip
+        """A reader of ``path`` (``size`` given: no HEAD, its ETag is the first block's)."""
         uri, parsed, store = self._resolve(path)
         if parsed.is_prefix:
             raise IsADirectoryError(errno.EISDIR, "is a directory", uri)
         block = block_size or self.default_block_size
-        return _SeekingReader(uri, store, parsed.key, config=store.config, block_size=block)
+        ahead = {} if read_ahead is None else {"read_ahead": read_ahead}
+        return _SeekingReader(uri, store, parsed.key, config=store.config, block_size=block, size=size, **ahead)
 
-    def _writer(self, path: str, part_size: int | None = None) -> _FileWriter:
+    def _writer(self, path: str, part_size: int | None = None, max_in_flight: int | None = None) -> _FileWriter:
         """What :func:`s3dlio.open_writer` returns, on this filesystem's store."""
         uri, parsed, store = self._resolve(path)
         if parsed.is_prefix:
             raise IsADirectoryError(errno.EISDIR, "is a directory", uri)
         config = store.config
         upload = store.open_upload(parsed.key, part_size=part_size or config.part_size)
-        return _FileWriter(uri, store, parsed.key, upload, max_in_flight=min(8, config.max_in_flight),
+        return _FileWriter(uri, store, parsed.key, upload, max_in_flight=max_in_flight or min(8, config.max_in_flight),
                            attempts=config.max_attempts, verify=verify_enabled(None))  # fmt: skip
 
     def _chunk(self) -> int:
@@ -919,6 +1078,12 @@ class _FileAttributes:
     fs: S3dlioFileSystem
     path: str
     mode: str
+    #: False for a file of ``fs.transaction``: it is published at ``commit()``.
+    autocommit = True
+
+    def flush(self, force: bool = False) -> None:
+        """No-op (``force``, fsspec's "last flush", too): parts go up as they fill, and the
+        object is published at ``close`` (or ``commit``)."""
 
     @property
     def loc(self) -> int:
@@ -940,11 +1105,23 @@ class _FileWriter(_FileAttributes, ObjectWriter):
     """:class:`ObjectWriter` with fsspec's file attributes."""
 
 
+def _reopen(fs: S3dlioFileSystem, path: str, block: int, size: int, etag: str | None, pos: int) -> _SeekingReader:
+    """An unpickled ``rb`` file: ``path`` again at ``pos``, expecting the version pickled (no
+    request here; a read of a replaced object raises, as within one reader)."""
+    file = fs._reader(path, block, size=size)
+    file._version = ranged.Version(file.name, etag)
+    file.fs, file.path, file.mode = fs, path, "rb"
+    file.seek(pos)
+    return file
+
+
 class _DeferredFile(_FileAttributes, io.BufferedIOBase):
     """A file opened inside ``fs.transaction`` (``autocommit=False``): its parts go up as it is
     written and ``close`` sends the rest, but the object appears only at :meth:`commit`, which
     fsspec calls when the transaction ends; :meth:`discard` (an error in the transaction, or
     in this file's ``with`` block) aborts it, leaving any old object as it was."""
+
+    autocommit = False
 
     def __init__(self, writer: _FileWriter) -> None:
         super().__init__()
@@ -982,14 +1159,19 @@ class _DeferredFile(_FileAttributes, io.BufferedIOBase):
 
     def commit(self) -> None:
         """Complete the object (fsspec calls this as the transaction ends)."""
-        if not self._discarded:
-            self._closed = True
-            self._writer.close()
+        if self._discarded:
+            raise ValueError(f"commit {self._writer.name}: the file was discarded; nothing can be published")
+        self._closed = True
+        self._writer.close()
 
     def discard(self) -> None:
-        """Abort the upload: the object is not created, an old one keeps its bytes."""
+        """Abort the upload: the object is not created, an old one keeps its bytes; the
+        transaction then leaves this file out."""
         self._discarded = self._closed = True
         self._writer.abort()
+        transaction = getattr(getattr(self, "fs", None), "_transaction", None)
+        if transaction is not None and self in transaction.files:
+            transaction.files.remove(self)
 
 
 class _CompressedWriter(io.BufferedIOBase):
@@ -1051,6 +1233,11 @@ class _SeekingReader(_FileAttributes, ObjectReader):
     """
 
     _fsspec_cache: Any = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles as s3fs's files do (dask and xarray ship open files to workers): the copy
+        opens the path again at the same position, and reads the same version or raises."""
+        return _reopen, (self.fs, self.path, self._block, self._size, self._version.etag, self._pos)
 
     @property
     def closed(self) -> bool:
@@ -1121,6 +1308,12 @@ class _SeekingReader(_FileAttributes, ObjectReader):
         """True when blocks fetched (or being fetched) hold all of ``[start, end)``."""
         first, last = start // self._block, (end - 1) // self._block
         return all(i in self._blocks for i in range(first, last + 1))
+
+
+def _fixed_part(path: str) -> str:
+    """The directory before the first glob character of ``path`` (``/a/b`` of ``/a/b/*/c``)."""
+    magic = next((i for i, c in enumerate(path) if c in "*?["), None)
+    return path if magic is None else path[:magic].rpartition("/")[0]
 
 
 def _blocks(src: Any, chunk: int, callback: Any) -> Iterator[bytes]:

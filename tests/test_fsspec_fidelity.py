@@ -3,6 +3,9 @@ honoured or refused (never dropped), transactions, buckets, adlfs's URL forms, f
 
 from __future__ import annotations
 
+import asyncio
+import pickle
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -356,3 +359,207 @@ def test_pipe_file_create_writes_only_where_nothing_is(place: tuple[Any, str]) -
     with pytest.raises(FileExistsError):
         fs.pipe_file(f"{root}/once", b"second", mode="create")
     assert fs.cat_file(f"{root}/once") == b"first"
+
+
+def test_mv_in_a_failed_transaction_keeps_every_byte(place: tuple[Any, str]) -> None:
+    """Copies are published at once (s3fs's are server-side): a move in a transaction that
+    fails never leaves its source deleted and its copy unpublished."""
+    fs, root = place
+    fs.pipe_file(f"{root}/precious", b"only copy")
+    with pytest.raises(RuntimeError, match="later"), fs.transaction:
+        fs.copy(f"{root}/precious", f"{root}/copied")
+        assert fs.cat_file(f"{root}/copied") == b"only copy"  # already there
+        fs.mv(f"{root}/precious", f"{root}/renamed")
+        raise RuntimeError("a later step fails")
+    assert fs.cat_file(f"{root}/renamed") == b"only copy" and not fs.exists(f"{root}/precious")
+    with fs.transaction:
+        fs.pipe_file(f"{root}/pending", b"new")
+        with pytest.raises(ValueError, match="this transaction"):
+            fs.cp_file(f"{root}/pending", f"{root}/elsewhere")  # it would copy what is not there yet
+
+
+def test_a_copy_onto_itself_raises_before_anything_is_deleted(place: tuple[Any, str]) -> None:
+    fs, root = place
+    fs.pipe_file(f"{root}/d/f", b"data")
+    spelled = f"{fs.protocol[0]}://{root}/d/f"  # the same object, written another way
+    for call in (lambda: fs.cp_file(spelled, f"{root}/d/f"), lambda: fs.copy(f"{root}/d/f", spelled)):
+        with pytest.raises(OSError, match="onto itself"):
+            call()
+    fs.mv(spelled, f"{root}/d/f")  # fsspec's rule for a path moved onto itself: nothing happens
+    with pytest.raises(OSError, match="into itself"):
+        fs.mv(f"{root}/d", f"{root}/d/sub", recursive=True)  # copy, then rm -r would take the copy too
+    assert fs.find(root) == [f"{root}/d/f"] and fs.cat_file(f"{root}/d/f") == b"data"
+
+
+def test_globs_and_listings_never_traverse_every_bucket(place: tuple[Any, str]) -> None:
+    """As s3fs: a glob or listing whose bucket part is empty or a pattern raises ValueError, and
+    ``rm`` deletes nothing (it used to empty and delete every bucket)."""
+    fs, root = place
+    if fs._local:
+        return
+    fs.pipe_file(f"{root}/d/f", b"1")
+    calls = [lambda: fs.rm("**"), lambda: fs.rm("*", recursive=True), lambda: fs.rm(f"{root[:-1]}?/d", recursive=True),
+             lambda: fs.find(""), lambda: fs.glob("*/d"), lambda: fs.expand_path("/*", recursive=True),
+             lambda: list(fs.walk("")), lambda: fs.du("")]  # fmt: skip
+    for call in calls:
+        with pytest.raises(ValueError, match="cannot traverse all"):
+            call()
+    assert fs.find(root) == [f"{root}/d/f"] and fs.glob(f"{root}/*") == [f"{root}/d"]
+
+
+def test_rm_takes_folder_markers_bucket_by_bucket_and_before_the_bucket(moto_server: Any) -> None:
+    fs = sfs.filesystem("s3")
+    one, two = f"mk-{uuid.uuid4().hex[:10]}", f"mk-{uuid.uuid4().hex[:10]}"
+    for bucket in (one, two):
+        fs.makedirs(f"{bucket}/d", exist_ok=True)  # a folder marker d/
+        fs.pipe_file(f"{bucket}/d/f", b"x")
+    fs.makedirs(f"{one}/keep", exist_ok=True)
+    fs.rm([f"{two}/d", f"{one}/d"], recursive=True, maxdepth=5)
+    assert (fs.find(one, withdirs=True), fs.find(two, withdirs=True)) == ([f"{one}/keep"], [])
+    fs.rm(one, recursive=True, maxdepth=5)  # its markers go before the bucket
+    fs.rm(two, recursive=True)
+    assert one not in fs.ls("") and two not in fs.ls("")
+
+
+def test_get_recursive_fetches_the_children_of_a_key_that_is_also_a_prefix(place: tuple[Any, str], tmp_path: Path) -> None:
+    """s3fs's test_get_directories: ``dir/dirkey`` is an object and a prefix; the children come."""
+    fs, root = place
+    if fs._local:
+        return
+    for name in ("dir/dirkey/key0", "dir/dirkey/key1", "dir/dirkey", "dir/dir/key"):
+        fs.touch(f"{root}/{name}")
+    fs.get(f"{root}/dir/", str(tmp_path / "out"), recursive=True)
+    got = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert got == ["dir/key", "dirkey/key0", "dirkey/key1"]
+    fs.get(f"{root}/dir/dirkey", str(tmp_path / "one"))  # named alone, it is the object
+    assert (tmp_path / "one").is_file()
+
+
+def test_an_open_file_pickles_at_its_position(place: tuple[Any, str]) -> None:
+    fs, root = place
+    fs.pipe_file(f"{root}/p", b"0123456789")
+    with fs.open(f"{root}/p", "rb") as f:
+        f.seek(3)
+        copy = pickle.loads(pickle.dumps(f))
+        assert (copy.tell(), copy.read(3), copy.path, copy.mode) == (3, b"345", f"{root}/p", "rb")
+        fs.pipe_file(f"{root}/p", b"replaced, and longer")
+        later = pickle.loads(pickle.dumps(f))
+    with pytest.raises(OSError, match="replaced"):
+        later.read()
+
+
+def test_asynchronous_gives_fsspecs_async_api(place: tuple[Any, str]) -> None:
+    """zarr 3 opens every store with ``asynchronous=True``: honoured, never dropped."""
+    fs, root = place
+    fs.pipe_file(f"{root}/a", b"hello")
+    afs = type(fs)(asynchronous=True)  # what fsspec.filesystem(scheme, asynchronous=True) builds
+    assert afs.async_impl and afs.asynchronous
+    assert asyncio.run(afs._cat_file(f"{root}/a")) == b"hello"
+    loop = asyncio.new_event_loop()
+    with pytest.raises(ConfigError, match="asynchronous=True"):
+        type(fs)(loop=loop)
+    loop.close()
+
+
+def test_local_listings_show_empty_and_linked_directories(tmp_path: Path) -> None:
+    """As fsspec's LocalFileSystem lists them; a glob ``rm -r`` takes a link, not what it points to."""
+    fs = sfs.filesystem("file")
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (outside / "sub").mkdir(parents=True)
+    (outside / "sub" / "kept.txt").write_bytes(b"k")
+    fs.mkdir(f"{root}/empty")
+    fs.pipe_file(f"{root}/f.txt", b"x")
+    (root / "link").symlink_to(outside)
+    names = [f"{root}/empty", f"{root}/f.txt", f"{root}/link"]
+    assert fs.ls(str(root)) == names and fs.glob(f"{root}/*") == names
+    assert [(d, sorted(ds), fs_) for d, ds, fs_ in fs.walk(str(root), maxdepth=1)] == [
+        (str(root), ["empty", "link"], ["f.txt"])]  # fmt: skip
+    assert f"{root}/empty" in fs.find(str(root), withdirs=True)
+    assert fs.ls(str(root), detail=True)[2]["islink"] is True
+    fs.rm(f"{root}/*", recursive=True)
+    assert fs.ls(str(root)) == [] and (outside / "sub" / "kept.txt").read_bytes() == b"k"
+
+
+def test_rm_of_a_list_checks_every_path_before_deleting(place: tuple[Any, str]) -> None:
+    fs, root = place
+    fs.pipe({f"{root}/a/b/c.txt": b"1", f"{root}/a/d.txt": b"2", f"{root}/top.txt": b"3"})
+    if fs._local:  # fsspec's local filesystem refuses a directory; nothing else went first
+        with pytest.raises(IsADirectoryError):
+            fs.rm(fs.glob(f"{root}/*"))
+        assert fs.exists(f"{root}/top.txt")
+        return
+    fs.rm(fs.glob(f"{root}/*"))  # s3fs: the directory is skipped, the file deleted
+    assert fs.find(root) == [f"{root}/a/b/c.txt", f"{root}/a/d.txt"]
+    if fs.protocol[0] != "mem":  # mem:// buckets come by themselves
+        with pytest.raises(FileNotFoundError):
+            fs.rm([f"{root}/a/d.txt", f"nobucket{uuid.uuid4().hex[:8]}/f"])
+        with pytest.raises(FileNotFoundError):
+            fs.rm(f"nobucket{uuid.uuid4().hex[:8]}")
+        assert fs.exists(f"{root}/a/d.txt")
+
+
+def test_directories_made_and_removed_as_in_s3fs(place: tuple[Any, str]) -> None:
+    fs, root = place
+    fs.pipe_file(f"{root}/data/part-0", b"1")
+    if fs._local:
+        with pytest.raises(FileExistsError):
+            fs.makedirs(f"{root}/data")
+    else:
+        fs.makedirs(f"{root}/data")  # s3fs: exist_ok matters for buckets only
+    if fs.protocol[0] != "mem":  # its directories exist only by their objects
+        with pytest.raises(FileNotFoundError):
+            fs.rmdir(f"{root}/missing")
+    with pytest.raises(OSError):
+        fs.rmdir(f"{root}/data")
+    if not fs._local:
+        with pytest.raises(ValueError, match="truncate=True"):
+            fs.touch(f"{root}/data/part-0", truncate=False)
+    assert fs.cat_file(f"{root}/data/part-0") == b"1"
+
+
+def test_s3fs_tuning_arguments_are_taken(place: tuple[Any, str], tmp_path: Path) -> None:
+    fs, root = place
+    fs.pipe(f"{root}/p", b"x" * 100, chunksize=5 * 2**20)
+    fs.get_file(f"{root}/p", str(tmp_path / "p"), max_concurrency=4)
+    fs.put_file(str(tmp_path / "p"), f"{root}/q", chunksize=5 * 2**20, max_concurrency=2)
+    assert fs.cat_file(f"{root}/q", max_concurrency=4) == b"x" * 100
+    assert fs.checksum(f"{root}/q", refresh=True) == fs.checksum(f"{root}/q")
+    with fs.open(f"{root}/p", "rb", max_concurrency=1) as f:
+        assert f.read() == b"x" * 100
+    with pytest.raises(TypeError, match="unexpected argument.s. max_concurency: s3dlio's cat_file takes no such"):
+        fs.cat_file(f"{root}/p", max_concurency=4)
+    with pytest.raises(ValueError, match="chunksize"):
+        fs.put_file(str(tmp_path / "p"), f"{root}/q", chunksize=0)
+
+
+def test_directory_entries_carry_s3fs_names(s3_bucket: str) -> None:
+    fs = sfs.filesystem("s3")
+    bucket = s3_bucket[len("s3://") :].rstrip("/")
+    fs.pipe_file(f"{bucket}/dir/f", b"1")
+    (entry,) = fs.ls(bucket, detail=True)
+    assert (entry["Key"], entry["Size"], entry["StorageClass"]) == (f"{bucket}/dir", 0, "DIRECTORY")
+    assert fs.info(bucket)["StorageClass"] == "DIRECTORY" and sum(e["Size"] for e in fs.ls(f"{bucket}/dir", detail=True)) == 1
+
+
+def test_files_take_fsspecs_flush_autocommit_and_discard(place: tuple[Any, str]) -> None:
+    fs, root = place
+    with fs.open(f"{root}/a", "wb") as f:
+        f.write(b"1")
+        f.flush(force=True)
+        assert f.autocommit
+    assert fs.open(f"{root}/a", "rb").autocommit
+    f = fs.open(f"{root}/b", "wb", autocommit=False)
+    assert not f.autocommit
+    f.write(b"x")
+    f.flush(force=True)
+    f.close()
+    f.discard()
+    with pytest.raises(ValueError, match="discarded"):
+        f.commit()
+    assert not fs.exists(f"{root}/b")
+    with fs.transaction:  # a file discarded by its own with block is left out of the commit
+        with pytest.raises(RuntimeError), fs.open(f"{root}/c", "wb") as g:
+            g.write(b"half")
+            raise RuntimeError("midway")
+        fs.pipe_file(f"{root}/d", b"whole")
+    assert not fs.exists(f"{root}/c") and fs.cat_file(f"{root}/d") == b"whole"
