@@ -13,7 +13,6 @@ over ranks exactly once per epoch. Each new iteration of the dataset (``for``, `
 from __future__ import annotations
 
 import fnmatch
-import gzip
 import itertools
 import logging
 import os
@@ -30,7 +29,7 @@ from s3dlio.client import Client, settings_of
 from s3dlio.config import Config, default_config
 from s3dlio.errors import ConfigError, NotFoundError, S3dlioError
 from s3dlio.formats import FormatError
-from s3dlio.formats.tfrecord import iter_tfrecords
+from s3dlio.formats.tfrecord import TruncatedRecordError, iter_tfrecords
 from s3dlio.loader import (
     EpochPlan,
     Fetcher,
@@ -225,13 +224,29 @@ def dataset(
 
 
 # -- TFRecordDataset(): shards fetched whole, records split (CRC checked), interleaved -----------------
-def _decompress(data: Any, compression: str, uri: str) -> Any:
-    if compression == "" or memoryview(data).nbytes == 0:  # an empty file has no records, as in tf.data
-        return data
+def _decompress(data: Any, compression: str, uri: str) -> tuple[Any, bool, FormatError | None]:
+    """``(bytes, cut, failure)``, decoded as tf.data streams it: a GZIP stream that ends early
+    (``cut``) yields what it decoded, its last record possibly partial; bytes that do not
+    decode (garbage after the data: another gzip member that is none) fail after those before."""
+    view = memoryview(data).cast("B")
+    if compression == "" or view.nbytes == 0:  # an empty file has no records, as in tf.data
+        return data, False, None
+    out: list[bytes] = []
     try:
-        return gzip.decompress(data) if compression == "GZIP" else zlib.decompress(data)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise FormatError(f"{uri}: not {compression}-compressed ({exc}); check compression_type") from exc
+        while view.nbytes:
+            stream = zlib.decompressobj(31 if compression == "GZIP" else 15)
+            out.append(stream.decompress(view))
+            if not stream.eof:  # tf.data: a cut GZIP stream ends quietly, a cut ZLIB one is DataLoss
+                if compression == "GZIP":
+                    return b"".join(out), True, None
+                return b"".join(out), False, FormatError(f"{uri}: the ZLIB stream ends early (truncated)")
+            if compression != "GZIP" or not stream.unused_data:  # ZLIB: one stream, the rest ignored
+                break
+            view = memoryview(stream.unused_data)  # concatenated gzip members, as gzip reads them
+    except zlib.error as exc:
+        failure = FormatError(f"{uri}: not {compression}-compressed ({exc}); check compression_type")
+        return b"".join(out), False, failure
+    return b"".join(out), False, None
 
 
 def _compression(compression_type: str | None) -> str:
@@ -252,9 +267,16 @@ class _ShardReader:
         object, or bytes that are no TFRecord file, after the records before it, as tf.data's."""
         found: list[memoryview] = []
         try:
-            data = _decompress(self.fetcher(uri), self.compression if compression is None else compression, uri)
-            for record in iter_tfrecords(data, self.verify):
-                found.append(record)
+            kind = self.compression if compression is None else compression
+            data, cut, failure = _decompress(self.fetcher(uri), kind, uri)
+            try:
+                for record in iter_tfrecords(data, self.verify):
+                    found.append(record)
+            except TruncatedRecordError as exc:
+                if not (cut or exc.header):  # tf.data ends quietly at a cut stream or header
+                    raise
+            if failure is not None:
+                raise failure
         except (NotFoundError, FormatError) as exc:
             return found, _named(exc, uri)
         except S3dlioError as exc:
@@ -456,8 +478,9 @@ def TFRecordDataset(  # noqa: N802 - named as tf.data.TFRecordDataset, which it 
 ) -> tf.data.Dataset:
     """``tf.data.TFRecordDataset`` over TFRecord shards on object storage: same records, same order.
 
-    ``filenames``: a prefix URI (listed; ``pattern=`` filters, e.g. ``r".*\\.tfrecord"``),
-    a list of URIs, a key file, a scalar or 1-D ``tf.string`` tensor, or a dataset of names.
+    ``filenames``: one file name (``str``, ``bytes``, a local ``pathlib.Path``), a list of
+    them, a scalar or 1-D ``tf.string`` tensor, or a dataset of names, as tf.data takes them;
+    or a prefix URI to list, ending with ``/`` or given with ``pattern=`` (e.g. ``r".*\\.tfrecord"``).
     A symbolic tensor (the ``f`` of ``files.interleave(lambda f: TFRecordDataset(f))`` or of a
     ``tf.function``) and a dataset of names are read as the pipeline runs, one
     ``tf.numpy_function`` call per shard; ``compression_type`` may then be a tensor too, and
@@ -476,6 +499,12 @@ def TFRecordDataset(  # noqa: N802 - named as tf.data.TFRecordDataset, which it 
     if isinstance(compression_type, tf.Tensor) and not tf.is_symbolic_tensor(compression_type):
         compression_type = compression_type.numpy().decode()
     filenames = _eager_names(filenames)
+    if isinstance(filenames, os.PathLike):  # a local file, as tf.data takes it (not a key file)
+        filenames = [os.fspath(filenames)]
+    elif isinstance(filenames, str) and pattern is None and not filenames.endswith("/"):
+        filenames = [filenames]  # one file, as tf.data takes it; a prefix to list ends with "/"
+    if isinstance(filenames, list | tuple) and not filenames:  # no files, no records (tf.data)
+        return tf.data.Dataset.from_tensor_slices(tf.constant([], tf.string))
     if _is_names_tensor(filenames) or isinstance(compression_type, tf.Tensor):
         _only_up_front(shuffle=shuffle, rank=rank, world_size=world_size, input_context=input_context,
                        uneven=uneven, pattern=pattern if _is_names_tensor(filenames) else None)  # fmt: skip
@@ -487,7 +516,8 @@ def TFRecordDataset(  # noqa: N802 - named as tf.data.TFRecordDataset, which it 
     compression = _compression(compression_type)
     if chunk < 1:
         raise ConfigError(f"chunk={chunk}: must be at least 1")
-    rank, world_size = resolve_rank_world(*_rank_world(rank, world_size, input_context))
+    given = _rank_world(rank, world_size, input_context)  # only given ones: never RANK/WORLD_SIZE,
+    rank, world_size = (0, 1) if given == (None, None) else resolve_rank_world(*given)  # as tf.data
     keys = _source(filenames, pattern, key_cache, refresh, config).keys()
     # uneven=None: the whole epoch's permutation, then every world_size-th file (tf.data's FILE sharding)
     plan = EpochPlan(

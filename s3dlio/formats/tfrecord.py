@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ..datagen import DataGenerator
 
 __all__ = [
+    "TruncatedRecordError",
     "format_index",
     "iter_tfrecords",
     "make_tfrecord",
@@ -63,21 +64,29 @@ def _crc_at(view: memoryview, pos: int) -> int:
     return int.from_bytes(view[pos : pos + 4], "little")
 
 
+class TruncatedRecordError(FormatError):
+    """The file ends inside a record: in its 12-byte header (``header``) or in its data."""
+
+    def __init__(self, message: str, *, header: bool = False) -> None:
+        super().__init__(message)
+        self.header = header
+
+
 def _scan(view: memoryview, verify: bool) -> Iterator[tuple[int, int]]:
     """(record offset, data length) of every record; checks framing, and both CRCs if ``verify``."""
     pos, total = 0, len(view)
     while pos < total:
         if total - pos < 12:
-            raise FormatError(
-                f"TFRecord truncated at offset {pos}: {total - pos} bytes left, a header needs 12"
+            raise TruncatedRecordError(
+                f"TFRecord truncated at offset {pos}: {total - pos} bytes left, a header needs 12", header=True
             )
         length = int.from_bytes(view[pos : pos + 8], "little")
         if verify and masked_crc32c(view[pos : pos + 8]) != _crc_at(view, pos + 8):
             raise FormatError(f"TFRecord length CRC mismatch at offset {pos}: corrupt, or not a TFRecord")
         end = pos + 12 + length + 4
         if end > total:
-            raise FormatError(
-                f"TFRecord truncated at offset {pos}: record of {length} bytes, file of {total}"
+            raise TruncatedRecordError(
+                f"TFRecord truncated at offset {pos}: record of {length} bytes, file of {total}", header=False
             )
         if verify and masked_crc32c(view[pos + 12 : end - 4]) != _crc_at(view, end - 4):
             raise FormatError(

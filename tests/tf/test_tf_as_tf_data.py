@@ -40,6 +40,11 @@ FILES = {
     "corrupt": bytes(CORRUPT),
     "truncated": PLAIN[:-3],
     "junk": b"this is not a TFRecord file at all",
+    "gzip-cut": gzip.compress(PLAIN)[: len(gzip.compress(PLAIN)) // 2],  # tf.data: what it decoded, no error
+    "zlib-cut": zlib.compress(PLAIN)[: len(zlib.compress(PLAIN)) // 2],
+    "gzip-no-trailer": gzip.compress(PLAIN)[:-4],
+    "gzip-then-junk": gzip.compress(PLAIN) + b"garbage after the stream",
+    "header-cut": PLAIN + PLAIN[:7],  # less than a header at the end: tf.data ends quietly
 }
 Outcome = tuple[list[bytes], type[Exception] | None]
 
@@ -98,7 +103,8 @@ def test_a_missing_file_raises_not_found(where: Any, pipeline: Any) -> None:
 CASES = [
     ("plain", "ZLIB"), ("plain", "GZIP"), ("gzip", "ZLIB"), ("zlib", "GZIP"), ("gzip", ""), ("zlib", ""),
     ("junk", ""), ("junk", "GZIP"), ("corrupt", ""), ("truncated", ""), ("empty", ""), ("empty", "ZLIB"),
-    ("empty", "GZIP"), ("gzip", "GZIP"), ("zlib", "ZLIB"),
+    ("empty", "GZIP"), ("gzip", "GZIP"), ("zlib", "ZLIB"), ("gzip-cut", "GZIP"), ("zlib-cut", "ZLIB"),
+    ("gzip-no-trailer", "GZIP"), ("gzip-then-junk", "GZIP"), ("header-cut", ""),
 ]  # fmt: skip
 
 
@@ -147,6 +153,30 @@ def test_file_names_as_bytes(where: Any) -> None:
     assert outcome(
         s3dlio_tf.TFRecordDataset([uri(n).encode() for n in names], num_parallel_reads=2)
     ) == outcome(tf.data.TFRecordDataset([path(n).encode() for n in names], num_parallel_reads=2))
+
+
+def test_one_name_is_one_file_as_in_tf_data(
+    s3_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name is that file, never a prefix or a pattern of its siblings (a "." is no wildcard);
+    a local Path is a file; no files, no records; and RANK/WORLD_SIZE set by a launcher do not
+    split the files (tf.data knows nothing of them: only rank=/world_size= shard)."""
+    siblings = {"t.tfrecord": PLAIN, "t.tfrecord.bak": OTHER, "tXtfrecord": OTHER, "t.tfrecord-dir/x": OTHER}
+    s3dlio.put_many([(f"{s3_bucket}one/{name}", data) for name, data in siblings.items()])
+    (tmp_path / "t.tfrecord").write_bytes(PLAIN)
+    expected = outcome(tf.data.TFRecordDataset(str(tmp_path / "t.tfrecord")))
+    assert expected == ([b"rec-%d" % i for i in range(6)], None)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert outcome(s3dlio_tf.TFRecordDataset(f"{s3_bucket}one/t.tfrecord")) == expected
+    assert outcome(s3dlio_tf.TFRecordDataset(tmp_path / "t.tfrecord")) == expected
+    assert outcome(s3dlio_tf.TFRecordDataset([f"{s3_bucket}one/t.tfrecord"])) == expected
+    assert outcome(s3dlio_tf.TFRecordDataset([])) == outcome(tf.data.TFRecordDataset([])) == ([], None)
+    assert outcome(s3dlio_tf.TFRecordDataset(f"{s3_bucket}one/missing")) == (
+        [], tf.errors.NotFoundError
+    )  # at iteration, as a tf.errors type
+    listed = outcome(s3dlio_tf.TFRecordDataset(f"{s3_bucket}one/", pattern=r"t\.tfrecord"))
+    assert listed == expected  # a prefix and pattern= still list
 
 
 # -- list_files ------------------------------------------------------------------------------------
