@@ -315,18 +315,16 @@ def _file_size_limit(nbytes: int) -> Callable[[], None]:
 
 
 @pytest.mark.parametrize("to_dir", [False, True], ids=["get-o-file", "download"])
-def test_a_file_that_cannot_be_written_is_named(s3_bucket: str, tmp_path: Path, to_dir: bool) -> None:
+def test_a_file_that_cannot_be_written_is_named(s3_bucket: str, tmp_path: Path, to_dir: bool, exe: str) -> None:
     """A filesystem failure (a full disk, a file size limit) names the command and the path,
     not a bare ``OSError: [Errno 28]``; no temporary file stays."""
     import os
     import subprocess
 
-    from conftest import s3dlio_exe
-
     s3dlio.put(s3_bucket + "big.bin", os.urandom(2 * 2**20))
     dest = tmp_path / "out"
     args = ["download", s3_bucket + "big.bin", str(dest)] if to_dir else ["get", s3_bucket + "big.bin", "-o", str(dest)]
-    run = subprocess.run([s3dlio_exe(), *args], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    run = subprocess.run([exe, *args], capture_output=True, text=True, timeout=120, cwd=tmp_path,
                          preexec_fn=_file_size_limit(2**20))  # fmt: skip
     path = str(dest / "big.bin") if to_dir else str(dest)
     assert run.returncode == 1, run.stderr
