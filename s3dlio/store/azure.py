@@ -30,7 +30,7 @@ from ..errors import (
     S3dlioError,
     TransferError,
 )
-from .base import DeleteFailure, ObjectMeta, Store, check_range, check_signing
+from .base import DeleteFailure, ObjectMeta, Store, check_length, check_range, check_signing
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
@@ -68,6 +68,8 @@ def map_errors(
     except ax.AzureError as exc:
         raise _translate(exc, op, uri, endpoint, unsigned) from exc
     except ValueError as exc:  # the SDK's argument checks, e.g. an empty blob name
+        if "Content-Range" in str(exc):  # a reply without the range asked for: the service's fault
+            raise TransferError(f"{op} {uri}: {exc}") from exc
         raise InvalidUriError(f"{op} {uri}: {exc}") from exc
 
 
@@ -230,7 +232,10 @@ class AzureStore(Store):
 
     def _get(self, key: str) -> Buffer:
         with self._errors("get", key):
-            return self._container.download_blob(key, max_concurrency=self._workers()).readall()
+            stream = self._container.download_blob(key, max_concurrency=self._workers())
+            data = stream.readall()
+        check_length(self.uri(key), len(data), 0, stream.size)  # the SDK never compares them
+        return data  # type: ignore[no-any-return]
 
     def _drain(self, key: str, byte_range: tuple[int, int] | None) -> tuple[int, int | None]:
         return self._drain_streamed(key, byte_range)
@@ -246,7 +251,9 @@ class AzureStore(Store):
                 if offset is not None and exc.status_code == 416:  # start past the end, or an empty blob
                     return 0, None
                 raise
-            return sum(len(chunk) for chunk in stream.chunks()), None  # the SDK reads a chunk before returning
+            got = sum(len(chunk) for chunk in stream.chunks())  # the SDK reads a chunk before returning
+        check_length(self.uri(key), got, 0, stream.size)
+        return got, None
 
     def get_range(self, key: str, start: int, end: int) -> Buffer:
         return self.get_range_etag(key, start, end)[0]
@@ -270,11 +277,15 @@ class AzureStore(Store):
                 stream = self._container.download_blob(
                     key, offset=start, length=end - start, max_concurrency=self._workers()
                 )
-                return stream.readall(), stream.properties.etag
+                data = stream.readall()
             except HttpResponseError as exc:
                 if exc.status_code == 416:  # start past the end, or an empty blob
                     return b"", None
                 raise
+        # stream.size: what the SDK worked out from the first reply's Content-Range (the range
+        # asked, clipped to the blob); it never compares the bytes it then got with it
+        check_length(self.uri(key), len(data), start, start + stream.size)
+        return data, stream.properties.etag
 
     def sign(self, key: str, method: str = "GET", expires: float = 3600) -> str:
         """A SAS URL for the blob: signed with the account key when there is one, else with a
@@ -347,13 +358,21 @@ class AzureStore(Store):
                 paged = container.walk_blobs(name_starts_with=prefix or None, delimiter="/")
             else:
                 paged = container.list_blobs(name_starts_with=prefix or None)
-            pages = iter(paged.by_page())
+            pages = paged.by_page()
+        seen: set[str] = set()
         while True:
             with self._errors("list", prefix):
                 page = next(pages, None)
                 items = None if page is None else list(page)
             if items is None:
                 return
+            token = getattr(pages, "continuation_token", None)
+            if token in seen:  # the SDK would follow it forever
+                raise TransferError(
+                    f"list {self.uri(prefix)}: the service sent the continuation token {token!r} twice; stopped"
+                )
+            if token:
+                seen.add(token)
             # Azurite returns a page's prefixes before its blobs; sort into key order.
             items.sort(key=lambda item: item.name)
             for item in items:
