@@ -33,7 +33,6 @@ __all__ = [
     "as_command",
     "emit_json",
     "error_lines",
-    "exit_deadline",
     "mb",
     "on_interrupt",
     "plural",
@@ -42,7 +41,6 @@ __all__ = [
     "report_failure",
     "run_interrupt_hooks",
     "seconds",
-    "set_exit_deadline",
     "wait_uploads_aborted",
 ]
 
@@ -143,35 +141,20 @@ def report_failure(what: str, exc: BaseException, verbose: int = 0) -> None:
 
 
 # -- Ctrl-C ----------------------------------------------------------------------------------
-_interrupt_hooks: dict[bool, list[Callable[[], None]]] = {True: [], False: []}
-_exit_deadline = [0.0]
+_interrupt_hooks: list[Callable[[], None]] = []
 
 
-def set_exit_deadline(when: float) -> None:
-    """The ``time.monotonic()`` by which an interrupted command exits, whatever its hooks do."""
-    _exit_deadline[0] = when
+def on_interrupt(hook: Callable[[], None]) -> None:
+    """Run ``hook`` if this command is interrupted (Ctrl-C or SIGTERM), before the process
+    exits, once the calls in flight had their moment to finish (remove the temporary files
+    they left)."""
+    _interrupt_hooks.append(hook)
 
 
-def exit_deadline() -> float:
-    """See :func:`set_exit_deadline` (0 before an interrupt)."""
-    return _exit_deadline[0]
-
-
-def on_interrupt(hook: Callable[[], None], *, first: bool = False) -> None:
-    """Run ``hook`` if this command is interrupted (Ctrl-C or SIGTERM), before the process exits.
-
-    ``first`` hooks run at once (start aborting uploads); the others once the calls in flight
-    had their moment to finish (remove the temporary files they left).
-    """
-    _interrupt_hooks[first].append(hook)
-
-
-def run_interrupt_hooks(first: bool = False) -> None:
-    """Run (and forget) the hooks of :func:`on_interrupt` of one phase; a failing hook does
-    not stop the rest."""
-    hooks = _interrupt_hooks[first]
-    while hooks:
-        hook = hooks.pop()
+def run_interrupt_hooks() -> None:
+    """Run (and forget) the hooks of :func:`on_interrupt`; a failing hook does not stop the rest."""
+    while _interrupt_hooks:
+        hook = _interrupt_hooks.pop()
         with contextlib.suppress(Exception):  # best effort while exiting
             hook()
 

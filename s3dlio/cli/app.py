@@ -40,7 +40,6 @@ from ._output import (
     error_lines,
     plural,
     run_interrupt_hooks,
-    set_exit_deadline,
     wait_uploads_aborted,
 )
 from .cleanup import cleanup_command
@@ -367,14 +366,13 @@ def _exit_interrupted(grace: float = 0.4) -> NoReturn:
 
     for signum in (signal.SIGINT, signal.SIGTERM):  # a second signal cannot cut the clean-up short
         signal.signal(signum, signal.SIG_IGN)
-    deadline = (_interrupted_at[0] if _interrupted_at else time.monotonic()) + _EXIT_WITHIN
-    set_exit_deadline(deadline)
+    signalled = _interrupted_at[0] if _interrupted_at else time.monotonic()
+    deadline = signalled + _EXIT_WITHIN
     _parallel.cancel()
     abort_open_uploads()
-    run_interrupt_hooks(first=True)
     _parallel.drain(max(0.0, min(grace, deadline - time.monotonic())))
     run_interrupt_hooks()  # e.g. remove temporary files
-    wait_uploads_aborted(deadline - _EXIT_WITHIN + _ABORTS_WITHIN)
+    wait_uploads_aborted(signalled + _ABORTS_WITHIN)
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
