@@ -100,18 +100,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._send(206, headers, body)
 
 
-@pytest.fixture
-def server() -> Iterator[tuple[str, Behaviour]]:
+def _serve(handler: type[_Handler], path: str = "") -> Iterator[tuple[str, Behaviour]]:
+    """A server answering with ``handler`` in a thread: (its URL + ``path``, its behaviour)."""
     behaviour = Behaviour()
-    handler = type("Handler", (_Handler,), {"behaviour": behaviour})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), type("Serving", (handler,), {"behaviour": behaviour}))
     httpd.daemon_threads = True
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", behaviour
+        yield f"http://127.0.0.1:{httpd.server_address[1]}{path}", behaviour
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, Behaviour]]:
+    yield from _serve(_Handler)
 
 
 def _config(endpoint: str) -> Config:
@@ -252,16 +256,7 @@ class _AzureHandler(_Handler):
 
 @pytest.fixture
 def azure_server() -> Iterator[tuple[str, Behaviour]]:
-    behaviour = Behaviour()
-    handler = type("AzureHandler", (_AzureHandler,), {"behaviour": behaviour})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/devstoreaccount1", behaviour
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    yield from _serve(_AzureHandler, "/devstoreaccount1")
 
 
 def _azure_store(engine: str, endpoint: str) -> Store:
