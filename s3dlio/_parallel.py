@@ -22,7 +22,7 @@ from typing import Any, ParamSpec, TypeVar, TypeVarTuple, Unpack
 
 __all__ = [
     "ByteBudget", "executor", "run_async", "on_loop", "map_bounded", "iter_bounded", "for_each_bounded",
-    "cancel", "cancelled", "drain",
+    "cancel", "cancelled", "stop_if_cancelled", "drain",
 ]  # fmt: skip
 
 T = TypeVar("T")
@@ -51,6 +51,14 @@ def cancel() -> None:
 def cancelled() -> bool:
     """True once :func:`cancel` was called."""
     return _cancel.is_set()
+
+
+def stop_if_cancelled() -> None:
+    """``KeyboardInterrupt`` once :func:`cancel` was called (Ctrl-C or SIGTERM in the CLI):
+    raised inside a writer's ``with`` before its next part, it aborts the upload, so none is
+    left open when the process exits; raised before one, it starts nothing."""
+    if _cancel.is_set():
+        raise KeyboardInterrupt
 
 
 def drain(timeout: float) -> bool:

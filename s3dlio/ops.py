@@ -533,19 +533,11 @@ def _upload_file(path: str, uri: str, config: Config | None, budget: _parallel.B
             with writer_for(uri, store, parsed.key) as writer:
                 got = 0
                 while chunk := _read_into(f, writer.reserve()):
-                    _stop_if_cancelled()  # raised inside: the upload is aborted
+                    _parallel.stop_if_cancelled()  # raised inside: the upload is aborted
                     writer.commit(chunk)
                     got += chunk
                 _unchanged(path, uri, before, os.fstat(fd), got)  # raised inside: the upload is aborted
             return size
-
-
-def _stop_if_cancelled() -> None:
-    """End a streamed upload of a cancelled batch (Ctrl-C or SIGTERM in the CLI) before its
-    next part: ``KeyboardInterrupt`` raised inside the writer's ``with`` aborts the upload,
-    so none is left open when the process exits."""
-    if _parallel.cancelled():
-        raise KeyboardInterrupt
 
 
 def _read_into(f: Any, view: memoryview) -> int:
@@ -822,7 +814,7 @@ def copy(
                                                    max_in_flight=in_flight) as writer:  # fmt: skip
                 writer.write(first)
                 for piece in rest:
-                    _stop_if_cancelled()
+                    _parallel.stop_if_cancelled()
                     writer.write(piece)
                     nbytes += memoryview(piece).nbytes
         if on_object is not None:  # progress: ``on_object(1, nbytes)`` per object

@@ -553,8 +553,7 @@ def put(
             data = make_object(object_type, size, generator, index=i)
             n = memoryview(data).nbytes
             if multipart is not None and n > multipart:  # in parts; aborted on Ctrl-C (abort_open_uploads)
-                if _parallel.cancelled():  # interrupted while this object was generated: start nothing
-                    raise KeyboardInterrupt
+                _parallel.stop_if_cancelled()  # interrupted while this object was generated: start nothing
                 uri = str(join(prefix, name(i)))
                 parsed, store = ops.resolve(uri)
                 with writer_for(uri, store, parsed.key) as writer:
