@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING
 
 from . import _check, _parallel
 from .errors import InvalidArgumentError, TransferError
-from .retry import backoff, retryable, retrying
+from .retry import ChangedError, backoff, retryable, retrying
+from .store.base import replaced
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
@@ -74,18 +75,19 @@ def split(start: int, end: int, part: int) -> list[tuple[int, int]]:
     return [(lo, min(lo + part, end)) for lo in range(start, end, max(1, part))]
 
 
-def fetch_into(store: Store, key: str, start: int, dest: memoryview, *, attempts: int) -> int:
+def fetch_into(store: Store, key: str, start: int, dest: memoryview, *, attempts: int, etag: str | None = None) -> int:
     """Fill ``dest`` with the object's bytes from ``start``; the count is short only at its end.
 
     A failed or short response is followed by a range from the first byte still missing.
+    Given ``etag``, every reply must come from that version (ChangedError, not retried).
     """
     got, failures = 0, 0
     while got < len(dest):
         try:
-            n = store.get_range_into(key, start + got, start + len(dest), dest[got:])
+            n = store.get_range_into(key, start + got, start + len(dest), dest[got:], etag)
         except Exception as exc:
             failures += 1
-            if failures >= attempts or not retryable(exc):
+            if failures >= attempts or not retryable(exc) or isinstance(exc, ChangedError):
                 raise
             time.sleep(backoff(failures))
             continue
@@ -112,14 +114,7 @@ class Version:
                 self.etag = etag
             expected = self.etag
         if etag != expected:
-            raise _replaced(self.uri, expected, etag)
-
-
-def _replaced(uri: str, before: str | None, after: str | None) -> TransferError:
-    return TransferError(
-        f"get {uri}: the object was replaced while being read (ETag {before} -> {after}); "
-        "nothing was kept: read it again"
-    )
+            raise replaced(self.uri, expected, etag)
 
 
 def fetch_block(
@@ -141,17 +136,22 @@ def fetch_block(
 
 
 def fill(
-    store: Store, key: str, start: int, dest: memoryview, *, config: Config, uri: str, before: ObjectMeta | None = None
+    store: Store, key: str, start: int, dest: memoryview, *, config: Config, uri: str, before: ObjectMeta | None = None,
+    etag: str | None = None,
 ) -> None:
     """Fill all of ``dest`` from ``start`` with parallel ranges; TransferError if the object is
     shorter, or (given ``before``, the HEAD the caller sized ``dest`` by) if it was replaced
-    meanwhile: its pieces could then come from two versions."""
+    meanwhile: its pieces could then come from two versions. Every range must come from the
+    version ``etag`` (default: ``before``'s) names: one replaced and put back between the HEADs
+    (A -> B -> A: same ETag, and S3's times have one-second steps) is caught by its ranges."""
     part = max(1, config.part_size)
     ranges = split(0, len(dest), part)
     in_flight = ranges_in_flight(config)
 
+    etag = etag or (before.etag if before is not None else None)
+
     def one(r: tuple[int, int]) -> int:
-        return fetch_into(store, key, start + r[0], dest[r[0] : r[1]], attempts=config.max_attempts)
+        return fetch_into(store, key, start + r[0], dest[r[0] : r[1]], attempts=config.max_attempts, etag=etag)
 
     counts = _parallel.map_bounded(one, ranges, in_flight)
     if sum(counts) != len(dest):  # type: ignore[arg-type]
@@ -166,7 +166,7 @@ def unchanged(store: Store, key: str, before: ObjectMeta, uri: str) -> None:
     same bytes keeps its ETag on S3 and Azure, and is then the same object anyway."""
     after = store.head(key)
     if (after.etag, after.size, after.last_modified) != (before.etag, before.size, before.last_modified):
-        raise _replaced(uri, before.etag, after.etag)
+        raise replaced(uri, before.etag, after.etag)
 
 
 def get(store: Store, key: str, *, config: Config, uri: str) -> Buffer:

@@ -145,7 +145,7 @@ class ObjectReader(io.BufferedIOBase):
             index, within = divmod(pos, self._block)
             if index not in self._blocks and n - done >= 2 * self._block and self._fill_directly:
                 fill(self._store, self._key, pos, view[done:n], config=self._config, uri=self.name,
-                     before=self._opened)  # fmt: skip
+                     before=self._opened, etag=self._version.etag)  # fmt: skip
                 done = n
                 break
             data = memoryview(self._get_block(index))

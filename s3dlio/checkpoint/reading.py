@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 __all__ = ["CheckpointReader"]
 
+#: Listings a search for the latest step takes at most while steps vanish under it (a writer
+#: committing a newer step and deleting older ones meanwhile).
+_LISTINGS = 4
+
 
 class CheckpointReader:
     """Read-only view of the checkpoints under ``uri``; :class:`CheckpointStore` adds saving.
@@ -123,11 +127,21 @@ class CheckpointReader:
         return self._classify()[0]
 
     def _latest(self) -> Manifest | None:
-        for step in reversed(self._step_dirs()):
-            try:
-                return self.check(step)
-            except (CheckpointNotFoundError, CheckpointCorruptError):
-                continue
+        """The newest step with a valid manifest. A writer committing a newer step and deleting
+        older ones (retention) can remove a listed step while it is checked: finding none
+        among the steps listed, they are listed and checked again (a few times at most; a
+        listing is not a snapshot either, and may miss a step that is being replaced)."""
+        empty = 0
+        for _ in range(_LISTINGS):
+            steps = self._step_dirs()
+            for step in reversed(steps):
+                try:
+                    return self.check(step)
+                except (CheckpointNotFoundError, CheckpointCorruptError):
+                    continue
+            empty = 0 if steps else empty + 1
+            if empty == 2:  # nothing there, twice: no checkpoint yet
+                break
         return None
 
     def latest_step(self) -> int | None:

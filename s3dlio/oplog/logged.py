@@ -125,9 +125,9 @@ class LoggedStore(Store):
             "GET", key, lambda: self.inner.get_range_etag(key, start, end), lambda r: memoryview(r[0]).nbytes
         )
 
-    def get_range_into(self, key: str, start: int, end: int, dest: memoryview) -> int:
+    def get_range_into(self, key: str, start: int, end: int, dest: memoryview, etag: str | None = None) -> int:
         return self._call(
-            "GET", key, lambda: self.inner.get_range_into(key, start, end, dest), lambda n: min(n, len(dest))
+            "GET", key, lambda: self.inner.get_range_into(key, start, end, dest, etag), lambda n: min(n, len(dest))
         )
 
     def head(self, key: str) -> ObjectMeta:

@@ -159,8 +159,8 @@ class BalancedStore(Store):
     def get_range_etag(self, key: str, start: int, end: int) -> tuple[Buffer, str | None]:
         return self._run(lambda s: s.get_range_etag(key, start, end), lambda r: _nbytes(r[0]))
 
-    def get_range_into(self, key: str, start: int, end: int, dest: memoryview) -> int:
-        return self._run(lambda s: s.get_range_into(key, start, end, dest), lambda n: min(n, len(dest)))
+    def get_range_into(self, key: str, start: int, end: int, dest: memoryview, etag: str | None = None) -> int:
+        return self._run(lambda s: s.get_range_into(key, start, end, dest, etag), lambda n: min(n, len(dest)))
 
     def head(self, key: str) -> ObjectMeta:
         return self._run(lambda s: s.head(key))

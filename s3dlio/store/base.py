@@ -216,14 +216,22 @@ class Store(abc.ABC):
         next is that version. Stores that see the reply's headers override this."""
         return self.get_range(key, start, end), None
 
-    def get_range_into(self, key: str, start: int, end: int, dest: memoryview) -> int:
+    def get_range_into(self, key: str, start: int, end: int, dest: memoryview, etag: str | None = None) -> int:
         """Bytes ``[start, end)`` written into ``dest``; returns the reply's length.
 
         Only the first ``len(dest)`` bytes are written: a length above that tells the caller
-        the object did not fit (``end = len(dest) + 1`` asks that without a HEAD). Stores that
-        stream a reply override this to land it in ``dest`` with no body in between.
+        the object did not fit (``end = len(dest) + 1`` asks that without a HEAD). Given
+        ``etag`` (as ``head`` writes it), a reply from another version raises
+        :class:`~s3dlio.retry.ChangedError` before anything is written: ranges of one read
+        then come from one version even when it was replaced and put back meanwhile. Stores
+        that stream a reply override this to land it in ``dest`` with no body in between.
         """
-        data = memoryview(self.get_range(key, start, end)).cast("B")
+        if etag is None:
+            data = memoryview(self.get_range(key, start, end)).cast("B")
+        else:
+            body, replied = self.get_range_etag(key, start, end)
+            check_version(f"{self.scheme}://{self.bucket}/{key}", etag, replied)
+            data = memoryview(body).cast("B")
         n = min(data.nbytes, len(dest))
         dest[:n] = data[:n]
         return data.nbytes
@@ -426,6 +434,23 @@ def put_new_retried(store: Store, key: str, data: Buffer) -> None:
             raise
 
     retrying(attempt, attempts=store.config.max_attempts, budget=store.config.total_timeout, what=f"put {key}")
+
+
+def check_version(uri: str, expected: str, replied: str | None) -> None:
+    """ChangedError unless a reply came from version ``expected`` (a reply without an ETag passes)."""
+    if replied is not None and replied != expected:
+        raise replaced(uri, expected, replied)
+
+
+def replaced(uri: str, before: str | None, after: str | None) -> TransferError:
+    """The error for a read whose object was replaced: a ChangedError (retrying the same read
+    cannot help; reading it again from the start can)."""
+    from ..retry import ChangedError
+
+    return ChangedError(
+        f"get {uri}: the object was replaced while being read (ETag {before} -> {after}); "
+        "nothing was kept: read it again"
+    )
 
 
 def check_length(uri: str, got: int, first: int, last: int) -> None:

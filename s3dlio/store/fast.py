@@ -47,7 +47,16 @@ from ..errors import (
 from ..retry import Attempts, ChangedError
 from ..uri import ObjectUri
 from . import engine
-from .base import RESUME_CHUNK, DeleteFailure, ObjectMeta, ResumableRead, Store, check_length, check_reply
+from .base import (
+    RESUME_CHUNK,
+    DeleteFailure,
+    ObjectMeta,
+    ResumableRead,
+    Store,
+    check_length,
+    check_reply,
+    check_version,
+)
 from .fast_errors import FIX_ENGINE, bucket_missing, map_errors, range_past_end, short
 
 if TYPE_CHECKING:
@@ -255,17 +264,19 @@ class FastStore(Store):
         check_length(self._uri(key), len(data), first, last)
         return data, _etag(response.meta["e_tag"])
 
-    def get_range_into(self, key: str, start: int, end: int, dest: memoryview) -> int:
+    def get_range_into(self, key: str, start: int, end: int, dest: memoryview, etag: str | None = None) -> int:
         """The reply streamed into ``dest`` chunk by chunk: no body allocated in between, so
         a cold process faults in only ``dest`` (huge pages where numpy asked for them)."""
         if not self._network or end <= start:
-            return super().get_range_into(key, start, end, dest)
+            return super().get_range_into(key, start, end, dest, etag)
         if (markers := self._for_marker(key)) is not None:
-            return markers.get_range_into(key, start, end, dest)
+            return markers.get_range_into(key, start, end, dest, etag)
         self._check_key("get", key)
         if start < 0:
             raise ValueError(f"get_range {self._uri(key)}: start={start} must not be negative")
-        _, first, last, chunks = self._open_range(key, start, end, None)
+        replied, first, last, chunks = self._open_range(key, start, end, None)
+        if etag is not None:
+            check_version(self._uri(key), etag, _etag(replied))  # before a byte of it lands in dest
         if last - first > len(dest):
             return last - first  # does not fit: the caller decides, the body is not read
         got = 0
