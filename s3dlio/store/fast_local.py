@@ -126,10 +126,11 @@ class FastMemoryStore(FastStore):
                 _memory_buckets.add(self.bucket)
 
     def _writable(self, data: Buffer) -> memoryview:
-        # MemoryStore keeps the very buffer it is given: copy mutable ones, or a later
-        # change to the caller's array would change the stored object.
+        # MemoryStore keeps the very buffer it is given: copy all but immutable objects, or a
+        # later change to the caller's array would change the stored object (a read-only view
+        # of a writable array is no promise that its bytes stay).
         view = super()._writable(data)
-        return view if view.readonly else memoryview(view.tobytes())
+        return view if isinstance(view.obj, bytes | obstore.Bytes) else memoryview(view.tobytes())
 
     def create_bucket(self) -> None:
         with _memory_lock:

@@ -625,3 +625,17 @@ def test_put_new_writes_only_where_nothing_is(backend: Backend) -> None:
     assert bytes(s3dlio.get(backend.uri("commit.json"))) == b"writer %d" % wins[0]
     with pytest.raises(AlreadyExistsError, match="already exists"):
         store.put_new(parsed.key, b"late")
+
+
+def test_put_keeps_the_bytes_it_was_given(backend: Backend) -> None:
+    """A read-only view of memory the caller still changes is no promise its bytes stay: every
+    store keeps what put was given (``mem://`` once kept the very view, and changed with it)."""
+    array, raw = np.zeros(4096, np.uint8), bytearray(4096)
+    view = array.view()
+    view.flags.writeable = False
+    s3dlio.put(backend.uri("np"), view)
+    s3dlio.put(backend.uri("mv"), memoryview(raw).toreadonly())
+    array[:] = 7
+    raw[:] = b"\x07" * 4096
+    assert bytes(s3dlio.get(backend.uri("np"))) == bytes(4096)
+    assert bytes(s3dlio.get(backend.uri("mv"))) == bytes(4096)
