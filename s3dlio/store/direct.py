@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from .local import _MAX_IO, LocalStore, _regular_stat
+from .upload_local import close_stage
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
@@ -110,8 +111,7 @@ def _write_staged(fd: int, view: memoryview, offset: int) -> None:
             _pwrite_all(fd, sv[:padded], offset)
             offset += n
     finally:
-        sv.release()
-        stage.close()
+        close_stage(sv, stage)
 
 
 def _pwrite_all(fd: int, view: memoryview, offset: int) -> int:

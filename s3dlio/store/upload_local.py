@@ -100,6 +100,15 @@ def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
         done += os.pwrite(fd, view[done : done + _MAX_IO], offset + done)
 
 
+def close_stage(view: memoryview, stage: mmap.mmap) -> None:
+    """Release an O_DIRECT staging buffer. After a failed write the traceback still holds
+    slices of it, and ``close`` would raise BufferError over the real error: the buffer is
+    then left to the garbage collector."""
+    view.release()
+    with contextlib.suppress(BufferError):
+        stage.close()
+
+
 def _pwrite_staged(fd: int, view: memoryview, offset: int) -> None:
     """Copy ``view`` through an aligned buffer, the last block zero-padded (O_DIRECT)."""
     padded = -(-len(view) // ALIGN) * ALIGN
@@ -109,8 +118,7 @@ def _pwrite_staged(fd: int, view: memoryview, offset: int) -> None:
         staged[: len(view)] = view
         _pwrite_all(fd, staged, offset)
     finally:
-        staged.release()
-        stage.close()
+        close_stage(staged, stage)
 
 
 def _aligned(view: memoryview) -> bool:
