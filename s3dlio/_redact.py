@@ -4,7 +4,12 @@ What is hidden, wherever it appears in a message, a log record or an exception's
 
 - the userinfo of a URL (``http://user:PASS@host`` -> ``http://host``), and of an endpoint
   written without its scheme (``user:PASS@host:9000`` -> ``host:9000``): endpoints are shown
-  without it everywhere (errors, ``--json``, the op-log's ``endpoint`` column, reprs);
+  without it everywhere (errors, ``--json``, the op-log's ``endpoint`` column, reprs). It runs to
+  the last ``@`` before the host, so a password holding ``@`` goes whole, and, after ``user:``,
+  across ``/`` too (AWS secret keys hold ``/``; ``s3://KEY:SE/CRET@bucket/k`` -> ``s3://bucket/k``).
+  An ``@`` after the host's ``/`` is part of a key and stays (``s3://b/user@example.com/f``), as
+  does one after ``host:PORT/``; a password that is only digits before its ``/``, or longer than
+  256 characters and holding ``/``, is not recognised;
 - the values of the headers ``Authorization``, ``Proxy-Authorization``,
   ``X-Amz-Security-Token``, ``x-ms-copy-source-authorization`` and the customer-key
   headers, in every shape botocore, urllib3 and azure-core log them
@@ -24,10 +29,10 @@ that whenever ``-v`` turns logging on.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
-from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
     "MASK", "RedactingFilter", "install_log_redaction", "redact", "redact_chain", "redact_url", "remember",
@@ -49,10 +54,24 @@ _QUERY = re.compile(
 )
 # AccountKey=...;  (Azure connection strings)
 _CONNECTION = re.compile(r"(?i)\b((?:accountkey|sharedaccesssignature|sharedaccesskey)=)([^;\s'\"]+)")
+# Userinfo is everything from ``scheme://`` (or, without a scheme, from the start of a word) to
+# the last ``@`` of the authority. Secrets may hold ``@`` and ``/`` (AWS secret keys hold ``/``),
+# so the authority's end is taken to be the first ``/`` after the last ``@`` whose host part
+# (up to the next ``/``) holds no other ``@``; a ``/`` may sit inside userinfo only after a
+# ``user:`` (a bucket, container or host never holds ``:``), and not after a port
+# (``host:9000/a@b`` is a path). ``s3://bucket/user@example.com`` keeps its key: ``@`` after the
+# host's ``/`` is never userinfo.
+_NOT_URL = r"\s'\"<>"
+_SECRET_WITH_SLASH = rf"[^/@:\[\]{_NOT_URL}]+:(?!//)(?!\d+[/?#])[^{_NOT_URL}]{{0,256}}?"
+_HOST_FOLLOWS = rf"@(?![^/{_NOT_URL}]*@)"
 # scheme://user:pass@host  ->  scheme://host
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"<>]+@")
+_USERINFO = re.compile(
+    rf"(?i)\b([a-z][a-z0-9+.-]*://)(?:[^/{_NOT_URL}]*|{_SECRET_WITH_SLASH}){_HOST_FOLLOWS}"
+)
 # user:pass@host (an endpoint written without its scheme)  ->  host
-_BARE_USERINFO = re.compile(r"""(?<![\w/@.:%+-])[^\s/@'"<>:]+:[^\s/@'"<>]+@(?=[\w\[])""")
+_BARE_USERINFO = re.compile(rf"(?<![\w/@.:%+-]){_SECRET_WITH_SLASH}{_HOST_FOLLOWS}(?=[\w\[])")
+# Text none of the patterns can match (most keys and paths): returned after one cheap search.
+_MAYBE = re.compile(r"(?i)[@=]|authorization|security-token|customer-key|encryption-key")
 
 #: Environment variables whose values are secrets wherever they appear.
 SECRET_VARIABLES = (
@@ -74,12 +93,13 @@ def redact(text: str) -> str:
     """``text`` with every secret s3dlio knows how to spot replaced by ``***``."""
     if not text:
         return text
-    text = _USERINFO.sub(r"\1", text)
-    text = _BARE_USERINFO.sub("", text)
-    text = _QUOTED_HEADER.sub(rf"\1\2{MASK}\4", text)
-    text = _PLAIN_HEADER.sub(rf"\1{MASK}", text)
-    text = _QUERY.sub(rf"\1{MASK}", text)
-    text = _CONNECTION.sub(rf"\1{MASK}", text)
+    if _MAYBE.search(text):
+        text = _USERINFO.sub(r"\1", text)
+        text = _BARE_USERINFO.sub("", text)
+        text = _QUOTED_HEADER.sub(rf"\1\2{MASK}\4", text)
+        text = _PLAIN_HEADER.sub(rf"\1{MASK}", text)
+        text = _QUERY.sub(rf"\1{MASK}", text)
+        text = _CONNECTION.sub(rf"\1{MASK}", text)
     for value in _literal_secrets():
         if value in text:
             text = text.replace(value, MASK)
@@ -87,18 +107,9 @@ def redact(text: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """``url`` without its userinfo (``http://user:pw@host:9000`` -> ``http://host:9000``)."""
-    if "@" not in url:
-        return url
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return redact(url)
-    if not parts.netloc:  # no scheme: ``user:pw@host``
-        return redact(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    """``url`` without its userinfo (``http://user:pw@host:9000`` -> ``http://host:9000``, and
+    ``user:pw@host:9000`` -> ``host:9000``): :func:`redact` under the name endpoints use."""
+    return redact(url)
 
 
 def redact_chain(exc: BaseException | None) -> None:
@@ -124,10 +135,16 @@ def remember(*secrets: str | None) -> None:
     _remembered.update(s for s in secrets if s and len(s) >= _MIN_LITERAL)
 
 
-def _literal_secrets() -> list[str]:
-    values = {os.environ.get(name, "") for name in SECRET_VARIABLES} | _remembered
-    # Longest first, so a secret containing another is replaced whole.
-    return sorted((v for v in values if len(v) >= _MIN_LITERAL), key=len, reverse=True)
+def _literal_secrets() -> tuple[str, ...]:
+    return _longest_first(tuple(map(os.environ.get, SECRET_VARIABLES)), len(_remembered))
+
+
+@functools.lru_cache(maxsize=16)
+def _longest_first(environment: tuple[str | None, ...], _remembered_count: int) -> tuple[str, ...]:
+    """The values worth masking, longest first so a secret containing another is replaced whole
+    (cached: ``redact`` runs per listed key and per op-log line; ``_remembered`` only grows)."""
+    values = {v for v in environment if v} | _remembered
+    return tuple(sorted((v for v in values if len(v) >= _MIN_LITERAL), key=len, reverse=True))
 
 
 class RedactingFilter(logging.Filter):

@@ -10,6 +10,10 @@ Supported forms::
     mem://name/key                           in-process store, for tests and demos
 
 Keys are taken literally: no percent-decoding, so spaces, ``+`` and ``%`` round-trip.
+
+A URI carries no credentials: ``s3://KEY:SECRET@bucket/...`` and an ``http(s)://`` URL with a
+query (an Azure "Blob SAS URL", a presigned URL) are refused with an error that shows neither
+the userinfo nor the query and names the settings that take them.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Literal, cast
 
+from ._redact import MASK
 from .errors import InvalidUriError
 
 __all__ = ["Scheme", "ObjectUri", "parse", "join"]
@@ -28,6 +33,7 @@ Scheme = Literal["s3", "az", "gs", "file", "direct", "mem"]
 _SCHEMES: tuple[str, ...] = ("s3", "az", "file", "direct", "mem")
 _AZURE_HTTPS = re.compile(r"^https://([a-z0-9]+)\.blob\.core\.windows\.net/(.*)$")
 _S3_BUCKET = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
+_URL = re.compile(r"(?i)^https?://")
 _AZ_CONTAINER = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62}$")
 
 
@@ -79,6 +85,16 @@ def parse(uri: str | ObjectUri) -> ObjectUri:
         raise InvalidUriError(f"expected a URI string, got {type(uri).__name__}: {uri!r}")
     if not uri:
         raise InvalidUriError("empty URI; write s3://bucket/key, az://container/key, file:///path, ...")
+    if _URL.match(uri):
+        if "?" in uri:
+            raise InvalidUriError(
+                f"{uri.split('?', 1)[0] + '?' + MASK!r}: a URL's query is not part of the object's name, "
+                "and s3dlio takes no SAS or signature in a URI; pass the URL without its query, and set "
+                "AZURE_STORAGE_CONNECTION_STRING='BlobEndpoint=https://ACCOUNT.blob.core.windows.net;"
+                f"SharedAccessSignature={MASK}' with the SAS (the query) in place of {MASK}"
+            )
+        authority = uri.split("://", 1)[1].split("/", 1)[0]
+        _refuse_userinfo(authority, uri, "https://ACCOUNT.blob.core.windows.net/container/key", port=True)
     match = _AZURE_HTTPS.match(uri)
     if match:
         return _bucketed("az", match.group(2), uri, account=match.group(1))
@@ -118,8 +134,21 @@ def _path(scheme: Scheme, path: str, original: str) -> ObjectUri:
     return ObjectUri(scheme, "", key)
 
 
+def _refuse_userinfo(authority: str, original: str, fix: str, *, port: bool = False) -> None:
+    """Refuse ``user:password@`` (or ``token@``) before the host: a bucket, a container or a
+    host holds neither ``@`` nor ``:`` (but a URL's host may be followed by ``:PORT``)."""
+    _, colon, after = authority.rpartition(":")
+    if "@" in authority or (colon and not (port and (after.isdigit() or after.endswith("]")))):
+        raise InvalidUriError(
+            f"{original!r}: a URI cannot carry credentials (user:password@); write {fix} and set them "
+            "in the environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AZURE_STORAGE_ACCOUNT_KEY "
+            "or AZURE_STORAGE_CONNECTION_STRING) or pass them to s3dlio.Client"
+        )
+
+
 def _bucketed(scheme: Scheme, rest: str, original: str, *, account: str | None) -> ObjectUri:
     bucket, _, key = rest.partition("/")
+    _refuse_userinfo(bucket, original, f"{scheme}://{'container' if scheme == 'az' else 'bucket'}/key")
     if not bucket:
         what = "container" if scheme == "az" else "bucket" if scheme == "s3" else "store name"
         raise InvalidUriError(f"{original!r}: the {what} is empty; write {scheme}://{what.split()[0]}/key")

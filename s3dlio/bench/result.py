@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._redact import redact
 from ..oplog import format_ts
 from ..ops import endpoint_stats
 from ..sizes import format_size
@@ -76,13 +77,13 @@ class BenchResult:
         return (end - start) / 1e9
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data (``s3dlio bench --json``)."""
+        """Plain JSON-ready data (``s3dlio bench --json``); the texts that quote URIs or errors redacted."""
         origin = self.phases["run"][0]
         series = timeline(self.samples, origin) if self.samples is not None else None
         return {
             "workload": self.workload,
-            "target": self.target,
-            "prefix": self.base,
+            "target": redact(self.target),
+            "prefix": redact(self.base),
             "options": self.options.to_dict(),
             "ranks": self.world,
             "workers": self.options.concurrent * self.world,
@@ -98,14 +99,14 @@ class BenchResult:
             "total": self.total.to_dict(),
             "ops": {name: r.to_dict() for name, r in self.ops.items()},
             "per_rank": self.ranks,
-            "errors": [{"message": m, "count": n} for m, n in self.messages.items()],
+            "errors": [{"message": redact(m), "count": n} for m, n in self.messages.items()],
             "timeline": {k: [round(float(x), 3) for x in v] for k, v in series.items()} if series else None,
-            "notes": self.notes,
+            "notes": [redact(n) for n in self.notes],
             "endpoints": self.endpoints,
         }
 
     def format_table(self) -> str:
-        """A header, one row per operation (plus ALL for mixes), then errors and notes."""
+        """A header, one row per operation (plus ALL for mixes), then errors and notes; redacted."""
         o = self.options
         who = (
             f"{o.concurrent} workers" if o.workload != "loader" else f"1 consumer, {o.concurrent} prefetched"
@@ -144,4 +145,4 @@ class BenchResult:
             lines.append(f"endpoint {e['endpoint']}: {e['requests']} requests, {format_size(e['bytes'])}, "
                          f"{e['errors']} errors, mean {latency}")  # fmt: skip
         lines += [f"note: {n}" for n in self.notes]
-        return "\n".join(lines)
+        return redact("\n".join(lines))

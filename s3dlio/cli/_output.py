@@ -132,7 +132,9 @@ def _failure_line(what: str, exc: BaseException, verbose: int) -> str:
     body = as_command(lines[0].removeprefix("s3dlio: error: "), op)
     if uri not in body:
         body = f"{what}: {body}"
-    return "\n".join([f"s3dlio: error: {body}", *lines[1:]])
+    from .._redact import redact
+
+    return "\n".join([redact(f"s3dlio: error: {body}"), *lines[1:]])  # a key may carry a signature
 
 
 def report_failure(what: str, exc: BaseException, verbose: int = 0) -> None:

@@ -185,12 +185,15 @@ def _run(group: click.Group, args: Sequence[str] | None, prog_name: str, complet
     except click.exceptions.NoArgsIsHelpError as exc:
         exc.show()
         return exc.exit_code
-    except click.UsageError as exc:
+    except click.UsageError as exc:  # its message quotes what was typed: redacted, like every error
         hint = f"; see '{exc.ctx.command_path} --help'" if exc.ctx is not None else ""
-        click.echo(f"s3dlio: error: {exc.format_message().rstrip('.')}{hint}", err=True)
+        click.echo(redact(f"s3dlio: error: {exc.format_message().rstrip('.')}{hint}"), err=True)
         return exc.exit_code
-    except click.ClickException as exc:
+    except CommandError as exc:
         exc.show()
+        return exc.exit_code
+    except click.ClickException as exc:  # click's own (a file it cannot open...): one redacted line
+        click.echo(redact(f"s3dlio: error: {exc.format_message()}"), err=True)
         return exc.exit_code
     except click.Abort:
         click.echo("s3dlio: terminated" if _interrupted_by[:1] == [signal.SIGTERM] else "s3dlio: interrupted", err=True)

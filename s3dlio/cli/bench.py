@@ -7,7 +7,6 @@ also the handy form under ``torchrun``.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from collections.abc import Sequence
@@ -15,7 +14,9 @@ from typing import Any
 
 import click
 
+from .._redact import redact
 from ..bench.options import WORKLOADS
+from ._output import emit_json
 
 __all__ = ["bench_command", "main"]
 
@@ -148,7 +149,7 @@ def bench_command(workload: str, target: str, as_json: bool, plot: str | None, a
     if options.get("distributed") and result.world == 1 and result.ranks[0]["rank"] != 0:
         return  # not rank 0 of a group: rank 0 prints
     if as_json:
-        click.echo(json.dumps(result.to_dict()))
+        emit_json(result.to_dict())
     else:
         click.echo(result.format_table())
         if plot:
@@ -184,16 +185,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     try:
         code = _standalone().main(args=argv, prog_name="python -m s3dlio.bench", standalone_mode=False)
-    except click.UsageError as exc:
-        click.echo(f"s3dlio: error: {exc.format_message()}", err=True)
-        code = exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
+    except click.ClickException as exc:  # a usage error quotes what was typed: redacted
+        click.echo(redact(f"s3dlio: error: {exc.format_message()}"), err=True)
         code = exc.exit_code
     except click.Abort:
         click.echo("s3dlio: interrupted", err=True)
         code = 130
     except S3dlioError as exc:
-        click.echo(f"s3dlio: error: {exc}", err=True)
+        click.echo(redact(f"s3dlio: error: {exc}"), err=True)
         code = exc.exit_code
     sys.exit(code if isinstance(code, int) else 0)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .. import _parallel, localpath, ops
+from .._redact import redact
 from .._select import select
 from ..config import default_config
 from ..errors import AlreadyExistsError, ConfigError, InvalidUriError, NotFoundError
@@ -289,7 +290,11 @@ def ls(uri: str, recursive: bool, count: bool, long_format: bool, as_json: bool)
     """
     entries = ops.list_entries(uri, recursive=recursive)
     n = levels = 0
-    write = sys.stdout.write
+    out = sys.stdout.write
+
+    def write(text: str) -> None:  # listed names, like every output, go out redacted
+        out(redact(text))
+
     if as_json and not count:  # streamed: one entry in memory at a time, whatever the listing
         write(f'{{"uri": {json.dumps(uri)}, "entries": [')
     if count or as_json:
@@ -356,7 +361,7 @@ def stat(uri: str, as_json: bool) -> None:
     for name, value in meta.items():
         shown = json.dumps(value) if isinstance(value, dict) else value
         lines.append(f"  {name}: {shown}")
-    click.echo("\n".join(lines))
+    click.echo(redact("\n".join(lines)))
 
 
 # -- get / download ----------------------------------------------------------------------------
@@ -630,7 +635,7 @@ def _local_files(pattern: str, include_hidden: bool, follow_links: bool) -> loca
     broken link) gets a line on stderr."""
     found = localpath.local_files(pattern, include_hidden=include_hidden, follow_links=follow_links)
     for item in found.skipped:
-        click.echo(f"s3dlio: skipped {item}", err=True)
+        click.echo(redact(f"s3dlio: skipped {item}"), err=True)
     return found
 
 
@@ -768,7 +773,7 @@ def cp(
         for src in sources:
             results = ops.copy(
                 _cp_source(src, recursive), dest, recursive, jobs, return_exceptions=True, on_object=progress.advance,
-                follow_links=copy_links, on_skip=lambda item: click.echo(f"s3dlio: skipped {item}", err=True),
+                follow_links=copy_links, on_skip=lambda item: click.echo(redact(f"s3dlio: skipped {item}"), err=True),
             )  # fmt: skip
             errors += [r for r in results if isinstance(r, BaseException)]
             copied += len(results)

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from .._redact import redact
+
 __all__ = [
     "COLUMNS",
     "HEADER",
@@ -21,6 +23,7 @@ __all__ = [
     "format_ts",
     "parse_ts",
     "quote_field",
+    "secret_free",
 ]
 
 #: Column names of the warp >= 1.5 op-log, in file order.
@@ -197,6 +200,13 @@ def quote_field(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
+def secret_free(value: str) -> str:
+    """``value`` (an ``endpoint`` or ``file`` column) with what could be a secret masked by
+    :func:`~s3dlio._redact.redact`: userinfo (``@``), signed queries and connection-string keys
+    (``=``). Values with neither, nearly every key, are returned after two ``in`` tests."""
+    return redact(value) if "@" in value or "=" in value else value
+
+
 def format_line(
     idx: int,
     thread: int,
@@ -214,10 +224,11 @@ def format_line(
     cat: int = 0,
     duration_ns: int | None = None,
 ) -> str:
-    """One op-log line, newline included. ``duration_ns`` defaults to ``end - start``."""
+    """One op-log line, newline included. ``duration_ns`` defaults to ``end - start``. No secret
+    reaches the file: ``endpoint`` and ``file`` pass :func:`secret_free`, ``error`` is redacted."""
     return (
-        f"{idx}\t{thread}\t{op}\t{client_id}\t{n_objects}\t{nbytes}\t{quote_field(endpoint)}\t"
-        f"{quote_field(file)}\t{quote_field(error)}\t{format_ts(start)}\t"
+        f"{idx}\t{thread}\t{op}\t{client_id}\t{n_objects}\t{nbytes}\t{quote_field(secret_free(endpoint))}\t"
+        f"{quote_field(secret_free(file))}\t{quote_field(redact(error))}\t{format_ts(start)}\t"
         f"{'' if first_byte is None else format_ts(first_byte)}\t"
         f"{'' if last_byte is None else format_ts(last_byte)}\t{format_ts(end)}\t"
         f"{end - start if duration_ns is None else duration_ns}\t{cat}\n"

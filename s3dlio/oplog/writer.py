@@ -25,7 +25,7 @@ from .._redact import redact
 from ..config import parse_bool
 from ..errors import ConfigError
 from ..sizes import parse_size
-from .record import HEADER, format_line, format_ts, quote_field
+from .record import HEADER, format_line, format_ts, quote_field, secret_free
 
 __all__ = [
     "OpLogSettings", "OpLogWriter", "check_client_id", "default_client_id", "error_text", "per_process_path",
@@ -140,7 +140,7 @@ def _run_lines(item: tuple[Any, ...], idx: int, thread: int, client_id: str) -> 
     op, endpoint, root, keys, stamps, first_bytes, results, _ = item
     ts = [format_ts(t) for t in stamps[: len(results) + 1]]
     head = f"\t{thread}\t{op}\t{client_id}\t1\t"
-    ep = quote_field(endpoint)
+    ep = quote_field(secret_free(endpoint))
     lines = []
     for i, result in enumerate(results):
         start, end, file = stamps[i], stamps[i + 1], root + keys[i]
@@ -149,7 +149,7 @@ def _run_lines(item: tuple[Any, ...], idx: int, thread: int, client_id: str) -> 
             continue
         fb = first_bytes[i]
         lines.append(
-            f"{idx + i}{head}{memoryview(result).nbytes}\t{ep}\t{quote_field(file)}\t\t{ts[i]}\t"
+            f"{idx + i}{head}{memoryview(result).nbytes}\t{ep}\t{quote_field(secret_free(file))}\t\t{ts[i]}\t"
             f"{'' if fb is None else format_ts(fb)}\t\t{ts[i + 1]}\t{end - start}\t0\n"
         )
     return lines

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 from obstore import exceptions as obx
 
+from .._redact import redact, redact_url
 from ..config import Config
 from ..errors import (
     UNSIGNED_DENIED,
@@ -47,7 +48,6 @@ def map_errors(
 _STATUS = re.compile(r"status(?: code)?: (\d{3})")
 _CODE = re.compile(r"<Code>([^<]{1,100})</Code>")
 _OS_ERROR = re.compile(r"\(os error (\d+)\)")
-_SECRET_QUERY = re.compile(r"((?:sig|X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token)=)[^&\s]+", re.I)
 _BUCKET_MISSING = ("NoSuchBucket", "ContainerNotFound", "container does not exist", "bucket does not exist")
 
 
@@ -59,7 +59,7 @@ def _translate(
     code = m.group(1) if (m := _CODE.search(text)) else None
     os_errno = int(m.group(1)) if (m := _OS_ERROR.search(text)) else None
     why = f" ({code})" if code else ""
-    where = f" {endpoint}" if endpoint else " the endpoint"
+    where = f" {redact_url(endpoint)}" if endpoint else " the endpoint"
     if isinstance(exc, ValueError | obx.InvalidPathError):
         return InvalidUriError(
             f"{op} {target}: the fast engine (obstore) cannot address this key; {FIX_ENGINE}"
@@ -118,7 +118,9 @@ def _translate(
     if status is not None:
         return TransferError(f"{op} {target}: the service answered HTTP {status}{why}")
     if os_errno == 28:
-        return TransferError(f"{op} {target}: no space left on device")
+        full = TransferError(f"{op} {target}: no space left on device")
+        full.retried = True  # not worth a retry: raise at once
+        return full
     return TransferError(f"{op} {target}: {short(text)}")
 
 
@@ -143,9 +145,9 @@ def bucket_missing(text: str) -> bool:
 
 
 def short(text: str) -> str:
-    """First line of an obstore message, without bodies, and with signed-URL secrets blanked."""
-    line = text.split("\n", 1)[0].split(": <?xml", 1)[0]
-    line = _SECRET_QUERY.sub(r"\1REDACTED", line)
+    """First line of an obstore message, without bodies, and with its secrets (signed queries,
+    userinfo, ...) masked."""
+    line = redact(text.split("\n", 1)[0].split(": <?xml", 1)[0])
     return line if len(line) <= 200 else line[:197] + "..."
 
 
