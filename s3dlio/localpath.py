@@ -5,7 +5,8 @@ and ``cp`` to ``file://``/``direct://``, the fsspec ``get``) asks :func:`plan`, 
 that decides. A key is written only at its path below the target directory: a key whose
 relative part is absolute, or has an empty (``a//b``), ``.`` or ``..`` segment, is refused,
 and so is a key whose path another key of the same transfer also takes (or uses as a
-directory). Object stores hold such keys (S3 lists ``data/../../x`` as it was written), so a
+directory), compared where the files really go (``b/x`` is ``a/x`` when the target holds
+``b -> a``). Object stores hold such keys (S3 lists ``data/../../x`` as it was written), so a
 downloader that joined paths naively would write outside its target or let one object
 silently overwrite another. A path below a symbolic link in the target that resolves
 outside it is refused too: creating the directories and the file would follow the link.
@@ -13,10 +14,13 @@ outside it is refused too: creating the directories and the file would follow th
 :func:`local_files` walks a local tree for ``upload``: dot-files are included unless asked
 otherwise, a symbolic link that leaves the tree is followed only when asked, a link back to
 a directory above it is never followed, and what was skipped comes back with the reason.
+The file stores' listings enter directory links by the same :class:`Rules`. What cannot be
+read is no skip but a failure: it stays among the files, and its upload fails.
 """
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import functools
 import glob
@@ -27,7 +31,7 @@ from dataclasses import dataclass, field
 
 from .errors import InvalidUriError
 
-__all__ = ["LocalFiles", "Skipped", "check_inside", "key_problem", "leaves", "local_files", "plan"]
+__all__ = ["LocalFiles", "Rules", "Skipped", "check_inside", "key_problem", "leaves", "local_files", "plan"]
 
 
 # -- keys -> local paths -----------------------------------------------------------------------
@@ -78,30 +82,37 @@ def plan(op: str, root: str, rels: Sequence[str], uris: Sequence[str]) -> list[s
             out.append(exc)
             continue
         out.append(os.path.join(root, *rel.split("/")))
+    # Collisions are found where the files really go: a symbolic link already in the target
+    # (``b -> a``) sends ``b/x`` onto ``a/x``, so paths are compared once links are resolved.
+    real_root, where = os.path.realpath(root), _Resolved()
+    inside = real_root.rstrip(os.sep) + os.sep
+    real: dict[int, str] = {}
     files: dict[str, list[int]] = {}
     dirs: dict[str, int] = {}
     for i, path in enumerate(out):
         if not isinstance(path, str):
             continue
-        if not path.endswith(os.sep):
-            files.setdefault(path, []).append(i)
-            parent = os.path.dirname(path)
+        if not path.endswith(os.sep):  # a file's own name is replaced, never followed
+            real[i] = resolved = os.path.join(where(os.path.dirname(path)), os.path.basename(path))
+            files.setdefault(resolved, []).append(i)
+            parent = os.path.dirname(resolved)
         else:  # a folder marker: the directory itself
-            parent = path.rstrip(os.sep)
-        while len(parent) > len(root) and parent not in dirs:
+            parent = real[i] = where(path.rstrip(os.sep))
+        while parent.startswith(inside) and parent not in dirs:
             dirs[parent] = i
             parent = os.path.dirname(parent)
     leaves = _Escapes(root)
     for i, path in enumerate(out):
         if isinstance(path, str) and (link := leaves(os.path.dirname(path))) is not None:
             out[i] = _through_link(op, uris[i], path, link, root)
-    for path, owners in files.items():
+    for resolved, owners in files.items():
         if len(owners) > 1:
             for i in owners:
                 others = ", ".join(uris[j] for j in owners if j != i)
-                out[i] = _collision(op, uris[i], path, f"the local path of {others} too")
-        elif path in dirs:
-            out[owners[0]] = _collision(op, uris[owners[0]], path, f"a directory {uris[dirs[path]]} needs")
+                out[i] = _collision(op, uris[i], _shown(out[i], resolved), f"the local path of {others} too")
+        elif resolved in dirs:
+            i = owners[0]
+            out[i] = _collision(op, uris[i], _shown(out[i], resolved), f"a directory {uris[dirs[resolved]]} needs")
     return out
 
 
@@ -154,6 +165,27 @@ class _Escapes:
         return found
 
 
+class _Resolved:
+    """Where a directory below the target really is: the real path of its deepest existing
+    part, then the rest as written (cached per directory)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, str] = {}
+
+    def __call__(self, directory: str) -> str:
+        found = self.seen.get(directory)
+        if found is None:
+            found = self.seen[directory] = os.path.realpath(directory)
+        return found
+
+
+def _shown(path: str | InvalidUriError, resolved: str) -> str:
+    """A planned path for a message, with where it resolves to when a link takes it elsewhere."""
+    if not isinstance(path, str):  # refused already (below a link that leaves the target)
+        return resolved
+    return path if path == resolved else f"{path} ({resolved} once symbolic links are resolved)"
+
+
 def _collision(op: str, uri: str, path: str, what: str) -> InvalidUriError:
     return InvalidUriError(
         f"{op} {uri}: refused, its local path {path} is {what}; none of them was written there. "
@@ -175,11 +207,16 @@ class Skipped:
 
 @dataclass(frozen=True, slots=True)
 class LocalFiles:
-    """What a local glob selects: ``files`` (sorted) keep their path relative to ``root``."""
+    """What a local glob selects: ``files`` (sorted) keep their path relative to ``root``.
+
+    A directory or file the walk could not read is among ``files``, and its error in
+    ``unreadable``: its upload fails (counted and reported like any file that cannot be
+    read); ``skipped`` holds only what the rules leave out on purpose."""
 
     root: str
     files: list[str] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    unreadable: dict[str, OSError] = field(default_factory=dict)
 
 
 def local_files(pattern: str, *, include_hidden: bool = True, follow_links: bool = False) -> LocalFiles:
@@ -188,8 +225,11 @@ def local_files(pattern: str, *, include_hidden: bool = True, follow_links: bool
     ``include_hidden`` takes names starting with ``.`` (as ``aws s3 cp --recursive`` does;
     a pattern part that itself starts with ``.`` matches them either way). A symbolic link
     that resolves outside the glob's fixed directory is skipped unless ``follow_links``; a
-    link to a directory above it (a loop) is always skipped; so are broken links and what
-    cannot be read. A pattern without glob characters names one file, taken as it is.
+    link to a directory above it (a loop) is always skipped; so are broken links, FIFOs,
+    sockets and devices (:class:`Rules`). A directory below the glob's fixed directory that
+    cannot be listed, or an entry whose status cannot be read, stays in ``files`` so that its
+    upload fails; the fixed directory itself raises (:class:`PermissionDeniedError` and the
+    like). A pattern without glob characters names one file, taken as it is.
     """
     pattern = os.path.abspath(os.path.expanduser(pattern))
     parts = pattern.split(os.sep)
@@ -212,15 +252,54 @@ def _unescape(part: str) -> str | None:
     return name if glob.escape(name) == part else None
 
 
+class Rules:
+    """The rules of every walk of a local tree below ``root``: ``upload``'s (:func:`local_files`)
+    and the file stores' listings (``ls``, ``cp``/``copy`` from a local directory, ``rm``).
+
+    A symbolic link whose target stays inside ``root`` is followed; one that resolves outside
+    it only with ``follow``; a link to a directory above it (a loop) never; a broken link and
+    what is neither a file nor a directory are skipped. Each of these is a deliberate
+    :class:`Skipped`. What cannot be read (a directory that cannot be listed, an entry whose
+    status cannot be read) is not skipped: it is a failure, the ``OSError`` itself.
+    """
+
+    def __init__(self, root: str, follow: bool) -> None:
+        self.root = root
+        self.follow = follow
+        self.real_root = os.path.realpath(root)
+        self.inside_prefix = self.real_root.rstrip(os.sep) + os.sep
+
+    def stat(self, path: str, link: bool) -> os.stat_result | Skipped | OSError | None:
+        """The status of what ``path`` points to; None when it is gone (removed meanwhile)."""
+        try:
+            return os.stat(path)
+        except OSError as exc:
+            if link and exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                return Skipped(path, "broken symbolic link")
+            return None if exc.errno == errno.ENOENT else exc
+
+    def skip(self, path: str, link: bool, st: os.stat_result, chain: frozenset[tuple[int, int]]) -> Skipped | None:
+        """Why the walk does not take ``path`` (whose status is ``st``; ``chain`` holds the
+        directories above it), or None when it takes it."""
+        if link and not self.follow:
+            real = os.path.realpath(path)
+            if real != self.real_root and not real.startswith(self.inside_prefix):
+                return Skipped(path, f"symbolic link to {real}, outside {self.root}; "
+                                     "follow_links=True (CLI: -L/--copy-links) takes what it points to")  # fmt: skip
+        if stat.S_ISDIR(st.st_mode):
+            if (st.st_dev, st.st_ino) in chain:
+                return Skipped(path, "symbolic link loop (a directory above it)")
+        elif not stat.S_ISREG(st.st_mode):
+            return Skipped(path, "not a regular file")
+        return None
+
+
 class _Walk:
     def __init__(self, found: LocalFiles, pattern: tuple[str, ...], hidden: bool, follow: bool) -> None:
         self.found = found
         self.pattern = pattern
         self.hidden = hidden
-        self.follow = follow
-        real = os.path.realpath(found.root)
-        self.real_root = real
-        self.inside_prefix = real.rstrip(os.sep) + os.sep
+        self.rules = Rules(found.root, follow)
 
     def visit(self, directory: str, rel: tuple[str, ...], chain: frozenset[tuple[int, int]]) -> None:
         try:
@@ -228,7 +307,14 @@ class _Walk:
             with os.scandir(directory) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
-            self.found.skipped.append(Skipped(directory, f"cannot read the directory ({exc.strerror})"))
+            if not rel:  # the tree itself: nothing to upload
+                from .store.local import translate
+
+                raise translate(exc, "upload", directory) from exc
+            # Not a deliberate skip: kept among the files, its upload fails with this error
+            # (counted and reported as for a file that cannot be read).
+            self.found.files.append(directory)
+            self.found.unreadable[directory] = exc
             return
         chain = chain | {(st.st_dev, st.st_ino)}
         for entry in entries:
@@ -244,33 +330,26 @@ class _Walk:
         chain: frozenset[tuple[int, int]],
     ) -> None:  # fmt: skip
         link = entry.is_symlink()
-        try:
-            st = os.stat(entry.path)
-        except OSError as exc:
-            why = "broken symbolic link" if link else f"cannot read it ({exc.strerror})"
-            self.found.skipped.append(Skipped(entry.path, why))
+        st = self.rules.stat(entry.path, link)
+        if isinstance(st, Skipped):
+            self.found.skipped.append(st)
+            return
+        if isinstance(st, OSError):  # its upload fails with this error, as for an unreadable file
+            self.found.files.append(entry.path)
+            self.found.unreadable[entry.path] = st
+            return
+        if st is None:
             return
         is_dir = stat.S_ISDIR(st.st_mode)
         if is_dir and not as_dir or not is_dir and not as_file:
             return
-        if link and not self.follow:
-            real = os.path.realpath(entry.path)
-            if real != self.real_root and not real.startswith(self.inside_prefix):
-                self.found.skipped.append(Skipped(
-                    entry.path,
-                    f"symbolic link to {real}, outside {self.found.root}; "
-                    "follow_links=True (CLI: --copy-links) uploads what it points to",
-                ))  # fmt: skip
-                return
-        if is_dir:
-            if (st.st_dev, st.st_ino) in chain:
-                self.found.skipped.append(Skipped(entry.path, "symbolic link loop (a directory above it)"))
-                return
+        skipped = self.rules.skip(entry.path, link, st, chain)
+        if skipped is not None:
+            self.found.skipped.append(skipped)
+        elif is_dir:
             self.visit(entry.path, names, chain)
-        elif stat.S_ISREG(st.st_mode):
-            self.found.files.append(entry.path)
         else:
-            self.found.skipped.append(Skipped(entry.path, "not a regular file"))
+            self.found.files.append(entry.path)
 
 
 @functools.lru_cache(maxsize=4096)

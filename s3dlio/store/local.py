@@ -9,7 +9,8 @@ renamed over another before the rename commits (``auto_da_alloc``).
 
 Listing treats ``prefix`` as a path prefix like S3 does (``data/obj_`` matches
 ``data/obj_1``), walks with ``os.scandir`` one directory at a time and yields keys in
-lexicographic order, the order S3 uses.
+lexicographic order, the order S3 uses. It enters symbolic links to directories by
+``upload``'s rules (:class:`s3dlio.localpath.Rules`): inside the listed directory, never a loop.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import secrets
 import stat
 import threading
 import time
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -36,6 +38,7 @@ from ..errors import (
     S3dlioError,
     TransferError,
 )
+from ..localpath import Rules, Skipped
 from .base import ObjectMeta, Store, check_range
 
 if TYPE_CHECKING:
@@ -44,7 +47,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from .base import Upload
 
-__all__ = ["LocalStore", "map_errors"]
+__all__ = ["LocalStore", "local_keys", "map_errors"]
 
 #: Name prefix of in-progress writes; listings skip them.
 TMP_PREFIX = ".s3dlio-tmp-"
@@ -85,8 +88,12 @@ def translate(exc: OSError, op: str, uri: str) -> S3dlioError:
         return PermissionDeniedError(f"{where}: read-only filesystem; write somewhere else")
     if code == errno.ENAMETOOLONG:
         return S3dlioError(f"{where}: name too long (the filesystem allows 255 bytes per path part)")
-    if code in (errno.ENOSPC, errno.EDQUOT):
-        return TransferError(f"{where}: no space left on the device (or quota exceeded); free some space")
+    if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        why = "file too large (for the filesystem, or the process's file-size limit)" if code == errno.EFBIG else (
+            "no space left on the device (or quota exceeded); free some space")
+        full = TransferError(f"{where}: {why}")
+        full.retried = True  # a full disk stays full for the seconds a retry waits: raise at once
+        return full
     return TransferError(f"{where}: {exc.strerror or exc}")
 
 
@@ -171,38 +178,83 @@ class LocalStore(Store):
         return file_meta(key, st, content_type=guessed or "application/octet-stream")
 
     def list(self, prefix: str, *, delimiter: bool = False) -> Iterator[ObjectMeta | str]:
+        return self.walk(prefix, delimiter=delimiter)
+
+    def walk(
+        self, prefix: str, *, delimiter: bool = False, follow_links: bool = False,
+        on_skip: Callable[[Skipped], object] | None = None,
+    ) -> Iterator[ObjectMeta | str]:  # fmt: skip
+        """:meth:`list`, walking as ``upload`` walks a tree (:class:`s3dlio.localpath.Rules`,
+        rooted at the prefix's directory). A symbolic link to a directory is entered when it
+        stays inside that directory (with ``follow_links``, wherever it leads), never when it
+        loops. A plain listing (``on_skip`` None) shows every file and file link, so ``rm``
+        never reaches through a directory link that leaves the tree; with ``on_skip``, every
+        rule applies to files too and each item left out goes to it (``copy`` from a local
+        directory). A directory that cannot be listed raises."""
         directory, _, name_prefix = prefix.rpartition("/")
         directory = directory + "/" if directory else ""
-        return self._walk(directory, name_prefix, delimiter, self.uri(prefix))
+        rules = Rules(("/" + directory).rstrip("/") or "/", follow_links)
+        return self._walk(directory, name_prefix, delimiter, self.uri(prefix), rules, frozenset(), on_skip)
 
     def _walk(
-        self, directory: str, name_prefix: str, delimiter: bool, uri: str
-    ) -> Iterator[ObjectMeta | str]:
+        self, directory: str, name_prefix: str, delimiter: bool, uri: str, rules: Rules,
+        chain: frozenset[tuple[int, int]], on_skip: Callable[[Skipped], object] | None,
+    ) -> Iterator[ObjectMeta | str]:  # fmt: skip
         """Entries of ``/directory`` whose names start with ``name_prefix``, in key order."""
         with map_errors("list", uri):
             try:
+                here = os.stat("/" + directory)
                 with os.scandir("/" + directory) as it:
                     entries = [
                         e for e in it if e.name.startswith(name_prefix) and not e.name.startswith(TMP_PREFIX)
                     ]
             except (FileNotFoundError, NotADirectoryError):
                 return
+            chain = chain | {(here.st_dev, here.st_ino)}
+            dirs: set[str] = set()
+            taken: dict[str, os.stat_result | None] = {}  # files, and the status of links to them
+            for e in sorted(entries, key=lambda e: e.name):  # skips are reported in a stable order
+                if e.is_dir(follow_symlinks=False):
+                    dirs.add(e.name)
+                    continue
+                link = e.is_symlink()
+                if not link and on_skip is None:
+                    taken[e.name] = None  # its status comes below (special files are dropped there)
+                    continue
+                st = rules.stat(e.path, link)
+                if isinstance(st, OSError):
+                    raise st
+                if st is None or isinstance(st, Skipped):
+                    if st is not None and on_skip is not None:
+                        on_skip(st)
+                    continue
+                if on_skip is None and not stat.S_ISDIR(st.st_mode):
+                    taken[e.name] = st  # a plain listing shows file links wherever they lead
+                elif (skipped := rules.skip(e.path, link, st, chain)) is not None:
+                    if on_skip is not None:
+                        on_skip(skipped)
+                elif stat.S_ISDIR(st.st_mode):
+                    dirs.add(e.name)
+                else:
+                    taken[e.name] = st
             # A directory's keys continue with "/", so it sorts as name + "/" among its siblings.
-            dirs = {e.name for e in entries if e.is_dir(follow_symlinks=False)}
-            entries.sort(key=lambda e: e.name + "/" if e.name in dirs else e.name)
-        for entry in entries:
-            key = directory + entry.name
-            if entry.name in dirs:
+            names = sorted([*dirs, *taken], key=lambda name: name + "/" if name in dirs else name)
+        for name in names:
+            key = directory + name
+            path = "/" + key
+            if name in dirs:
                 if not delimiter:
-                    yield from self._walk(key + "/", "", False, uri)
-                elif _has_files(entry.path):
+                    yield from self._walk(key + "/", "", False, uri, rules, chain, on_skip)
+                elif _has_files(path):
                     yield key + "/"
                 continue
-            with map_errors("list", uri):
-                try:
-                    st = entry.stat()
-                except FileNotFoundError:  # removed meanwhile, or a dangling symlink
-                    continue
+            st = taken[name]
+            if st is None:
+                with map_errors("list", uri):
+                    try:
+                        st = os.stat(path)
+                    except FileNotFoundError:  # removed meanwhile
+                        continue
             if stat.S_ISREG(st.st_mode):
                 yield file_meta(key, st)
 
@@ -281,6 +333,31 @@ class LocalStore(Store):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.config,))
+
+
+def local_keys(
+    what: str, key: str, recursive: bool, *, follow_links: bool = False,
+    on_skip: Callable[[Skipped], object] | None = None, config: Config | None = None,
+) -> list[str]:  # fmt: skip
+    """The file keys that ``copy`` of the ``file://`` key (a file, a prefix ``dir/``, a regex)
+    takes: the selection of a listing, walked with ``upload``'s rules. Each item left out (a
+    link leaving the directory unless ``follow_links``, a loop, a broken link, a FIFO) goes
+    to ``on_skip``, or else all into one ``UserWarning`` headed by ``what``."""
+    from .._select import select
+    from ..config import default_config
+
+    sel = select(key, recursive=recursive, exact=True)
+    skipped: list[Skipped] = []
+    walk = LocalStore(config or default_config()).walk(
+        sel.prefix, delimiter=not sel.recursive, follow_links=follow_links, on_skip=on_skip or skipped.append
+    )
+    keys = [m.key for m in walk if isinstance(m, ObjectMeta) and sel.matches(m.key)]
+    if sel.literal and not sel.recursive and key in keys:
+        keys = [key]  # an exact key wins over its reading as a regex
+    if skipped:
+        lines = "".join(f"\n  {item}" for item in skipped)
+        warnings.warn(f"{what}: skipped {len(skipped)}:{lines}", UserWarning, stacklevel=3)
+    return keys
 
 
 def file_meta(key: str, st: os.stat_result, content_type: str | None = None) -> ObjectMeta:

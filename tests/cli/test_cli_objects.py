@@ -328,5 +328,5 @@ def test_a_file_that_cannot_be_written_is_named(s3_bucket: str, tmp_path: Path, 
                          preexec_fn=_file_size_limit(2**20))  # fmt: skip
     path = str(dest / "big.bin") if to_dir else str(dest)
     assert run.returncode == 1, run.stderr
-    assert run.stderr.startswith(f"s3dlio: error: {args[0]} {path}: File too large"), run.stderr
+    assert run.stderr.startswith(f"s3dlio: error: {args[0]} {path}: file too large"), run.stderr
     assert not any(p.name.startswith(".s3dlio-tmp-") for p in tmp_path.rglob("*"))
