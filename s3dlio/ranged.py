@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from . import _check, _parallel
 from .errors import InvalidArgumentError, TransferError
-from .retry import ChangedError, backoff, retryable, retrying
+from .retry import Attempts, ChangedError, retrying
 from .store.base import replaced
 
 if TYPE_CHECKING:
@@ -75,21 +75,28 @@ def split(start: int, end: int, part: int) -> list[tuple[int, int]]:
     return [(lo, min(lo + part, end)) for lo in range(start, end, max(1, part))]
 
 
-def fetch_into(store: Store, key: str, start: int, dest: memoryview, *, attempts: int, etag: str | None = None) -> int:
+def fetch_into(
+    store: Store, key: str, start: int, dest: memoryview, *, attempts: int, etag: str | None = None,
+    since: float | None = None,
+) -> int:
     """Fill ``dest`` with the object's bytes from ``start``; the count is short only at its end.
 
-    A failed or short response is followed by a range from the first byte still missing.
+    A failed or short response is followed by a range from the first byte still missing,
+    within ``attempts`` and ``total_timeout`` seconds from ``since`` (default now: a read made
+    of many ranges passes its own start, so a stalled server ends all of it in that time).
     Given ``etag``, every reply must come from that version (ChangedError, not retried).
     """
-    got, failures = 0, 0
+    failures: Attempts | None = None
+    got = 0
     while got < len(dest):
         try:
             n = store.get_range_into(key, start + got, start + len(dest), dest[got:], etag)
         except Exception as exc:
-            failures += 1
-            if failures >= attempts or not retryable(exc) or isinstance(exc, ChangedError):
+            if isinstance(exc, ChangedError):
                 raise
-            time.sleep(backoff(failures))
+            if failures is None:
+                failures = Attempts(attempts, store.config.total_timeout, f"get {key}", since)
+            failures.failed_with(exc)
             continue
         if n == 0:
             break  # the object ends here
@@ -149,9 +156,11 @@ def fill(
     in_flight = ranges_in_flight(config)
 
     etag = etag or (before.etag if before is not None else None)
+    began = time.monotonic()
 
     def one(r: tuple[int, int]) -> int:
-        return fetch_into(store, key, start + r[0], dest[r[0] : r[1]], attempts=config.max_attempts, etag=etag)
+        return fetch_into(store, key, start + r[0], dest[r[0] : r[1]], attempts=config.max_attempts, etag=etag,
+                          since=began)  # fmt: skip
 
     counts = _parallel.map_bounded(one, ranges, in_flight)
     if sum(counts) != len(dest):  # type: ignore[arg-type]

@@ -61,8 +61,10 @@ class Fetcher:
                 return self._hedged(uri, self.hedge_after)
             except FATAL:
                 raise
-            except Exception:
-                if attempt >= self.retries:
+            except Exception as exc:
+                # a store that already spent its retries and time budget on it: retrying
+                # here would hold the training step that many times as long
+                if attempt >= self.retries or getattr(exc, "retried", False):
                     raise
                 time.sleep(self.backoff * 2**attempt)
                 attempt += 1

@@ -82,6 +82,27 @@ def mixed_plan() -> Rule:
 
 # -- bounded time ------------------------------------------------------------------------------
 @pytest.mark.timeout(120)
+def test_ranges_and_loader_retries_keep_the_deadline(via: Any, s3_bucket: str, moto_server: MotoServer) -> None:
+    """Nested loops above the store spend no more than its budget: the ranges of a large read
+    (each retried on its own, 10 attempts, once without a time limit: 3-8x the bound) and the
+    loader's retries of an error the store already gave up on (3x)."""
+    from s3dlio.loader.fetch import Fetcher
+
+    client = moto_server.client()
+    client.put_object(Bucket=_bucket(s3_bucket), Key="big", Body=b"b" * (4 * 256 * 1024))
+    client.put_object(Bucket=_bucket(s3_bucket), Key="small", Body=b"s" * 100)
+    # the first GET (the read's first range) is answered, every later one never is
+    via(numbered(lambda k, method, path: None if k == 1 else "stall", ("GET",)), read_timeout=1,
+        total_timeout=2, connect_timeout=2, range_threshold=256 * 1024, part_size=256 * 1024)  # fmt: skip
+    for call in (lambda: s3dlio.get(f"{s3_bucket}big"), lambda: Fetcher()(f"{s3_bucket}small")):
+        start = time.monotonic()
+        with pytest.raises(TransferError):
+            call()
+        took = time.monotonic() - start
+        assert took < 2 + 1 + 3, f"took {took:.1f} s"  # total_timeout + read_timeout + backoff
+
+
+@pytest.mark.timeout(120)
 def test_silent_server_fails_within_the_deadline(via: Any, s3_bucket: str, moto_server: MotoServer) -> None:
     """A server that accepts and never answers: a clear TransferError once the budget is spent."""
     moto_server.client().put_object(Bucket=_bucket(s3_bucket), Key="k", Body=b"x" * 100)
