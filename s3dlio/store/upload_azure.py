@@ -15,6 +15,8 @@ import secrets
 import threading
 from typing import TYPE_CHECKING, Any
 
+from ..errors import TransferError
+
 if TYPE_CHECKING:
     from .azure import AzureStore
 
@@ -61,8 +63,21 @@ class AzureUpload:
 
         count = -(-size // self.part_size)
         blocks = [BlobBlock(self._block_id(i)) for i in range(count)]
+        from azure.core.exceptions import HttpResponseError
+
         with self._store._errors("commit_block_list", self._key):
-            self._blob().commit_block_list(blocks, content_settings=self._settings())
+            try:
+                self._blob().commit_block_list(blocks, content_settings=self._settings())
+            except HttpResponseError as exc:
+                if getattr(exc, "error_code", None) != "InvalidBlockList":
+                    raise
+                # one commit drops every other upload's staged blocks of the same blob
+                lost = TransferError(
+                    f"put {self._store.uri(self._key)}: another upload of this blob committed while this one "
+                    "ran, and Azure dropped this upload's staged blocks; nothing of it was kept: write it again"
+                )
+                lost.retried = True  # the parts are gone: no retry of the commit can succeed
+                raise lost from None
         self._staged = False
 
     def abort(self) -> None:
