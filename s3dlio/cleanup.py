@@ -109,7 +109,7 @@ def cleanup(
     if parsed.scheme in ("s3", "az") and not parsed.bucket:
         raise InvalidUriError(f"cleanup {uri}: name a bucket or container, e.g. {parsed.scheme}://bucket/prefix/")
     # The portable engine: obstore cannot list multipart uploads or uncommitted blocks.
-    store = open_store(parsed, replace(config or default_config(), engine="portable"))
+    store = open_store(parsed, (config or default_config()).replace(engine="portable"))
     cutoff = None if age is None else datetime.now(UTC) - age
     found = [item for item in _find(parsed, store) if cutoff is None or _older(item, cutoff)]
     if dry_run:

@@ -1,16 +1,17 @@
 """Settings, resolved as: explicit arguments > environment > ``.env`` in the working directory.
 
 A :class:`Config` is frozen and picklable; it holds settings, never connections, so it can
-travel to worker processes. Secrets never appear in its ``repr``.
+travel to worker processes. Secrets never appear in its ``repr``, and a secret it resolved
+from the environment or ``.env`` never travels in its pickle (the copy resolves it again).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, fields
 from functools import cache
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from ._redact import redact, redact_url, remember
@@ -55,6 +56,11 @@ _ENV: dict[str, tuple[str, ...]] = {
     "unsigned": ("S3DLIO_UNSIGNED",),
     "tune_workers": ("S3DLIO_TUNE_WORKERS",),
 }
+
+#: Fields that hold one setting between them. Their sources are ranked as one: an explicit
+#: ``endpoint_url`` is never replaced by ``S3DLIO_ENDPOINTS``, nor ``AWS_ENDPOINT_URL`` from the
+#: real environment by ``S3DLIO_ENDPOINTS`` from a ``.env`` someone left in the working directory.
+_GROUPS: tuple[tuple[str, ...], ...] = (("endpoint_url", "endpoints"),)
 
 _SECRETS = frozenset({"secret_access_key", "session_token", "azure_account_key", "azure_connection_string"})
 
@@ -123,7 +129,10 @@ class Config:
     tune_workers: bool = True
 
     def __post_init__(self) -> None:
-        remember(self.secret_access_key, self.session_token, self.azure_account_key, self.azure_connection_string)
+        if "_explicit" not in self.__dict__:  # built directly, not by resolve(): what it was given
+            given = frozenset(f.name for f in fields(self) if getattr(self, f.name) != f.default)
+            object.__setattr__(self, "_explicit", given)
+        remember(*(getattr(self, name) for name in _SECRETS))
         try:
             self._check()
         except ConfigError as exc:  # a setting's value is named in its error, never a password in it
@@ -146,8 +155,7 @@ class Config:
         if isinstance(self.endpoints, (list, str)):
             parts = self.endpoints.split(",") if isinstance(self.endpoints, str) else self.endpoints
             object.__setattr__(self, "endpoints", tuple(p.strip() for p in parts if p.strip()))
-        if self.endpoints:  # the more specific setting wins over AWS_ENDPOINT_URL
-            object.__setattr__(self, "endpoint_url", self.endpoints[0])
+        self._settle_endpoints()
         for endpoint in (self.endpoint_url, *self.endpoints):
             if endpoint is not None:
                 _check_endpoint(endpoint)
@@ -158,17 +166,73 @@ class Config:
         if self.endpoint_cooldown <= 0:
             raise ConfigError(f"endpoint_cooldown={self.endpoint_cooldown!r}: must be a positive number of seconds")
 
+    def _settle_endpoints(self) -> None:
+        """``endpoint_url`` and ``endpoints`` name one thing, the S3 endpoint(s). Both from the
+        same source: ``endpoints`` wins. Both given explicitly and disagreeing: an error, not a
+        guess. An explicit ``endpoint_url`` drops an ``endpoints`` that was not given."""
+        url, several = self.endpoint_url, self.endpoints
+        if url is not None and several and url not in several:
+            if self.is_explicit("endpoint_url") and self.is_explicit("endpoints"):
+                raise ConfigError(
+                    f"endpoint_url={redact_url(url)!r} and endpoints={[redact_url(e) for e in several]!r} "
+                    "disagree: pass endpoints=[...] alone (requests are spread over them) or endpoint_url alone"
+                )
+            if self.is_explicit("endpoint_url"):
+                object.__setattr__(self, "endpoints", ())
+        if self.endpoints:
+            object.__setattr__(self, "endpoint_url", self.endpoints[0])
+
+    def is_explicit(self, name: str) -> bool:
+        """True when setting ``name`` was given explicitly (an argument, ``configure()``, a CLI
+        option), not resolved from the environment or ``.env``: stores rank explicit settings
+        above credentials' own endpoints, and only explicit secrets travel in a pickle."""
+        return name in self._explicit
+
+    #: The settings given explicitly (set per instance when it is built).
+    _explicit: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def _make(cls, values: dict[str, Any], explicit: Collection[str]) -> Config:
+        """``cls(**values)`` that knows which of them were given explicitly."""
+        config = cls.__new__(cls)
+        object.__setattr__(config, "_explicit", frozenset(explicit))
+        cls.__init__(config, **values)
+        return config
+
     # Stores are cached per Config: every operation looks one up, so the hash is computed once
     # (not over 30 fields per call) and never travels in a pickle (str hashes differ per process).
+    # Which settings were explicit counts: a config whose secret came from the environment must
+    # not be interned as (and pickled like) an equal one that was given the secret.
     def __hash__(self) -> int:
         cached: int | None = self.__dict__.get("_hash")
         if cached is None:
-            cached = hash(tuple(getattr(self, f.name) for f in fields(self)))
+            cached = hash((tuple(getattr(self, f.name) for f in fields(self)), self._explicit))
             object.__setattr__(self, "_hash", cached)
         return cached
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Config):
+            return NotImplemented
+        return self._explicit == other._explicit and all(
+            getattr(self, f.name) == getattr(other, f.name) for f in fields(self)
+        )
+
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+        # A secret the user passed may travel (as in s3fs); one resolved from the environment
+        # or .env stays behind: the copy resolves it again where it lands (DataLoader workers
+        # inherit the environment and working directory, so they find the same one).
+        state = {k: v for k, v in self.__dict__.items() if k != "_hash"}
+        for name in _SECRETS - self._explicit:
+            state[name] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        explicit = state.get("_explicit", frozenset())
+        values = _from_environment(skip=explicit, only=_SECRETS - explicit)
+        for name in _SECRETS - explicit:
+            object.__setattr__(self, name, values.get(name))
+        remember(*(getattr(self, name) for name in _SECRETS))
 
     def __repr__(self) -> str:
         # Secrets are left out; endpoints are shown without userinfo (user:password@).
@@ -187,19 +251,18 @@ class Config:
 
     @classmethod
     def resolve(cls, **overrides: Any) -> Config:
-        """Build a config: ``overrides`` (None means unset) > environment > ``.env`` > defaults."""
-        values: dict[str, Any] = {}
-        env = _environment()
-        for f in fields(cls):
-            value = overrides.get(f.name)
-            if value is None:
-                value = next((env[n] for n in _ENV.get(f.name, ()) if env.get(n)), None)
-            if value is not None:
-                values[f.name] = _convert(f.name, value, f.type)
+        """Build a config: ``overrides`` (None means unset) > environment > ``.env`` > defaults.
+
+        Ranked per setting, not per variable: where any variable of a setting is set in the
+        real environment, ``.env`` is not read for it, so a ``.env`` in the working directory
+        can neither outrank nor add to what the environment says."""
         unknown = set(overrides) - {f.name for f in fields(cls)}
         if unknown:
             raise ConfigError(f"unknown setting(s) {sorted(unknown)}; known: {[f.name for f in fields(cls)]}")
-        return cls(**values)
+        explicit = {k for k, v in overrides.items() if v is not None}
+        found: dict[str, Any] = {**_from_environment(skip=explicit), **{k: overrides[k] for k in explicit}}
+        values = {f.name: _convert(f.name, found[f.name], f.type) for f in fields(cls) if f.name in found}
+        return cls._make(values, explicit)
 
     @property
     def engine_attempts(self) -> int:
@@ -213,8 +276,20 @@ class Config:
         return min(self.read_timeout, self.request_timeout)
 
     def replace(self, **changes: Any) -> Config:
-        """A copy with some settings changed."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A copy with some settings changed (None leaves one as it is); the changed ones count
+        as explicit. A new ``endpoint_url`` replaces ``endpoints``, new ``endpoints`` replace
+        ``endpoint_url``."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise TypeError(f"Config.replace() got unexpected setting(s) {sorted(unknown)}")
+        given = self._explicit | set(changes)
+        if "endpoint_url" in changes:
+            changes.setdefault("endpoints", ())
+        elif "endpoints" in changes:
+            changes["endpoint_url"] = None
+        values = {f.name: getattr(self, f.name) for f in fields(self)} | changes
+        return self._make(values, given)
 
 
 def _check_endpoint(endpoint: str) -> None:
@@ -226,17 +301,36 @@ def _check_endpoint(endpoint: str) -> None:
     try:
         parts = urlsplit(endpoint)
         port = parts.port  # raises for a port that is not a number from 0 to 65535
-    except ValueError as exc:
-        raise ConfigError(f"endpoint {shown!r}: not a valid URL ({exc}); {fix}") from None
+    except ValueError:  # its message quotes the text it could not read: a password's start, maybe
+        raise ConfigError(f"endpoint {shown!r}: not a valid URL (the host or port cannot be read); {fix}") from None
     if not parts.hostname:
         raise ConfigError(f"endpoint {shown!r}: no host; {fix}")
     if port == 0:
         raise ConfigError(f"endpoint {shown!r}: port 0; use the port the server listens on, 1 to 65535")
 
 
-def _environment() -> Mapping[str, str]:
+def _settings() -> list[tuple[str, ...]]:
+    """Every setting as the fields that hold it: one field each, but for :data:`_GROUPS`."""
+    grouped = {name for group in _GROUPS for name in group}
+    return [*_GROUPS, *((name,) for name in _ENV if name not in grouped)]
+
+
+def _from_environment(skip: Collection[str] = (), only: Collection[str] | None = None) -> dict[str, str]:
+    """The raw values of the settings none of whose fields is in ``skip`` (given explicitly), of
+    those in ``only`` when it is given. Each setting comes whole from one source: the real
+    environment where any of its variables is set (non-empty) there, else ``.env``."""
     dotenv = _dotenv(os.getcwd())
-    return {**dotenv, **os.environ}
+    found: dict[str, str] = {}
+    for group in _settings():
+        if any(name in skip for name in group) or (only is not None and not any(n in only for n in group)):
+            continue
+        variables = [var for name in group for var in _ENV[name]]
+        source: Mapping[str, str] = os.environ if any(os.environ.get(v) for v in variables) else dotenv
+        for name in group:
+            value = next((source[var] for var in _ENV[name] if source.get(var)), None)
+            if value is not None:
+                found[name] = value
+    return found
 
 
 @cache

@@ -402,8 +402,6 @@ def test_endpoint_passwords_with_at_or_slash_stay_out_of_errors(engine: str) -> 
         assert "127.0.0.1:1" in str(refused.value)
 
 
-@pytest.mark.xfail(reason="config._check_endpoint quotes urlsplit's error, which names the password's "
-                   "first part ('Port could not be cast ... as 'wJal''): another file's fix", strict=False)  # fmt: skip
 def test_a_refused_endpoint_names_no_part_of_the_password() -> None:
     with pytest.raises(s3dlio.ConfigError) as refused:
         s3dlio.configure(endpoint_url=f"http://user:{SLASHED}@127.0.0.1:1")

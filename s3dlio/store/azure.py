@@ -15,9 +15,12 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+from .._redact import redact_url
 from ..buffers import byte_view
 from ..config import AZURITE_ACCOUNT, AZURITE_KEY
 from ..errors import (
@@ -40,7 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = ["AzureStore", "map_errors"]
 
-_EMULATOR_URL = f"http://127.0.0.1:10000/{AZURITE_ACCOUNT}"
 #: Azure's limit of sub-requests per blob batch.
 _DELETE_BATCH = 256
 _SINGLE_PUT_PARTS = 4
@@ -165,25 +167,9 @@ class AzureStore(Store):
             raise ConfigError(
                 "az:// on the portable engine needs the Azure SDK: pip install 's3dlio[azure]'"
             ) from None
-        self.account = account
-        self._connection = _parse_connection_string(config.azure_connection_string)
-        if config.azure_use_emulator or self._connection.get("usedevelopmentstorage", "").lower() == "true":
-            self.account = AZURITE_ACCOUNT
-            self.endpoint = config.azure_endpoint or _EMULATOR_URL
-        elif self._connection:
-            self.account = self._connection.get("accountname") or account
-            self.endpoint = self._connection.get("blobendpoint") or (
-                f"{self._connection.get('defaultendpointsprotocol', 'https')}://{self.account}.blob."
-                f"{self._connection.get('endpointsuffix', 'core.windows.net')}"
-            )
-        else:
-            self.account = account or config.azure_account_name
-            if not self.account:
-                raise ConfigError(
-                    f"az://{container}: no Azure storage account; set AZURE_STORAGE_ACCOUNT_NAME "
-                    "(or use https://ACCOUNT.blob.core.windows.net/container/key)"
-                )
-            self.endpoint = config.azure_endpoint or f"https://{self.account}.blob.core.windows.net"
+        self._uri_account = account  # what the URI named: a pickled copy resolves the same way
+        self._target = azure_target(config, account, container)
+        self.account, self.endpoint = self._target.account, self._target.endpoint
         self._service_obj: Any = None
         self._container_obj: Any = None
         self._pid = 0
@@ -207,7 +193,7 @@ class AzureStore(Store):
         with self._lock:
             if self._service_obj is None or self._pid != pid:
                 with self._errors("connect"):
-                    self._service_obj = _build_service(self.config, self.endpoint, self.account)
+                    self._service_obj = _build_service(self.config, self._target)
                     self._container_obj = None
                 self._pid = pid
         return self._service_obj
@@ -479,10 +465,10 @@ class AzureStore(Store):
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle settings, not connections: the unpickled store builds its own client."""
-        return (type(self), (self.bucket, self.config, self.account))
+        return (type(self), (self.bucket, self.config, self._uri_account))
 
 
-def _build_service(config: Config, endpoint: str, account: str | None) -> Any:
+def _build_service(config: Config, target: AzureTarget) -> Any:
     """A BlobServiceClient with s3dlio's timeouts, retries, pool size and CA bundle."""
     import requests
     from azure.core.pipeline.transport import RequestsTransport
@@ -517,17 +503,14 @@ def _build_service(config: Config, endpoint: str, account: str | None) -> Any:
         "max_single_put_size": _SINGLE_PUT_PARTS * config.part_size,
         "max_chunk_get_size": config.part_size,
     }
-    if config.unsigned:
-        return BlobServiceClient(endpoint, credential=None, **options)
-    if config.azure_connection_string and not config.azure_use_emulator:
-        return BlobServiceClient.from_connection_string(config.azure_connection_string, **options)
-    if config.azure_use_emulator:
-        credential: Any = {"account_name": AZURITE_ACCOUNT, "account_key": AZURITE_KEY}
-    elif config.azure_account_key:
-        credential = {"account_name": account, "account_key": config.azure_account_key}
-    else:
+    credential: Any = None  # anonymous
+    if target.account_key:
+        credential = {"account_name": target.account, "account_key": target.account_key}
+    elif target.sas:
+        credential = target.sas
+    elif not target.anonymous:
         credential = _default_credential()
-    return BlobServiceClient(endpoint, credential=credential, **options)
+    return BlobServiceClient(target.endpoint, credential=credential, **options)
 
 
 def _default_credential() -> Any:
@@ -539,11 +522,102 @@ def _default_credential() -> Any:
     return DefaultAzureCredential()
 
 
+@dataclass(frozen=True)
+class AzureTarget:
+    """Where an Azure store sends its requests and what it signs them with: one answer for
+    both engines (:func:`azure_target`). No key, no SAS and not anonymous: Entra ID."""
+
+    account: str
+    endpoint: str
+    account_key: str | None = field(default=None, repr=False)
+    sas: str | None = field(default=None, repr=False)
+    anonymous: bool = False
+
+
+def azure_target(config: Config, uri_account: str | None, container: str) -> AzureTarget:
+    """The account, endpoint and credentials for ``container``, decided so that credentials
+    reach only their own account.
+
+    Credentials, first that applies: none with ``unsigned``; a connection string (unless an
+    account key was given explicitly and the string was not); the account key; Azurite's
+    published key for the emulator; else Entra ID. Credentials that name their account (the
+    string's AccountName or BlobEndpoint host, AZURE_STORAGE_ACCOUNT_NAME with a key, the
+    emulator's account) are sent to no other: a URI naming another account is a ConfigError.
+
+    Endpoint, first that applies: the host a URI names (``https://ACCOUNT.blob.core.windows.net/...``);
+    an explicit ``azure_endpoint`` (unless the connection string was given explicitly too); the
+    connection string's BlobEndpoint (or the one its AccountName and EndpointSuffix make),
+    which belongs to its credentials; ``AZURE_STORAGE_ENDPOINT`` from the environment or
+    ``.env``; the emulator's; ``https://ACCOUNT.blob.core.windows.net``.
+    """
+    conn = _parse_connection_string(config.azure_connection_string)
+    emulator = config.azure_use_emulator or conn.pop("usedevelopmentstorage", "").lower() == "true"
+    # An explicit key or endpoint beats a connection string from the environment, not one given too.
+    string_given = config.is_explicit("azure_connection_string")
+    use_string = bool(conn) and not (config.is_explicit("azure_account_key") and not string_given)
+    string_endpoint = conn.get("blobendpoint", "").rstrip("/") or None
+    if use_string and not string_endpoint and conn.get("accountname"):
+        string_endpoint = (f"{conn.get('defaultendpointsprotocol', 'https')}://{conn['accountname']}.blob."
+                           f"{conn.get('endpointsuffix', 'core.windows.net')}")  # fmt: skip
+    key = sas = bound = None
+    if config.unsigned:
+        pass
+    elif use_string:
+        key, sas = conn.get("accountkey"), conn.get("sharedaccesssignature")
+        bound = conn.get("accountname") or _account_of(string_endpoint)
+    elif config.azure_account_key:
+        key, bound = config.azure_account_key, config.azure_account_name
+    elif emulator:
+        key, bound = AZURITE_KEY, AZURITE_ACCOUNT
+    account = (uri_account or bound or config.azure_account_name or conn.get("accountname")
+               or (AZURITE_ACCOUNT if emulator else None))  # fmt: skip
+    if not account:
+        raise ConfigError(
+            f"az://{container}: no Azure storage account; set AZURE_STORAGE_ACCOUNT_NAME "
+            f"(or write https://ACCOUNT.blob.core.windows.net/{container}/key)"
+        )
+    # credentials bound to an endpoint whose account is unknown: to that endpoint only
+    owner = bound or (string_endpoint if use_string and (key or sas) else None)
+    if uri_account:
+        endpoint = f"https://{uri_account}.blob.core.windows.net"
+        if owner and owner not in (uri_account, endpoint):
+            raise ConfigError(
+                f"{endpoint}/{container}: the configured Azure credentials are for storage account "
+                f"{redact_url(owner)!r}, the URI names {uri_account!r}; s3dlio sends credentials only to their "
+                "own account: give that account's, or unsigned=True (S3DLIO_UNSIGNED) for a public container"
+            )
+    elif config.azure_endpoint and config.is_explicit("azure_endpoint") and not (use_string and string_given):
+        endpoint = config.azure_endpoint
+    elif use_string and string_endpoint:
+        endpoint = string_endpoint
+    elif config.azure_endpoint:
+        endpoint = config.azure_endpoint
+    elif emulator:
+        endpoint = f"http://127.0.0.1:10000/{account}"
+    else:
+        endpoint = f"https://{account}.blob.core.windows.net"
+    anonymous = config.unsigned or (use_string and not key and not sas)
+    return AzureTarget(account, endpoint.rstrip("/"), key or None, sas or None, anonymous)
+
+
+def _account_of(endpoint: str | None) -> str | None:
+    """The account an endpoint serves: ``ACCOUNT.blob.<suffix>``, or the first path segment
+    (``http://127.0.0.1:10000/devstoreaccount1``, Azurite's form); None when it names none."""
+    if not endpoint:
+        return None
+    parts = urlsplit(endpoint)
+    host = parts.hostname or ""
+    if ".blob." in host:
+        return host.split(".", 1)[0]
+    return parts.path.strip("/").split("/", 1)[0] or None
+
+
 def _parse_connection_string(value: str | None) -> dict[str, str]:
+    """``Key=Value;...`` pairs, keys lower-cased (values such as account keys contain ``=``)."""
     if not value:
         return {}
     pairs = (part.split("=", 1) for part in value.split(";") if "=" in part)
-    return {k.strip().lower(): v.strip() for k, v in pairs}
+    return {k.strip().lower(): v.strip() for k, v in pairs if k.strip()}
 
 
 def _list_meta(item: Any) -> ObjectMeta:

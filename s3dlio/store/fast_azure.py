@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from obstore.store import AzureStore
 
-from ..config import AZURITE_ACCOUNT, AZURITE_KEY, Config
-from ..errors import ConfigError
+from ..config import Config
+from .azure import azure_target
 from .fast import FastStore, PortableBuckets, build, client_options, retry_config
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ class FastAzureStore(PortableBuckets, FastStore):
 
     def __init__(self, container: str, config: Config, account: str | None = None) -> None:
         settings = _azure_settings(config, account, container)
-        endpoint = settings.get("endpoint") or f"https://{settings['account_name']}.blob.core.windows.net"
+        endpoint = settings["endpoint"]
         inner = build(
             "Azure",
             AzureStore,
@@ -55,47 +55,14 @@ class FastAzureStore(PortableBuckets, FastStore):
 
 
 def _azure_settings(config: Config, account: str | None, container: str) -> dict[str, Any]:
-    """Account, key/SAS and endpoint from config, connection string and emulator defaults."""
-    parts = _connection_string(config.azure_connection_string)
-    emulator = config.azure_use_emulator or parts.get("usedevelopmentstorage", "").lower() == "true"
-    name = (
-        account
-        or config.azure_account_name
-        or parts.get("accountname")
-        or (AZURITE_ACCOUNT if emulator else None)
-    )
-    if not name:
-        raise ConfigError(
-            f"az://{container}: no storage account; set AZURE_STORAGE_ACCOUNT_NAME or write "
-            f"https://ACCOUNT.blob.core.windows.net/{container}/key"
-        )
-    settings: dict[str, Any] = {"account_name": name}
-    key = (
-        config.azure_account_key
-        or parts.get("accountkey")
-        or (AZURITE_KEY if emulator and name == AZURITE_ACCOUNT else None)
-    )
-    if config.unsigned:
+    """obstore's arguments for :func:`~s3dlio.store.azure.azure_target`'s answer, the endpoint
+    always among them: obstore would otherwise take AZURE_STORAGE_ENDPOINT from the environment."""
+    target = azure_target(config, account, container)
+    settings: dict[str, Any] = {"account_name": target.account, "endpoint": target.endpoint}
+    if target.anonymous:
         settings["skip_signature"] = True
-    elif key:
-        settings["account_key"] = key
-    if parts.get("sharedaccesssignature") and not config.unsigned:
-        settings["sas_key"] = parts["sharedaccesssignature"]
-    endpoint = config.azure_endpoint or parts.get("blobendpoint")
-    if not endpoint and "endpointsuffix" in parts:
-        endpoint = f"{parts.get('defaultendpointsprotocol', 'https')}://{name}.blob.{parts['endpointsuffix']}"
-    if not endpoint and emulator:
-        endpoint = f"http://127.0.0.1:10000/{name}"
-    if endpoint:
-        settings["endpoint"] = endpoint.rstrip("/")
+    if target.account_key:
+        settings["account_key"] = target.account_key
+    if target.sas:
+        settings["sas_key"] = target.sas
     return settings
-
-
-def _connection_string(value: str | None) -> dict[str, str]:
-    """``Key=Value;...`` pairs, keys lower-cased (values such as account keys contain ``=``)."""
-    parts: dict[str, str] = {}
-    for piece in (value or "").split(";"):
-        name, sep, val = piece.partition("=")
-        if sep and name.strip():
-            parts[name.strip().lower()] = val.strip()
-    return parts
