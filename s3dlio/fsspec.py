@@ -44,9 +44,10 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the dependency
     raise ImportError("s3dlio.fsspec needs fsspec: pip install fsspec (or 's3dlio[jax]')") from exc
 
-from . import _parallel, localpath, ranged
+from . import _parallel, localpath, localread, ranged
 from .config import Config, default_config
 from .errors import ConfigError, NotFoundError
+from .localread import LocalFile
 from .ops import create_bucket, delete_bucket, list_buckets, resolve, write_file_atomic
 from .reader import ObjectReader
 from .store import ObjectMeta, Store
@@ -78,6 +79,8 @@ _get_into: ContextVar[str | None] = ContextVar("s3dlio_fsspec_get_into", default
 _get_tree: ContextVar[bool] = ContextVar("s3dlio_fsspec_get_tree", default=False)
 #: The source directory of the ``put`` running in this context (None: links are followed).
 _put_from: ContextVar[str | None] = ContextVar("s3dlio_fsspec_put_from", default=None)
+#: True inside a recursive ``put``: a FIFO, socket or device in the tree is skipped, not an error.
+_put_tree: ContextVar[bool] = ContextVar("s3dlio_fsspec_put_tree", default=False)
 #: Storage options fsspec itself takes (instance cache, listings cache); passed through.
 _FSSPEC_OPTIONS = frozenset(
     {"skip_instance_cache", "use_listings_cache", "listings_expiry_time", "max_paths", "asynchronous", "loop"}
@@ -884,11 +887,22 @@ class S3dlioFileSystem(AbstractFileSystem):
         if os.path.isdir(lpath):
             self.makedirs(rpath, exist_ok=True)
             return
+        if _put_tree.get() and localread.not_a_file(lpath):
+            warnings.warn(f"put {lpath}: skipped, not a regular file (a FIFO, socket or device; as "
+                          "s3dlio.upload skips it)", UserWarning, stacklevel=2)  # fmt: skip
+            return
         if mode == "create" and self.exists(rpath):
             raise FileExistsError(errno.EEXIST, "object exists", self.uri(rpath))
-        callback.set_size(os.path.getsize(lpath))
-        with open(lpath, "rb") as src, self.open(rpath, "wb", block_size=chunksize, max_concurrency=concurrency) as dst:
-            _copy(src, dst, chunksize or self._chunk(), callback)
+        # never blocks on a FIFO nor reads a device; a change while read publishes nothing
+        with LocalFile("put", os.fspath(lpath), self.uri(rpath)) as src:
+            callback.set_size(src.size)
+            chunk, got = chunksize or self._chunk(), 0
+            with self.open(rpath, "wb", block_size=chunksize, max_concurrency=concurrency) as dst:
+                while got <= src.size and (data := src.read(min(chunk, src.size + 1 - got))):  # a byte past: grown
+                    dst.write(data)
+                    got += len(data)
+                    callback.relative_update(len(data))
+                src.check(got)  # raised inside: the upload is discarded
 
     def get_file(self, rpath: str, lpath: Any, callback: Any = DEFAULT_CALLBACK, outfile: Any = None,
                  **kwargs: Any) -> None:  # fmt: skip
@@ -918,11 +932,12 @@ class S3dlioFileSystem(AbstractFileSystem):
         """fsspec's ``put``; below a source directory, what a symbolic link takes outside it is
         skipped with a warning, as :func:`s3dlio.upload` skips it, unless ``follow_links``."""
         source = None if follow_links or isinstance(lpath, list | tuple) else os.path.abspath(stringify_path(lpath))
-        token = _put_from.set(source)
+        token, tree = _put_from.set(source), _put_tree.set(recursive)
         try:
             super().put(lpath, rpath, recursive=recursive, callback=callback, maxdepth=maxdepth, **kwargs)
         finally:
             _put_from.reset(token)
+            _put_tree.reset(tree)
 
     def get(self, rpath: Any, lpath: Any, recursive: bool = False, callback: Any = DEFAULT_CALLBACK,
             maxdepth: int | None = None, **kwargs: Any) -> None:  # fmt: skip

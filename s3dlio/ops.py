@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import stat as _stat
 import threading
 import time
 import warnings
@@ -23,9 +22,9 @@ from ._select import Selection, select
 from .config import Config, default_config
 from .errors import InvalidUriError, NotFoundError
 from .localpath import Skipped
+from .localread import LocalFile
 from .oplog import current_writer
 from .oplog.logged import LoggedStore
-from .retry import ChangedError
 from .store import ObjectMeta, Store, open_store
 from .store.balanced import endpoint_stats as balanced_stats
 from .store.balanced import open_balanced
@@ -403,15 +402,62 @@ def _listing_args(func: str, uri: str, recursive: bool, pattern: str | None, con
 
 def _objects(
     uri: str, recursive: bool, pattern: str | None, config: Config | None, *, literal: bool = False
-) -> tuple[ObjectUri, Store, _list[str]]:
-    """Keys of the objects a delete/download/copy selects (never a name prefix); ``literal``
-    reads the last part as an exact name even when it holds regex characters."""
+) -> tuple[ObjectUri, Store, _list[str], dict[str, int]]:
+    """Keys (and sizes) of the objects a delete/download/copy selects (never a name prefix);
+    ``literal`` reads the last part as an exact name even when it holds regex characters."""
     parsed, store = resolve(uri, config)
     sel = select(parsed.key, recursive=recursive, pattern=pattern, exact=True, literal=literal)
-    keys = [key for key, meta in _matching(store, sel, parsed) if meta is not None]
-    if sel.literal and not sel.recursive and pattern is None and parsed.key in keys:
+    sizes = {key: meta.size for key, meta in _matching(store, sel, parsed) if meta is not None}
+    keys = _list(sizes)
+    if sel.literal and not sel.recursive and pattern is None and parsed.key in sizes:
         keys = [parsed.key]  # an exact key wins over its reading as a regex
-    return parsed, store, keys
+    return parsed, store, keys, sizes
+
+
+def _no_body(op: str, uri: str, size: int) -> None:
+    """Refuse a key ending in ``/`` that holds bytes where it would become a local directory:
+    a directory cannot keep them, and dropping them would pass for a good download."""
+    if size:
+        raise InvalidUriError(
+            f"{op} {uri}: refused, the key ends in '/' but holds {size} bytes, which a local directory "
+            f"cannot keep; nothing was written for it. Fetch it to a file you name: s3dlio get {uri} -o FILE"
+        )
+
+
+def _as_listed(store: Store, key: str) -> str | None:
+    """The key ``key + '/'`` when the fast engine listed it as ``key``: obstore drops the
+    ``/`` of a key holding bytes, and ``key`` itself does not exist. Asked (one or two HEADs)
+    only for a key that failed, so an error names the key that exists, never another."""
+    if store.engine != "fast" or store.in_process or key.endswith("/"):
+        return None
+    try:
+        store.head(key)
+        return None
+    except NotFoundError:
+        pass
+    except Exception:  # noqa: BLE001 - the original error stands
+        return None
+    try:
+        store.head(key + "/")
+    except Exception:  # noqa: BLE001
+        return None
+    return key + "/"
+
+
+def _renamed(op: str, store: Store, parsed: ObjectUri, key: str, error: BaseException, local: bool) -> None:
+    """Where the fast engine listed ``key/`` as ``key`` (whose ``error`` would name a key that
+    does not exist), raise the error naming ``key/``: refused into a local directory, else
+    what to do. Otherwise return: the caller raises ``error``."""
+    real = _as_listed(store, key)
+    if real is None:
+        return
+    uri = str(parsed.with_key(real))
+    if local:
+        _no_body(op, uri, store.head(real).size)
+    raise NotFoundError(
+        f"{op} {uri}: the fast engine lists this key without its '/' and cannot read it under that "
+        "name; nothing was copied for it. Copy it with engine='portable' (S3DLIO_ENGINE=portable)"
+    ) from error
 
 
 # -- writes --------------------------------------------------------------------------------
@@ -471,7 +517,7 @@ def delete(
     deleted (0 when nothing matched). Deletes go out in batches of 1000.
     """
     _listing_args("delete", uri, recursive, pattern, config)
-    parsed, store, keys = _objects(uri, recursive, pattern, config, literal=True)
+    parsed, store, keys, _ = _objects(uri, recursive, pattern, config, literal=True)
     failures: _list[DeleteFailure] = []
     for i in range(0, len(keys), 1000):
         failed = store.delete_many(keys[i : i + 1000])
@@ -509,25 +555,21 @@ def list_buckets(uri: str = "s3://", *, config: Config | None = None) -> _list[s
 
 
 # -- files <-> objects -------------------------------------------------------------------------
-def _upload_file(path: str, uri: str, config: Config | None, budget: _parallel.ByteBudget) -> int:
+def _upload_file(
+    path: str, uri: str, config: Config | None, budget: _parallel.ByteBudget, op: str = "upload"
+) -> int:
     """Upload one local file; returns its size. It is read with ``pread`` (a map of a file cut
     short meanwhile kills the process with SIGBUS): whole into memory when it fits one part,
     else streamed in parts. A file that changes while it is read is not published: an
-    object mixing its old and new bytes would look like a good upload."""
+    object mixing its old and new bytes would look like a good upload (see ``localread``)."""
     parsed, store = resolve(uri, config)
-    with map_errors("upload", path):
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a FIFO must not block the open
-    with os.fdopen(fd, "rb", buffering=0) as f:
-        before = os.fstat(fd)
-        if not _stat.S_ISREG(before.st_mode):
-            raise InvalidUriError(f"upload {path}: not a regular file (a FIFO, socket or device); nothing was written")
-        size = before.st_size
+    with LocalFile(op, path, uri) as f:
+        size = f.size
         part = store.config.part_size
         with budget.holding(min(size, 2 * part * min(8, store.config.max_in_flight))):
             if store.in_process or size <= part:
                 data = bytearray(size)
-                got = _read_into(f, memoryview(data))
-                _unchanged(path, uri, before, os.fstat(fd), got)
+                f.check(_read_into(f, memoryview(data)))
                 _put(uri, parsed, store, data, None)
                 return size
             with writer_for(uri, store, parsed.key) as writer:
@@ -536,31 +578,13 @@ def _upload_file(path: str, uri: str, config: Config | None, budget: _parallel.B
                     _parallel.stop_if_cancelled()  # raised inside: the upload is aborted
                     writer.commit(chunk)
                     got += chunk
-                _unchanged(path, uri, before, os.fstat(fd), got)  # raised inside: the upload is aborted
+                f.check(got)  # raised inside: the upload is aborted
             return size
 
 
-def _read_into(f: Any, view: memoryview) -> int:
-    """Fill ``view`` from the file ``f``; fewer bytes only at its end."""
-    got = 0
-    while got < len(view):
-        n = f.readinto(view[got:])
-        if not n:
-            break
-        got += n
-    return got
-
-
-def _unchanged(path: str, uri: str, before: os.stat_result, after: os.stat_result, got: int) -> None:
-    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns) or got != before.st_size:
-        how = (f"{before.st_size} bytes at the start, {got} read, {after.st_size} now"
-               if got != before.st_size or after.st_size != before.st_size else "written to meanwhile")  # fmt: skip
-        error = ChangedError(
-            f"upload {path}: the file changed while it was read ({how}); nothing was written to {uri}: "
-            "upload it once it is complete"
-        )
-        error.retried = True
-        raise error
+def _read_into(f: LocalFile, view: memoryview) -> int:
+    """Fill ``view`` from ``f``; fewer bytes only at its end (a seam: tests change the file here)."""
+    return f.read_into(view)
 
 
 @overload
@@ -716,7 +740,7 @@ def download(
     """
     src, dest_dir = _check.uri("download", src, "src"), _check.path("download", "dest_dir", dest_dir)
     _transfer_args("download", recursive, max_in_flight, return_exceptions, config)
-    parsed, store, keys = _objects(src, recursive, None, config)
+    parsed, store, keys, sizes = _objects(src, recursive, None, config)
     if not keys:
         raise NotFoundError(f"download {src}: no object matches")
     base = select(parsed.key).base
@@ -727,15 +751,20 @@ def download(
     streams = ranged.StreamBudget(store.config)
 
     def one(i: int) -> str:
-        path = planned[i]
-        if isinstance(path, BaseException):
-            raise path
-        if path.endswith(os.sep):  # a folder marker: the directory, not a file
-            os.makedirs(path, exist_ok=True)
-        else:
-            first, rest = ranged.chunks(store, keys[i], config=store.config, uri=str(parsed.with_key(keys[i])))
-            with streams.holding(rest):
-                write_file_atomic(path, first, rest, op="download")
+        path, uri = planned[i], str(parsed.with_key(keys[i]))
+        try:
+            if isinstance(path, BaseException):
+                raise path
+            if path.endswith(os.sep):  # a folder marker: the directory, not a file
+                _no_body("download", uri, sizes.get(keys[i], 0))
+                os.makedirs(path, exist_ok=True)
+                return path
+            first, rest = ranged.chunks(store, keys[i], config=store.config, uri=uri)
+        except (InvalidUriError, NotFoundError) as exc:
+            _renamed("download", store, parsed, keys[i], exc, local=True)
+            raise
+        with streams.holding(rest):
+            write_file_atomic(path, first, rest, op="download")
         return path
 
     results = _parallel.map_bounded(one, range(len(keys)), _in_flight(max_in_flight, config), return_exceptions=True)
@@ -773,7 +802,7 @@ def copy(
     src, dst = _check.uri("copy", src, "src"), _check.uri("copy", dst, "dst")
     _transfer_args("copy", recursive, max_in_flight, return_exceptions, config)
     _check.boolean("copy", "follow_links", follow_links)
-    parsed, store, keys = _objects(src, recursive, None, config)
+    parsed, store, keys, sizes = _objects(src, recursive, None, config)
     if parsed.scheme in ("file", "direct") and not follow_links:
         keys = _inside("copy " + src, "/" + select(parsed.key).base, keys, on_skip)
     if not keys:
@@ -796,15 +825,29 @@ def copy(
     dst_store = resolve(target, config)[1]
     streams = ranged.StreamBudget(store.config)
 
+    local = target.scheme in ("file", "direct")
+    budget = _parallel.ByteBudget(store.config.max_bytes_in_flight)
+
     def one(i: int) -> str:
-        key = dst_keys[i]
+        key, uri = dst_keys[i], str(parsed.with_key(keys[i]))
         if isinstance(key, BaseException):
+            _renamed("copy", store, parsed, keys[i], key, local)
             raise key
-        if target.scheme in ("file", "direct") and key.endswith("/"):
+        if local and key.endswith("/"):
+            _no_body("copy", uri, sizes.get(keys[i], 0))
             with map_errors("copy", f"{target.scheme}:///{key}"):
                 os.makedirs("/" + key, exist_ok=True)  # a folder marker: the directory
             return str(target.with_key(key))
-        first, rest = ranged.chunks(store, keys[i], config=store.config, uri=str(parsed.with_key(keys[i])))
+        if parsed.scheme == "file":  # a local file, read as upload reads it: a change publishes nothing
+            nbytes = _upload_file("/" + keys[i], str(target.with_key(key)), config, budget, "copy")
+            if on_object is not None:
+                on_object(1, nbytes)
+            return str(target.with_key(key))
+        try:
+            first, rest = ranged.chunks(store, keys[i], config=store.config, uri=uri)
+        except NotFoundError as exc:
+            _renamed("copy", store, parsed, keys[i], exc, local)
+            raise
         nbytes = memoryview(first).nbytes
         if rest is None:
             dst_store.put(key, first)
