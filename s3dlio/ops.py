@@ -28,7 +28,7 @@ from .oplog.logged import LoggedStore
 from .store import ObjectMeta, Store, open_store
 from .store.balanced import endpoint_stats as balanced_stats
 from .store.balanced import open_balanced
-from .store.local import TMP_PREFIX, map_errors
+from .store.local import TMP_PREFIX, local_keys, map_errors
 from .uri import ObjectUri, parse
 from .verify import verify_enabled, verify_put
 from .writer import writer_for
@@ -802,9 +802,13 @@ def copy(
     src, dst = _check.uri("copy", src, "src"), _check.uri("copy", dst, "dst")
     _transfer_args("copy", recursive, max_in_flight, return_exceptions, config)
     _check.boolean("copy", "follow_links", follow_links)
-    parsed, store, keys, sizes = _objects(src, recursive, None, config)
-    if parsed.scheme in ("file", "direct") and not follow_links:
-        keys = _inside("copy " + src, "/" + select(parsed.key).base, keys, on_skip)
+    sizes: dict[str, int] = {}
+    parsed, store = resolve(src, config)
+    if parsed.scheme in ("file", "direct"):  # upload's walk and link rules, skips reported alike
+        keys = local_keys("copy " + src, parsed.key, recursive, follow_links=follow_links, on_skip=on_skip,
+                          config=store.config)  # fmt: skip
+    else:
+        parsed, store, keys, sizes = _objects(src, recursive, None, config)
     if not keys:
         raise NotFoundError(f"copy {src}: no object matches")
     target = parse(dst)
@@ -869,26 +873,6 @@ def copy(
         return results
     _finish(results, False)
     return len(keys)
-
-
-def _inside(what: str, root: str, keys: _list[str], on_skip: Callable[[Skipped], object] | None) -> _list[str]:
-    """The local ``keys`` (absolute paths without their ``/``) that stay inside ``root`` once
-    symbolic links are resolved; the others are skipped, as :func:`upload` skips them."""
-    real_root = os.path.realpath(root)
-    kept, skipped = [], []
-    for key in keys:
-        real = os.path.realpath("/" + key)
-        if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
-            kept.append(key)
-        else:
-            skipped.append(Skipped("/" + key, f"a symbolic link to {real}, outside {root} (follow_links=True takes it)"))
-    if on_skip is not None:
-        for item in skipped:
-            on_skip(item)
-    elif skipped:
-        lines = "".join(f"\n  {item}" for item in skipped)
-        warnings.warn(f"{what}: skipped {len(skipped)}:{lines}", UserWarning, stacklevel=3)
-    return kept
 
 
 # -- async twins -----------------------------------------------------------------------------

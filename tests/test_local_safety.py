@@ -384,7 +384,6 @@ def test_copy_walk_reports_and_follows_as_upload(src_tree: Path) -> None:
         local_keys("copy x", base, True)
 
 
-@pytest.mark.xfail(strict=True, reason="needs ops.copy to take local keys from store.local.local_keys")
 def test_cli_cp_reports_and_follows_links_as_upload(src_tree: Path, tmp_path: Path, sh: Callable[..., Run]) -> None:
     run = sh("cp", "-r", str(src_tree), f"file://{tmp_path}/cp/")
     assert run.code == 0, str(run)
