@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import reconfigure
 from servers import MotoServer
 
 import s3dlio
+from s3dlio import configure as reconfigure
 from s3dlio.errors import InvalidUriError
 from s3dlio.retry import ChangedError
 
