@@ -62,6 +62,9 @@ _ENV: dict[str, tuple[str, ...]] = {
 #: real environment by ``S3DLIO_ENDPOINTS`` from a ``.env`` someone left in the working directory.
 _GROUPS: tuple[tuple[str, ...], ...] = (("endpoint_url", "endpoints"),)
 
+#: The fields of an access key: ranked against ``profile`` as one (:meth:`Config.aws_credentials`).
+_KEYS = ("access_key_id", "secret_access_key", "session_token")
+
 _SECRETS = frozenset({"secret_access_key", "session_token", "azure_account_key", "azure_connection_string"})
 
 # Azurite's published development account (documented by Microsoft; not a secret).
@@ -190,14 +193,35 @@ class Config:
 
     #: The settings given explicitly (set per instance when it is built).
     _explicit: ClassVar[frozenset[str]] = frozenset()
+    #: The settings resolved from the real environment, not ``.env`` (set per instance).
+    _environ: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
-    def _make(cls, values: dict[str, Any], explicit: Collection[str]) -> Config:
-        """``cls(**values)`` that knows which of them were given explicitly."""
+    def _make(cls, values: dict[str, Any], explicit: Collection[str], environ: Collection[str] = ()) -> Config:
+        """``cls(**values)`` that knows which of them were given explicitly, which came from the
+        real environment (the rest: ``.env`` or defaults)."""
         config = cls.__new__(cls)
         object.__setattr__(config, "_explicit", frozenset(explicit))
+        object.__setattr__(config, "_environ", frozenset(environ) - frozenset(explicit))
         cls.__init__(config, **values)
         return config
+
+    def _rank(self, name: str) -> int:
+        """Where setting ``name`` came from: 2 explicit, 1 the real environment, 0 ``.env`` or default."""
+        return 2 if name in self._explicit else 1 if name in self._environ else 0
+
+    def aws_credentials(self) -> Literal["unsigned", "keys", "profile", "chain"]:
+        """What signs S3 requests, ranked as botocore ranks them: ``unsigned``; else the profile
+        where it outranks the keys (an explicit profile beats keys from the environment or ``.env``,
+        ``AWS_PROFILE`` beats keys from ``.env``); else the keys (explicit keys beat an explicit
+        profile, ``AWS_ACCESS_KEY_ID`` beats ``AWS_PROFILE`` as botocore's env provider comes first);
+        else boto3's default chain. A named profile must exist whichever wins (the stores check)."""
+        if self.unsigned:
+            return "unsigned"
+        keys = bool(self.access_key_id and self.secret_access_key)
+        if self.profile and (not keys or self._rank("profile") > max(map(self._rank, _KEYS))):
+            return "profile"
+        return "keys" if keys else "chain"
 
     # Stores are cached per Config: every operation looks one up, so the hash is computed once
     # (not over 30 fields per call) and never travels in a pickle (str hashes differ per process).
@@ -206,14 +230,14 @@ class Config:
     def __hash__(self) -> int:
         cached: int | None = self.__dict__.get("_hash")
         if cached is None:
-            cached = hash((tuple(getattr(self, f.name) for f in fields(self)), self._explicit))
+            cached = hash((tuple(getattr(self, f.name) for f in fields(self)), self._explicit, self._environ))
             object.__setattr__(self, "_hash", cached)
         return cached
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Config):
             return NotImplemented
-        return self._explicit == other._explicit and all(
+        return (self._explicit, self._environ) == (other._explicit, other._environ) and all(
             getattr(self, f.name) == getattr(other, f.name) for f in fields(self)
         )
 
@@ -260,9 +284,10 @@ class Config:
         if unknown:
             raise ConfigError(f"unknown setting(s) {sorted(unknown)}; known: {[f.name for f in fields(cls)]}")
         explicit = {k for k, v in overrides.items() if v is not None}
-        found: dict[str, Any] = {**_from_environment(skip=explicit), **{k: overrides[k] for k in explicit}}
+        environ: set[str] = set()
+        found: dict[str, Any] = {**_from_environment(skip=explicit, environ=environ), **{k: overrides[k] for k in explicit}}
         values = {f.name: _convert(f.name, found[f.name], f.type) for f in fields(cls) if f.name in found}
-        return cls._make(values, explicit)
+        return cls._make(values, explicit, environ)
 
     @property
     def engine_attempts(self) -> int:
@@ -289,7 +314,7 @@ class Config:
         elif "endpoints" in changes:
             changes["endpoint_url"] = None
         values = {f.name: getattr(self, f.name) for f in fields(self)} | changes
-        return self._make(values, given)
+        return self._make(values, given, self._environ)
 
 
 def _check_endpoint(endpoint: str) -> None:
@@ -315,10 +340,13 @@ def _settings() -> list[tuple[str, ...]]:
     return [*_GROUPS, *((name,) for name in _ENV if name not in grouped)]
 
 
-def _from_environment(skip: Collection[str] = (), only: Collection[str] | None = None) -> dict[str, str]:
+def _from_environment(
+    skip: Collection[str] = (), only: Collection[str] | None = None, environ: set[str] | None = None
+) -> dict[str, str]:
     """The raw values of the settings none of whose fields is in ``skip`` (given explicitly), of
     those in ``only`` when it is given. Each setting comes whole from one source: the real
-    environment where any of its variables is set (non-empty) there, else ``.env``."""
+    environment where any of its variables is set (non-empty) there, else ``.env``. The fields
+    found in the real environment are added to ``environ``."""
     dotenv = _dotenv(os.getcwd())
     found: dict[str, str] = {}
     for group in _settings():
@@ -330,6 +358,8 @@ def _from_environment(skip: Collection[str] = (), only: Collection[str] | None =
             value = next((source[var] for var in _ENV[name] if source.get(var)), None)
             if value is not None:
                 found[name] = value
+                if environ is not None and source is os.environ:
+                    environ.add(name)
     return found
 
 

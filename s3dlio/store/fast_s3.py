@@ -26,18 +26,24 @@ class FastS3Store(PortableBuckets, FastStore):
         region = config.region or "us-east-1"
         kwargs: dict[str, Any] = {"region": region}
         hint = ""
-        if config.unsigned:
+        credentials = config.aws_credentials()
+        if credentials == "unsigned":
             kwargs["skip_signature"] = True  # a denial says so (fast_errors)
-        elif config.access_key_id and config.secret_access_key:
+        elif credentials == "keys":
+            if config.profile:  # it must exist, as in botocore, and may name the region
+                session_region = _boto3_credentials(config)[1]
+                kwargs["region"] = config.region or session_region or region
             kwargs["access_key_id"] = config.access_key_id
             kwargs["secret_access_key"] = config.secret_access_key
             if config.session_token:
                 kwargs["token"] = config.session_token
         else:
-            provider, session_region = _boto3_credentials(config.profile)
+            provider, session_region = _boto3_credentials(config)
+            kwargs["region"] = config.region or session_region or region
             if provider is not None:
                 kwargs["credential_provider"] = provider
-                kwargs["region"] = config.region or session_region or region
+            elif config.profile:
+                raise ConfigError(f"AWS profile {config.profile!r} has no credentials")
             else:
                 kwargs["skip_signature"] = True  # public buckets still work; private ones say 403
                 hint = (" (no AWS credentials were found, so the request was anonymous: set AWS_ACCESS_KEY_ID "
@@ -96,17 +102,17 @@ class FastS3Store(PortableBuckets, FastStore):
         return self._portable
 
 
-def _boto3_credentials(profile: str | None) -> tuple[Any, str | None]:
-    """boto3's credential chain (profiles, SSO, web identity, instance roles), refreshed by obstore."""
-    import boto3
+def _boto3_credentials(config: Config) -> tuple[Any, str | None]:
+    """boto3's credentials for ``config`` (profiles, SSO, web identity, instance roles; the
+    session :func:`~s3dlio.store.s3.aws_session` ranks), refreshed by obstore, and its region."""
     from botocore.exceptions import BotoCoreError
     from obstore.auth.boto3 import Boto3CredentialProvider
 
+    from .s3 import aws_session
+
     try:
-        session = boto3.Session(profile_name=profile)
-        if session.get_credentials() is None:
-            if profile:
-                raise ConfigError(f"AWS_PROFILE={profile!r}: the profile has no credentials")
+        session = aws_session(config)
+        if config.aws_credentials() == "keys" or session.get_credentials() is None:
             return None, session.region_name
         return Boto3CredentialProvider(session), session.region_name
     except BotoCoreError as exc:

@@ -525,20 +525,32 @@ class S3Store(Store):
         return (type(self), (self.bucket, self.config))
 
 
+def aws_session(config: Config) -> boto3.session.Session:
+    """The boto3 session whose credentials sign ``config``'s requests on both engines: the keys
+    or the profile, whichever :meth:`Config.aws_credentials` ranks first, else boto3's chain. A
+    named profile must exist even where keys win (as in botocore): else a ConfigError naming
+    it and the files looked in, never a fallback to other keys."""
+    keys: dict[str, Any] = {}
+    if config.aws_credentials() == "keys":
+        keys = {"aws_access_key_id": config.access_key_id, "aws_secret_access_key": config.secret_access_key,
+                "aws_session_token": config.session_token}  # fmt: skip
+    try:  # a profile_name given to boto3 turns its env provider off: the profile's own keys sign
+        return boto3.session.Session(profile_name=config.profile, **keys)
+    except bx.ProfileNotFound:
+        name = "profile" if config.is_explicit("profile") else "AWS_PROFILE"
+        files = " and ".join(
+            f"{os.path.expanduser(os.environ.get(var) or default)} ({var})"
+            for var, default in (("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
+                                 ("AWS_CONFIG_FILE", "~/.aws/config"))
+        )  # fmt: skip
+        raise ConfigError(
+            f"{name}={config.profile!r}: no such AWS profile in {files}; name a profile that exists there"
+        ) from None
+
+
 def _build_client(config: Config) -> Any:
-    """A boto3 S3 client from settings: profile, else explicit keys, else boto3's own chain."""
-    if config.unsigned:
-        session = boto3.session.Session()
-    elif config.profile:
-        session = boto3.session.Session(profile_name=config.profile)
-    elif config.access_key_id and config.secret_access_key:
-        session = boto3.session.Session(
-            aws_access_key_id=config.access_key_id,
-            aws_secret_access_key=config.secret_access_key,
-            aws_session_token=config.session_token,
-        )
-    else:
-        session = boto3.session.Session()
+    """A boto3 S3 client from settings: the keys or profile :func:`aws_session` picks, else boto3's chain."""
+    session = boto3.session.Session() if config.unsigned else aws_session(config)
     options = botocore.config.Config(
         s3={
             **({"addressing_style": "path"} if config.endpoint_url else {}),
