@@ -12,7 +12,7 @@ import copy
 import functools
 import io
 from collections.abc import Mapping
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import torch
 from torch.utils._pytree import tree_map
@@ -27,6 +27,9 @@ from . import _inplace
 from ._compat import ReaderConstructor, S3ClientConfig, client_config, with_scheme
 from ._compat import reader_constructor as checked_reader_constructor
 from .reader import S3Reader, seek_position
+
+if TYPE_CHECKING:
+    from collections.abc import Buffer
 
 __all__ = ["CheckpointManager", "CheckpointReader", "S3Checkpoint", "load", "save"]
 
@@ -120,6 +123,30 @@ class CheckpointReader(ObjectReader, S3Reader):
         self.uri = uri
         self.bucket = parsed.bucket  # parsed already: S3Reader would parse again on first use
         self.key = parsed.key
+
+    #: What the last ``readinto`` raised, until ``read`` raises it (see :meth:`read`).
+    _failure: Exception | None = None
+
+    def readinto(self, buffer: Buffer) -> int:
+        try:
+            return super().readinto(buffer)
+        except Exception as exc:
+            self._failure = exc
+            raise
+
+    def read(self, size: int | None = -1) -> bytes:
+        """Also carries a failed ``readinto``'s error through ``torch.load``: torch's zip reader
+        (a C++ adapter) calls ``readinto`` and, when it raises, looks ``read`` up with that
+        error still pending. Python's attribute lookup then drops the error and, unless
+        ``read`` is in the object's own class, reports "no attribute 'read'". So ``read`` is
+        defined here and raises what ``readinto`` raised, once; torch.load raises that."""
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
+        try:
+            return super().read(size)
+        finally:
+            self._failure = None  # raised by read itself already (it reads through readinto)
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         return super().seek(seek_position(self.uri, offset, whence, self.tell(), self.size))

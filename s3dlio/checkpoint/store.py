@@ -193,7 +193,11 @@ class CheckpointStore(CheckpointReader):
             return ShardRecord(self.rank, name, key, counted.size, counted.crc)
         view = byte_view(source)
         crc = checksum(view)
-        self._store.put(self._root + key, view)
+        if self._store.scheme in ("file", "direct"):  # fsynced before the manifest names it
+            with open_writer(self._where(self._root + key), config=self.config) as raw:
+                raw.write(view)
+        else:
+            self._store.put(self._root + key, view)
         return ShardRecord(self.rank, name, key, view.nbytes, crc)
 
     def _commit(self, step: int, reports: list[RankReport], metadata: Mapping[str, Any] | None) -> Manifest:

@@ -33,6 +33,7 @@ from ..errors import (
     S3dlioError,
     TransferError,
 )
+from ..retry import Attempts
 from .base import DeleteFailure, ObjectMeta, Store, check_length, check_range, check_signing
 
 if TYPE_CHECKING:
@@ -82,6 +83,15 @@ def _translate(exc: Any, op: str, uri: str, endpoint: str, unsigned: bool = Fals
     container = uri.split("/")[2] if uri.startswith("az://") else uri
     code = _code(exc)
     status = getattr(exc, "status_code", None) or 0
+    inner = getattr(exc, "inner_exception", None)
+    if isinstance(exc, ax.HttpResponseError) and not status and isinstance(inner, ax.AzureError):
+        # A body that stalled or broke off: the SDK's downloader read it 3 times (1 s apart)
+        # and wrapped the last error. After a stall (3 x read_timeout) s3dlio's layer does
+        # not try again: that would multiply the time; a body cut short it retries as usual.
+        error = _translate(inner, op, uri, endpoint, unsigned)
+        if isinstance(error, TransferError) and _timed_out(inner):
+            error.retried = True
+        return error
     if code == "ContainerNotFound":
         return NotFoundError(
             f"{where}: container {container!r} does not exist; create it with s3dlio create-bucket az://{container}"
@@ -107,9 +117,9 @@ def _translate(exc: Any, op: str, uri: str, endpoint: str, unsigned: bool = Fals
         )
         error.retried = True  # the SDK already retried connecting: do not wait out the time budget
         return error
-    if isinstance(exc, ax.ServiceResponseError):
+    if isinstance(exc, ax.ServiceResponseError | ax.IncompleteReadError):
         text = str(exc)
-        if "timed out" in text.lower() or "timeout" in type(exc.inner_exception or exc).__name__.lower():
+        if _timed_out(exc):
             return TransferError(
                 f"{where}: timed out waiting for {endpoint} to send a byte (S3DLIO_READ_TIMEOUT)"
             )
@@ -346,10 +356,17 @@ class AzureStore(Store):
                 paged = container.list_blobs(name_starts_with=prefix or None)
             pages = paged.by_page()
         seen: set[str] = set()
+        tries: Attempts | None = None
         while True:
-            with self._errors("list", prefix):
-                page = next(pages, None)
-                items = None if page is None else list(page)
+            try:  # a failed page is asked for again: the SDK's pager keeps its place
+                with self._errors("list", prefix):
+                    page = next(pages, None)
+                    items = None if page is None else list(page)
+            except TransferError as exc:
+                if tries is None:
+                    tries = Attempts(self.config.max_attempts, self.config.total_timeout, f"list {prefix}")
+                tries.failed_with(exc)
+                continue
             if items is None:
                 return
             token = getattr(pages, "continuation_token", None)
@@ -472,7 +489,7 @@ def _build_service(config: Config, target: AzureTarget) -> Any:
     """A BlobServiceClient with s3dlio's timeouts, retries, pool size and CA bundle."""
     import requests
     from azure.core.pipeline.transport import RequestsTransport
-    from azure.storage.blob import BlobServiceClient, ExponentialRetry
+    from azure.storage.blob import BlobServiceClient
 
     session = requests.Session()
     adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=config.max_in_flight)
@@ -489,16 +506,7 @@ def _build_service(config: Config, target: AzureTarget) -> Any:
             # cpu-s per GiB on Azurite, 1 MiB 2.5 cpu-s and 3.7x the throughput.
             connection_data_block_size=1024 * 1024,
         ),
-        # Waits of about 2, 3 and 4 s (the SDK's default starts at 15 s).
-        "retry_policy": ExponentialRetry(
-            initial_backoff=0.5,  # type: ignore[arg-type]  # typed int, used as float
-            increment_base=1.5,  # type: ignore[arg-type]
-            random_jitter_range=0.5,  # type: ignore[arg-type]
-            retry_total=config.engine_attempts - 1,
-            # A refused connection is asked once more, not three times: an endpoint that is
-            # down fails in about 2 s, as the S3 engines do, instead of 9 s or more.
-            retry_connect=1,
-        ),
+        "retry_policy": _retry_policy(config),
         "max_block_size": config.part_size,
         "max_single_put_size": _SINGLE_PUT_PARTS * config.part_size,
         "max_chunk_get_size": config.part_size,
@@ -511,6 +519,52 @@ def _build_service(config: Config, target: AzureTarget) -> Any:
     elif not target.anonymous:
         credential = _default_credential()
     return BlobServiceClient(target.endpoint, credential=credential, **options)
+
+
+def _retry_policy(config: Config) -> Any:
+    """The SDK's retries of one request, kept inside s3dlio's deadline (docs/configuration.md).
+
+    Waits of about 2, 3 and 4 s (the SDK's default starts at 15 s); a refused connection is
+    asked once more, not three times, so an endpoint that is down fails in about 2 s. As with
+    botocore, a request that timed out is not retried here: s3dlio's layer (retry.py) does
+    that within ``total_timeout``, so a silent server is not waited out ``engine_attempts``
+    times. Nor is any request retried once ``total_timeout`` has passed since its first
+    attempt (obstore's ``retry_timeout``), counting the wait before the retry.
+    """
+    from azure.core.exceptions import ServiceResponseError
+    from azure.storage.blob import ExponentialRetry
+
+    class Retry(ExponentialRetry):
+        def configure_retries(self, request: Any) -> dict[str, Any]:
+            settings: dict[str, Any] = super().configure_retries(request)
+            settings["s3dlio_until"] = time.monotonic() + config.total_timeout
+            return settings
+
+        def increment(self, settings: dict[str, Any], request: Any, response: Any = None,
+                      error: Any = None) -> bool:  # fmt: skip
+            if isinstance(error, ServiceResponseError) and _timed_out(error):
+                return False
+            if not super().increment(settings, request, response, error):
+                return False
+            # the wait sleep() takes next, drawn once here so that the check and the wait agree
+            settings["s3dlio_wait"] = wait = super().get_backoff_time(settings)
+            return bool(time.monotonic() + wait < settings["s3dlio_until"])
+
+        def get_backoff_time(self, settings: dict[str, Any]) -> float:
+            return float(settings.pop("s3dlio_wait", None) or super().get_backoff_time(settings))
+
+    return Retry(
+        initial_backoff=0.5,  # type: ignore[arg-type]  # typed int, used as float
+        increment_base=1.5,  # type: ignore[arg-type]
+        random_jitter_range=0.5,  # type: ignore[arg-type]
+        retry_total=config.engine_attempts - 1,
+        retry_connect=1,
+    )
+
+
+def _timed_out(exc: Any) -> bool:
+    inner = getattr(exc, "inner_exception", None) or exc
+    return "timed out" in str(exc).lower() or "timeout" in type(inner).__name__.lower()
 
 
 def _default_credential() -> Any:

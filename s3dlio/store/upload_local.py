@@ -40,13 +40,13 @@ class LocalUpload:
         self._lock = threading.Lock()
 
     def _open(self) -> int:
-        from .local import TMP_PREFIX, map_errors
+        from .local import TMP_PREFIX, make_dirs, map_errors
 
         with self._lock:
             if self._fd is None:
                 with map_errors("put", self._uri):
                     directory = os.path.dirname(self._path)
-                    os.makedirs(directory, exist_ok=True)
+                    make_dirs(directory, sync=True)  # complete() makes the file durable: its path too
                     self._tmp = os.path.join(directory, f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}")
                     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
                     self._fd = os.open(self._tmp, flags | (os.O_DIRECT if self._direct else 0), 0o666)
@@ -63,7 +63,7 @@ class LocalUpload:
                 _pwrite_all(fd, data, offset)
 
     def complete(self, size: int) -> None:
-        from .local import map_errors
+        from .local import fsync_dir, map_errors
 
         fd = self._open()
         with map_errors("put", self._uri):
@@ -73,7 +73,7 @@ class LocalUpload:
             os.close(fd)
             self._fd = None
             os.replace(self._tmp, self._path)
-            _fsync_dir(os.path.dirname(self._path))
+            fsync_dir(os.path.dirname(self._path))
 
     def abort(self) -> None:
         with self._lock:
@@ -125,12 +125,3 @@ def _aligned(view: memoryview) -> bool:
     import numpy as np
 
     return bool(np.frombuffer(view, dtype=np.uint8).ctypes.data % ALIGN == 0) if len(view) else True
-
-
-def _fsync_dir(directory: str) -> None:
-    """Persist the rename itself (the directory entry), as databases do."""
-    fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
