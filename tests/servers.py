@@ -24,6 +24,7 @@ console scripts (``s3dlio``, ``moto_server``, ...) come from the venv of ``sys.e
 from __future__ import annotations
 
 import contextlib
+import http.server
 import importlib
 import logging
 import os
@@ -33,6 +34,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -203,6 +205,40 @@ class MotoServer:
 
     def stop(self) -> None:
         self._server.stop()
+
+
+class CaptureServer:
+    """A planted host on loopback: records every request it receives (``requests``: method,
+    path, headers with lower-case names) and answers 403, for tests that a request never goes
+    where it must not."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        seen = self.requests
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _any(self) -> None:
+                seen.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                self.send_response(403)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _any
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
 def venv_tool(name: str) -> str | None:

@@ -15,18 +15,14 @@ where a planted setting points: the tests assert it received nothing.
 
 from __future__ import annotations
 
-import http.server
 import multiprocessing
 import pickle
-import socketserver
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from servers import Azurite, MotoServer, venv_tool
+from servers import Azurite, CaptureServer, MotoServer, venv_tool
 
 import s3dlio
 from s3dlio.config import AZURITE_ACCOUNT, AZURITE_KEY, Config
@@ -40,43 +36,16 @@ NOWHERE = "s3dlionosuchacct7q"
 SAS = "sv=2022-11-02&ss=b&srt=sco&sp=rl&se=2030-01-01T00:00:00Z&sig=SIGxxROUTINGxxSIG"
 
 
-class _Capture(http.server.BaseHTTPRequestHandler):
-    seen: list[str]
-
-    def _any(self) -> None:
-        self.server.seen.append(f"{self.command} {self.path} {dict(self.headers)}")  # type: ignore[attr-defined]
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        self.send_response(403)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _any
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    seen: list[str]
-
-
 @pytest.fixture
-def capture() -> Iterator[_Server]:
-    """A planted host: records every request it receives (``.seen``) and answers 403."""
-    server = _Server(("127.0.0.1", 0), _Capture)
-    server.seen = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+def capture() -> Iterator[CaptureServer]:
+    """A planted host: records every request it receives and answers 403."""
+    server = CaptureServer()
     yield server
-    server.shutdown()
-    server.server_close()
+    server.stop()
 
 
-def _url(server: _Server, path: str = "") -> str:
-    return f"http://127.0.0.1:{server.server_address[1]}{path}"
+def _url(server: CaptureServer, path: str = "") -> str:
+    return server.url + path
 
 
 @pytest.fixture
@@ -89,7 +58,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # -- S3: a .env never beats an endpoint the user named -------------------------------------------
 @pytest.mark.parametrize("engine", ENGINES)
 def test_dotenv_endpoints_never_beat_an_explicit_endpoint(
-    s3_bucket: str, moto_server: MotoServer, capture: _Server, workdir: Path,
+    s3_bucket: str, moto_server: MotoServer, capture: CaptureServer, workdir: Path,
     monkeypatch: pytest.MonkeyPatch, engine: str,
 ) -> None:  # fmt: skip
     s3dlio.put(f"{s3_bucket}k", b"mine")
@@ -98,11 +67,11 @@ def test_dotenv_endpoints_never_beat_an_explicit_endpoint(
     client = s3dlio.Client(endpoint_url=moto_server.endpoint, engine=engine, max_attempts=1)
     assert client.config.endpoints == ()
     assert bytes(memoryview(client.get(f"{s3_bucket}k"))) == b"mine"
-    assert capture.seen == []
+    assert capture.requests == []
 
 
 def test_dotenv_endpoints_never_beat_the_cli_endpoint_url(
-    s3_bucket: str, moto_server: MotoServer, capture: _Server, workdir: Path
+    s3_bucket: str, moto_server: MotoServer, capture: CaptureServer, workdir: Path
 ) -> None:
     s3dlio.put(f"{s3_bucket}k", b"mine")
     (workdir / ".env").write_text(f"S3DLIO_ENDPOINTS={_url(capture)}\n")
@@ -111,13 +80,13 @@ def test_dotenv_endpoints_never_beat_the_cli_endpoint_url(
     done = subprocess.run([exe, "--endpoint-url", moto_server.endpoint, "stat", f"{s3_bucket}k"],
                           capture_output=True, text=True, timeout=120, cwd=workdir)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert capture.seen == []
+    assert capture.requests == []
 
 
 @pytest.mark.parametrize("planted", ["S3DLIO_ENDPOINTS", "AWS_ENDPOINT_URL_S3"])
 @pytest.mark.parametrize("engine", ENGINES)
 def test_the_real_environment_beats_any_dotenv_name_of_the_setting(
-    s3_bucket: str, moto_server: MotoServer, capture: _Server, workdir: Path, planted: str, engine: str
+    s3_bucket: str, moto_server: MotoServer, capture: CaptureServer, workdir: Path, planted: str, engine: str
 ) -> None:
     # AWS_ENDPOINT_URL (moto's) is in the real environment; .env holds a higher-ranked name
     s3dlio.put(f"{s3_bucket}k", b"mine")
@@ -126,7 +95,7 @@ def test_the_real_environment_beats_any_dotenv_name_of_the_setting(
     assert (client.config.endpoint_url, client.config.endpoints) == (moto_server.endpoint, ())
     assert client.config.max_in_flight == 7  # settings the environment does not hold still come from .env
     assert bytes(memoryview(client.get(f"{s3_bucket}k"))) == b"mine"
-    assert capture.seen == []
+    assert capture.requests == []
 
 
 def test_explicit_endpoint_url_and_endpoints_that_disagree_are_an_error() -> None:
@@ -151,7 +120,7 @@ def azure_env(azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> pytest.Monke
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_the_connection_strings_endpoint_beats_a_dotenv_endpoint(
-    az_container: str, azurite: Azurite, azure_env: pytest.MonkeyPatch, capture: _Server,
+    az_container: str, azurite: Azurite, azure_env: pytest.MonkeyPatch, capture: CaptureServer,
     workdir: Path, engine: str,
 ) -> None:  # fmt: skip
     s3dlio.put(f"{az_container}k", b"mine")  # through the session's settings
@@ -159,7 +128,7 @@ def test_the_connection_strings_endpoint_beats_a_dotenv_endpoint(
     (workdir / ".env").write_text(f"AZURE_STORAGE_ENDPOINT={_url(capture, '/' + AZURITE_ACCOUNT)}\n")
     client = s3dlio.Client(engine=engine, max_attempts=1)
     assert bytes(memoryview(client.get(f"{az_container}k"))) == b"mine"
-    assert capture.seen == []
+    assert capture.requests == []
 
 
 def _sas(azurite: Azurite) -> str:
@@ -187,7 +156,7 @@ def test_a_sas_connection_string_reads_and_writes_on_both_engines(
 @pytest.mark.parametrize("credentials", ["connection-string", "account-key"])
 @pytest.mark.parametrize("engine", ENGINES)
 def test_the_host_a_uri_names_beats_a_dotenv_endpoint(
-    azure_env: pytest.MonkeyPatch, capture: _Server, workdir: Path, credentials: str, engine: str
+    azure_env: pytest.MonkeyPatch, capture: CaptureServer, workdir: Path, credentials: str, engine: str
 ) -> None:
     if credentials == "connection-string":
         azure_env.setenv("AZURE_STORAGE_CONNECTION_STRING",
@@ -199,7 +168,7 @@ def test_the_host_a_uri_names_beats_a_dotenv_endpoint(
     client = s3dlio.Client(engine=engine, max_attempts=1, total_timeout=5, connect_timeout=3)
     with pytest.raises(S3dlioError) as info:  # no such account: its host does not resolve
         client.stat(f"https://{NOWHERE}.blob.core.windows.net/cont/key")
-    assert capture.seen == []
+    assert capture.requests == []
     assert f"https://{NOWHERE}.blob.core.windows.net" in str(info.value)
     assert "SIGxx" not in str(info.value) and AZURITE_KEY not in str(info.value)
 

@@ -10,16 +10,14 @@ filesystem; a capture server records the access key id each request was signed w
 
 from __future__ import annotations
 
-import http.server
 import pickle
 import re
-import socketserver
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import CaptureServer
 
 import s3dlio
 import s3dlio.fsspec
@@ -30,34 +28,19 @@ ENGINES = ["fast", "portable"]
 ENV_KEY, DOTENV_KEY, PROFILE_KEY, EXPLICIT_KEY = "AKIA_FROM_ENV", "AKIA_FROM_DOTENV", "AKIA_FROM_PROFILE", "AKIA_EXPLICIT"
 
 
-class _Signed(http.server.BaseHTTPRequestHandler):
-    def _any(self) -> None:
-        found = re.search(r"Credential=([^/]+)/", self.headers.get("Authorization", ""))
-        self.server.keys.append(found.group(1) if found else None)  # type: ignore[attr-defined]
-        self.send_response(403)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _any
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    daemon_threads = True
-    keys: list[str | None]
-
-
 @pytest.fixture
-def signed() -> Iterator[_Server]:
-    """A server that records the access key id of each request (``.keys``) and answers 403."""
-    server = _Server(("127.0.0.1", 0), _Signed)
-    server.keys = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+def signed() -> Iterator[CaptureServer]:
+    """A server that records each request (the access key id it was signed with: :func:`_keys`)
+    and answers 403."""
+    server = CaptureServer()
     yield server
-    server.shutdown()
-    server.server_close()
+    server.stop()
+
+
+def _keys(server: CaptureServer) -> list[str | None]:
+    """The access key id of each request ``server`` received."""
+    found = (re.search(r"Credential=([^/]+)/", headers.get("authorization", "")) for _, _, headers in server.requests)
+    return [m.group(1) if m else None for m in found]
 
 
 @pytest.fixture
@@ -75,32 +58,32 @@ def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def _endpoint(server: _Server) -> str:
-    return f"http://127.0.0.1:{server.server_address[1]}"
+def _endpoint(server: CaptureServer) -> str:
+    return server.url
 
 
-def _signer(server: _Server, stat: Any) -> list[str | None]:
+def _signer(server: CaptureServer, stat: Any) -> list[str | None]:
     """The access key ids the requests of ``stat("s3://bkt/x")`` were signed with."""
-    server.keys.clear()
+    server.requests.clear()
     with pytest.raises(S3dlioError):  # the server denies everything
         stat("s3://bkt/x")
-    return sorted(set(server.keys))
+    return sorted(set(_keys(server)), key=str)
 
 
-def _client(server: _Server, engine: str, **settings: Any) -> Any:
+def _client(server: CaptureServer, engine: str, **settings: Any) -> Any:
     return s3dlio.Client(endpoint_url=_endpoint(server), engine=engine, max_attempts=1, **settings).stat
 
 
 # -- an explicit profile beats keys from the environment --------------------------------------------
 @pytest.mark.parametrize("engine", ENGINES)
-def test_an_explicit_profile_beats_environment_keys(aws: Path, signed: _Server, engine: str) -> None:
+def test_an_explicit_profile_beats_environment_keys(aws: Path, signed: CaptureServer, engine: str) -> None:
     assert _signer(signed, _client(signed, engine, profile="prof")) == [PROFILE_KEY]
     s3dlio.configure(endpoint_url=_endpoint(signed), engine=engine, max_attempts=1, profile="prof")
     assert _signer(signed, s3dlio.stat) == [PROFILE_KEY]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_an_fsspec_profile_option_beats_environment_keys(aws: Path, signed: _Server, engine: str) -> None:
+def test_an_fsspec_profile_option_beats_environment_keys(aws: Path, signed: CaptureServer, engine: str) -> None:
     s3dlio.configure(engine=engine, max_attempts=1)
     fs = s3dlio.fsspec.filesystem("s3", endpoint_url=_endpoint(signed), profile="prof")
     assert _signer(signed, lambda uri: fs.info(uri)) == [PROFILE_KEY]
@@ -108,7 +91,7 @@ def test_an_fsspec_profile_option_beats_environment_keys(aws: Path, signed: _Ser
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_an_explicit_profile_beats_dotenv_keys(
-    aws: Path, signed: _Server, monkeypatch: pytest.MonkeyPatch, engine: str
+    aws: Path, signed: CaptureServer, monkeypatch: pytest.MonkeyPatch, engine: str
 ) -> None:
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
@@ -120,7 +103,7 @@ def test_an_explicit_profile_beats_dotenv_keys(
 # -- AWS_PROFILE: beats .env keys, not the environment's ---------------------------------------------
 @pytest.mark.parametrize("engine", ENGINES)
 def test_aws_profile_beats_dotenv_keys(
-    aws: Path, signed: _Server, monkeypatch: pytest.MonkeyPatch, engine: str
+    aws: Path, signed: CaptureServer, monkeypatch: pytest.MonkeyPatch, engine: str
 ) -> None:
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
@@ -131,14 +114,14 @@ def test_aws_profile_beats_dotenv_keys(
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_environment_keys_beat_aws_profile(
-    aws: Path, signed: _Server, monkeypatch: pytest.MonkeyPatch, engine: str
+    aws: Path, signed: CaptureServer, monkeypatch: pytest.MonkeyPatch, engine: str
 ) -> None:
     monkeypatch.setenv("AWS_PROFILE", "prof")  # botocore: EnvProvider before the shared-credentials file
     assert _signer(signed, _client(signed, engine)) == [ENV_KEY]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_dotenv_keys_beat_a_dotenv_profile(aws: Path, signed: _Server, monkeypatch: pytest.MonkeyPatch, engine: str) -> None:
+def test_dotenv_keys_beat_a_dotenv_profile(aws: Path, signed: CaptureServer, monkeypatch: pytest.MonkeyPatch, engine: str) -> None:
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     (aws / ".env").write_text(f"AWS_PROFILE=prof\nAWS_ACCESS_KEY_ID={DOTENV_KEY}\nAWS_SECRET_ACCESS_KEY=s\n")
@@ -148,7 +131,7 @@ def test_dotenv_keys_beat_a_dotenv_profile(aws: Path, signed: _Server, monkeypat
 # -- explicit keys beat any profile ----------------------------------------------------------------
 @pytest.mark.parametrize("engine", ENGINES)
 def test_explicit_keys_beat_a_profile(
-    aws: Path, signed: _Server, monkeypatch: pytest.MonkeyPatch, engine: str
+    aws: Path, signed: CaptureServer, monkeypatch: pytest.MonkeyPatch, engine: str
 ) -> None:
     keys = {"access_key_id": EXPLICIT_KEY, "secret_access_key": "s"}
     assert _signer(signed, _client(signed, engine, profile="prof", **keys)) == [EXPLICIT_KEY]
@@ -161,7 +144,7 @@ def test_explicit_keys_beat_a_profile(
 
 # -- a profile that does not exist --------------------------------------------------------------------
 @pytest.mark.parametrize("engine", ENGINES)
-def test_a_missing_explicit_profile_is_a_config_error(aws: Path, signed: _Server, engine: str) -> None:
+def test_a_missing_explicit_profile_is_a_config_error(aws: Path, signed: CaptureServer, engine: str) -> None:
     for stat in (_client(signed, engine, profile="nosuch"),
                  s3dlio.fsspec.filesystem("s3", endpoint_url=_endpoint(signed), profile="nosuch",
                                           engine=engine, max_attempts=1).info):  # fmt: skip
@@ -171,19 +154,19 @@ def test_a_missing_explicit_profile_is_a_config_error(aws: Path, signed: _Server
         assert "profile='nosuch'" in message
         assert str(aws / "credentials") in message and "AWS_SHARED_CREDENTIALS_FILE" in message
         assert str(aws / "config") in message and "AWS_CONFIG_FILE" in message
-    assert signed.keys == []  # never a fallback to the environment's keys
+    assert signed.requests == []  # never a fallback to the environment's keys
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("keys", ["environment", "explicit"])
 def test_a_missing_aws_profile_is_a_config_error_even_beside_keys(
-    aws: Path, signed: _Server, monkeypatch: pytest.MonkeyPatch, engine: str, keys: str
+    aws: Path, signed: CaptureServer, monkeypatch: pytest.MonkeyPatch, engine: str, keys: str
 ) -> None:
     monkeypatch.setenv("AWS_PROFILE", "nosuch")  # botocore raises ProfileNotFound here too
     given = {"access_key_id": EXPLICIT_KEY, "secret_access_key": "s"} if keys == "explicit" else {}
     with pytest.raises(ConfigError, match=r"AWS_PROFILE='nosuch': no such AWS profile in .*credentials"):
         _client(signed, engine, **given)("s3://bkt/x")
-    assert signed.keys == []
+    assert signed.requests == []
 
 
 # -- the ranking survives replace() and pickles ----------------------------------------------------
