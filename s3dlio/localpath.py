@@ -228,8 +228,8 @@ def local_files(pattern: str, *, include_hidden: bool = True, follow_links: bool
     link to a directory above it (a loop) is always skipped; so are broken links, FIFOs,
     sockets and devices (:class:`Rules`). A directory below the glob's fixed directory that
     cannot be listed, or an entry whose status cannot be read, stays in ``files`` so that its
-    upload fails; the fixed directory itself raises (:class:`PermissionDeniedError` and the
-    like). A pattern without glob characters names one file, taken as it is.
+    upload fails; the fixed directory itself raises its OSError (callers name it with
+    :func:`s3dlio.store.local.map_errors`). A pattern without glob characters names one file, taken as it is.
     """
     pattern = os.path.abspath(os.path.expanduser(pattern))
     parts = pattern.split(os.sep)
@@ -307,10 +307,8 @@ class _Walk:
             with os.scandir(directory) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
-            if not rel:  # the tree itself: nothing to upload
-                from .store.local import translate
-
-                raise translate(exc, "upload", directory) from exc
+            if not rel:  # the tree itself: nothing to upload (the caller names the error)
+                raise
             # Not a deliberate skip: kept among the files, its upload fails with this error
             # (counted and reported as for a file that cannot be read).
             self.found.files.append(directory)

@@ -621,7 +621,8 @@ def upload(
     _check.boolean("upload", "follow_links", follow_links)
     _check.boolean("upload", "return_exceptions", return_exceptions)
     _check.config("upload", config)
-    found = localpath.local_files(local_glob, include_hidden=include_hidden, follow_links=follow_links)
+    with map_errors("upload", local_glob):
+        found = localpath.local_files(local_glob, include_hidden=include_hidden, follow_links=follow_links)
     if on_skip is not None:
         for skipped in found.skipped:
             on_skip(skipped)

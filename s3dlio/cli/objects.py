@@ -29,6 +29,7 @@ from ..config import default_config
 from ..errors import AlreadyExistsError, ConfigError, InvalidUriError, NotFoundError
 from ..ranged import StreamBudget
 from ..sizes import format_size, parse_size, physical_memory
+from ..store.local import map_errors
 from ..uri import join, parse
 from ..writer import writer_for
 from ._output import (
@@ -633,7 +634,8 @@ def delete(uri: str, recursive: bool, regex: bool, as_json: bool) -> None:
 def _local_files(pattern: str, include_hidden: bool, follow_links: bool) -> localpath.LocalFiles:
     """The files a local glob selects; each skipped item (a link leaving the tree, a loop, a
     broken link) gets a line on stderr."""
-    found = localpath.local_files(pattern, include_hidden=include_hidden, follow_links=follow_links)
+    with map_errors("upload", pattern):
+        found = localpath.local_files(pattern, include_hidden=include_hidden, follow_links=follow_links)
     for item in found.skipped:
         click.echo(redact(f"s3dlio: skipped {item}"), err=True)
     return found
