@@ -326,8 +326,9 @@ def _check_endpoint(endpoint: str) -> None:
     try:
         parts = urlsplit(endpoint)
         port = parts.port  # raises for a port that is not a number from 0 to 65535
-    except ValueError:  # its message quotes the text it could not read: a password's start, maybe
-        raise ConfigError(f"endpoint {shown!r}: not a valid URL (the host or port cannot be read); {fix}") from None
+    except ValueError as exc:  # its message quotes the text it could not read: with userinfo, a password's start
+        why = exc if shown == endpoint else "the host or port cannot be read"
+        raise ConfigError(f"endpoint {shown!r}: not a valid URL ({why}); {fix}") from None
     if not parts.hostname:
         raise ConfigError(f"endpoint {shown!r}: no host; {fix}")
     if port == 0:
