@@ -315,6 +315,24 @@ def _backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend
     reconfigure()
 
 
+@pytest.fixture(params=["s3", "az", "file", "mem"])
+def fsspec_place(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Any, str]:
+    """(an s3dlio fsspec filesystem, a fresh root as an fsspec path: ``bucket`` or ``/abs/dir``)."""
+    import s3dlio
+    import s3dlio.fsspec as sfs
+
+    if request.param in ("s3", "az"):
+        uri = request.getfixturevalue("s3_bucket" if request.param == "s3" else "az_container")
+        root = uri.split("://", 1)[1].rstrip("/")
+    elif request.param == "file":
+        (tmp_path / "root").mkdir()
+        root = f"{tmp_path}/root"
+    else:
+        root = f"fsp-{tmp_path.name}"
+        s3dlio.create_bucket(f"mem://{root}")
+    return sfs.filesystem(request.param), root
+
+
 @pytest.fixture(params=BACKEND_IDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """Each (backend x engine) with a fresh place to write and ``s3dlio.configure(engine=...)``."""

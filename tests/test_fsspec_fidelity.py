@@ -23,23 +23,8 @@ def _registered() -> None:
     sfs.register()
 
 
-@pytest.fixture(params=["s3", "az", "file", "mem"])
-def place(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Any, str]:
-    """(filesystem, a fresh root as an fsspec path: ``bucket`` or ``/abs/dir``)."""
-    if request.param in ("s3", "az"):
-        uri = request.getfixturevalue("s3_bucket" if request.param == "s3" else "az_container")
-        root = uri.split("://", 1)[1].rstrip("/")
-    elif request.param == "file":
-        (tmp_path / "root").mkdir()
-        root = f"{tmp_path}/root"
-    else:
-        root = f"fid-{tmp_path.name}"
-        s3dlio.create_bucket(f"mem://{root}")
-    return sfs.filesystem(request.param), root
-
-
-def test_find_with_a_prefix_returns_only_those_names(place: tuple[Any, str]) -> None:
-    fs, root = place
+def test_find_with_a_prefix_returns_only_those_names(fsspec_place: tuple[Any, str]) -> None:
+    fs, root = fsspec_place
     for name in ("tmp_1", "tmp_2", "keep/important.bin", "model.bin", "sub/tmp_3"):
         fs.pipe_file(f"{root}/{name}", b"x")
     assert fs.find(root, prefix="tmp_") == [f"{root}/tmp_1", f"{root}/tmp_2"]
@@ -51,8 +36,8 @@ def test_find_with_a_prefix_returns_only_those_names(place: tuple[Any, str]) -> 
         fs.find(root, prefix="tmp_", withdirs=True)
 
 
-def test_arguments_that_would_be_dropped_are_refused(place: tuple[Any, str]) -> None:
-    fs, root = place
+def test_arguments_that_would_be_dropped_are_refused(fsspec_place: tuple[Any, str]) -> None:
+    fs, root = fsspec_place
     fs.pipe_file(f"{root}/a", b"old")
     calls = [
         lambda: fs.open(f"{root}/b", "wb", ContentType="text/csv"),
@@ -74,8 +59,8 @@ def test_arguments_that_would_be_dropped_are_refused(place: tuple[Any, str]) -> 
         assert f.read() == b"old"
 
 
-def test_ls_gives_names_by_default_as_s3fs_and_adlfs_do(place: tuple[Any, str]) -> None:
-    fs, root = place
+def test_ls_gives_names_by_default_as_s3fs_and_adlfs_do(fsspec_place: tuple[Any, str]) -> None:
+    fs, root = fsspec_place
     fs.pipe_file(f"{root}/d/x", b"1")
     fs.pipe_file(f"{root}/y", b"22")
     assert sorted(fs.ls(root)) == [f"{root}/d", f"{root}/y"]
@@ -84,8 +69,8 @@ def test_ls_gives_names_by_default_as_s3fs_and_adlfs_do(place: tuple[Any, str]) 
     ]  # fmt: skip
 
 
-def test_a_transaction_publishes_its_files_when_it_ends(place: tuple[Any, str]) -> None:
-    fs, root = place
+def test_a_transaction_publishes_its_files_when_it_ends(fsspec_place: tuple[Any, str]) -> None:
+    fs, root = fsspec_place
     fs.pipe_file(f"{root}/kept", b"old")
     with fs.transaction:
         with fs.open(f"{root}/a", "wb") as f:
@@ -118,8 +103,8 @@ def test_a_transaction_publishes_its_files_when_it_ends(place: tuple[Any, str]) 
     assert fs.cat_file(f"{root}/e") == b"eee"
 
 
-def test_files_carry_fsspecs_attributes(place: tuple[Any, str]) -> None:
-    fs, root = place
+def test_files_carry_fsspecs_attributes(fsspec_place: tuple[Any, str]) -> None:
+    fs, root = fsspec_place
     with fs.open(f"{root}/a", "wb", block_size=5 * 2**20) as f:
         assert (f.fs, f.path, f.mode, f.blocksize) == (fs, f"{root}/a", "wb", 5 * 2**20)
         f.write(b"0123456789")
@@ -130,8 +115,8 @@ def test_files_carry_fsspecs_attributes(place: tuple[Any, str]) -> None:
         assert f.loc == 4 and f.info()["size"] == 10 and f.details["type"] == "file"
 
 
-def test_rm_recursive_takes_an_object_and_the_keys_under_its_name(place: tuple[Any, str]) -> None:
-    fs, root = place
+def test_rm_recursive_takes_an_object_and_the_keys_under_its_name(fsspec_place: tuple[Any, str]) -> None:
+    fs, root = fsspec_place
     if fs._local:  # a file cannot also be a directory
         return
     for name in ("x", "x/1", "x/2", "xy", "keep"):
@@ -235,8 +220,8 @@ def test_adlfs_names_and_url_forms(azurite: Any, az_container: str) -> None:
     assert opts == {"account_name": "acct"}
 
 
-def test_a_transaction_inside_another_joins_it(place: tuple[Any, str]) -> None:
-    fs, root = place
+def test_a_transaction_inside_another_joins_it(fsspec_place: tuple[Any, str]) -> None:
+    fs, root = fsspec_place
     fs.pipe_file(f"{root}/kept", b"old")
     with pytest.raises(RuntimeError), fs.transaction:
         fs.pipe(f"{root}/n1", b"1")
@@ -253,8 +238,8 @@ def test_a_transaction_inside_another_joins_it(place: tuple[Any, str]) -> None:
     assert fs.cat(f"{root}/n1") == b"1" and fs.cat(f"{root}/n2") == b"2"
 
 
-def test_a_file_written_in_a_transaction_is_not_appended_to_before_it_ends(place: tuple[Any, str]) -> None:
-    fs, root = place
+def test_a_file_written_in_a_transaction_is_not_appended_to_before_it_ends(fsspec_place: tuple[Any, str]) -> None:
+    fs, root = fsspec_place
     fs.pipe_file(f"{root}/log", b"OLD")
     with fs.transaction:
         with fs.open(f"{root}/log", "ab") as f:
@@ -266,8 +251,8 @@ def test_a_file_written_in_a_transaction_is_not_appended_to_before_it_ends(place
     assert fs.cat_file(f"{root}/log") == b"OLD+X"
 
 
-def test_a_glob_rm_takes_the_folder_markers_too(place: tuple[Any, str]) -> None:
-    fs, root = place
+def test_a_glob_rm_takes_the_folder_markers_too(fsspec_place: tuple[Any, str]) -> None:
+    fs, root = fsspec_place
     fs.makedirs(f"{root}/z/deep", exist_ok=True)
     fs.pipe_file(f"{root}/z/deep/f", b"1")
     fs.pipe_file(f"{root}/a.txt", b"1")
@@ -276,10 +261,10 @@ def test_a_glob_rm_takes_the_folder_markers_too(place: tuple[Any, str]) -> None:
 
 
 @pytest.mark.parametrize("compression", ["gzip", "bz2", "xz", "zstd"])
-def test_a_compressed_file_written_through_open_is_published(place: tuple[Any, str], compression: str) -> None:
+def test_a_compressed_file_written_through_open_is_published(fsspec_place: tuple[Any, str], compression: str) -> None:
     """``fs.open(p, "wb", compression=...)``: gzip's, bz2's and lzma's files leave the file under
     them open; the object must still appear when the ``with`` block ends, and never on an error."""
-    fs, root = place
+    fs, root = fsspec_place
     with fs.open(f"{root}/c.bin", "wb", compression=compression) as f:
         f.write(b"hello compressed" * 100)
     with fs.open(f"{root}/c.bin", "rb", compression=compression) as f:
@@ -295,11 +280,11 @@ def test_a_compressed_file_written_through_open_is_published(place: tuple[Any, s
         assert f.read() == b"hello compressed" * 100  # the old object kept its bytes
 
 
-def test_rm_of_an_object_that_is_not_there(place: tuple[Any, str]) -> None:
+def test_rm_of_an_object_that_is_not_there(fsspec_place: tuple[Any, str]) -> None:
     """s3fs and adlfs delete idempotently: the missing one is no error and the rest still go."""
-    fs, root = place
+    fs, root = fsspec_place
     fs.pipe({f"{root}/keep1": b"1", f"{root}/keep2": b"2"})
-    if place[0].protocol[0] == "file":  # fsspec's local filesystem raises, as os.remove does
+    if fsspec_place[0].protocol[0] == "file":  # fsspec's local filesystem raises, as os.remove does
         with pytest.raises(FileNotFoundError):
             fs.rm(f"{root}/gone")
         return
@@ -310,10 +295,10 @@ def test_rm_of_an_object_that_is_not_there(place: tuple[Any, str]) -> None:
         fs.rm(f"{root}/gone", recursive=True)
 
 
-def test_lines_read_from_a_binary_file(place: tuple[Any, str]) -> None:
+def test_lines_read_from_a_binary_file(fsspec_place: tuple[Any, str]) -> None:
     """``readline``/``readlines``/iteration on a ``"rb"`` file: whole lines, found in the fetched
     blocks (io's default reads a file without ``peek`` a byte, here a request, at a time)."""
-    fs, root = place
+    fs, root = fsspec_place
     data = b"".join(b"%d,%s\n" % (i, b"x" * (i % 50)) for i in range(5000)) + b"no newline at the end"
     fs.pipe_file(f"{root}/lines.csv", data)
     reads = 0
@@ -336,8 +321,8 @@ def test_lines_read_from_a_binary_file(place: tuple[Any, str]) -> None:
         assert list(f) == data.splitlines(keepends=True)
 
 
-def test_blockcache_keeps_the_blocks_it_read(place: tuple[Any, str], tmp_path: Path) -> None:
-    fs, root = place
+def test_blockcache_keeps_the_blocks_it_read(fsspec_place: tuple[Any, str], tmp_path: Path) -> None:
+    fs, root = fsspec_place
     data = bytes(range(256)) * 4096
     fs.pipe_file(f"{root}/big.bin", data)
     cache = tmp_path / "blocks"
@@ -353,18 +338,18 @@ def test_blockcache_keeps_the_blocks_it_read(place: tuple[Any, str], tmp_path: P
         assert f.read() == data
 
 
-def test_pipe_file_create_writes_only_where_nothing_is(place: tuple[Any, str]) -> None:
-    fs, root = place
+def test_pipe_file_create_writes_only_where_nothing_is(fsspec_place: tuple[Any, str]) -> None:
+    fs, root = fsspec_place
     fs.pipe_file(f"{root}/once", b"first", mode="create")
     with pytest.raises(FileExistsError):
         fs.pipe_file(f"{root}/once", b"second", mode="create")
     assert fs.cat_file(f"{root}/once") == b"first"
 
 
-def test_mv_in_a_failed_transaction_keeps_every_byte(place: tuple[Any, str]) -> None:
+def test_mv_in_a_failed_transaction_keeps_every_byte(fsspec_place: tuple[Any, str]) -> None:
     """Copies are published at once (s3fs's are server-side): a move in a transaction that
     fails never leaves its source deleted and its copy unpublished."""
-    fs, root = place
+    fs, root = fsspec_place
     fs.pipe_file(f"{root}/precious", b"only copy")
     with pytest.raises(RuntimeError, match="later"), fs.transaction:
         fs.copy(f"{root}/precious", f"{root}/copied")
@@ -378,8 +363,8 @@ def test_mv_in_a_failed_transaction_keeps_every_byte(place: tuple[Any, str]) -> 
             fs.cp_file(f"{root}/pending", f"{root}/elsewhere")  # it would copy what is not there yet
 
 
-def test_a_copy_onto_itself_raises_before_anything_is_deleted(place: tuple[Any, str]) -> None:
-    fs, root = place
+def test_a_copy_onto_itself_raises_before_anything_is_deleted(fsspec_place: tuple[Any, str]) -> None:
+    fs, root = fsspec_place
     fs.pipe_file(f"{root}/d/f", b"data")
     spelled = f"{fs.protocol[0]}://{root}/d/f"  # the same object, written another way
     for call in (lambda: fs.cp_file(spelled, f"{root}/d/f"), lambda: fs.copy(f"{root}/d/f", spelled)):
@@ -391,10 +376,10 @@ def test_a_copy_onto_itself_raises_before_anything_is_deleted(place: tuple[Any, 
     assert fs.find(root) == [f"{root}/d/f"] and fs.cat_file(f"{root}/d/f") == b"data"
 
 
-def test_globs_and_listings_never_traverse_every_bucket(place: tuple[Any, str]) -> None:
+def test_globs_and_listings_never_traverse_every_bucket(fsspec_place: tuple[Any, str]) -> None:
     """As s3fs: a glob or listing whose bucket part is empty or a pattern raises ValueError, and
     ``rm`` deletes nothing (it used to empty and delete every bucket)."""
-    fs, root = place
+    fs, root = fsspec_place
     if fs._local:
         return
     fs.pipe_file(f"{root}/d/f", b"1")
@@ -421,9 +406,9 @@ def test_rm_takes_folder_markers_bucket_by_bucket_and_before_the_bucket(moto_ser
     assert one not in fs.ls("") and two not in fs.ls("")
 
 
-def test_get_recursive_fetches_the_children_of_a_key_that_is_also_a_prefix(place: tuple[Any, str], tmp_path: Path) -> None:
+def test_get_recursive_fetches_the_children_of_a_key_that_is_also_a_prefix(fsspec_place: tuple[Any, str], tmp_path: Path) -> None:
     """s3fs's test_get_directories: ``dir/dirkey`` is an object and a prefix; the children come."""
-    fs, root = place
+    fs, root = fsspec_place
     if fs._local:
         return
     for name in ("dir/dirkey/key0", "dir/dirkey/key1", "dir/dirkey", "dir/dir/key"):
@@ -435,8 +420,8 @@ def test_get_recursive_fetches_the_children_of_a_key_that_is_also_a_prefix(place
     assert (tmp_path / "one").is_file()
 
 
-def test_an_open_file_pickles_at_its_position(place: tuple[Any, str]) -> None:
-    fs, root = place
+def test_an_open_file_pickles_at_its_position(fsspec_place: tuple[Any, str]) -> None:
+    fs, root = fsspec_place
     fs.pipe_file(f"{root}/p", b"0123456789")
     with fs.open(f"{root}/p", "rb") as f:
         f.seek(3)
@@ -448,9 +433,9 @@ def test_an_open_file_pickles_at_its_position(place: tuple[Any, str]) -> None:
         later.read()
 
 
-def test_asynchronous_gives_fsspecs_async_api(place: tuple[Any, str]) -> None:
+def test_asynchronous_gives_fsspecs_async_api(fsspec_place: tuple[Any, str]) -> None:
     """zarr 3 opens every store with ``asynchronous=True``: honoured, never dropped."""
-    fs, root = place
+    fs, root = fsspec_place
     fs.pipe_file(f"{root}/a", b"hello")
     afs = type(fs)(asynchronous=True)  # what fsspec.filesystem(scheme, asynchronous=True) builds
     assert afs.async_impl and afs.asynchronous
@@ -480,8 +465,8 @@ def test_local_listings_show_empty_and_linked_directories(tmp_path: Path) -> Non
     assert fs.ls(str(root)) == [] and (outside / "sub" / "kept.txt").read_bytes() == b"k"
 
 
-def test_rm_of_a_list_checks_every_path_before_deleting(place: tuple[Any, str]) -> None:
-    fs, root = place
+def test_rm_of_a_list_checks_every_path_before_deleting(fsspec_place: tuple[Any, str]) -> None:
+    fs, root = fsspec_place
     fs.pipe({f"{root}/a/b/c.txt": b"1", f"{root}/a/d.txt": b"2", f"{root}/top.txt": b"3"})
     if fs._local:  # fsspec's local filesystem refuses a directory; nothing else went first
         with pytest.raises(IsADirectoryError):
@@ -498,8 +483,8 @@ def test_rm_of_a_list_checks_every_path_before_deleting(place: tuple[Any, str]) 
         assert fs.exists(f"{root}/a/d.txt")
 
 
-def test_directories_made_and_removed_as_in_s3fs(place: tuple[Any, str]) -> None:
-    fs, root = place
+def test_directories_made_and_removed_as_in_s3fs(fsspec_place: tuple[Any, str]) -> None:
+    fs, root = fsspec_place
     fs.pipe_file(f"{root}/data/part-0", b"1")
     if fs._local:
         with pytest.raises(FileExistsError):
@@ -517,8 +502,8 @@ def test_directories_made_and_removed_as_in_s3fs(place: tuple[Any, str]) -> None
     assert fs.cat_file(f"{root}/data/part-0") == b"1"
 
 
-def test_s3fs_tuning_arguments_are_taken(place: tuple[Any, str], tmp_path: Path) -> None:
-    fs, root = place
+def test_s3fs_tuning_arguments_are_taken(fsspec_place: tuple[Any, str], tmp_path: Path) -> None:
+    fs, root = fsspec_place
     fs.pipe(f"{root}/p", b"x" * 100, chunksize=5 * 2**20)
     fs.get_file(f"{root}/p", str(tmp_path / "p"), max_concurrency=4)
     fs.put_file(str(tmp_path / "p"), f"{root}/q", chunksize=5 * 2**20, max_concurrency=2)
@@ -541,8 +526,8 @@ def test_directory_entries_carry_s3fs_names(s3_bucket: str) -> None:
     assert fs.info(bucket)["StorageClass"] == "DIRECTORY" and sum(e["Size"] for e in fs.ls(f"{bucket}/dir", detail=True)) == 1
 
 
-def test_files_take_fsspecs_flush_autocommit_and_discard(place: tuple[Any, str]) -> None:
-    fs, root = place
+def test_files_take_fsspecs_flush_autocommit_and_discard(fsspec_place: tuple[Any, str]) -> None:
+    fs, root = fsspec_place
     with fs.open(f"{root}/a", "wb") as f:
         f.write(b"1")
         f.flush(force=True)

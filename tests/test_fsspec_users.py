@@ -26,29 +26,14 @@ def _registered() -> None:
     sfs.register()
 
 
-@pytest.fixture(params=["s3", "az", "file", "mem"])
-def place(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Any, str]:
-    """(filesystem, a fresh root as an fsspec path: ``bucket`` or ``/abs/dir``)."""
-    if request.param in ("s3", "az"):
-        uri = request.getfixturevalue("s3_bucket" if request.param == "s3" else "az_container")
-        root = uri.split("://", 1)[1].rstrip("/")
-    elif request.param == "file":
-        (tmp_path / "root").mkdir()
-        root = f"{tmp_path}/root"
-    else:
-        root = f"users-{tmp_path.name}"
-        s3dlio.create_bucket(f"mem://{root}")
-    return sfs.filesystem(request.param), root
-
-
 # -- 1. an exception inside `with` leaves the old object, in every write mode ----------------
 _WRITES = [("wb", None), ("w", None), ("wt", None), ("ab", None), ("at", None), ("wb", "gzip"), ("wt", "gzip")]
 
 
 @pytest.mark.parametrize(("mode", "compression"), _WRITES)
-def test_an_exception_inside_with_leaves_the_old_object(place: tuple[Any, str], mode: str,
+def test_an_exception_inside_with_leaves_the_old_object(fsspec_place: tuple[Any, str], mode: str,
                                                         compression: str | None) -> None:  # fmt: skip
-    fs, root = place
+    fs, root = fsspec_place
     path = f"{root}/obj"
     old = gzip.compress(b"OLD") if compression else b"OLD"
     data: Any = b"partial" if "b" in mode else "partial"
@@ -108,9 +93,9 @@ def test_keys_with_empty_segments_list_as_s3fs_lists_them(moto_server: Any, s3_b
 
 
 # -- 3. du sums the listing -----------------------------------------------------------------------
-def test_du_sums_the_listing_without_a_request_per_object(place: tuple[Any, str], monkeypatch: pytest.MonkeyPatch
+def test_du_sums_the_listing_without_a_request_per_object(fsspec_place: tuple[Any, str], monkeypatch: pytest.MonkeyPatch
                                                           ) -> None:  # fmt: skip
-    fs, root = place
+    fs, root = fsspec_place
     for i in range(30):
         fs.pipe_file(f"{root}/many/{i // 10}/{i:02d}", b"x" * i)
     calls = []
@@ -164,8 +149,8 @@ def _race(how: str, fs: Any, path: str, n: int, tmp: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("how", ["open_xb", "put_file", "pipe_file"])
-def test_racing_creators_exactly_one_wins(place: tuple[Any, str], how: str, tmp_path: Path) -> None:
-    fs, root = place
+def test_racing_creators_exactly_one_wins(fsspec_place: tuple[Any, str], how: str, tmp_path: Path) -> None:
+    fs, root = fsspec_place
     for trial in range(3):
         results = _race(how, fs, f"{root}/race-{trial}", 8, tmp_path)
         winners = [i for i, r in enumerate(results) if r == "ok"]
@@ -174,9 +159,9 @@ def test_racing_creators_exactly_one_wins(place: tuple[Any, str], how: str, tmp_
 
 
 @pytest.mark.parametrize("streamed", [False, True])
-def test_xb_does_not_replace_an_object_made_while_it_was_written(place: tuple[Any, str], streamed: bool,
+def test_xb_does_not_replace_an_object_made_while_it_was_written(fsspec_place: tuple[Any, str], streamed: bool,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    fs, root = place
+    fs, root = fsspec_place
     if streamed:  # larger than what is held in memory: streamed, checked just before completing
         monkeypatch.setattr(sfs, "_CREATE_WHOLE", 0)
     path = f"{root}/x"
@@ -194,8 +179,8 @@ def test_xb_does_not_replace_an_object_made_while_it_was_written(place: tuple[An
         fs.open(path, "xb")
 
 
-def test_xb_in_a_transaction_is_created_at_its_end_only_where_nothing_is(place: tuple[Any, str]) -> None:
-    fs, root = place
+def test_xb_in_a_transaction_is_created_at_its_end_only_where_nothing_is(fsspec_place: tuple[Any, str]) -> None:
+    fs, root = fsspec_place
     other = sfs.filesystem(fs.scheme, skip_instance_cache=True)  # outside the transaction
     with pytest.raises(FileExistsError), fs.transaction:
         fs.pipe_file(f"{root}/t", b"mine", mode="create")
