@@ -15,15 +15,13 @@ import os
 import sys
 import threading
 import time
-from array import array
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from time import time_ns
 from typing import TYPE_CHECKING, TextIO
 
 from .. import _parallel
 from ..errors import ConfigError
-from .stats import Recorder, Samples
+from .stats import Samples
 from .workloads import Exhausted, Worker, make_workload
 
 if TYPE_CHECKING:
@@ -36,11 +34,6 @@ __all__ = ["LocalRun", "run_local", "stable"]
 
 _TICK_S = 0.25
 _ALL_FAILED_AFTER = 200  # requests, every one failed: stop instead of hammering a broken target
-#: Seconds a worker gets to finish its request once the run stops, or twice the longest
-#: request so far if more (Ctrl-C: less, so the report comes within the CLI's exit bound);
-#: past them it is left behind, uncounted.
-_STRAGGLERS_S = 2.0
-_INTERRUPTED_WAIT_S = 0.25
 
 
 @dataclass
@@ -129,22 +122,14 @@ def run_local(ctx: Context, comm: Comm, progress: bool) -> LocalRun:
     except KeyboardInterrupt:  # Ctrl-C: stop, report what was measured, clean up
         reasons.append("interrupted")
     stop.set()
-    longest = max(w.rec.longest for w in workers) / 1e9
-    grace = _INTERRUPTED_WAIT_S if reasons[:1] == ["interrupted"] else max(_STRAGGLERS_S, 2 * longest)
-    until = time.monotonic() + grace
-    for th in threads:  # a request stalled on the server is not waited for past its grace
-        th.join(max(0.0, until - time.monotonic()))
-    stuck = sum(th.is_alive() for th in threads)
-    if stuck:
-        notes.insert(0, f"{stuck} of {len(threads)} workers were still waiting on a request "
-                        f"when the run stopped; those requests are not counted")  # fmt: skip
+    for th in threads:
+        th.join()
     phases["run"] = (run_start, time_ns())
     wl.finish()
     line.clear()
     if failures:
         raise failures[0]
-    recorders = [_copy(w.rec) if th.is_alive() else w.rec for w, th in zip(workers, threads, strict=True)]
-    samples = Samples.join(recorders)
+    samples = Samples.join([w.rec for w in workers])
     comm.barrier()  # no rank deletes what another may still read
     t = time_ns()
     cleaned = 0
@@ -154,7 +139,7 @@ def run_local(ctx: Context, comm: Comm, progress: bool) -> LocalRun:
             _prune("/" + ctx.mine, "/" + ctx.base)
     phases["cleanup"] = (t, time_ns())
     stopped_by = reasons[0] if reasons else ("ops" if limit is not None else "duration")
-    return LocalRun(ctx.rank, samples, phases, stopped_by, prepared, cleaned, notes[:2])
+    return LocalRun(ctx.rank, samples, phases, stopped_by, prepared, cleaned, notes[:1])
 
 
 def _refuse_existing(wl: Workload, comm: Comm) -> None:
@@ -192,10 +177,8 @@ def _monitor(ctx: Context, workers: list[Worker], stop: threading.Event, line: _
     while True:
         now = time.monotonic()
         wake = min(next_window, next_draw, deadline if deadline is not None else next_window)
-        if stop.wait(min(max(wake - now, 0.0), _TICK_S)):  # a tick at most: Ctrl-C is seen within one
+        if stop.wait(max(wake - now, 0.0)):
             return []
-        if _parallel.cancelled():  # Ctrl-C in the CLI, whose main thread is not this one
-            return ["interrupted"]
         now = time.monotonic()
         ops = sum(w.rec.done for w in workers)
         nbytes = sum(w.rec.done_bytes for w in workers)
@@ -229,17 +212,5 @@ def _prune(mine: str, base: str) -> None:
 def _cleanup(store: object, keys: list[str], concurrent: int) -> int:
     """Delete ``keys`` in batches of 1000, ``concurrent`` batches at a time; return how many went."""
     batches = [keys[i : i + 1000] for i in range(0, len(keys), 1000)]
-    if not batches:
-        return 0
-    # Not _parallel.map_bounded: after Ctrl-C (cancelled) the run still removes what it wrote.
-    with ThreadPoolExecutor(min(concurrent, len(batches)), thread_name_prefix="s3dlio-bench-clean") as pool:
-        failed = list(pool.map(lambda b: len(store.delete_many(b)), batches))  # type: ignore[attr-defined]
-    return len(keys) - sum(failed)
-
-
-def _copy(rec: Recorder) -> Recorder:
-    """A snapshot of the recorder of a worker left behind, which may still add to its own."""
-    out = Recorder()
-    out.rows, out.done_bytes, out.failed, out.longest = array("q", rec.rows), rec.done_bytes, rec.failed, rec.longest
-    out.messages = dict(rec.messages)
-    return out
+    failed = _parallel.map_bounded(lambda b: len(store.delete_many(b)), batches, concurrent)  # type: ignore[attr-defined]
+    return len(keys) - sum(failed)  # type: ignore[arg-type]

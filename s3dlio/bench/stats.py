@@ -33,15 +33,14 @@ _MAX_MESSAGES = 5
 class Recorder:
     """One worker's samples: rows of 7 int64 in one flat array (one ``extend`` per request).
 
-    ``done_bytes`` and ``failed`` are live totals for the progress line and ``--autoterm``;
-    ``longest`` is the longest request so far (ns), which tells a stalled one apart.
+    ``done_bytes`` and ``failed`` are live totals for the progress line and ``--autoterm``.
     """
 
-    __slots__ = ("rows", "done_bytes", "failed", "longest", "messages")
+    __slots__ = ("rows", "done_bytes", "failed", "messages")
 
     def __init__(self) -> None:
         self.rows = array("q")
-        self.done_bytes = self.failed = self.longest = 0
+        self.done_bytes = self.failed = 0
         self.messages: dict[str, int] = {}
 
     @property
@@ -54,8 +53,6 @@ class Recorder:
         """Record one request (times in ``time.time_ns()``)."""
         ttfb = -1 if first_byte is None else first_byte - start
         self.rows.extend((op, start, end, ttfb, nbytes, objects, error is None))
-        if end - start > self.longest:
-            self.longest = end - start
         if error is None:
             self.done_bytes += nbytes
         else:

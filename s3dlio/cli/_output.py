@@ -33,14 +33,12 @@ __all__ = [
     "as_command",
     "emit_json",
     "error_lines",
-    "interrupt_grace",
     "mb",
     "on_interrupt",
     "plural",
     "rate",
     "remove_temp_files",
     "report_failure",
-    "report_on_interrupt",
     "run_interrupt_hooks",
     "seconds",
     "wait_uploads_aborted",
@@ -140,16 +138,8 @@ def _failure_line(what: str, exc: BaseException, verbose: int) -> str:
 
 
 def report_failure(what: str, exc: BaseException, verbose: int = 0) -> None:
-    """One failed object of a batch, on stderr; ``what`` (op and URI) leads unless the message names it.
-    Nothing once the command is interrupted: what fails then fails from our own cancel and aborts."""
-    if not _cancelled():
-        click.echo(_failure_line(what, exc, verbose), err=True)
-
-
-def _cancelled() -> bool:
-    from .. import _parallel
-
-    return _parallel.cancelled()
+    """One failed object of a batch, on stderr; ``what`` (op and URI) leads unless the message names it."""
+    click.echo(_failure_line(what, exc, verbose), err=True)
 
 
 # -- Ctrl-C ----------------------------------------------------------------------------------
@@ -169,21 +159,6 @@ def run_interrupt_hooks() -> None:
         hook = _interrupt_hooks.pop()
         with contextlib.suppress(Exception):  # best effort while exiting
             hook()
-
-
-_grace: list[float] = []
-
-
-def report_on_interrupt(seconds: float) -> None:
-    """Let this command, once interrupted, run on for up to ``seconds`` after the signal
-    (within the exit bound) to report what it did: ``bench`` prints what it measured. Its
-    batch loops are cancelled (:func:`s3dlio._parallel.cancelled`) meanwhile."""
-    _grace[:] = [seconds]
-
-
-def interrupt_grace() -> float:
-    """The seconds of :func:`report_on_interrupt`; 0 when the command asked for none."""
-    return _grace[0] if _grace else 0.0
 
 
 _aborting: list[threading.Thread] = []
@@ -312,7 +287,7 @@ class Progress:
             return
         while True:
             with self._write_lock:
-                if self._stop.is_set() or _cancelled():  # interrupted: no frame after the last line
+                if self._stop.is_set():
                     return
                 try:
                     self.stream.write("\r" + self.line() + "\x1b[K")
@@ -391,10 +366,7 @@ class Tally:
         self.progress.advance(objects, nbytes)
 
     def fail(self, uri: object, exc: BaseException) -> None:
-        """One object failed: count it, keep and report it while under the limits. Once the
-        command is interrupted nothing is reported: our own cancel and aborts end the calls."""
-        if _cancelled():
-            return
+        """One object failed: count it, keep and report it while under the limits."""
         with self._lock:
             self.failed += 1
             n = self.failed

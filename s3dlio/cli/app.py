@@ -7,9 +7,7 @@ error (:attr:`s3dlio.S3dlioError.exit_code`; click's usage errors), 130 interrup
 adds the cause chain, ``-vv`` the traceback. A closed pipe (``s3dlio ls ... | head``) ends the
 run quietly. An error names the command as typed (``rm``, not the library's ``head``).
 
-Ctrl-C or SIGTERM (docker stop, Kubernetes): every command runs on a thread of its own
-(:func:`run_interruptibly`), so the main thread acts on the signal at once even while a
-request stalls; the batch loops stop starting work
+Ctrl-C or SIGTERM (docker stop, Kubernetes): the batch loops stop starting work
 (:func:`s3dlio._parallel.cancel`), every multipart upload still open is aborted
 (:func:`._output.abort_open_uploads`), the command's temporary files are removed
 (:func:`._output.on_interrupt`), and the process exits 130 (SIGTERM: 143) within about a
@@ -24,13 +22,10 @@ import os
 import re
 import signal
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from concurrent import futures
-from concurrent.futures import Future
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import click
 
@@ -43,17 +38,13 @@ from ._output import (
     abort_open_uploads,
     as_command,
     error_lines,
-    interrupt_grace,
     plural,
-    report_on_interrupt,
     run_interrupt_hooks,
     wait_uploads_aborted,
 )
 from .cleanup import cleanup_command
 
-__all__ = ["cli", "main", "run_interruptibly"]
-
-T = TypeVar("T")
+__all__ = ["cli", "main"]
 
 HELP = """Fast object storage I/O for AI/ML: S3, Azure Blob, local and O_DIRECT files.
 
@@ -157,14 +148,8 @@ class S3dlioGroup(click.Group):
                 formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
-        call = super().invoke
-
-        def body() -> Any:
-            with ctx.scope(cleanup=False):  # click's current context is per thread
-                return call(ctx)
-
         try:
-            return run_interruptibly(body)
+            return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except BrokenPipeError:
@@ -219,41 +204,6 @@ def _run(group: click.Group, args: Sequence[str] | None, prog_name: str, complet
     except S3dlioError as exc:
         click.echo("\n".join(error_lines(exc)), err=True)
         return exc.exit_code
-
-
-def run_interruptibly(body: Callable[[], T]) -> T:
-    """``body()`` on a thread of its own while this thread waits where a signal reaches it at once.
-
-    Python runs signal handlers on the main thread only, between bytecodes: a main thread
-    blocked in a store call (a stalled listing page, part upload or batch delete) would hold
-    Ctrl-C and SIGTERM back until the call gave up, tens of seconds later. Every command runs
-    here instead (:meth:`S3dlioGroup.invoke`). On the signal the batch loops are cancelled and
-    ``KeyboardInterrupt`` goes on at once, or once ``body`` ends when the command asked for a
-    moment to report (:func:`._output.report_on_interrupt`), at the latest that long after the
-    signal; the thread, maybe still blocked in a call, is left to :func:`_exit_interrupted`.
-    """
-    from .. import _parallel
-
-    done: Future[T] = Future()
-    report_on_interrupt(0.0)  # until the command asks
-
-    def run() -> None:
-        try:
-            done.set_result(body())
-        except BaseException as exc:  # noqa: BLE001 - raised on the waiting thread
-            done.set_exception(exc)
-
-    threading.Thread(target=run, name="s3dlio-command", daemon=True).start()
-    try:
-        return done.result()
-    except KeyboardInterrupt:
-        if not _interrupted_at:  # not our signal handler's (a test's): nothing more to stop
-            raise
-        _parallel.cancel()  # no new request starts, whatever the command thread does now
-        grace = interrupt_grace()
-        if grace:
-            futures.wait([done], max(0.0, _interrupted_at[0] + min(grace, _EXIT_WITHIN) - time.monotonic()))
-        raise
 
 
 def _silence_stdout() -> None:

@@ -16,7 +16,7 @@ import click
 
 from .._redact import redact
 from ..bench.options import WORKLOADS
-from ._output import emit_json, report_on_interrupt
+from ._output import emit_json
 
 __all__ = ["bench_command", "main"]
 
@@ -30,7 +30,7 @@ Examples:
 
 \b
 Exit status: 0 done (errors, if any, are in the report), 1 every request failed,
-2 a bad option, 130 Ctrl-C (after the report of what was measured, when it is ready within a second).
+2 a bad option.
 """
 
 
@@ -145,7 +145,6 @@ def bench_command(workload: str, target: str, as_json: bool, plot: str | None, a
     options["autoterm_windows"] = max(1, math.ceil(parse_duration(autoterm_dur)))
     if options["obj_size"] is None:
         del options["obj_size"]
-    report_on_interrupt(1.0)  # Ctrl-C: the run stops, cleans up and reports, then exits 130
     result = run(workload, target, plot=plot, **options)
     if options.get("distributed") and result.world == 1 and result.ranks[0]["rank"] != 0:
         return  # not rank 0 of a group: rank 0 prints
