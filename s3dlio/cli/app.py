@@ -22,9 +22,10 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
 import click
@@ -196,7 +197,7 @@ def _run(group: click.Group, args: Sequence[str] | None, prog_name: str, complet
         click.echo(redact(f"s3dlio: error: {exc.format_message()}"), err=True)
         return exc.exit_code
     except click.Abort:
-        click.echo("s3dlio: terminated" if _interrupted_by[:1] == [signal.SIGTERM] else "s3dlio: interrupted", err=True)
+        _say_interrupted()
         return 130
     except BrokenPipeError:
         _silence_stdout()
@@ -329,7 +330,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):  # docker stop and Kubernetes send SIGTERM
         signal.signal(signum, _on_signal)
     try:
-        code = cli.main(args=argv, prog_name="s3dlio", standalone_mode=False)
+        with _watching_for_a_stuck_main_thread():
+            code = cli.main(args=argv, prog_name="s3dlio", standalone_mode=False)
     except S3dlioError as exc:  # raised outside a command (e.g. while importing a backend)
         click.echo("\n".join(error_lines(exc)), err=True)
         sys.exit(exc.exit_code)
@@ -347,18 +349,69 @@ _interrupted_by: list[int] = []
 _EXIT_WITHIN = 1.5
 #: Seconds after the signal the exit may wait for the server to confirm the aborted uploads.
 _ABORTS_WITHIN = 5.0
+#: Seconds after the signal before a watcher thread ends the run itself, when the main thread
+#: has not begun to (it waits inside a store call that a stalled server does not answer).
+_TAKE_OVER_AFTER = 1.0
+_exiting = threading.Lock()
+_said: list[bool] = []
 
 
 def _on_signal(signum: int, frame: Any) -> None:
     """SIGINT and SIGTERM alike: note when the first came and which, and raise
     ``KeyboardInterrupt`` so the command stops and cleans up the same way."""
-    if not _interrupted_at:
-        _interrupted_at.append(time.monotonic())
-        _interrupted_by.append(signum)
+    _note_signal(signum, time.monotonic())
     raise KeyboardInterrupt
 
 
-def _exit_interrupted(grace: float = 0.4) -> NoReturn:
+def _say_interrupted() -> None:
+    if _said:
+        return
+    _said.append(True)
+    click.echo("s3dlio: terminated" if _interrupted_by[:1] == [signal.SIGTERM] else "s3dlio: interrupted", err=True)
+
+
+def _note_signal(signum: int, at: float) -> None:
+    if not _interrupted_at:
+        _interrupted_at.append(at)
+        _interrupted_by.append(signum)
+
+
+@contextlib.contextmanager
+def _watching_for_a_stuck_main_thread() -> Iterator[None]:
+    """Make Ctrl-C prompt while the main thread waits inside a store call.
+
+    Python runs a signal handler only between bytecodes of the main thread; a listing or a
+    HEAD that a stalled server never answers keeps it inside obstore or botocore until the
+    read timeout and the retries give up (about 40 s by default). The interpreter also writes
+    each signal's number to the wakeup fd at once, whatever the main thread is doing: a
+    watcher thread reads it and, if the main thread has not begun the exit by
+    ``_TAKE_OVER_AFTER`` seconds later, runs :func:`_exit_interrupted` itself.
+    """
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+
+    def watch() -> None:
+        with open(read_end, "rb", buffering=0) as signals:
+            while (got := signals.read(1)) and got[0] not in (signal.SIGINT, signal.SIGTERM):
+                pass  # another signal with a Python handler (a terminal resize, say)
+        if not got:  # the command ended
+            return
+        arrived = time.monotonic()
+        time.sleep(_TAKE_OVER_AFTER)
+        if not _exiting.locked():
+            _note_signal(got[0], arrived)
+            _exit_interrupted(say=True)
+
+    previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    threading.Thread(target=watch, name="s3dlio-signals", daemon=True).start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous)
+        os.close(write_end)
+
+
+def _exit_interrupted(grace: float = 0.4, say: bool = False) -> NoReturn:
     """End an interrupted run now: stop the batch loops, abort the multipart uploads still
     open, give the calls in flight up to ``grace`` seconds to finish (they clean up after
     themselves), remove the command's temporary files, and exit 128 + the signal (130 for
@@ -367,8 +420,14 @@ def _exit_interrupted(grace: float = 0.4) -> NoReturn:
     a transfer."""
     from .. import _parallel
 
-    for signum in (signal.SIGINT, signal.SIGTERM):  # a second signal cannot cut the clean-up short
-        signal.signal(signum, signal.SIG_IGN)
+    if not _exiting.acquire(blocking=False):  # the other thread is ending the run: let it
+        threading.Event().wait()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):  # a second signal cannot cut the clean-up short
+            signal.signal(signum, signal.SIG_IGN)
+    if say:
+        with contextlib.suppress(OSError, ValueError):
+            _say_interrupted()
     signalled = _interrupted_at[0] if _interrupted_at else time.monotonic()
     deadline = signalled + _EXIT_WITHIN
     _parallel.cancel()

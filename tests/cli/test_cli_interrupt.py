@@ -7,6 +7,7 @@ import os
 import re
 import resource
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -214,3 +215,52 @@ def test_an_interrupt_aborts_every_streamed_multipart_upload(
     # within 2 s, or 5 s while a busy server has not yet confirmed the aborts (and the exit itself)
     assert run.interrupted_after is not None and run.interrupted_after < _ABORTS_WITHIN + 1.0, str(run)
     assert client.list_multipart_uploads(Bucket="big").get("Uploads", []) == []
+
+
+@pytest.fixture
+def silent_endpoint() -> Iterator[tuple[str, socket.socket]]:
+    """A loopback server that accepts connections and never answers a byte."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", listener
+    finally:
+        listener.close()
+
+
+_WAITING = {"ls-r": ["ls", "-r", "s3://b/"], "stat": ["stat", "s3://b/k"], "rm-r": ["rm", "-r", "s3://b/x/"],
+            "cp-r": ["cp", "-r", "s3://b/x/", "DEST"]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("engine", "args", "signum"),
+    [pytest.param("fast", args, signal.SIGINT, id=f"fast-{name}") for name, args in _WAITING.items()]
+    + [pytest.param("portable", _WAITING["ls-r"], signal.SIGINT, id="portable-ls-r"),
+       pytest.param("portable", _WAITING["stat"], signal.SIGINT, id="portable-stat"),
+       pytest.param("fast", _WAITING["stat"], signal.SIGTERM, id="fast-stat-sigterm")],
+)
+def test_an_interrupt_ends_a_command_waiting_on_a_silent_server(
+    silent_endpoint: tuple[str, socket.socket], tmp_path: Path, engine: str, args: list[str], signum: int
+) -> None:
+    """The main thread waits inside the store call (minutes of read timeouts and retries by
+    default); the signal still ends the run within 2 s, with the usual status and line."""
+    endpoint, listener = silent_endpoint
+    args = [a.replace("DEST", (tmp_path / "dl").as_uri() + "/") for a in args]
+    env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "S3DLIO_ENGINE": engine}
+    proc = subprocess.Popen([s3dlio_exe(), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        listener.settimeout(60)
+        held = listener.accept()[0]  # the request is on its way: the command waits on it
+        time.sleep(0.2)
+        began = time.monotonic()
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=30)
+        took = time.monotonic() - began
+        held.close()
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signum, err
+    assert took < 2.0, f"{took:.1f} s"
+    assert ("s3dlio: interrupted" if signum == signal.SIGINT else "s3dlio: terminated") in err
+    assert _temp_files(tmp_path) == []
