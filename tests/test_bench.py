@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -276,3 +277,25 @@ def test_put_bodies_that_cannot_fit_are_refused_by_name() -> None:
     with pytest.raises(ConfigError, match="multipart: 1 workers"):  # formats are generated whole
         bench.run("multipart", "mem://never-written/", ops=1, concurrent=1, obj_size="16TiB",
                   object_type="NPY", progress=False)  # fmt: skip
+
+
+def test_ctrl_c_stops_the_run_reports_and_cleans_up(tmp_path: Path) -> None:
+    """bench handles Ctrl-C itself: the measured part is reported and its objects deleted,
+    however long that takes after the signal (the CLI's stuck-call watcher leaves it be)."""
+    script = shutil.which("s3dlio", path=os.path.dirname(sys.executable))
+    assert script is not None
+    proc = subprocess.Popen([script, "bench", "put", f"file://{tmp_path}/b/", "-d", "60s", "--obj.size", "4KiB", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not any((tmp_path / "b").rglob("*")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(3.0)  # thousands of objects: the clean-up takes longer than the watcher waits
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    result = json.loads(out)
+    assert result["stopped_by"] == "interrupted", (out, err)
+    assert result["ops"]["PUT"]["count"] > 0
+    assert [p for p in (tmp_path / "b").rglob("*") if p.is_file()] == []

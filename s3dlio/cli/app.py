@@ -384,8 +384,9 @@ def _watching_for_a_stuck_main_thread() -> Iterator[None]:
     HEAD that a stalled server never answers keeps it inside obstore or botocore until the
     read timeout and the retries give up (about 40 s by default). The interpreter also writes
     each signal's number to the wakeup fd at once, whatever the main thread is doing: a
-    watcher thread reads it and, if the main thread has not begun the exit by
-    ``_TAKE_OVER_AFTER`` seconds later, runs :func:`_exit_interrupted` itself.
+    watcher thread reads it and, if the handler has still not run ``_TAKE_OVER_AFTER``
+    seconds later, runs :func:`_exit_interrupted` itself. Once the handler ran, the command
+    is left to end its own way (``bench`` reports and cleans up).
     """
     read_end, write_end = os.pipe()
     os.set_blocking(write_end, False)
@@ -398,7 +399,7 @@ def _watching_for_a_stuck_main_thread() -> Iterator[None]:
             return
         arrived = time.monotonic()
         time.sleep(_TAKE_OVER_AFTER)
-        if not _exiting.locked():
+        if not _interrupted_at:  # the handler never ran: the main thread is stuck in a call
             _note_signal(got[0], arrived)
             _exit_interrupted(say=True)
 
