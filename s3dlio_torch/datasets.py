@@ -184,9 +184,14 @@ class S3IterableDataset(_FromSources, torch.utils.data.IterableDataset):  # type
         self._epoch.value = epoch
 
     def __len__(self) -> int:
-        """Objects this rank reads per epoch (``samples="object"``)."""
+        """Objects this rank reads per epoch (``samples="object"``, ``enable_sharding=True``)."""
         if self._loader.reading.samples != "object":
             raise TypeError("len() of a record dataset is unknown until its objects are read")
+        if not self._enable_sharding:  # a length would make Lightning end the epoch after one worker's share
+            raise TypeError(
+                "len() is unknown with enable_sharding=False: every DataLoader worker reads every object, "
+                "so an epoch yields num_workers times the objects (s3torchconnector's dataset has no len() either)"
+            )
         return len(self._loader)
 
     def __iter__(self) -> Iterator[Any]:

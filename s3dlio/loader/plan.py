@@ -49,9 +49,9 @@ class EpochPlan:
             raise ConfigError(
                 f"rank={self.rank} with world_size={self.world_size}: the rank must be in 0..{self.world_size - 1}"
             )
-        if self.num_items < 1:
-            raise ConfigError("the dataset has no items; a loader needs at least one")
-        if self.per_rank == 0:
+        if self.num_items < 0:
+            raise ConfigError(f"num_items={self.num_items}: a data set cannot have fewer than 0 items")
+        if self.per_rank == 0 < self.num_items:  # an empty data set is empty on every rank
             raise ConfigError(
                 f"{self.num_items} items cannot give each of {self.world_size} ranks one with uneven='drop'; "
                 "use uneven='pad' or fewer ranks"

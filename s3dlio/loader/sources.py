@@ -202,14 +202,12 @@ class UriListSource:
 
     def __init__(self, uris: str | Iterable[str]) -> None:
         items = (uris,) if isinstance(uris, str) else tuple(uris)
-        if not items:
-            raise ConfigError("from_objects: the list of URIs is empty; a dataset needs at least one object")
-        for uri in items[:1] + items[-1:]:
+        for uri in items[:1] + items[-1:]:  # an empty list is an empty data set, as upstream
             parse(uri)  # a wrong scheme fails here, naming the URI
         object.__setattr__(self, "uris", items)
 
     def describe(self) -> str:
-        return f"{len(self.uris)} URIs from {self.uris[0]}"
+        return f"{len(self.uris)} URIs from {self.uris[0]}" if self.uris else "no URIs"
 
     def keys(self) -> KeyList:
         return KeyList.from_uris(self.uris)

@@ -232,6 +232,24 @@ def test_a_uri_without_scheme_is_refused(build: Any, tmp_path: Path, monkeypatch
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("kind", ["S3MapDataset", "S3IterableDataset"])
+def test_an_empty_object_list_is_an_empty_dataset(kind: str) -> None:
+    """s3torchconnector's own tests build ``from_objects([])``; it reads nothing."""
+    ds = getattr(s3torchconnector, kind).from_objects([], region=REGION)
+    assert len(ds) == 0 and list(DataLoader(ds, batch_size=None)) == []
+
+
+def test_an_unsharded_iterable_dataset_has_no_length(bucket: str, endpoint: str) -> None:
+    """With ``enable_sharding=False`` every worker reads every object: a length of one worker's
+    share made Lightning (which sizes an epoch from ``len(DataLoader)``) skip objects."""
+    ds = s3torchconnector.S3IterableDataset.from_prefix(f"{bucket}data/", region=REGION, endpoint=endpoint,
+                                                        enable_sharding=False)  # fmt: skip
+    loader = DataLoader(ds, batch_size=None, num_workers=2)
+    with pytest.raises(TypeError):
+        len(loader)
+    assert sorted(item.key for item in loader) == sorted([f"data/obj-{i:02d}" for i in range(COUNT)] * 2)
+
+
 def test_explicit_file_uris_still_work(tmp_path: Path) -> None:
     checkpoint = s3torchconnector.S3Checkpoint(REGION)
     uri = f"file://{tmp_path}/ckpt/epoch0.ckpt"

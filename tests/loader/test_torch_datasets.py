@@ -112,7 +112,10 @@ def test_iterable_dataset_shards_by_torch_distributed_rank(
     monkeypatch.setitem(sys.modules, "torch.distributed", Group())
     ds = S3IterableDataset.from_prefix(prefix, transform=number)
     assert len(ds) == COUNT // 2 and run(ds) == list(range(1, COUNT, 2))
-    assert len(S3IterableDataset.from_prefix(prefix, enable_sharding=False)) == COUNT
+    unsharded = S3IterableDataset.from_prefix(prefix, transform=number, enable_sharding=False)
+    with pytest.raises(TypeError, match="enable_sharding=False"):  # each worker reads all: no one length
+        len(unsharded)
+    assert sorted(run(unsharded)) == list(range(COUNT))
 
 
 @pytest.mark.parametrize("context", ["spawn", "forkserver"])
