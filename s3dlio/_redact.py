@@ -16,6 +16,7 @@ What is hidden, wherever it appears in a message, a log record or an exception's
   (``'Authorization': b'...'``, ``authorization: ...``, canonical-request lines);
 - signed query strings: ``X-Amz-Signature=``, ``X-Amz-Credential=``,
   ``X-Amz-Security-Token=``, Azure SAS ``sig=`` (their other fields are kept);
+- the signature botocore's debug log prints after ``Signature:`` for each request it signs;
 - connection-string secrets: ``AccountKey=``, ``SharedAccessSignature=``, ``SharedAccessKey=``;
 - the literal values of the secret settings in the environment (``AWS_SECRET_ACCESS_KEY``,
   ``AWS_SESSION_TOKEN``, ``AZURE_STORAGE_ACCOUNT_KEY``, ...), whatever surrounds them.
@@ -52,6 +53,9 @@ _PLAIN_HEADER = re.compile(rf"(?im)(\b(?:{_HEADERS})\s*[:=]\s*)([^\r\n'\"]+)")
 _QUERY = re.compile(
     r"(?i)([?&;\s](?:x-amz-signature|x-amz-credential|x-amz-security-token|sig|signature)=)([^&\s'\"<>]+)"
 )
+# Signature:\n4f1c...  (botocore's debug log of each request it signs: the signature is the
+# credential of that request for its 15 minutes)
+_SIGNATURE_DUMP = re.compile(r"(?i)(\bsignature:\s*)([0-9a-z+/=_-]{16,})")
 # AccountKey=...;  (Azure connection strings)
 _CONNECTION = re.compile(r"(?i)\b((?:accountkey|sharedaccesssignature|sharedaccesskey)=)([^;\s'\"]+)")
 # Userinfo is everything from ``scheme://`` (or, without a scheme, from the start of a word) to
@@ -71,7 +75,7 @@ _USERINFO = re.compile(
 # user:pass@host (an endpoint written without its scheme)  ->  host
 _BARE_USERINFO = re.compile(rf"(?<![\w/@.:%+-]){_SECRET_WITH_SLASH}{_HOST_FOLLOWS}(?=[\w\[])")
 # Text none of the patterns can match (most keys and paths): returned after one cheap search.
-_MAYBE = re.compile(r"(?i)[@=]|authorization|security-token|customer-key|encryption-key")
+_MAYBE = re.compile(r"(?i)[@=]|authorization|security-token|customer-key|encryption-key|signature:")
 
 #: Environment variables whose values are secrets wherever they appear.
 SECRET_VARIABLES = (
@@ -99,6 +103,7 @@ def redact(text: str) -> str:
         text = _QUOTED_HEADER.sub(rf"\1\2{MASK}\4", text)
         text = _PLAIN_HEADER.sub(rf"\1{MASK}", text)
         text = _QUERY.sub(rf"\1{MASK}", text)
+        text = _SIGNATURE_DUMP.sub(rf"\1{MASK}", text)
         text = _CONNECTION.sub(rf"\1{MASK}", text)
     for value in _literal_secrets():
         if value in text:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import traceback
@@ -91,6 +92,9 @@ def test_cli_outputs_hold_no_secret(secret_env: str, s3_bucket: str, tmp_path: P
         assert f"http://127.0.0.1:{secret_env.rsplit(':', 1)[1]}" in text  # the endpoint column
     if engine == "portable":  # botocore's debug log did show the headers: masked, not dropped
         assert "x-amz-security-token:***" in everything[0].lower()
+        # ... and each request's signature, the credential of that request for 15 minutes
+        assert "Signature:\n***" in everything[0]
+        assert not re.search(r"[0-9a-f]{64}", everything[0].split("Signature:", 1)[1][:80])
 
 
 @pytest.mark.parametrize("engine", ["fast", "portable"])
