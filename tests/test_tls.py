@@ -110,3 +110,62 @@ def test_https_without_the_ca_fails_clearly(
         message = str(info.value)
         assert "certificate" in message.lower(), message
         assert "AWS_CA_BUNDLE_PATH" in message, f"the message should name the fix: {message}"
+
+
+def _self_signed_ca_as_server(tmp: Path) -> tuple[ssl.SSLContext, Path]:
+    """What ``openssl req -x509`` and MinIO's certgen make: one self-signed certificate with
+    CA:TRUE that the server presents as its own, and that the client is told to trust."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_pem, key_pem = tmp / "cert.pem", tmp / "key.pem"
+    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert_pem, key_pem)
+    return context, cert_pem
+
+
+@pytest.mark.timeout(60)
+def test_a_self_signed_ca_certificate_works_on_portable_and_fast_says_why_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require("moto.server", "pip install 'moto[server]'")
+    from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from werkzeug.serving import make_server
+
+    context, cert_pem = _self_signed_ca_as_server(tmp_path)
+    server = make_server("127.0.0.1", 0, DomainDispatcherApplication(create_backend_app), threaded=True,
+                         request_handler=MotoRequestHandler, ssl_context=context)  # fmt: skip
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"https://127.0.0.1:{server.server_port}")
+        monkeypatch.setenv("AWS_CA_BUNDLE_PATH", str(cert_pem))
+        bucket = f"s3://selfsigned-{uuid.uuid4().hex[:8]}/"
+        s3dlio.configure(engine="portable")  # OpenSSL accepts it, as boto3 and s3-cli did
+        s3dlio.create_bucket(bucket)
+        s3dlio.put(bucket + "k", b"x")
+        assert bytes(s3dlio.get(bucket + "k")) == b"x"
+        s3dlio.configure(engine="fast", max_attempts=1)
+        with pytest.raises(S3dlioError) as info:
+            s3dlio.get(bucket + "k")
+        assert "CA:TRUE" in str(info.value) and "S3DLIO_ENGINE=portable" in str(info.value), str(info.value)
+    finally:
+        server.shutdown()

@@ -95,10 +95,7 @@ def _translate(
     if isinstance(exc, obx.PreconditionError) or status == 412:
         return TransferError(f"{op} {target}: the object changed while it was being read; read it again")
     if "InvalidCertificate" in text or "certificate verify failed" in text:
-        error = TransferError(
-            f"{op} {target}: TLS certificate verification failed for{where}; if it uses a private CA, "
-            "set AWS_CA_BUNDLE_PATH to that CA's PEM bundle"
-        )
+        error = TransferError(f"{op} {target}: TLS certificate verification failed for{where}; {_tls_fix(text, config)}")
         error.retried = True  # the same certificate fails every attempt: say so at once
         return error
     if status is None and ("ConnectionReset" in text or "Connection reset" in text or "BrokenPipe" in text):
@@ -122,6 +119,19 @@ def _translate(
         full.retried = True  # not worth a retry: raise at once
         return full
     return TransferError(f"{op} {target}: {short(text)}")
+
+
+def _tls_fix(text: str, config: Config | None) -> str:
+    """What to do about a certificate the fast engine (rustls) refused."""
+    if "CaUsedAsEndEntity" in text:  # openssl req -x509 and MinIO's certgen make such certificates
+        return (
+            "the server presents a CA certificate as its own (a self-signed certificate with CA:TRUE), which "
+            "the fast engine's TLS refuses even when AWS_CA_BUNDLE_PATH names it: give the server a certificate "
+            "issued by that CA (CA:FALSE), or use the portable engine (S3DLIO_ENGINE=portable)"
+        )
+    if config is not None and config.ca_bundle:
+        return f"the CA bundle {config.ca_bundle} (AWS_CA_BUNDLE_PATH) does not vouch for the server's certificate"
+    return "if it uses a private CA, set AWS_CA_BUNDLE_PATH to that CA's PEM bundle"
 
 
 def _timed_out(text: str, where: str, config: Config | None) -> str:
