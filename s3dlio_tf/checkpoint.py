@@ -7,6 +7,14 @@ a save that dies mid-upload never becomes the latest. A restore downloads a step
 file verified) and calls ``Checkpoint.restore`` on the local copy. Every function and the
 manager take ``client=`` (an :class:`s3dlio.Client`): the settings of their requests.
 
+Order is TensorFlow's: the latest checkpoint is the one saved last, not the highest number
+(a run rewound to step 200 saves 210 after 300), and saving a number again replaces that
+checkpoint. Each manifest records a save index (one more than the highest under the prefix),
+so every process, and a manager opened later, sees the saves in the order they were made.
+
+TensorFlow's own ``Checkpoint.restore`` cannot open an ``s3://`` path: for
+``ckpt.restore(manager.latest_checkpoint)`` write ``s3dlio_tf.restore(ckpt, manager.latest_checkpoint)``.
+
 >>> ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer)        # doctest: +SKIP
 >>> path = s3dlio_tf.save(ckpt, "s3://bucket/run1/")                     # .../step-00000001/
 >>> s3dlio_tf.restore(ckpt, s3dlio_tf.latest_checkpoint("s3://bucket/run1/")).assert_consumed()
@@ -15,7 +23,9 @@ manager take ``client=`` (an :class:`s3dlio.Client`): the settings of their requ
 from __future__ import annotations
 
 import contextlib
+import logging
 import mmap
+import operator
 import os
 import shutil
 import tempfile
@@ -26,8 +36,19 @@ from typing import TYPE_CHECKING, Any
 import tensorflow as tf
 
 import s3dlio
-from s3dlio.checkpoint import CheckpointError, CheckpointReader, CheckpointStore, layout
+from s3dlio import _parallel
+from s3dlio.checkpoint import (
+    CheckpointCorruptError,
+    CheckpointError,
+    CheckpointNotFoundError,
+    CheckpointReader,
+    CheckpointStore,
+    Manifest,
+    layout,
+    retention,
+)
 from s3dlio.client import settings_of
+from s3dlio.config import default_config
 from s3dlio.errors import ConfigError
 from s3dlio.uri import parse
 
@@ -36,8 +57,11 @@ if TYPE_CHECKING:
 
 __all__ = ["CheckpointManager", "latest_checkpoint", "load_weights", "restore", "save", "save_weights"]
 
+log = logging.getLogger("s3dlio_tf")
+
 FRAMEWORK = "tensorflow"
 _PREFIX = "ckpt"  # the checkpoint's file prefix inside a step: ckpt.index, ckpt.data-00000-of-00001
+_ORDER = "save_index"  # manifest metadata: saves numbered 1, 2, ... under one prefix, in save order
 
 
 def _file_shard(path: str) -> Buffer:
@@ -55,42 +79,104 @@ def _release(buffers: Mapping[str, Any]) -> None:
                 buffer.close()
 
 
-def _store(uri: str, keep_last: int | None = None, keep_every: int | None = None,
-           client: s3dlio.Client | None = None) -> CheckpointStore:  # fmt: skip
+def _store(uri: str, client: s3dlio.Client | None = None) -> CheckpointStore:
     # One uploader: a TF checkpoint file set is complete on its own (TF gathers distributed
-    # variables into it), so it is one shard set of rank 0 whatever the job's size.
-    return CheckpointStore(uri, rank=0, world_size=1, framework=FRAMEWORK, keep_last=keep_last,
-                           keep_every=keep_every, client=client)  # fmt: skip
+    # variables into it), so it is one shard set of rank 0 whatever the job's size. No
+    # keep_last: pruning follows the save order (below), which the store does not know.
+    return CheckpointStore(uri, rank=0, world_size=1, framework=FRAMEWORK, client=client)
 
 
-def _save(store: CheckpointStore, checkpoint: tf.train.Checkpoint, step: int | None,
-          metadata: Mapping[str, Any] | None, chief: bool) -> str:  # fmt: skip
+def _save_index(manifest: Manifest) -> int:
+    index = manifest.metadata.get(_ORDER)
+    return index if isinstance(index, int) and not isinstance(index, bool) else 0
+
+
+def _scan(reader: CheckpointReader) -> tuple[list[Manifest], list[int]]:
+    """(complete checkpoints oldest save first, steps with a directory but no complete checkpoint).
+
+    Ordered by the save index of their manifests; checkpoints saved without one (by older
+    versions) come first, by commit time.
+    """
+    listed = (layout.parse_step(u) for u in s3dlio.list(reader.uri, config=reader.config) if u.endswith("/"))
+    steps = sorted({s for s in listed if s is not None})
+
+    def check(step: int) -> Manifest | None:
+        try:
+            return reader.check(step)
+        except (CheckpointNotFoundError, CheckpointCorruptError):
+            return None  # half-saved, or deleted meanwhile (another process pruning)
+        except CheckpointError:  # a newer manifest format: neither complete nor ours to delete
+            return None
+
+    found = _parallel.map_bounded(check, steps, (reader.config or default_config()).max_in_flight)
+    complete = [m for m in found if isinstance(m, Manifest)]
+    complete.sort(key=lambda m: (_save_index(m), m.created, m.step))
+    incomplete = [s for s, m in zip(steps, found, strict=True) if m is None]
+    return complete, incomplete
+
+
+def _write(checkpoint: tf.train.Checkpoint, prefix: str, options: Any) -> None:
+    if options is None:
+        checkpoint.write(prefix)
+    else:
+        checkpoint.write(prefix, options=options)
+
+
+def _save(store: CheckpointStore, checkpoint: tf.train.Checkpoint, step: Any,
+          metadata: Mapping[str, Any] | None, chief: bool, prefix: str = _PREFIX,
+          options: Any = None) -> tuple[int, list[int], list[int]]:  # fmt: skip
+    """Save one step, replacing a checkpoint of the same number. Returns the step, the complete
+    steps in save order (this one last) and the incomplete ones; no steps on a non-chief."""
     counter = checkpoint.save_counter  # as Checkpoint.save: counts every save, names it by default
     counter.assign_add(1)
-    step = int(counter.numpy()) if step is None else int(step)
-    meta = {**dict(metadata or {}), "tensorflow": tf.__version__, "prefix": _PREFIX}
+    step = int(counter.numpy()) if step is None else _number(step)
     with tempfile.TemporaryDirectory(prefix="s3dlio-tf-save-") as tmp:
-        checkpoint.write(os.path.join(tmp, _PREFIX))  # every worker writes (TF collectives)
-        if chief:
-            shards = {name: _file_shard(os.path.join(tmp, name)) for name in sorted(os.listdir(tmp))}
-            try:
-                store.save(step, shards, meta)
-            finally:
-                _release(shards)
-    return store.step_uri(step)
+        _write(checkpoint, os.path.join(tmp, prefix), options)  # every worker writes (TF collectives)
+        if not chief:
+            return step, [], []
+        complete, incomplete = _scan(store)
+        index = 1 + max((_save_index(m) for m in complete), default=0)
+        meta = {**dict(metadata or {}), "tensorflow": tf.__version__, "prefix": prefix, _ORDER: index}
+        if any(m.step == step for m in complete) or step in incomplete:
+            # Saving a number again replaces it, as TensorFlow overwrites its files. The old
+            # manifest goes first: until the new one is written the step is incomplete, so a
+            # crash in between leaves the latest at the previous save, never a half-written one.
+            store.delete(step)
+        shards = {name: _file_shard(os.path.join(tmp, name)) for name in sorted(os.listdir(tmp))}
+        try:
+            manifest = store.save(step, shards, meta)
+        finally:
+            _release(shards)
+    assert manifest is not None  # rank 0 of world_size 1 always commits or raises
+    return step, [*(m.step for m in complete if m.step != step), manifest.step], incomplete
+
+
+def _number(step: Any) -> int:
+    """A checkpoint number: an int, or an integer ``tf.Variable``/tensor, as TensorFlow takes it."""
+    value = step.numpy() if hasattr(step, "numpy") else step
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise ConfigError(f"checkpoint number {step!r}: give an int or an integer tf.Variable") from None
+    if number < 0:
+        raise ConfigError(f"checkpoint number {number}: must be >= 0")
+    return number
 
 
 def save(checkpoint: tf.train.Checkpoint, uri_prefix: str, step: int | None = None, *,
-         metadata: Mapping[str, Any] | None = None, chief: bool = True,
+         metadata: Mapping[str, Any] | None = None, chief: bool = True, options: Any = None,
          client: s3dlio.Client | None = None) -> str:  # fmt: skip
     """Save ``checkpoint`` under ``uri_prefix`` as one step; returns the step's URI.
 
     Like ``Checkpoint.save``, it increments ``checkpoint.save_counter`` and, without
-    ``step``, numbers the checkpoint by it. The step becomes visible to
-    :func:`latest_checkpoint` only when every file is uploaded. In multi-worker training
-    call it on every worker with ``chief=False`` on all but the chief (only the chief uploads).
+    ``step``, numbers the checkpoint by it; a step saved before is replaced, as TensorFlow
+    overwrites its files. The step becomes visible to :func:`latest_checkpoint` only when
+    every file is uploaded. ``options``: a ``tf.train.CheckpointOptions`` for
+    ``Checkpoint.write``. In multi-worker training call it on every worker with
+    ``chief=False`` on all but the chief (only the chief uploads).
     """
-    return _save(_store(uri_prefix, client=client), checkpoint, step, metadata, chief)
+    store = _store(uri_prefix, client)
+    return store.step_uri(_save(store, checkpoint, step, metadata, chief, options=options)[0])
 
 
 def _split(uri: str) -> tuple[str, int | None]:
@@ -104,10 +190,13 @@ def _split(uri: str) -> tuple[str, int | None]:
 
 
 def latest_checkpoint(uri_prefix: str, *, client: s3dlio.Client | None = None) -> str | None:
-    """The URI of the newest complete checkpoint under ``uri_prefix``, or None."""
+    """The URI of the complete checkpoint saved last under ``uri_prefix``, or None.
+
+    Saved last, not numbered highest, as ``tf.train.latest_checkpoint``.
+    """
     reader = CheckpointReader(uri_prefix, client=client)
-    step = reader.latest_step()
-    return None if step is None else reader.step_uri(step)
+    complete = _scan(reader)[0]
+    return reader.step_uri(complete[-1].step) if complete else None
 
 
 def _local_dir(checkpoint: tf.train.Checkpoint) -> str:
@@ -121,7 +210,9 @@ def _local_dir(checkpoint: tf.train.Checkpoint) -> str:
 def restore(
     checkpoint: tf.train.Checkpoint, uri: str, *, local_dir: str | None = None, client: s3dlio.Client | None = None
 ) -> Any:
-    """Restore ``checkpoint`` from a step URI, or from the latest step under a prefix.
+    """Restore ``checkpoint`` from a step URI, or from the step saved last under a prefix.
+
+    The s3dlio form of ``checkpoint.restore(path)``, which TensorFlow cannot do for ``s3://``.
 
     Returns TensorFlow's load status (``assert_consumed()``, ``expect_partial()``). Every
     file is checksummed before TensorFlow reads any; the files stay in ``local_dir``
@@ -129,7 +220,14 @@ def restore(
     """
     root, step = _split(uri)
     reader = CheckpointReader(root, client=client)
-    manifest = reader.manifest(step)  # CheckpointNotFoundError names the URI when there is none
+    if step is None:  # the save made last, not the highest number
+        complete, incomplete = _scan(reader)
+        if not complete:
+            found = f"; step directories without a valid manifest: {incomplete}" if incomplete else ""
+            raise CheckpointNotFoundError(f"{reader.uri}: no complete checkpoint to restore{found}")
+        manifest = complete[-1]
+    else:
+        manifest = reader.manifest(step)
     where = reader.step_uri(manifest.step)
     if manifest.framework != FRAMEWORK:
         raise CheckpointError(
@@ -150,10 +248,15 @@ def restore(
 class CheckpointManager:
     """``tf.train.CheckpointManager`` with an object-storage ``directory`` (``s3://bucket/run1/``).
 
-    ``max_to_keep`` newest checkpoints are kept (None keeps all; ``keep_every`` also keeps
-    steps that are multiples of it). ``step_counter``/``checkpoint_interval`` skip saves as
+    As TensorFlow's: the ``max_to_keep`` checkpoints saved last are kept (None keeps all),
+    :attr:`latest_checkpoint` is the one saved last, and saving a number again replaces it.
+    ``keep_every`` also keeps steps that are multiples of it (s3dlio's stand-in for
+    ``keep_checkpoint_every_n_hours``). ``checkpoint_name`` names the files inside each
+    ``step-NNNNNNNN/`` directory. ``step_counter``/``checkpoint_interval`` skip saves as
     TensorFlow's manager does. State lives in the store, not in a local ``checkpoint`` file,
-    so every process sees the same :attr:`checkpoints`.
+    so every process (and a manager opened later) sees the same :attr:`checkpoints`.
+    Restore with :meth:`restore_or_initialize` or :func:`restore`: TensorFlow's
+    ``checkpoint.restore(manager.latest_checkpoint)`` cannot open ``s3://``.
     """
 
     def __init__(
@@ -161,24 +264,43 @@ class CheckpointManager:
         checkpoint: tf.train.Checkpoint,
         directory: str,
         max_to_keep: int | None = 5,
-        *,
-        keep_every: int | None = None,
+        keep_checkpoint_every_n_hours: float | None = None,
+        checkpoint_name: str = _PREFIX,
         step_counter: Any = None,
         checkpoint_interval: int | None = None,
         init_fn: Callable[[], Any] | None = None,
+        last_checkpoint_step: int | None = None,
+        *,
+        keep_every: int | None = None,
         chief: bool = True,
         client: s3dlio.Client | None = None,
     ) -> None:
         if checkpoint_interval is not None and step_counter is None:
             raise ConfigError("checkpoint_interval= needs step_counter= (the variable that counts steps)")
+        if keep_checkpoint_every_n_hours is not None:
+            raise ConfigError(
+                f"keep_checkpoint_every_n_hours={keep_checkpoint_every_n_hours!r}: not supported; "
+                "keep_every=N keeps every checkpoint whose step is a multiple of N besides the newest max_to_keep"
+            )
+        try:
+            layout.validate_name(f"{checkpoint_name}.index")
+        except ValueError:
+            raise ConfigError(
+                f"checkpoint_name={checkpoint_name!r}: use letters, digits, '.', '_' or '-' (a file name "
+                "inside each step directory)"
+            ) from None
+        retention.steps_to_delete([], [], max_to_keep, keep_every)  # ValueError for max_to_keep < 1, as TF
         self._checkpoint = checkpoint
-        self._store = _store(directory, max_to_keep, keep_every, client)
+        self._store = _store(directory, client)
+        self._max_to_keep = max_to_keep
+        self._keep_every = keep_every
+        self._name = checkpoint_name
         self._client = client
         self._step_counter = step_counter
         self._interval = checkpoint_interval
         self._init_fn = init_fn
         self._chief = chief
-        self._last_step: int | None = None
+        self._last_step = last_checkpoint_step
 
     @property
     def directory(self) -> str:
@@ -194,24 +316,29 @@ class CheckpointManager:
 
     @property
     def checkpoints(self) -> list[str]:
-        """URIs of the complete checkpoints, oldest first."""
-        return [self._store.step_uri(step) for step in self._store.steps()]
+        """URIs of the complete checkpoints, oldest save first."""
+        return [self._store.step_uri(m.step) for m in _scan(self._store)[0]]
 
     @property
     def latest_checkpoint(self) -> str | None:
-        """URI of the newest complete checkpoint, or None."""
-        step = self._store.latest_step()
-        return None if step is None else self._store.step_uri(step)
+        """URI of the complete checkpoint saved last, or None.
+
+        Restore it with :func:`restore` (``s3dlio_tf.restore(ckpt, manager.latest_checkpoint)``).
+        """
+        complete = _scan(self._store)[0]
+        return self._store.step_uri(complete[-1].step) if complete else None
 
     def _counter(self) -> int:
         value = self._step_counter
         return int(value.numpy() if hasattr(value, "numpy") else value)
 
-    def save(self, checkpoint_number: int | None = None, check_interval: bool = True, *,
+    def save(self, checkpoint_number: Any = None, check_interval: bool = True, options: Any = None, *,
              metadata: Mapping[str, Any] | None = None) -> str | None:  # fmt: skip
         """Save a checkpoint (numbered ``checkpoint_number``, else the save counter) and prune.
 
-        Returns its URI, or None when ``checkpoint_interval`` says it is too soon.
+        Returns its URI, or None when ``checkpoint_interval`` says it is too soon. A number
+        saved before is replaced and becomes the latest. ``options``: a
+        ``tf.train.CheckpointOptions`` for ``Checkpoint.write``.
         """
         if self._interval is not None:
             current = self._counter()
@@ -220,7 +347,21 @@ class CheckpointManager:
             ):
                 return None
             self._last_step = current
-        return _save(self._store, self._checkpoint, checkpoint_number, metadata, self._chief)
+        step, order, incomplete = _save(self._store, self._checkpoint, checkpoint_number, metadata,
+                                        self._chief, self._name, options)  # fmt: skip
+        if order and (self._max_to_keep is not None or self._keep_every is not None):
+            self._prune(order, incomplete, step)
+        return self._store.step_uri(step)
+
+    def _prune(self, order: list[int], incomplete: list[int], step: int) -> None:
+        """Delete what ``max_to_keep``/``keep_every`` do not keep, by save order; never ``step``."""
+        keep_last, keep_every = self._max_to_keep, self._keep_every
+        doomed = retention.steps_to_delete(order, incomplete, keep_last, keep_every, committed=step)
+        try:
+            for old in doomed:
+                self._store.delete(old)
+        except Exception as exc:  # noqa: BLE001 - the checkpoint is committed; pruning retries next time
+            log.warning("%s: pruning failed (%s); old ones stay until the next save", self.directory, exc)
 
     def restore_or_initialize(self) -> str | None:
         """Restore the latest checkpoint and return its URI; with none, call ``init_fn`` and return None."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import logging
+import operator
 import os
 import re
 import zlib
@@ -249,11 +250,25 @@ def _decompress(data: Any, compression: str, uri: str) -> tuple[Any, bool, Forma
     return b"".join(out), False, None
 
 
-def _compression(compression_type: str | None) -> str:
-    value = (compression_type or "").upper()
-    if value not in ("", "GZIP", "ZLIB"):
+def _compression(compression_type: str | bytes | None) -> str:
+    value = compression_type or ""
+    if isinstance(value, bytes | bytearray):  # tf.data takes bytes too
+        value = value.decode("ascii", "replace")
+    if not isinstance(value, str) or value.upper() not in ("", "GZIP", "ZLIB"):
         raise ConfigError(f"compression_type={compression_type!r}: use None, '', 'GZIP' or 'ZLIB'")
-    return value
+    return value.upper()
+
+
+def _check_buffer_size(buffer_size: Any) -> None:
+    """tf.data's rule (None, -1 for its default, or bytes >= 0), though shards are fetched whole."""
+    if buffer_size is None or isinstance(buffer_size, tf.Tensor):
+        return
+    try:
+        value = operator.index(buffer_size)
+    except TypeError:
+        value = None
+    if value is None or value < -1:
+        raise ConfigError(f"buffer_size={buffer_size!r}: use None, -1 or a number of bytes >= 0")
 
 
 class _ShardReader:
@@ -450,7 +465,7 @@ def _tensor_records(
 
 def TFRecordDataset(  # noqa: N802 - named as tf.data.TFRecordDataset, which it replaces
     filenames: Source | tf.Tensor | tf.data.Dataset,
-    compression_type: str | tf.Tensor | None = None,
+    compression_type: str | bytes | tf.Tensor | None = None,
     buffer_size: int | None = None,
     num_parallel_reads: int | None = None,
     name: str | None = None,
@@ -491,10 +506,10 @@ def TFRecordDataset(  # noqa: N802 - named as tf.data.TFRecordDataset, which it 
     ``input_context``) split the files as ``tf.data``'s FILE auto-sharding does, every
     ``world_size``-th file (``uneven="pad"``/``"drop"``: equal file counts, as the Loader);
     ``shuffle`` permutes the files per epoch; shuffle records with ``.shuffle(buffer)`` after.
-    ``buffer_size`` is accepted and unused. ``client`` (an :class:`s3dlio.Client`, or
+    ``buffer_size`` is checked as tf.data does and otherwise unused. ``client`` (an :class:`s3dlio.Client`, or
     ``config``) gives the settings of every request.
     """
-    del buffer_size
+    _check_buffer_size(buffer_size)
     config = settings_of(client, config, where="TFRecordDataset")
     if isinstance(compression_type, tf.Tensor) and not tf.is_symbolic_tensor(compression_type):
         compression_type = compression_type.numpy().decode()

@@ -19,28 +19,35 @@ __all__ = ["delete_step", "steps_to_delete"]
 
 
 def steps_to_delete(
-    complete: Iterable[int], incomplete: Iterable[int], keep_last: int | None, keep_every: int | None
-) -> list[int]:
+    complete: Iterable[int], incomplete: Iterable[int], keep_last: int | None, keep_every: int | None,
+    *, committed: int | None = None,
+) -> list[int]:  # fmt: skip
     """Steps to delete under ``keep_last``/``keep_every``, ascending.
 
-    Kept: the newest ``keep_last`` complete checkpoints (all when None), every complete one
-    whose step is a multiple of ``keep_every``, and always the latest complete one.
-    Incomplete steps older than the latest complete one are leftovers of failed saves and
-    go; newer ones may still be in progress and stay.
+    ``complete`` lists the complete checkpoints oldest save first: ascending step numbers
+    where the save order is not known, in save order where the caller knows it (a run
+    rewound to an earlier step saves lower numbers after higher ones). Kept: the last
+    ``keep_last`` of them (all when None), every one whose step is a multiple of
+    ``keep_every``, the last one, and ``committed`` (the step a save just committed: its
+    caller has returned it as saved, whatever its number). Incomplete steps numbered below
+    the highest complete one are leftovers of failed saves and go; higher ones may still be
+    in progress and stay.
     """
     if keep_last is not None and keep_last < 1:
         raise ValueError(f"keep_last={keep_last}: must be at least 1 (None keeps all)")
     if keep_every is not None and keep_every < 1:
         raise ValueError(f"keep_every={keep_every}: must be at least 1")
-    done = sorted(set(complete))
+    done = list(dict.fromkeys(complete))  # save order, each step once
     if not done:
         return []
-    latest = done[-1]
     keep = set(done if keep_last is None else done[-keep_last:])
     if keep_every:
         keep.update(s for s in done if s % keep_every == 0)
-    keep.add(latest)
-    stale = {s for s in incomplete if s < latest}
+    keep.add(done[-1])
+    if committed is not None:
+        keep.add(committed)
+    highest = max(done)
+    stale = {s for s in incomplete if s < highest and s != committed}
     return sorted((set(done) - keep) | stale)
 
 

@@ -224,7 +224,7 @@ class CheckpointStore(CheckpointReader):
         )
         if self.keep_last is not None or self.keep_every is not None:
             try:
-                self.apply_retention()
+                self.apply_retention(committed=step)
             except Exception as exc:  # noqa: BLE001 - the checkpoint is committed; pruning retries next time
                 log.warning(
                     "%s: retention failed (%s); old checkpoints kept until the next save", self.uri, exc
@@ -258,10 +258,14 @@ class CheckpointStore(CheckpointReader):
         """Delete one checkpoint (manifest first, so it never looks complete half-deleted)."""
         retention.delete_step(self._store, self._root, step)
 
-    def apply_retention(self) -> list[int]:
-        """Delete what ``keep_last``/``keep_every`` do not keep; returns the deleted steps."""
+    def apply_retention(self, committed: int | None = None) -> list[int]:
+        """Delete what ``keep_last``/``keep_every`` do not keep (never ``committed``, the step a
+        save just returned as saved, even when a rewound run numbered it below the others);
+        returns the deleted steps."""
         complete, incomplete = self._classify()
-        doomed = retention.steps_to_delete(complete, incomplete, self.keep_last, self.keep_every)
+        doomed = retention.steps_to_delete(
+            sorted(complete), incomplete, self.keep_last, self.keep_every, committed=committed
+        )
         for step in doomed:
             self.delete(step)
         return doomed

@@ -248,6 +248,17 @@ def test_retention_keeps_the_right_steps(remote: str, monkeypatch: pytest.Monkey
     assert not s3dlio.list(store.step_uri(9), recursive=True)  # leftover of the failed save is gone
 
 
+def test_retention_never_deletes_the_step_a_save_just_returned(remote: str) -> None:
+    """A run rewound to an earlier step saves a number below the kept ones: ``save`` returned
+    it as saved, so retention must not delete it at once."""
+    store = CheckpointStore(remote, keep_last=1)
+    for step in (100, 200, 300):
+        store.save(step, {"a": b"%d" % step})
+    store.save(210, {"a": b"210"})
+    assert 210 in store.steps()
+    assert bytes(store.load(210)["a"]) == b"210"
+
+
 def _gate(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
     """Hold every shard upload until the returned event is set."""
     release = threading.Event()
