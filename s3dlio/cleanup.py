@@ -197,6 +197,7 @@ def _multipart_uploads(parsed: ObjectUri, store: Any) -> Iterator[Leftover]:
         pages = client.get_paginator("list_multipart_uploads").paginate(Bucket=parsed.bucket, Prefix=parsed.key)
         for page in pages:
             for upload in page.get("Uploads", []):
+                _check_under(parsed, store, upload["Key"], "list_multipart_uploads")
                 yield Leftover(
                     _uri(parsed, upload["Key"]), "multipart-upload", upload.get("Initiated"),
                     upload_id=upload["UploadId"],
@@ -210,8 +211,17 @@ def _uncommitted_blobs(parsed: ObjectUri, store: Any) -> Iterator[Leftover]:
         committed = {b.name for b in container.list_blobs(name_starts_with=parsed.key or None)}
         listed = container.list_blobs(name_starts_with=parsed.key or None, include=["uncommittedblobs"])
         for blob in listed:
+            _check_under(parsed, store, blob.name, "list")
             if blob.name not in committed:
                 yield Leftover(_uri(parsed, blob.name), "uncommitted-blocks", blob.last_modified)
+
+
+def _check_under(parsed: ObjectUri, store: Any, key: str, op: str) -> None:
+    """Raise unless ``key`` is under the prefix: what a broken server lists outside it is not removed."""
+    if not key.startswith(parsed.key):
+        from .store.s3 import outside_prefix
+
+        raise outside_prefix(op, str(parsed), store.endpoint, key)
 
 
 # -- removing --------------------------------------------------------------------------------

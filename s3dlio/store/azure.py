@@ -376,6 +376,11 @@ class AzureStore(Store):
                 )
             if token:
                 seen.add(token)
+            for item in items:
+                if not item.name.startswith(prefix):
+                    from .s3 import outside_prefix
+
+                    raise outside_prefix("list", self.uri(prefix), self.endpoint, item.name)
             # Azurite returns a page's prefixes before its blobs; sort into key order.
             items.sort(key=lambda item: item.name)
             for item in items:

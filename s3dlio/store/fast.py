@@ -26,6 +26,7 @@ import asyncio
 import builtins
 import logging
 import os
+import re
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -394,6 +395,7 @@ class FastStore(Store):
                             yield item
                     return
                 for item in result["objects"]:
+                    self._asked_for(prefix, parent, item["path"])
                     if partial and not item["path"].startswith(prefix):
                         continue
                     # one level: a marker below it is a common prefix, so only the level's own
@@ -402,6 +404,7 @@ class FastStore(Store):
                     if key.startswith(prefix):
                         yield _meta(item, key)
                 for common in result["common_prefixes"]:
+                    self._asked_for(prefix, parent, common)
                     if (common + "/").startswith(prefix):
                         yield common + "/"
                 return
@@ -411,6 +414,7 @@ class FastStore(Store):
             for page in stream:
                 for item in page:
                     path = item["path"]
+                    self._asked_for(prefix, parent, path)
                     if partial and not path.startswith(prefix):
                         if path > prefix:  # listings come in key order: nothing further matches
                             return
@@ -418,6 +422,19 @@ class FastStore(Store):
                     previous = self._listed_key(path, item["size"], parent, previous)
                     if previous.startswith(prefix):
                         yield _meta(item, previous)
+
+    def _asked_for(self, prefix: str, parent: str, path: str) -> None:
+        """Raise unless obstore's listing of ``parent`` (for ``prefix``) may hold ``path``: the
+        keys after ``parent/`` are dropped quietly where they miss a partial prefix, but one
+        outside ``parent/`` is a broken server's, as on the portable engine (``outside_prefix``).
+        Parents obstore rewrites (``a//b``) are not checked; their keys are only filtered."""
+        if not parent or path == parent or path.startswith(parent + "/"):
+            return
+        if parent.startswith("/") or "//" in parent or _dot_segment(parent):
+            return
+        from .s3 import outside_prefix
+
+        raise outside_prefix("list", self._uri(prefix), self.endpoint, path)
 
     def _delimited(self, prefix: str, parent: str | None) -> Any:
         """One level in one obstore call, which follows continuation tokens in Rust: a server
@@ -442,20 +459,29 @@ class FastStore(Store):
     def _pages(self, prefix: str, parent: str | None, offset: str | None) -> Iterator[Any]:
         """obstore's listing, page by page; one that breaks off resumes after the last key received.
         Keys come in increasing order, so one that does not is a server repeating itself (a
-        continuation token sent again): obstore would follow it forever (:func:`_in_order`)."""
+        continuation token sent again): obstore would follow it forever (:func:`_in_order`).
+
+        obstore also ends a listing quietly where a page says more keys follow but carries no
+        continuation token; on S3 a listing that gave keys is therefore asked once more, after
+        its last key (the service's start-after: one request), and goes on if more come."""
         tries: Attempts | None = None
+        given: str | None = None  # the last path obstore gave: a listing asked again starts after it
         while True:
             asked = time.monotonic()  # obstore's own retries of a page count against the budget too
-            last = offset or ""
+            since = given
+            last = given or offset or ""
             try:
                 with self._errors("list", prefix):
-                    for page in obstore.list(self._inner, parent, offset=offset, chunk_size=1000):
+                    for page in obstore.list(self._inner, parent, offset=given or offset, chunk_size=1000):
+                        if since is not None:  # a folder marker given last ("dir/", listed "dir") comes again
+                            page = [item for item in page if item["path"] != since]
                         if page:
                             last = _in_order(self._uri(prefix), page, last, self._folder_markers)
-                            offset = page[-1]["path"]
+                            given = page[-1]["path"]
                         yield page
                         asked = time.monotonic()
-                return
+                if given == since or self.scheme != "s3":
+                    return
             except TransferError as exc:
                 if tries is None:
                     tries = Attempts(self.config.max_attempts, self.config.total_timeout, f"list {prefix}", asked)
@@ -560,10 +586,25 @@ class FastStore(Store):
             except FileNotFoundError as exc:  # a missing key is fine, a missing bucket is not
                 if bucket_missing(str(exc)):
                     raise
+            except obx.GenericError as exc:  # obstore deletes through DeleteObjects; a refused key
+                code = _REFUSED.search(str(exc))  # comes back generic, and would be retried
+                if code is None:
+                    raise
+                if code[1] in _DENIED:
+                    raise PermissionDeniedError(
+                        f"delete {self._uri(key)}: access denied ({code[1]}); check the credentials "
+                        f"and their permissions{self._credential_hint}"
+                    ) from exc
+                raise TransferError(f"delete {self._uri(key)}: the service refused it ({code[1]})") from exc
 
     def _delete_batch_once(self, chunk: builtins.list[str]) -> None:
         with self._errors("delete", chunk[0]):
-            obstore.delete(self._inner, chunk)
+            try:
+                obstore.delete(self._inner, chunk)
+            except obx.GenericError as exc:  # obstore words a key the result refused (AccessDenied...)
+                if _REFUSED.search(str(exc)):  # as a failed batch: settle per key
+                    raise _KeysRefused(f"delete {self._uri(chunk[0])}: {short(str(exc))}") from exc
+                raise
 
     def delete_many(self, keys: Sequence[str]) -> builtins.list[DeleteFailure]:
         failures: builtins.list[DeleteFailure] = []
@@ -592,7 +633,7 @@ class FastStore(Store):
             except NotFoundError as exc:
                 if bucket_missing(str(exc.__cause__)):
                     raise
-            except (PermissionDeniedError, InvalidUriError):
+            except (PermissionDeniedError, InvalidUriError, _KeysRefused):
                 pass
             # Some keys failed (or were missing where that is an error): settle them one by one,
             # since obstore reports only the first failure of a batch.
@@ -607,6 +648,16 @@ class FastStore(Store):
     def __reduce__(self) -> tuple[Any, ...]:
         """Copies and pickles re-open the store by URI (the obstore handle stays behind)."""
         return (_reopen, (self.scheme, self.bucket, self._account, self.config))
+
+
+#: obstore's words for a key a DeleteObjects result refused, and the refusals that are denials.
+_REFUSED = re.compile(r"DeleteObjects request failed for key .*\(code: (\w+)\)")
+_DENIED = frozenset({"AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch"})
+
+
+class _KeysRefused(S3dlioError):
+    """A batch delete whose result refused some keys (obstore names only the first): each key
+    is then deleted alone, so that each gets its own error (``FastStore.delete_many``)."""
 
 
 class _Unfinished(TransferError):

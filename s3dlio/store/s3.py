@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from .base import Upload
 
-__all__ = ["S3Store", "map_errors"]
+__all__ = ["S3Store", "map_errors", "outside_prefix"]
 
 MiB = 1024 * 1024
 #: S3's smallest part (but the last) and largest part count.
@@ -106,6 +106,19 @@ def map_errors(op: str, uri: str, config: Config | None = None) -> Iterator[None
         raise _client_error(exc, op, uri, config) from exc
     except bx.BotoCoreError as exc:
         raise _botocore_error(exc, op, uri, config) from exc
+    except RecursionError as exc:  # botocore's region redirector, redirected again and again
+        raise _redirect_error(f"{op} {uri}", 0, None) from exc
+
+
+def _redirect_error(where: str, status: int, location: str | None) -> TransferError:
+    """A redirect botocore did not (or could not) follow: not retried, asking again is redirected again."""
+    how = (f"HTTP {status}" + (f" to {location}" if location else "")) if status else "again and again"
+    error = TransferError(
+        f"{where}: the endpoint redirects ({how}); s3dlio does not follow "
+        "redirects: use the endpoint of the bucket's region (AWS_ENDPOINT_URL, AWS_REGION)"
+    )
+    error.retried = True
+    return error
 
 
 def _client_error(exc: bx.ClientError, op: str, uri: str, config: Config | None = None) -> S3dlioError:
@@ -118,6 +131,9 @@ def _client_error(exc: bx.ClientError, op: str, uri: str, config: Config | None 
         return NotFoundError(
             f"{where}: bucket {bucket!r} does not exist; create it with s3dlio create-bucket s3://{bucket}"
         )
+    if status in (301, 302, 303, 307, 308) or code == "PermanentRedirect":
+        headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        return _redirect_error(where, status, headers.get("location") or error.get("Endpoint"))
     if code in _NOT_FOUND or status == 404:
         return NotFoundError(f"{where}: not found")
     if code in _DENIED or status in (401, 403):
@@ -287,6 +303,11 @@ class S3Store(Store):
             check_reply(self.uri(key), start, end, first, last, total)
         except (TransferError, ValueError) as exc:
             response["Body"].close()
+            if isinstance(exc, _Unmeasured):  # the same again on another attempt: not retried
+                error = TransferError(f"get {self.uri(key)}: {exc}; s3dlio cannot tell whether it is whole "
+                                      f"or resume it: check the endpoint {self.endpoint} or the proxy before it")  # fmt: skip
+                error.retried = True
+                raise error from None
             if isinstance(exc, ValueError):
                 raise TransferError(f"get {self.uri(key)}: unreadable Content-Range {response.get('ContentRange')!r}") from exc
             raise
@@ -360,17 +381,24 @@ class S3Store(Store):
         tries: Attempts | None = None
         last: str | None = None  # the last key or common prefix yielded
         while True:
+            resumed_at = last
             try:
                 for item in self._listing(prefix, args, last):
                     last = item if isinstance(item, str) else item.key
                     yield item
                 return
+            except _CutShort as exc:  # a page with no token: list on after its last key, as
+                if last == resumed_at:  # ListObjects (v1) does without NextMarker; stop if no key came
+                    exc.retried = True
+                    raise
             except TransferError as exc:  # a page cut short: list again after the last key
                 if tries is None:
                     tries = Attempts(self.config.max_attempts, self.config.total_timeout, f"list {prefix}")
                 tries.failed_with(exc)
 
     def _listing(self, prefix: str, args: dict[str, Any], after: str | None) -> Iterator[ObjectMeta | str]:
+        """The listing from after ``after``; :class:`_CutShort` where a page says more follow
+        but gives no token to ask for them (botocore's paginator would just stop there)."""
         if after is not None:
             args = {**args, "StartAfter": after}
         with self._errors("list", prefix):
@@ -380,13 +408,19 @@ class S3Store(Store):
                 page = next(pages, None)
             if page is None:
                 return
-            objects = (_list_meta(o) for o in page.get("Contents", ()))
+            objects = [_list_meta(o) for o in page.get("Contents", ())]
             # After a resumption the common prefix listed last comes again: it was yielded.
-            prefixes = (p["Prefix"] for p in page.get("CommonPrefixes", ()) if after is None or p["Prefix"] > after)
+            prefixes = [p["Prefix"] for p in page.get("CommonPrefixes", ()) if after is None or p["Prefix"] > after]
+            for key in (*(o.key for o in objects), *prefixes):
+                if not key.startswith(prefix):
+                    raise outside_prefix("list", self.uri(prefix), self.endpoint, key)
             # Both are sorted; S3 returns them apart, so merge them into one key order.
             yield from heapq.merge(
                 objects, prefixes, key=lambda item: item if isinstance(item, str) else item.key
             )
+            if page.get("IsTruncated") and not page.get("NextContinuationToken"):
+                raise _CutShort(f"list {self.uri(prefix)}: the service said more keys follow but sent no "
+                                "continuation token")  # fmt: skip
 
     # -- writes --------------------------------------------------------------------------
     def open_upload(self, key: str, *, part_size: int, content_type: str | None = None) -> Upload:
@@ -473,18 +507,38 @@ class S3Store(Store):
         failures: builtins.list[DeleteFailure] = []
         for first in range(0, len(keys), _DELETE_BATCH):
             batch = keys[first : first + _DELETE_BATCH]
-            with self._errors("delete_many", batch[0]):
-                r = self._client.delete_objects(
-                    Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True}
-                )
-            for err in r.get("Errors", ()):
-                fake = bx.ClientError(
-                    {"Error": {"Code": err.get("Code"), "Message": err.get("Message")}}, "DeleteObjects"
-                )
-                failures.append(
-                    DeleteFailure(err["Key"], _client_error(fake, "delete", self.uri(err["Key"])))
-                )
+            began = time.monotonic()
+            try:
+                failures += self._delete_batch(batch)
+            except TransferError as exc:  # deleting is idempotent: the batch may be sent again
+                failures += self._again(self._delete_batch, (batch,), exc, began, "delete_many", batch[0])
         return failures
+
+    def _delete_batch(self, batch: Sequence[str]) -> builtins.list[DeleteFailure]:
+        """One DeleteObjects, not quiet: every key must come back Deleted or with an Error. A
+        reply that names none (HTML from a proxy, an empty result) proves nothing deleted;
+        a key it leaves out is reported as failed, never taken as deleted."""
+        with self._errors("delete_many", batch[0]):
+            r = self._client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in batch], "Quiet": False}
+            )
+        failures: builtins.list[DeleteFailure] = []
+        for err in r.get("Errors", ()):
+            fake = bx.ClientError({"Error": {"Code": err.get("Code"), "Message": err.get("Message")}}, "DeleteObjects")
+            failures.append(DeleteFailure(err["Key"], _client_error(fake, "delete", self.uri(err["Key"]))))
+        answered = {d.get("Key") for d in r.get("Deleted", ())} | {f.key for f in failures}
+        missing = [key for key in batch if key not in answered]
+        if len(missing) == len(batch):
+            raise TransferError(
+                f"delete_many {self.uri(batch[0])}: the reply to DeleteObjects ({len(batch)} keys) from "
+                f"{self.endpoint} names none of them as deleted or failed; it is not a DeleteResult"
+            )
+        return failures + [
+            DeleteFailure(key, TransferError(
+                f"delete {self.uri(key)}: the reply to DeleteObjects from {self.endpoint} does not say "
+                "whether it was deleted; delete it again"
+            )) for key in missing
+        ]  # fmt: skip
 
     # -- buckets -------------------------------------------------------------------------
     def create_bucket(self) -> None:
@@ -571,7 +625,16 @@ def _build_client(config: Config) -> Any:
         verify=config.ca_bundle,
     )
     _no_retry_on_timeout(client, config.engine_attempts)
+    if config.endpoint_url:
+        client.meta.events.register("before-call.s3", _no_region_redirect)
     return client
+
+
+def _no_region_redirect(context: dict[str, Any], **kwargs: Any) -> None:
+    """Mark each request as redirected already, so that botocore's S3 region redirector leaves
+    it alone: behind a custom endpoint a redirect names no region, and the redirector's
+    lookup (HeadBucket, redirected too) recursed until RecursionError. A redirect is then an error."""
+    context.setdefault("s3_redirect", {})["redirected"] = True
 
 
 def _no_retry_on_timeout(client: Any, max_attempts: int) -> None:
@@ -602,11 +665,33 @@ def _content_range(response: dict[str, Any]) -> tuple[int, int, int | None]:
     (total None for ``*``), or for a 200 the whole object, Content-Length bytes."""
     content_range = response.get("ContentRange")
     if not content_range:
+        if response.get("ContentLength") is None:  # a chunked reply: no length to check or resume by
+            raise _Unmeasured("the reply has neither Content-Length nor Content-Range (chunked)")
         size = int(response["ContentLength"])
         return 0, size, size
     span, _, total = content_range.partition(" ")[2].partition("/")
     first, _, last = span.partition("-")
     return int(first), int(last) + 1, None if total.strip() in ("", "*") else int(total)
+
+
+class _Unmeasured(ValueError):
+    """A GET reply that says neither its length nor its range (:func:`_content_range`)."""
+
+
+class _CutShort(TransferError):
+    """A listing page marked truncated without a continuation token (:meth:`S3Store._listing`)."""
+
+
+def outside_prefix(op: str, uri: str, endpoint: str, key: str) -> TransferError:
+    """The error for a listing (``op``) that names ``key``, outside the prefix listed at ``uri``:
+    a broken server or proxy. Callers delete what listings give (rm -r, checkpoint retention,
+    cleanup), so every engine stops rather than drop the key and trust the rest. Not retried."""
+    error = TransferError(
+        f"{op} {uri}: the service at {endpoint} listed {key!r}, which is not under the prefix asked for; "
+        "stopped, since nothing that service lists can be trusted (check the endpoint or proxy)"
+    )
+    error.retried = True
+    return error
 
 
 def _list_meta(item: dict[str, Any]) -> ObjectMeta:
