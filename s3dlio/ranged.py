@@ -12,6 +12,10 @@ Each range is retried alone (:mod:`s3dlio.retry`); a body that stops early resum
 range from the first missing byte. The ranges of one read come from one version: the HEAD that
 sizes the rest must report the first range's ETag, and a HEAD after the last range the same
 ETag, size and time (else TransferError, nothing kept), as a plain GET never mixes versions.
+Nor is a HEAD's size taken on trust: the range that ends where it says the object ends asks
+for one byte more, so an object the HEAD makes shorter than it is (a faulty server or proxy)
+raises TransferError rather than come back cut; where no range is left to ask, one byte past
+the end is asked alone (an object of exactly the threshold's size).
 
 :func:`chunks` serves callers that pass an object on (to a file, to an upload) rather than
 hold it: the same first request, then the rest in ``part_size`` pieces fetched a window of
@@ -77,7 +81,7 @@ def split(start: int, end: int, part: int) -> list[tuple[int, int]]:
 
 def fetch_into(
     store: Store, key: str, start: int, dest: memoryview, *, attempts: int, etag: str | None = None,
-    since: float | None = None,
+    since: float | None = None, to_end: bool = False,
 ) -> int:
     """Fill ``dest`` with the object's bytes from ``start``; the count is short only at its end.
 
@@ -85,12 +89,14 @@ def fetch_into(
     within ``attempts`` and ``total_timeout`` seconds from ``since`` (default now: a read made
     of many ranges passes its own start, so a stalled server ends all of it in that time).
     Given ``etag``, every reply must come from that version (ChangedError, not retried).
+    ``to_end``: ``dest`` ends where a HEAD said the object ends; one byte more is asked, and
+    a reply that has it raises TransferError (the object is longer than that HEAD said).
     """
     failures: Attempts | None = None
     got = 0
     while got < len(dest):
         try:
-            n = store.get_range_into(key, start + got, start + len(dest), dest[got:], etag)
+            n = store.get_range_into(key, start + got, start + len(dest) + (1 if to_end else 0), dest[got:], etag)
         except Exception as exc:
             if isinstance(exc, ChangedError):
                 raise
@@ -100,16 +106,20 @@ def fetch_into(
             continue
         if n == 0:
             break  # the object ends here
+        if n > len(dest) - got:
+            raise _longer(_uri(store, key), start + len(dest))
         got += n
     return got
 
 
 class Version:
     """The ETag every piece of one read must come from: known from a HEAD, or else the first
-    reply's; a piece from another version raises TransferError (nothing of it is returned)."""
+    reply's; a piece from another version raises TransferError (nothing of it is returned).
+    ``size``: the object's size as that HEAD said (None: unknown); a block that ends there is
+    checked to be the object's end (:func:`fetch_block`)."""
 
-    def __init__(self, uri: str, etag: str | None = None) -> None:
-        self.uri, self.etag = uri, etag
+    def __init__(self, uri: str, etag: str | None = None, size: int | None = None) -> None:
+        self.uri, self.etag, self.size = uri, etag, size
         self._lock = threading.Lock()
 
     def check(self, etag: str | None) -> None:
@@ -128,17 +138,22 @@ def fetch_block(
     store: Store, key: str, start: int, end: int, *, attempts: int, version: Version | None = None
 ) -> Buffer:
     """Bytes ``[start, end)`` (fewer only past the end), zero-copy when one response has them
-    all; from ``version`` of the object when given."""
-    data, etag = retrying(lambda: store.get_range_etag(key, start, end), attempts=attempts, what=f"get {key}")
+    all; from ``version`` of the object when given, and where ``end`` is its HEAD's size,
+    TransferError if the object goes on past it (see the module's docstring)."""
+    to_end = version is not None and version.size == end
+    data, etag = retrying(lambda: store.get_range_etag(key, start, end + 1 if to_end else end), attempts=attempts,
+                          what=f"get {key}")  # fmt: skip
     if version is not None:
         version.check(etag)
     n = memoryview(data).nbytes
+    if n > end - start:
+        raise _longer(_uri(store, key), end)
     if n == end - start or n == 0:
         return data
     buf = bytearray(end - start)  # a short response: keep it and fetch the rest
     view = memoryview(buf)
     view[:n] = memoryview(data).cast("B")
-    n += fetch_into(store, key, start + n, view[n:], attempts=attempts)
+    n += fetch_into(store, key, start + n, view[n:], attempts=attempts, to_end=to_end)
     return view[:n]
 
 
@@ -150,17 +165,21 @@ def fill(
     shorter, or (given ``before``, the HEAD the caller sized ``dest`` by) if it was replaced
     meanwhile: its pieces could then come from two versions. Every range must come from the
     version ``etag`` (default: ``before``'s) names: one replaced and put back between the HEADs
-    (A -> B -> A: same ETag, and S3's times have one-second steps) is caught by its ranges."""
+    (A -> B -> A: same ETag, and S3's times have one-second steps) is caught by its ranges.
+    Where ``dest`` ends at ``before``'s size, the object must end there too."""
     part = max(1, config.part_size)
     ranges = split(0, len(dest), part)
     in_flight = ranges_in_flight(config)
 
     etag = etag or (before.etag if before is not None else None)
+    to_end = before is not None and start + len(dest) == before.size
+    if to_end and not ranges:
+        _ends_at(store, key, start, attempts=config.max_attempts, uri=uri)
     began = time.monotonic()
 
     def one(r: tuple[int, int]) -> int:
         return fetch_into(store, key, start + r[0], dest[r[0] : r[1]], attempts=config.max_attempts, etag=etag,
-                          since=began)  # fmt: skip
+                          since=began, to_end=to_end and r[1] == len(dest))  # fmt: skip
 
     counts = _parallel.map_bounded(one, ranges, in_flight)
     if sum(counts) != len(dest):  # type: ignore[arg-type]
@@ -185,9 +204,12 @@ def get(store: Store, key: str, *, config: Config, uri: str) -> Buffer:
     if n < range_threshold(config):
         return first
     meta = store.head(key)
-    if meta.size <= n:
-        return first
     Version(uri, meta.etag).check(etag)
+    if meta.size < n:  # the first reply alone had more
+        raise _longer(uri, meta.size)
+    if meta.size == n:
+        _ends_at(store, key, n, attempts=config.max_attempts, uri=uri)
+        return first
     import numpy as np
 
     out = memoryview(np.empty(meta.size, dtype=np.uint8))
@@ -220,9 +242,12 @@ def _first_range(store: Store, key: str, *, config: Config, uri: str) -> tuple[B
 
 def _pieces(store: Store, key: str, start: int, etag: str | None, *, config: Config, uri: str) -> Iterator[Buffer]:
     meta = store.head(key)
-    version = Version(uri, meta.etag)  # the HEAD that sizes the rest, the first range and every piece
-    if meta.size > start:
-        version.check(etag)
+    version = Version(uri, meta.etag, meta.size)  # the HEAD that sizes the rest, the first range and every piece
+    version.check(etag)
+    if meta.size < start:  # the first reply alone had more
+        raise _longer(uri, meta.size)
+    if meta.size == start:  # the first range was all of it, if the HEAD is right
+        _ends_at(store, key, start, attempts=config.max_attempts, uri=uri)
     pieces = split(start, meta.size, max(1, config.part_size))
     window = ranges_in_flight(config)
 
@@ -267,8 +292,30 @@ def get_into(store: Store, key: str, buffer: Buffer, *, config: Config, uri: str
     n = retrying(lambda: store.get_range_into(key, 0, len(view) + 1, view), attempts=config.max_attempts,
                  what=f"get {uri}")  # fmt: skip
     if n > len(view):
-        _fits(uri, store.head(key).size, len(view))
+        size = store.head(key).size
+        _fits(uri, size, len(view))
+        raise _longer(uri, size)  # it fits, says the HEAD, but the reply was longer
     return n
+
+
+def _ends_at(store: Store, key: str, size: int, *, attempts: int, uri: str) -> None:
+    """TransferError if the object has a byte at ``size``, where a HEAD said it ends: one
+    request, for a read with no range left to ask that byte with."""
+    past = retrying(lambda: store.get_range(key, size, size + 1), attempts=attempts, what=f"get {uri}")
+    if memoryview(past).nbytes:
+        raise _longer(uri, size)
+
+
+def _longer(uri: str, size: int) -> TransferError:
+    return TransferError(
+        f"get {uri}: the object has more than the {size} bytes its HEAD reported (its GET replies say "
+        "more): a server or proxy that reports sizes wrongly, or the object changed; nothing of it was "
+        "returned: read it again"
+    )
+
+
+def _uri(store: Store, key: str) -> str:
+    return f"{store.scheme}://{store.bucket}/{key}"
 
 
 def _fits(uri: str, size: int, capacity: int) -> None:

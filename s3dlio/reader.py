@@ -55,7 +55,10 @@ class ObjectReader(io.BufferedIOBase):
             self._opened = store.head(key)
             size = self._opened.size
         self._size = size
-        self._version = Version(uri, self._opened.etag if self._opened is not None else None)
+        # With the HEAD's size, the block ending there asks one byte more: a HEAD that says too
+        # little raises instead of cutting the object short.
+        opened = self._opened
+        self._version = Version(uri, opened.etag if opened else None, opened.size if opened else None)
         self._block = max(4096, block_size or config.part_size)
         self._ahead = max(0, read_ahead)
         self._blocks: OrderedDict[int, Future[Buffer]] = OrderedDict()

@@ -484,7 +484,7 @@ class S3Store(Store):
                 parts = list(pool.map(send, range(1, count + 1)))
             finally:
                 pool.shutdown(cancel_futures=True)  # after a failure, send no more parts
-            complete_upload(self, key, upload, parts)
+            complete_upload(self, key, upload, parts, size=len(view))
         except BaseException:
             # Cleanup after a failure must not hide the failure.
             with suppress(S3dlioError):

@@ -6,6 +6,10 @@ Here an abort of a blob that did not exist commits an empty block list (only if 
 still does not exist), which discards the staged blocks, and deletes that empty blob (only
 if it is still ours). Replacing an existing blob and aborting leaves the blob as it was and
 the staged blocks to Azure's clean-up: removing them would mean rewriting the blob.
+
+A commit is taken only once a HEAD finds the blob it made (:func:`check_committed`: its size,
+and the ETag the commit's reply gave): a faulty server or proxy may answer Put Block List with
+201 and commit nothing. One more request per multi-block upload; single puts go without it.
 """
 
 from __future__ import annotations
@@ -13,14 +17,16 @@ from __future__ import annotations
 import base64
 import secrets
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import TransferError
+from ..errors import NotFoundError, TransferError
 
 if TYPE_CHECKING:
     from .azure import AzureStore
+    from .base import Store
 
-__all__ = ["AzureUpload"]
+__all__ = ["AzureUpload", "check_committed"]
 
 #: Azure's largest committed block count.
 MAX_BLOCKS = 50_000
@@ -59,15 +65,21 @@ class AzureUpload:
         self._staged = True
 
     def complete(self, size: int) -> None:
+        began = time.monotonic()
+        try:
+            self._commit(size)
+        except TransferError as exc:  # committing the same block list again is harmless
+            self._store._again(self._commit, (size,), exc, began, "commit_block_list", self._key)
+        self._staged = False
+
+    def _commit(self, size: int) -> None:
+        from azure.core.exceptions import HttpResponseError
         from azure.storage.blob import BlobBlock
 
-        count = -(-size // self.part_size)
-        blocks = [BlobBlock(self._block_id(i)) for i in range(count)]
-        from azure.core.exceptions import HttpResponseError
-
+        blocks = [BlobBlock(self._block_id(i)) for i in range(-(-size // self.part_size))]
         with self._store._errors("commit_block_list", self._key):
             try:
-                self._blob().commit_block_list(blocks, content_settings=self._settings())
+                reply = self._blob().commit_block_list(blocks, content_settings=self._settings())
             except HttpResponseError as exc:
                 if getattr(exc, "error_code", None) != "InvalidBlockList":
                     raise
@@ -78,7 +90,7 @@ class AzureUpload:
                 )
                 lost.retried = True  # the parts are gone: no retry of the commit can succeed
                 raise lost from None
-        self._staged = False
+        check_committed(self._store, self._key, self._store.uri(self._key), size, reply.get("etag"))
 
     def abort(self) -> None:
         from azure.core import MatchConditions
@@ -103,3 +115,26 @@ class AzureUpload:
             self._store._container.upload_blob(
                 self._key, data.tobytes(), overwrite=True, content_settings=self._settings()
             )
+
+
+def check_committed(store: Store, key: str, uri: str, size: int, etag: str | None) -> None:
+    """TransferError unless a HEAD finds the blob a block commit made: ``size`` bytes and, when
+    the commit's reply gave one, its ETag. A 201 to Put Block List is not proof: a faulty server
+    or proxy may answer so and commit nothing, and the write would be reported with no blob."""
+    try:
+        meta = store.head(key)
+    except NotFoundError:
+        meta = None
+    if meta is not None and meta.size == size and (not etag or _bare(meta.etag) == _bare(etag)):
+        return
+    found = "no blob" if meta is None else f"{meta.size} bytes with ETag {meta.etag}"
+    raise TransferError(
+        f"put {uri}: Put Block List was acknowledged (ETag {etag}) but a HEAD finds {found}, not the "
+        f"{size} bytes committed: the blob was not committed (a proxy or server that answers without "
+        "committing)"
+    )
+
+
+def _bare(etag: str | None) -> str:
+    """An ETag without its quotes (the SDK and obstore keep them, obstore's listings drop them)."""
+    return (etag or "").strip('"')

@@ -8,8 +8,11 @@ its own request, so the writer can send a failed part again alone.
 Completing and aborting are retried (s3dlio.retry). A CompleteMultipartUpload whose reply is
 lost may have made the object anyway, and its retry then meets ``NoSuchUpload``: either way
 the object is checked (HEAD: the multipart ETag the parts give) before any error is raised,
-so a written object is never reported missing. An abort that keeps failing is retried until
-the time budget ends, so no upload is left behind by a passing fault.
+so a written object is never reported missing. A reply that says nothing of the object (200
+with an empty body from a faulty proxy: no CompleteMultipartUploadResult, no ETag) is not taken
+for a write either: the same HEAD must find the object, else TransferError (retried). An abort
+that keeps failing is retried until the time budget ends, so no upload is left behind by a
+passing fault.
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ class S3Upload:
 
     def complete(self, size: int) -> None:
         parts = [self._parts[i] for i in sorted(self._parts)]
-        complete_upload(self._store, self._key, self._upload_id(), parts)
+        complete_upload(self._store, self._key, self._upload_id(), parts, size)
         self._id = None
 
     def abort(self) -> None:
@@ -103,8 +106,9 @@ def multipart_etag(parts: Sequence[dict[str, Any]]) -> str:
     return f"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(parts)}"
 
 
-def _written(store: S3Store, key: str, parts: Sequence[dict[str, Any]]) -> bool:
-    """Whether ``key`` is the object these parts make (its reply was lost, not the object)."""
+def _written(store: S3Store, key: str, parts: Sequence[dict[str, Any]], size: int | None = None) -> bool:
+    """Whether ``key`` is the object these parts make, of ``size`` bytes when given (its reply
+    was lost, not the object)."""
     try:
         want = multipart_etag(parts)
     except ValueError:  # part ETags that are not MD5s (encrypted with KMS): nothing to compare
@@ -113,7 +117,7 @@ def _written(store: S3Store, key: str, parts: Sequence[dict[str, Any]]) -> bool:
         meta = store.head(key)
     except S3dlioError:
         return False
-    return (meta.etag or "").strip('"') == want
+    return (meta.etag or "").strip('"') == want and size in (None, meta.size)
 
 
 def _code(exc: BaseException | None) -> str:
@@ -121,13 +125,16 @@ def _code(exc: BaseException | None) -> str:
     return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
 
 
-def complete_upload(store: S3Store, key: str, upload_id: str, parts: Sequence[dict[str, Any]]) -> None:
-    """CompleteMultipartUpload, retried, and checked against the object before an error is raised."""
+def complete_upload(
+    store: S3Store, key: str, upload_id: str, parts: Sequence[dict[str, Any]], size: int | None = None
+) -> None:
+    """CompleteMultipartUpload, retried, and checked against the object before an error is raised,
+    or before a success is reported where the reply has no ETag (nothing says the object was made)."""
 
     def attempt() -> None:
         try:
             with store._errors("complete_multipart_upload", key):
-                store._client.complete_multipart_upload(
+                reply = store._client.complete_multipart_upload(
                     Bucket=store.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": list(parts)}
                 )
         except (TransferError, NotFoundError) as exc:
@@ -139,6 +146,13 @@ def complete_upload(store: S3Store, key: str, upload_id: str, parts: Sequence[di
                     "(NoSuchUpload: aborted, or expired by a lifecycle rule) and the object was not written"
                 ) from exc
             raise
+        if not reply.get("ETag") and not _written(store, key, parts, size):
+            made = "the object the parts make" + (f" ({size} bytes)" if size is not None else "")
+            raise TransferError(
+                f"complete_multipart_upload {store.uri(key)}: the reply holds no CompleteMultipartUploadResult "
+                f"(no ETag) and a HEAD does not find {made}: it was not written (a proxy or server that "
+                "answers without completing the upload)"
+            )
 
     began = time.monotonic()
     try:
