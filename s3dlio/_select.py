@@ -8,21 +8,36 @@ separator. A plain last part selects a name prefix when listing and an exact nam
 ``literal``: the last part is then always an exact name, even with regex characters
 (``rm s3://b/a+b.bin`` run twice must not delete ``aab.bin`` the second time); a regex is
 only what ``pattern`` says.
+
+A last part that is not a valid regex but holds ``*``, ``?`` or ``[`` is a shell glob
+(``*.npz``, as the original's download took it), with :mod:`fnmatch` rules: ``*`` and ``?``
+match any characters, ``/`` included where ``recursive`` lets names hold one (as the regex
+``.*`` would). Any other invalid regex is a literal name with odd characters
+(``report(final.txt``).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass
 
 from .errors import InvalidUriError
 
-__all__ = ["Selection", "select"]
+__all__ = ["Selection", "is_pattern", "select"]
 
 _META = frozenset(".^$*+?{}[]\\|()")
 #: What makes a last part a regex where it names objects to act on (``exact``): a lone ``.``
 #: does not, so ``model.v1`` is that one key, never ``modelXv1`` (the CLI and the API agree).
 _REGEX = _META - {"."}
+#: What makes a last part that is no valid regex a shell glob.
+_GLOB = frozenset("*?[")
+
+
+def is_pattern(last: str) -> bool:
+    """True when ``last`` (a URI's last part) would be read as a regex or a glob where it names
+    objects to act on: what a literal delete that found nothing may have meant as a pattern."""
+    return bool(_REGEX.intersection(last))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,14 +91,23 @@ def select(
         return Selection(base, key, recursive, None, last, name_prefix=True)
     plain = literal or (exact and not _REGEX.intersection(last))
     head = None if plain else next((i for i, ch in enumerate(last) if ch in _META), None)
-    if head is not None:
-        try:
-            regex = re.compile(last)
-        except re.error:
-            regex = None  # not a regex after all: a literal name with odd characters
-        else:
-            return Selection(base, base + last[:head], recursive, regex, last, name_prefix=not exact)
+    matcher = None if head is None else _regex_or_glob(last, head)
+    if matcher is not None:
+        regex, head = matcher
+        return Selection(base, base + last[:head], recursive, regex, last, name_prefix=not exact)
     return Selection(base, key, recursive, None, last, name_prefix=not (exact or literal))
+
+
+def _regex_or_glob(last: str, head: int) -> tuple[re.Pattern[str], int] | None:
+    """``last`` as a regex, else as a shell glob (``*.npz`` is no regex: nothing to repeat),
+    with where its fixed start ends (what the listing's prefix may hold); None when it is
+    neither: a literal name with odd characters (``report(final.txt``)."""
+    try:
+        return re.compile(last), head
+    except re.error:
+        if not _GLOB.intersection(last):
+            return None
+        return re.compile(fnmatch.translate(last)), min(last.index(ch) for ch in _GLOB if ch in last)
 
 
 def _compile(pattern: str, *, what: str) -> re.Pattern[str]:

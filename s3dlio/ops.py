@@ -10,15 +10,16 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import re
 import threading
 import time
 import warnings
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, ParamSpec, TypeVar, overload
 
 from . import _check, _parallel, localpath, ranged
-from ._select import Selection, select
+from ._select import Selection, is_pattern, select
 from .config import Config, default_config
 from .errors import InvalidUriError, NotFoundError
 from .localpath import Skipped
@@ -331,7 +332,7 @@ def list_entries(
     """Stream what :func:`list` selects, with each object's metadata (size, date, etag)."""
     _listing_args("list_entries", uri, recursive, pattern, config)
     parsed, store = resolve(uri, config)
-    sel = select(parsed.key, recursive=recursive, pattern=pattern)
+    sel = _select("list", uri, parsed.key, recursive=recursive, pattern=pattern)
     return (Entry(str(parsed.with_key(key)), meta) for key, meta in _matching(store, sel, parsed))
 
 
@@ -400,13 +401,22 @@ def _listing_args(func: str, uri: str, recursive: bool, pattern: str | None, con
     _check.optional_str(func, "pattern", pattern)
 
 
+def _select(op: str, uri: str, key: str, **options: Any) -> Selection:
+    """:func:`s3dlio._select.select` of ``key``; a last part that is neither a regex nor a glob
+    raises an error naming ``op`` and ``uri``."""
+    try:
+        return select(key, **options)
+    except InvalidUriError as exc:
+        raise InvalidUriError(f"{op} {uri}: {exc}") from None
+
+
 def _objects(
-    uri: str, recursive: bool, pattern: str | None, config: Config | None, *, literal: bool = False
+    op: str, uri: str, recursive: bool, pattern: str | None, config: Config | None, *, literal: bool = False
 ) -> tuple[ObjectUri, Store, _list[str], dict[str, int]]:
     """Keys (and sizes) of the objects a delete/download/copy selects (never a name prefix);
     ``literal`` reads the last part as an exact name even when it holds regex characters."""
     parsed, store = resolve(uri, config)
-    sel = select(parsed.key, recursive=recursive, pattern=pattern, exact=True, literal=literal)
+    sel = _select(op, uri, parsed.key, recursive=recursive, pattern=pattern, exact=True, literal=literal)
     sizes = {key: meta.size for key, meta in _matching(store, sel, parsed) if meta is not None}
     keys = _list(sizes)
     if sel.literal and not sel.recursive and pattern is None and parsed.key in sizes:
@@ -517,7 +527,9 @@ def delete(
     deleted (0 when nothing matched). Deletes go out in batches of 1000.
     """
     _listing_args("delete", uri, recursive, pattern, config)
-    parsed, store, keys, _ = _objects(uri, recursive, pattern, config, literal=True)
+    parsed, store, keys, _ = _objects("delete", uri, recursive, pattern, config, literal=True)
+    if not keys and pattern is None:
+        _warn_literal(uri, parsed)
     failures: _list[DeleteFailure] = []
     for i in range(0, len(keys), 1000):
         failed = store.delete_many(keys[i : i + 1000])
@@ -529,7 +541,31 @@ def delete(
     return len(keys)
 
 
+def _warn_literal(uri: str, parsed: ObjectUri) -> None:
+    """Say why a delete whose last part looks like a pattern deleted nothing: its URI is literal
+    (the original s3dlio read it as a regex), and ``pattern=`` is how to ask for one."""
+    base, _, last = parsed.key.rpartition("/")
+    if not is_pattern(last):
+        return
+    level = str(parsed.with_key(base + "/" if base else ""))
+    warnings.warn(
+        f"delete {uri}: no object is named {last!r}, so nothing was deleted (the URI is literal); "
+        f"to delete by pattern use the pattern keyword: delete({level!r}, pattern={last!r})",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 # -- buckets -------------------------------------------------------------------------------
+#: A bucket named without a scheme, as the original s3dlio's create_bucket("name") took it.
+_BARE_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/?")
+
+
+def _bucket_uri(uri: str) -> str:
+    """``uri``, or ``s3://NAME`` for a bare bucket name (``my-bucket``, ``my-bucket/``)."""
+    return f"s3://{uri.rstrip('/')}" if isinstance(uri, str) and _BARE_BUCKET.fullmatch(uri) else uri
+
+
 def _bucket_store(uri: str, config: Config | None) -> tuple[ObjectUri, Store]:
     """Bucket management always runs on the portable engine: obstore cannot do it."""
     parsed = parse(uri) if not uri.endswith("://") else ObjectUri(uri[:-3], "", "")  # type: ignore[arg-type]
@@ -539,13 +575,16 @@ def _bucket_store(uri: str, config: Config | None) -> tuple[ObjectUri, Store]:
 
 
 def create_bucket(uri: str, *, config: Config | None = None) -> None:
-    """Create the bucket/container of ``uri`` (``s3://name``). AlreadyExistsError if it exists."""
-    _bucket_store(_check.uri("create_bucket", uri), _check.config("create_bucket", config))[1].create_bucket()
+    """Create the bucket/container of ``uri`` (``s3://name``, ``az://name``; a bare ``name`` is
+    an S3 bucket). AlreadyExistsError if it exists."""
+    uri = _bucket_uri(_check.uri("create_bucket", uri))
+    _bucket_store(uri, _check.config("create_bucket", config))[1].create_bucket()
 
 
 def delete_bucket(uri: str, *, config: Config | None = None) -> None:
-    """Delete the (empty) bucket/container of ``uri``."""
-    _bucket_store(_check.uri("delete_bucket", uri), _check.config("delete_bucket", config))[1].delete_bucket()
+    """Delete the (empty) bucket/container of ``uri`` (a bare ``name`` is an S3 bucket)."""
+    uri = _bucket_uri(_check.uri("delete_bucket", uri))
+    _bucket_store(uri, _check.config("delete_bucket", config))[1].delete_bucket()
 
 
 def list_buckets(uri: str = "s3://", *, config: Config | None = None) -> _list[str]:
@@ -587,26 +626,32 @@ def _read_into(f: LocalFile, view: memoryview) -> int:
     return f.read_into(view)
 
 
+#: What ``upload`` takes as its source: one path or glob, or a list or tuple of them.
+LocalGlobs = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+
+
 @overload
 def upload(
-    local_glob: str, dest_prefix: str, max_in_flight: int | None = ..., *, include_hidden: bool = ...,
+    local_glob: LocalGlobs, dest_prefix: str, max_in_flight: int | None = ..., *, include_hidden: bool = ...,
     follow_links: bool = ..., on_skip: Callable[[Skipped], object] | None = ...,
     on_object: OnObject | None = ..., return_exceptions: Literal[False] = ..., config: Config | None = ...,
 ) -> _list[str]: ...  # fmt: skip
 @overload
 def upload(
-    local_glob: str, dest_prefix: str, max_in_flight: int | None = ..., *, include_hidden: bool = ...,
+    local_glob: LocalGlobs, dest_prefix: str, max_in_flight: int | None = ..., *, include_hidden: bool = ...,
     follow_links: bool = ..., on_skip: Callable[[Skipped], object] | None = ...,
     on_object: OnObject | None = ..., return_exceptions: Literal[True], config: Config | None = ...,
 ) -> _list[str | BaseException]: ...  # fmt: skip
 def upload(
-    local_glob: str, dest_prefix: str, max_in_flight: int | None = None, *, include_hidden: bool = True,
+    local_glob: LocalGlobs, dest_prefix: str, max_in_flight: int | None = None, *, include_hidden: bool = True,
     follow_links: bool = False, on_skip: Callable[[Skipped], object] | None = None,
     on_object: OnObject | None = None, return_exceptions: bool = False, config: Config | None = None,
 ) -> _list[str] | _list[str | BaseException]:  # fmt: skip
     """Upload local files matching a glob (``**`` is any depth) under ``dest_prefix``.
 
-    Object names keep the files' paths relative to the glob's fixed directory part. Dot-files
+    ``local_glob`` may also be a list (or tuple) of paths and globs, as the original s3dlio's
+    ``upload([...], prefix)`` took them: each is uploaded as it would be alone, and every one
+    must match a file before anything is uploaded. Object names keep the files' paths relative to the glob's fixed directory part. Dot-files
     are uploaded (as ``aws s3 cp --recursive`` does) unless ``include_hidden=False``. A
     symbolic link that resolves outside that directory is skipped unless ``follow_links``;
     a link to a directory above it (a loop) is always skipped. Each skipped item goes to
@@ -614,25 +659,39 @@ def upload(
     first error is raised (a file gone, or changed while it was read: never published), or,
     with ``return_exceptions``, each slot holds the URI written or the file's error.
     """
-    local_glob = _check.path("upload", "local_glob", local_glob)
+    globs = _local_globs(local_glob)
     dest_prefix = _check.uri("upload", dest_prefix, "dest_prefix")
     max_in_flight = _check.in_flight("upload", max_in_flight)
     _check.boolean("upload", "include_hidden", include_hidden)
     _check.boolean("upload", "follow_links", follow_links)
     _check.boolean("upload", "return_exceptions", return_exceptions)
     _check.config("upload", config)
-    with map_errors("upload", local_glob):
-        found = localpath.local_files(local_glob, include_hidden=include_hidden, follow_links=follow_links)
-    if on_skip is not None:
-        for skipped in found.skipped:
-            on_skip(skipped)
-    elif found.skipped:
-        lines = "".join(f"\n  {item}" for item in found.skipped)
-        warnings.warn(f"upload {local_glob}: skipped {len(found.skipped)}:{lines}", UserWarning, stacklevel=2)
-    if not found.files:
-        raise NotFoundError(f"upload {local_glob}: no local file matches")
-    results = upload_found(found, dest_prefix, max_in_flight, on_object=on_object, config=config)
+    walks = []
+    for one in globs:
+        with map_errors("upload", one):
+            found = localpath.local_files(one, include_hidden=include_hidden, follow_links=follow_links)
+        if on_skip is not None:
+            for skipped in found.skipped:
+                on_skip(skipped)
+        elif found.skipped:
+            lines = "".join(f"\n  {item}" for item in found.skipped)
+            warnings.warn(f"upload {one}: skipped {len(found.skipped)}:{lines}", UserWarning, stacklevel=2)
+        if not found.files:
+            raise NotFoundError(f"upload {one}: no local file matches")
+        walks.append(found)
+    results: _list[str | BaseException] = []
+    for found in walks:
+        results += upload_found(found, dest_prefix, max_in_flight, on_object=on_object, config=config)
     return _finish(results, return_exceptions)  # type: ignore[return-value]
+
+
+def _local_globs(value: Any) -> _list[str]:
+    """``upload``'s source as a list of paths and globs: one, or each of a list or tuple."""
+    if not isinstance(value, _list | tuple):
+        return [_check.path("upload", "local_glob", value)]
+    if not value:
+        _check.fail_value("upload", "local_glob", "a path, a glob, or a non-empty list of them", value)
+    return [_check.path("upload", f"local_glob[{i}]", one) for i, one in enumerate(value)]
 
 
 def upload_found(
@@ -741,7 +800,7 @@ def download(
     """
     src, dest_dir = _check.uri("download", src, "src"), _check.path("download", "dest_dir", dest_dir)
     _transfer_args("download", recursive, max_in_flight, return_exceptions, config)
-    parsed, store, keys, sizes = _objects(src, recursive, None, config)
+    parsed, store, keys, sizes = _objects("download", src, recursive, None, config)
     if not keys:
         raise NotFoundError(f"download {src}: no object matches")
     base = select(parsed.key).base
@@ -809,7 +868,7 @@ def copy(
         keys = local_keys("copy " + src, parsed.key, recursive, follow_links=follow_links, on_skip=on_skip,
                           config=store.config)  # fmt: skip
     else:
-        parsed, store, keys, sizes = _objects(src, recursive, None, config)
+        parsed, store, keys, sizes = _objects("copy", src, recursive, None, config)
     if not keys:
         raise NotFoundError(f"copy {src}: no object matches")
     target = parse(dst)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import tensorflow as tf
 
 import s3dlio
-from s3dlio import _parallel
+from s3dlio import parallel
 from s3dlio.checkpoint import (
     CheckpointCorruptError,
     CheckpointError,
@@ -108,7 +108,7 @@ def _scan(reader: CheckpointReader) -> tuple[list[Manifest], list[int]]:
         except CheckpointError:  # a newer manifest format: neither complete nor ours to delete
             return None
 
-    found = _parallel.map_bounded(check, steps, (reader.config or default_config()).max_in_flight)
+    found = parallel.map_bounded(check, steps, (reader.config or default_config()).max_in_flight)
     complete = [m for m in found if isinstance(m, Manifest)]
     complete.sort(key=lambda m: (_save_index(m), m.created, m.step))
     incomplete = [s for s, m in zip(steps, found, strict=True) if m is None]

@@ -1,6 +1,10 @@
 """What the commands print: human numbers, one-line errors, JSON, and a progress bar on stderr.
 
-Numbers follow the original product: ``MB`` is 10^6 bytes, seconds have three decimals.
+Numbers follow the original product: ``MB`` is 2^20 bytes, as s3-cli counted it (its
+``downloaded 24000.00 MB`` is 25165824000 bytes), seconds have three decimals, and summary
+lines keep s3-cli's fixed wording (``Uploaded 1 objects``: always plural) so that a script
+matching ``Uploaded N objects`` works for any count.
+
 The progress bar appears only when stderr is a terminal and the work runs past one second
 (``S3DLIO_PROGRESS_DELAY`` seconds). Batch commands keep counters, never per-object lists:
 :class:`Tally` holds counts and at most :data:`KEEP_ERRORS` error messages.
@@ -24,6 +28,7 @@ import click
 
 __all__ = [
     "KEEP_ERRORS",
+    "MB",
     "SHOW_ERRORS",
     "PartialFailure",
     "Progress",
@@ -64,9 +69,13 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {many or word + 's'}"
 
 
+#: What the original s3-cli called a MB (and s3dlio's ``MB`` figures and ``mb_per_s`` still do).
+MB = 2**20
+
+
 def mb(nbytes: float) -> str:
-    """``nbytes`` in MB (10^6 bytes), two decimals: ``24000.00``."""
-    return f"{nbytes / 1e6:.2f}"
+    """``nbytes`` in s3-cli's MB (2^20 bytes), two decimals: 25165824000 is ``24000.00``."""
+    return f"{nbytes / MB:.2f}"
 
 
 def rate(count: float, secs: float) -> float:

@@ -321,7 +321,31 @@ def cli(
         ctx.call_on_close(_finalize_op_log)
 
 
-for _command in (*objects.COMMANDS, *buckets.COMMANDS, *oplog.COMMANDS, bench.bench_command, cleanup_command):
+@click.command("help", short_help="Print this message or the help of the given subcommand(s).")
+@click.argument("names", nargs=-1, metavar="[COMMAND]...")
+@click.pass_context
+def help_command(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Print the help of the s3dlio command, or of COMMAND (and its subcommands: help oplog summarize).
+
+    \b
+    Examples:
+      s3dlio help
+      s3dlio help get
+    """
+    parent = ctx.parent if ctx.parent is not None else ctx
+    command, at = parent.command, parent  # as s3-cli's `help`, built by clap, does
+    for name in names:
+        found = command.get_command(at, name) if isinstance(command, click.Group) else None
+        if found is None:
+            what = f"'{at.command_path}' has no subcommand {name!r}"
+            raise click.UsageError(f"no such command: {name!r}" if at is parent else what, ctx=at)
+        command, at = found, click.Context(found, info_name=name, parent=at)
+    click.echo(command.get_help(at))
+
+
+for _command in (
+    *objects.COMMANDS, *buckets.COMMANDS, *oplog.COMMANDS, bench.bench_command, cleanup_command, help_command,
+):  # fmt: skip
     cli.add_command(_command)
 
 

@@ -6,13 +6,18 @@ import click
 
 from .. import ops
 from ..errors import AlreadyExistsError
-from ._output import Progress, emit_json, plural
+from ._output import Progress, emit_json
 
 __all__ = ["COMMANDS"]
 
 
-@click.command("create-bucket", short_help="Create a bucket (s3://name) or container (az://name).")
-@click.argument("uri")
+def _bucket_arg(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A bare bucket name (``my-bucket``, as s3-cli took it) is the S3 bucket ``s3://my-bucket``."""
+    return ops._bucket_uri(value)
+
+
+@click.command("create-bucket", short_help="Create a bucket (s3://name or name) or container (az://name).")
+@click.argument("uri", callback=_bucket_arg)
 @click.option("--exist-ok", is_flag=True, help="Succeed when the bucket already exists.")
 def create_bucket(uri: str, exist_ok: bool) -> None:
     """Create the bucket or container that URI names.
@@ -20,6 +25,7 @@ def create_bucket(uri: str, exist_ok: bool) -> None:
     \b
     Examples:
       s3dlio create-bucket s3://my-bucket
+      s3dlio create-bucket my-bucket        (the same: a bare name is an S3 bucket)
       s3dlio create-bucket --exist-ok az://my-container
     """
     try:
@@ -33,10 +39,11 @@ def create_bucket(uri: str, exist_ok: bool) -> None:
 
 
 @click.command("delete-bucket", short_help="Delete a bucket or container. It must be empty (or use --force).")
-@click.argument("uri")
+@click.argument("uri", callback=_bucket_arg)
 @click.option("-f", "--force", is_flag=True, help="Delete every object in it first.")
 def delete_bucket(uri: str, force: bool) -> None:
-    """Delete the bucket or container that URI names; it must be empty unless --force.
+    """Delete the bucket or container that URI names (a bare name is an S3 bucket); it must be
+    empty unless --force.
 
     \b
     Examples:
@@ -46,7 +53,7 @@ def delete_bucket(uri: str, force: bool) -> None:
     if force:
         with Progress("delete", show_bytes=False) as progress:  # advances per batch deleted
             deleted = ops.delete(uri.rstrip("/") + "/", recursive=True, on_object=progress.advance)
-        click.echo(f"Deleted {plural(deleted, 'object')}.")
+        click.echo(f"Deleted {deleted} objects.")  # s3-cli's fixed wording, whatever the count
     ops.delete_bucket(uri)
     click.echo(f"Deleted bucket {uri}")
 

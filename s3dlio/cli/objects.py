@@ -1,8 +1,9 @@
 """Object commands: ls (list), stat, get, put, delete (rm), upload, download, cp.
 
 Which objects a URI selects follows the library: a plain last part is exactly that key, a
-trailing ``/`` is everything at that level, a last part with regex characters is a regex,
-``-r`` reaches below the level. ``ls`` alone reads a plain last part as a name prefix.
+trailing ``/`` is everything at that level, a last part with regex characters is a regex (a
+shell glob when it is no valid regex but holds ``*``, ``?`` or ``[``), ``-r`` reaches below
+the level. ``ls`` alone reads a plain last part as a name prefix.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import click
 
 from .. import _parallel, localpath, ops
 from .._redact import redact
-from .._select import select
+from .._select import is_pattern, select
 from ..config import default_config
 from ..errors import AlreadyExistsError, ConfigError, InvalidUriError, NotFoundError
 from ..ranged import StreamBudget
@@ -33,6 +34,7 @@ from ..store.local import map_errors
 from ..uri import join, parse
 from ..writer import writer_for
 from ._output import (
+    MB,
     PartialFailure,
     Progress,
     State,
@@ -120,7 +122,7 @@ def _uri_arg(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 
 
 def _selected(
-    uri: str, recursive: bool, *, literal: bool = False, pattern: str | None = None
+    op: str, uri: str, recursive: bool, *, literal: bool = False, pattern: str | None = None
 ) -> tuple[str, list[Target]]:
     """The objects ``uri`` selects, and the key prefix their relative names start after.
 
@@ -130,7 +132,10 @@ def _selected(
     ``pattern`` or a regex last part lists.
     """
     parsed = parse(uri)
-    sel = select(parsed.key, recursive=recursive, exact=True, literal=literal)
+    try:
+        sel = select(parsed.key, recursive=recursive, exact=True, literal=literal)
+    except InvalidUriError as exc:  # neither a regex nor a glob: name the command and the URI
+        raise InvalidUriError(f"{op} {uri}: {exc}") from None
     if pattern is None and sel.literal and sel.regex is None:
         return sel.base, [Target(str(parsed), parsed.key, None)]
     found = [
@@ -164,7 +169,7 @@ def _numbers(objects: int, nbytes: int | None, secs: float) -> dict[str, Any]:
     out["seconds"] = round(secs, 6)
     out["objects_per_s"] = round(rate(objects, secs), 3)
     if nbytes is not None:
-        out["mb_per_s"] = round(rate(nbytes, secs) / 1e6, 3)
+        out["mb_per_s"] = round(rate(nbytes, secs) / MB, 3)  # the MB of the text lines: 2^20 bytes
     return out
 
 
@@ -253,9 +258,10 @@ def _json_end(tally: Tally, secs: float, **extra: Any) -> None:
 
 
 def _summary(verb: str, tally: Tally, secs: float) -> str:
-    """``Uploaded 2 objects (total 20 bytes) in 0.100s (20.00 objects/s, 0.00 MB/s)``."""
+    """``Uploaded 2 objects (total 20 bytes) in 0.100s (20.00 objects/s, 0.00 MB/s)``: s3-cli's
+    line, ``objects`` whatever the count (``Uploaded 1 objects``), MB of 2^20 bytes."""
     return (
-        f"{verb} {plural(tally.done, 'object')} (total {tally.nbytes} bytes) in {seconds(secs)} "
+        f"{verb} {tally.done} objects (total {tally.nbytes} bytes) in {seconds(secs)} "
         f"({rate(tally.done, secs):.2f} objects/s, {mb(rate(tally.nbytes, secs))} MB/s)"
     )
 
@@ -280,7 +286,7 @@ def ls(uri: str, recursive: bool, count: bool, long_format: bool, as_json: bool)
     Without -r, '/' separates levels and sub-levels show as URIs ending in '/'; they are
     counted apart ('Total sub-levels: N'), never as objects. A plain last part is a name
     prefix (s3://b/data/img_ lists img_0, img_1, ...); one with regex characters is a regex
-    (s3://b/data/img_.*\\.npz). Full URIs, unlike the original s3-cli's keys, so that a line
+    (s3://b/data/img_.*\\.npz), or a shell glob when it is no valid regex ('*.npz'). Full URIs, unlike the original s3-cli's keys, so that a line
     can be passed to any other command whatever the scheme.
 
     \b
@@ -385,7 +391,7 @@ def get(
     """Fetch one object, a prefix (URI ending in /) or a regex, JOBS requests at a time.
 
     The data is discarded unless -o says where to keep it: get measures what the storage
-    delivers, in MB (10^6 bytes) per second.
+    delivers, in MB (2^20 bytes, as s3-cli counted them) per second.
 
     \b
     Examples:
@@ -393,7 +399,7 @@ def get(
       s3dlio get 's3://bucket/data/object_1.*'
       s3dlio get --offset 1MiB --length 4k s3://bucket/big.bin -o - | xxd | head
     """
-    base, targets = _selected(uri, recursive)
+    base, targets = _selected("get", uri, recursive)
     if not targets:
         raise _no_match("get", uri)
     sink: Sink | None = None
@@ -415,7 +421,7 @@ def get(
     if output and output != "-":
         on_interrupt(lambda: remove_temp_files(output, recursive=len(targets) > 1))
     if talk:
-        click.echo(f"Fetching {plural(len(targets), 'object')} with {plural(jobs, 'job')}…")
+        click.echo(f"Fetching {len(targets)} objects with {jobs} jobs…")  # s3-cli's words, any counts
     tally, secs = _fetch(state, "get", targets, jobs, sink, offset, length)
     if as_json:
         _json_end(tally, secs)
@@ -440,8 +446,9 @@ def download(state: State, uri: str, dest_dir: str, recursive: bool, jobs: int, 
       s3dlio download s3://bucket/data/object_0_of_5.dat ./
       s3dlio download -r s3://bucket/data/ ./data
       s3dlio download 'az://container/logs/.*\\.json' ./logs
+      s3dlio download 's3://bucket/NPZ/*.npz' ./npz      (a glob: not a valid regex)
     """
-    base, targets = _selected(uri, recursive)
+    base, targets = _selected("download", uri, recursive)
     if not targets:
         raise _no_match("download", uri)
     on_interrupt(lambda: remove_temp_files(dest_dir))
@@ -611,13 +618,19 @@ def delete(uri: str, recursive: bool, regex: bool, as_json: bool) -> None:
         if not pattern:
             raise InvalidUriError(f"rm --regex {uri}: the URI ends in '/'; put the regex after it")
         uri = str(parsed.with_key(base + slash))
-    _, targets = _selected(uri, recursive, literal=True, pattern=pattern)
+    _, targets = _selected("delete", uri, recursive, literal=True, pattern=pattern)
     if len(targets) == 1 and targets[0].size is None:
-        ops.stat(targets[0].uri)  # a plain key that is missing: NotFoundError names it
+        try:
+            ops.stat(targets[0].uri)  # a plain key that is missing: NotFoundError names it
+        except NotFoundError as exc:
+            if not is_pattern(parsed.key.rpartition("/")[2]):
+                raise
+            # s3-cli read a last part like '.*' as a regex; here the URI is literal
+            raise NotFoundError(f"{exc}; to delete by pattern use --regex") from exc
     if not targets and regex:
         raise _no_match("delete", str(parsed))  # a regex that selects nothing; an empty prefix is fine
     if not as_json:
-        click.echo(f"Deleting {plural(len(targets), 'object')}…")
+        click.echo(f"Deleting {len(targets)} objects…")  # s3-cli's words, whatever the count
     start = time.perf_counter()
     with Progress("delete", len(targets), show_bytes=False) as progress:  # advances per batch deleted
         deleted = (
@@ -787,7 +800,7 @@ def cp(
     if as_json:
         emit_json({**_numbers(copied, None, secs), "failed": len(errors)})
     elif copied:
-        click.echo(f"Copied {plural(copied, 'object')} in {seconds(secs)} ({rate(copied, secs):.2f} objects/s)")
+        click.echo(f"Copied {copied} objects in {seconds(secs)} ({rate(copied, secs):.2f} objects/s)")
     _end(errors, total)
 
 

@@ -67,11 +67,11 @@ def test_every_command(
     ok(sh("cp", place + "up/sub/b.txt", str(tmp_path / "b.copy")))
     assert (tmp_path / "b.copy").read_bytes() == b"bb"
     out = ok(invoke("cp", str(tmp_path / "b.copy"), place + "copied/")).out
-    assert out.startswith("Copied 1 object in ")
+    assert out.startswith("Copied 1 objects in ")
     assert ok(invoke("get", "--json", place + "copied/b.copy")).json()["bytes"] == 2
 
     # delete / rm: a key, then everything, recursively
-    assert ok(sh("rm", place + "copied/b.copy")).out == "Deleting 1 object…\nDone.\n"
+    assert ok(sh("rm", place + "copied/b.copy")).out == "Deleting 1 objects…\nDone.\n"
     assert ok(invoke("delete", "-r", place)).out == "Deleting 5 objects…\nDone.\n"
     assert ok(invoke("ls", "-r", place)).out == "\nTotal objects: 0\n"
 

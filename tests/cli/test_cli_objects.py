@@ -232,11 +232,11 @@ def test_stat_lines(invoke: Callable[..., Run], mem: str) -> None:
 # -- delete --------------------------------------------------------------------------------------
 def test_delete_selections(invoke: Callable[..., Run], mem: str) -> None:
     fill(mem, ["obj_1", "obj_10", "a.tmp", "b.tmp", "keep.txt", "d/x", "d/e/y"])
-    assert ok(invoke("rm", mem + "obj_1")).out == "Deleting 1 object…\nDone.\n"
+    assert ok(invoke("rm", mem + "obj_1")).out == "Deleting 1 objects…\nDone.\n"
     assert s3dlio.exists(mem + "obj_10")
     assert invoke("delete", "--json", mem + r".*\.tmp").code != 0  # literal: no such key
     assert ok(invoke("delete", "--json", "--regex", mem + r".*\.tmp")).json()["deleted"] == 2
-    assert ok(invoke("rm", mem + "d/")).out == "Deleting 1 object…\nDone.\n"
+    assert ok(invoke("rm", mem + "d/")).out == "Deleting 1 objects…\nDone.\n"
     assert s3dlio.exists(mem + "d/e/y")
     assert ok(invoke("rm", "-r", mem)).out == "Deleting 3 objects…\nDone.\n"
     assert ok(invoke("rm", mem)).out == "Deleting 0 objects…\nDone.\n"  # an empty prefix is fine

@@ -13,8 +13,8 @@ from s3dlio.cli._output import Progress, error_lines, mb, rate, seconds
 from s3dlio.errors import NotFoundError
 
 
-def test_numbers_use_decimal_megabytes() -> None:
-    assert mb(24_000_000_000) == "24000.00"
+def test_numbers_use_the_original_megabytes() -> None:
+    assert mb(25_165_824_000) == "24000.00"  # s3-cli's MB is 2^20 bytes
     assert mb(0) == "0.00"
     assert rate(10, 0) == 0.0 and rate(10, 4) == 2.5
     assert seconds(4.345053775) == "4.345s"
@@ -51,8 +51,8 @@ def test_progress_draws_only_on_a_terminal_after_the_delay(monkeypatch: pytest.M
     assert fast.getvalue() == ""
 
     tty = Tty()
-    with Progress("get", 4, 4_000_000, stream=tty, delay=0, interval=0.01) as progress:
-        progress.advance(2, 2_000_000)
+    with Progress("get", 4, 4 * 2**20, stream=tty, delay=0, interval=0.01) as progress:
+        progress.advance(2, 2 * 2**20)
         time.sleep(0.05)
     text = tty.getvalue()
     assert "get  [############............] 2/4 objects  2.00 MB" in text
