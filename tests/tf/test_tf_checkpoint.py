@@ -7,7 +7,6 @@ the store; a save that fails mid-upload leaves the previous checkpoint as the la
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +21,6 @@ import s3dlio  # noqa: E402
 import s3dlio_tf  # noqa: E402
 import s3dlio_tf.checkpoint as tfckpt  # noqa: E402
 from s3dlio.checkpoint import CheckpointNotFoundError  # noqa: E402
-
-
-@pytest.fixture(params=["s3", "file"])
-def base(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh place for checkpoints: a moto bucket or a local directory."""
-    if request.param == "s3":
-        yield request.getfixturevalue("s3_bucket")
-    else:
-        yield f"file://{tmp_path}/store/"
 
 
 def build(seed: int) -> tuple[Any, Any, tf.train.Checkpoint]:

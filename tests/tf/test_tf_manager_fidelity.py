@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +22,6 @@ import s3dlio_tf  # noqa: E402
 import s3dlio_tf.checkpoint as tfckpt  # noqa: E402
 from s3dlio.checkpoint.retention import steps_to_delete  # noqa: E402
 from s3dlio.errors import ConfigError  # noqa: E402
-
-
-@pytest.fixture(params=["s3", "file"])
-def base(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh place for checkpoints: a moto bucket or a local directory."""
-    if request.param == "s3":
-        yield request.getfixturevalue("s3_bucket")
-    else:
-        yield f"file://{tmp_path}/store/"
 
 
 def number(path: str | None) -> int | None:
