@@ -1195,8 +1195,8 @@ def _exception_leaving_openfile() -> BaseException | None:
     fs.open(...)`` leaves the old object. Its frame still holds the exception, two or three
     frames up (C frames, a ``TextIOWrapper.close``, have none), so our ``close`` can abort
     instead. A ``close`` called anywhere else, an ``except`` block included, is a close."""
-    frame: FrameType | None = sys._getframe(2)
-    for _ in range(4):
+    frame: FrameType | None = sys._getframe(1)
+    for _ in range(5):  # from our caller up: a native thread (pyarrow's writer) may have no more
         if frame is None:
             return None
         if frame.f_code is OpenFile.__exit__.__code__:

@@ -230,3 +230,14 @@ def test_instances_are_shared_only_when_their_options_say_everything(moto_server
     s3dlio.configure(max_attempts=7)
     assert (a.config.max_attempts, a.config.region) == (7, "eu-west-1")
     assert fsspec.filesystem("s3").config is None
+
+
+def test_partitioned_parquet_written_by_pyarrow_threads(fsspec_place: tuple[Any, str]) -> None:
+    """pyarrow closes the files of a partitioned write from its own threads, whose Python
+    stack is a frame or two deep: the close must not look further up than there is."""
+    pd = pytest.importorskip("pandas")
+    fs, root = fsspec_place
+    frame = pd.DataFrame({"a": [1, 2, 3], "p": ["x", "y", "x"]})
+    frame.to_parquet(f"{root}/ds", partition_cols=["p"], filesystem=fs)
+    back = pd.read_parquet(f"{root}/ds", filesystem=fs).sort_values("a")
+    assert back["a"].tolist() == [1, 2, 3] and back["p"].astype(str).tolist() == ["x", "y", "x"]
