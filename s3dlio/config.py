@@ -38,6 +38,7 @@ _ENV: dict[str, tuple[str, ...]] = {
     "azure_account_name": ("AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT"),
     "azure_account_key": ("AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_KEY"),
     "azure_connection_string": ("AZURE_STORAGE_CONNECTION_STRING",),
+    "azure_sas_token": ("AZURE_STORAGE_SAS_TOKEN",),
     "azure_endpoint": ("AZURE_STORAGE_ENDPOINT", "AZURE_BLOB_ENDPOINT"),
     "azure_use_emulator": ("AZURE_STORAGE_USE_EMULATOR",),
     "engine": ("S3DLIO_ENGINE",),
@@ -65,7 +66,9 @@ _GROUPS: tuple[tuple[str, ...], ...] = (("endpoint_url", "endpoints"),)
 #: The fields of an access key: ranked against ``profile`` as one (:meth:`Config.aws_credentials`).
 _KEYS = ("access_key_id", "secret_access_key", "session_token")
 
-_SECRETS = frozenset({"secret_access_key", "session_token", "azure_account_key", "azure_connection_string"})
+_SECRETS = frozenset(
+    {"secret_access_key", "session_token", "azure_account_key", "azure_connection_string", "azure_sas_token"}
+)
 
 # Azurite's published development account (documented by Microsoft; not a secret).
 AZURITE_ACCOUNT = "devstoreaccount1"
@@ -93,6 +96,9 @@ class Config:
     azure_account_name: str | None = None
     azure_account_key: str | None = field(default=None, repr=False)
     azure_connection_string: str | None = field(default=None, repr=False)
+    #: A shared access signature (the query string, a leading ``?`` allowed) for
+    #: ``azure_account_name``: adlfs's ``sas_token``.
+    azure_sas_token: str | None = field(default=None, repr=False)
     azure_endpoint: str | None = None
     azure_use_emulator: bool = False
     engine: EngineName = "auto"

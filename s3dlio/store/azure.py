@@ -42,11 +42,17 @@ if TYPE_CHECKING:
     from ..config import Config
     from .base import Upload
 
-__all__ = ["AzureStore", "map_errors"]
+__all__ = ["PUT_BLOB_MAX", "AzureStore", "blob_too_large", "check_key", "denied_fix", "map_errors"]
 
 #: Azure's limit of sub-requests per blob batch.
 _DELETE_BATCH = 256
 _SINGLE_PUT_PARTS = 4
+#: The largest blob one Put Blob request writes (service versions since 2019-12-12).
+PUT_BLOB_MAX = 5000 * 1024 * 1024
+#: The permission a SAS must grant (its ``sp``) for each operation.
+_SAS_GRANTS = {"get": "read", "get_range": "read", "head": "read", "list": "list", "put": "write",
+               "stage_block": "write", "commit_block_list": "write", "abort": "write", "delete": "delete",
+               "delete_many": "delete"}  # fmt: skip
 
 
 def _code(exc: Any) -> str:
@@ -56,11 +62,12 @@ def _code(exc: Any) -> str:
 
 @contextmanager
 def map_errors(
-    op: str, uri: str, endpoint: str = "the Azure endpoint", *, unsigned: bool = False
+    op: str, uri: str, endpoint: str = "the Azure endpoint", *, unsigned: bool = False, sas: bool = False
 ) -> Iterator[None]:
     """Turn azure-core errors from ``op`` on ``uri`` into s3dlio's (the one place for Azure).
 
-    ``unsigned``: the requests carried no credentials, so a denial says that, not "check the key".
+    ``unsigned``: the requests carried no credentials, so a denial says that, not "check the key";
+    ``sas``: a SAS signed them, so a denial names the SAS.
     """
     from azure.core import exceptions as ax
 
@@ -69,14 +76,14 @@ def map_errors(
     except S3dlioError:
         raise
     except ax.AzureError as exc:
-        raise _translate(exc, op, uri, endpoint, unsigned) from exc
+        raise _translate(exc, op, uri, endpoint, unsigned, sas) from exc
     except ValueError as exc:  # the SDK's argument checks, e.g. an empty blob name
         if "Content-Range" in str(exc):  # a reply without the range asked for: the service's fault
             raise TransferError(f"{op} {uri}: {exc}") from exc
         raise InvalidUriError(f"{op} {uri}: {exc}") from exc
 
 
-def _translate(exc: Any, op: str, uri: str, endpoint: str, unsigned: bool = False) -> S3dlioError:
+def _translate(exc: Any, op: str, uri: str, endpoint: str, unsigned: bool = False, sas: bool = False) -> S3dlioError:
     from azure.core import exceptions as ax
 
     where = f"{op} {uri}"
@@ -88,7 +95,7 @@ def _translate(exc: Any, op: str, uri: str, endpoint: str, unsigned: bool = Fals
         # A body that stalled or broke off: the SDK's downloader read it 3 times (1 s apart)
         # and wrapped the last error. After a stall (3 x read_timeout) s3dlio's layer does
         # not try again: that would multiply the time; a body cut short it retries as usual.
-        error = _translate(inner, op, uri, endpoint, unsigned)
+        error = _translate(inner, op, uri, endpoint, unsigned, sas)
         if isinstance(error, TransferError) and _timed_out(inner):
             error.retried = True
         return error
@@ -99,11 +106,16 @@ def _translate(exc: Any, op: str, uri: str, endpoint: str, unsigned: bool = Fals
     if isinstance(exc, ax.ResourceNotFoundError) or status == 404:
         return NotFoundError(f"{where}: not found")
     if isinstance(exc, ax.ClientAuthenticationError) or status in (401, 403):
-        fix = (UNSIGNED_DENIED if unsigned else
-               "check AZURE_STORAGE_ACCOUNT_KEY (or AZURE_STORAGE_CONNECTION_STRING) and the container's access policy")  # fmt: skip
+        fix = denied_fix(op, code, unsigned=unsigned, sas=sas)
         return PermissionDeniedError(f"{where}: access denied ({code or status}); {fix}")
     if code == "ContainerBeingDeleted":
         return TransferError(f"{where}: container {container!r} is being deleted; try again in a minute")
+    if code == "InvalidBlobType":  # a 409 like "already exists", but about the blob's type
+        return S3dlioError(
+            f"{where}: an append or page blob of this name exists, and Azure stages blocks only into block "
+            f"blobs, so a write in parts cannot replace it; delete it first (s3dlio rm {uri}) or write it with "
+            "s3dlio.put, which replaces a blob of any type"
+        )
     if isinstance(exc, ax.ResourceExistsError) or code.endswith("AlreadyExists"):
         return AlreadyExistsError(f"{where}: already exists")
     if isinstance(exc, ax.ServiceRequestError):
@@ -133,6 +145,29 @@ def _translate(exc: Any, op: str, uri: str, endpoint: str, unsigned: bool = Fals
     if status:
         return S3dlioError(f"{where}: {status} {code or getattr(exc, 'reason', '')}")
     return TransferError(f"{where}: {type(exc).__name__}")
+
+
+def denied_fix(op: str, code: str | None, *, unsigned: bool, sas: bool) -> str:
+    """What to check after ``op`` was denied with ``code`` (both engines say it): the SAS when
+    one signed the request, which may lack the permission the operation needs."""
+    if unsigned:
+        return UNSIGNED_DENIED
+    if not sas:
+        return "check AZURE_STORAGE_ACCOUNT_KEY (or AZURE_STORAGE_CONNECTION_STRING) and the container's access policy"
+    where = "AZURE_STORAGE_SAS_TOKEN or the connection string's SharedAccessSignature"
+    if code == "AuthorizationPermissionMismatch" and op in _SAS_GRANTS:
+        return f"the SAS does not grant {_SAS_GRANTS[op]}; use one that does ({where})"
+    return f"check the SAS ({where}): its permissions, expiry and the container it is for"
+
+
+def check_key(op: str, uri: str, key: str) -> None:
+    """InvalidUriError for a key with a '.' or '..' segment, on both engines: URLs resolve such
+    segments (the HTTP layer rewrites ``a/./b`` to ``a/b``), so no request can name the blob."""
+    if any(part in (".", "..") for part in key.split("/")):
+        raise InvalidUriError(
+            f"{op} {uri}: the key has a '.' or '..' segment, and Azure Blob Storage cannot address such a "
+            "name (URLs resolve those segments); choose a name without them"
+        )
 
 
 class _ChunkReader(io.RawIOBase):
@@ -190,7 +225,10 @@ class AzureStore(Store):
         return f"az://{self.bucket}" + ("" if key is None else f"/{key}")
 
     def _errors(self, op: str, key: str | None = None) -> Any:
-        return map_errors(op, self.uri(key), self.endpoint, unsigned=self.config.unsigned)
+        return map_errors(op, self.uri(key), self.endpoint, unsigned=self.config.unsigned, sas=bool(self._target.sas))
+
+    def _check_key(self, op: str, key: str) -> None:
+        check_key(op, self.uri(key), key)
 
     @property
     def _service(self) -> Any:
@@ -220,6 +258,7 @@ class AzureStore(Store):
 
     # -- reads ---------------------------------------------------------------------------
     def get(self, key: str) -> Buffer:
+        self._check_key("get", key)
         began = time.monotonic()
         try:
             return self._get(key)
@@ -234,6 +273,7 @@ class AzureStore(Store):
         return data  # type: ignore[no-any-return]
 
     def _drain(self, key: str, byte_range: tuple[int, int] | None) -> tuple[int, int | None]:
+        self._check_key("get", key)
         return self._drain_streamed(key, byte_range)
 
     def _drain_once(self, key: str, byte_range: tuple[int, int] | None) -> tuple[int, int | None]:
@@ -256,6 +296,7 @@ class AzureStore(Store):
 
     def get_range_etag(self, key: str, start: int, end: int) -> tuple[Buffer, str | None]:
         check_range(start, end)
+        self._check_key("get_range", key)
         began = time.monotonic()
         try:
             return self._get_range(key, start, end)
@@ -291,6 +332,7 @@ class AzureStore(Store):
         from azure.storage.blob import BlobSasPermissions, generate_blob_sas
 
         verb = check_signing(self.uri(key), method, expires, None)
+        self._check_key("sign", key)
         blob = self._container.get_blob_client(key)
         if self.config.unsigned:
             return blob.url  # type: ignore[no-any-return]
@@ -314,6 +356,7 @@ class AzureStore(Store):
         return f"{blob.url}?{sas}"
 
     def head(self, key: str) -> ObjectMeta:
+        self._check_key("head", key)
         began = time.monotonic()
         try:
             return self._head(key)
@@ -393,9 +436,11 @@ class AzureStore(Store):
     def open_upload(self, key: str, *, part_size: int, content_type: str | None = None) -> Upload:
         from .upload_azure import AzureUpload
 
+        self._check_key("put", key)
         return AzureUpload(self, key, part_size, content_type)
 
     def put(self, key: str, data: Buffer) -> None:
+        self._check_key("put", key)
         began = time.monotonic()
         try:
             self._put(key, data)
@@ -403,26 +448,47 @@ class AzureStore(Store):
             self._again(self._put, (key, data), exc, began, "put", key)
 
     def _put(self, key: str, data: Buffer) -> None:
+        from azure.core.exceptions import HttpResponseError
+
         view = byte_view(data)
         if len(view) <= _SINGLE_PUT_PARTS * self.config.part_size:
             body: Any = data if type(data) is bytes else view.tobytes()
         else:
             body = _ChunkReader(view)
         with self._errors("put", key):
-            self._container.upload_blob(
-                key, body, length=len(view), overwrite=True, max_concurrency=self._workers()
-            )
+            try:
+                self._container.upload_blob(
+                    key, body, length=len(view), overwrite=True, max_concurrency=self._workers()
+                )
+            except HttpResponseError as exc:
+                if not isinstance(body, _ChunkReader) or _code(exc) != "InvalidBlobType":
+                    raise
+                self._put_blob(key, data, view)
+                return
         if isinstance(body, _ChunkReader):  # committed as a block list: a 201 to it is no proof
             from .upload_azure import check_committed
 
             check_committed(self, key, self.uri(key), len(view), None)  # the SDK hands back no ETag
 
+    def _put_blob(self, key: str, data: Buffer, view: memoryview) -> None:
+        """``data`` in one Put Blob, over an append or page blob its blocks could not be staged
+        into: Put Blob replaces a blob of any type, and the old one stays until it succeeds."""
+        blob_too_large(self.uri(key), len(view))
+        body = data if type(data) is bytes else view.tobytes()  # the SDK's single put takes bytes only
+        service = _build_service(self.config, self._target, single_put=len(body))
+        try:
+            service.get_blob_client(self.bucket, key).upload_blob(body, length=len(body), overwrite=True)
+        finally:
+            service.close()
+
     def put_new(self, key: str, data: Buffer) -> None:
+        self._check_key("put", key)
         view = byte_view(data)
         with self._errors("put", key):  # the service's BlobAlreadyExists: AlreadyExistsError
             self._container.upload_blob(key, view.tobytes(), length=len(view), overwrite=False)
 
     def delete(self, key: str) -> None:
+        self._check_key("delete", key)
         began = time.monotonic()
         try:
             self._delete(key)
@@ -442,6 +508,14 @@ class AzureStore(Store):
     def delete_many(self, keys: Sequence[str]) -> builtins.list[DeleteFailure]:
         """Blob batch deletes of 256; missing blobs count as deleted, as in S3."""
         failures: builtins.list[DeleteFailure] = []
+        named = []
+        for key in keys:  # as on the fast engine: a key no request can name fails alone
+            try:
+                self._check_key("delete", key)
+                named.append(key)
+            except InvalidUriError as exc:
+                failures.append(DeleteFailure(key, exc))
+        keys = named
         for first in range(0, len(keys), _DELETE_BATCH):
             batch = list(keys[first : first + _DELETE_BATCH])
             with self._errors("delete_many", batch[0]):
@@ -459,7 +533,8 @@ class AzureStore(Store):
                         f"delete_many {self.uri()}: container {self.bucket!r} does not exist; "
                         f"create it with s3dlio create-bucket az://{self.bucket}"
                     )
-                failures.append(DeleteFailure(key, _batch_error(response.status_code, code, self.uri(key))))
+                fix = denied_fix("delete", code, unsigned=self.config.unsigned, sas=bool(self._target.sas))
+                failures.append(DeleteFailure(key, _batch_error(response.status_code, code, self.uri(key), fix)))
         return failures
 
     # -- containers ----------------------------------------------------------------------
@@ -494,8 +569,18 @@ class AzureStore(Store):
         return (type(self), (self.bucket, self.config, self._uri_account))
 
 
-def _build_service(config: Config, target: AzureTarget) -> Any:
-    """A BlobServiceClient with s3dlio's timeouts, retries, pool size and CA bundle."""
+def blob_too_large(uri: str, size: int) -> None:
+    """S3dlioError when ``size`` bytes cannot go in one Put Blob (over a blob that is not a block blob)."""
+    if size > PUT_BLOB_MAX:
+        raise S3dlioError(
+            f"put {uri}: an append or page blob of this name exists; Azure replaces it only with one Put Blob, "
+            f"of at most {PUT_BLOB_MAX} bytes, and this write has {size}: delete it first (s3dlio rm {uri})"
+        )
+
+
+def _build_service(config: Config, target: AzureTarget, *, single_put: int = 0) -> Any:
+    """A BlobServiceClient with s3dlio's timeouts, retries, pool size and CA bundle; it puts
+    blobs of up to ``single_put`` bytes (default: 4 parts) in one request."""
     import requests
     from azure.core.pipeline.transport import RequestsTransport
     from azure.storage.blob import BlobServiceClient
@@ -517,7 +602,7 @@ def _build_service(config: Config, target: AzureTarget) -> Any:
         ),
         "retry_policy": _retry_policy(config),
         "max_block_size": config.part_size,
-        "max_single_put_size": _SINGLE_PUT_PARTS * config.part_size,
+        "max_single_put_size": max(single_put, _SINGLE_PUT_PARTS * config.part_size),
         "max_chunk_get_size": config.part_size,
     }
     credential: Any = None  # anonymous
@@ -601,10 +686,10 @@ def azure_target(config: Config, uri_account: str | None, container: str) -> Azu
     """The account, endpoint and credentials for ``container``, decided so that credentials
     reach only their own account.
 
-    Credentials, first that applies: none with ``unsigned``; a connection string (unless an
-    account key was given explicitly and the string was not); the account key; Azurite's
+    Credentials, first that applies: none with ``unsigned``; of a connection string, the account
+    key and a SAS, the first given explicitly, else the first set (in that order); Azurite's
     published key for the emulator; else Entra ID. Credentials that name their account (the
-    string's AccountName or BlobEndpoint host, AZURE_STORAGE_ACCOUNT_NAME with a key, the
+    string's AccountName or BlobEndpoint host, AZURE_STORAGE_ACCOUNT_NAME with a key or SAS, the
     emulator's account) are sent to no other: a URI naming another account is a ConfigError.
 
     Endpoint, first that applies: the host a URI names (``https://ACCOUNT.blob.core.windows.net/...``);
@@ -615,9 +700,11 @@ def azure_target(config: Config, uri_account: str | None, container: str) -> Azu
     """
     conn = _parse_connection_string(config.azure_connection_string)
     emulator = config.azure_use_emulator or conn.pop("usedevelopmentstorage", "").lower() == "true"
-    # An explicit key or endpoint beats a connection string from the environment, not one given too.
+    # A credential given explicitly beats one from the environment; an explicit endpoint beats a
+    # connection string from the environment, not one given too.
     string_given = config.is_explicit("azure_connection_string")
-    use_string = bool(conn) and not (config.is_explicit("azure_account_key") and not string_given)
+    chosen = _credential_source(config, bool(conn))
+    use_string = chosen == "azure_connection_string"
     string_endpoint = conn.get("blobendpoint", "").rstrip("/") or None
     if use_string and not string_endpoint and conn.get("accountname"):
         string_endpoint = (f"{conn.get('defaultendpointsprotocol', 'https')}://{conn['accountname']}.blob."
@@ -628,8 +715,10 @@ def azure_target(config: Config, uri_account: str | None, container: str) -> Azu
     elif use_string:
         key, sas = conn.get("accountkey"), conn.get("sharedaccesssignature")
         bound = conn.get("accountname") or _account_of(string_endpoint)
-    elif config.azure_account_key:
+    elif chosen == "azure_account_key":
         key, bound = config.azure_account_key, config.azure_account_name
+    elif chosen == "azure_sas_token":
+        sas, bound = config.azure_sas_token, config.azure_account_name
     elif emulator:
         key, bound = AZURITE_KEY, AZURITE_ACCOUNT
     account = (uri_account or bound or config.azure_account_name or conn.get("accountname")
@@ -660,7 +749,16 @@ def azure_target(config: Config, uri_account: str | None, container: str) -> Azu
     else:
         endpoint = f"https://{account}.blob.core.windows.net"
     anonymous = config.unsigned or (use_string and not key and not sas)
+    sas = (sas or "").lstrip("?")  # a SAS copied with its URL's '?'
     return AzureTarget(account, endpoint.rstrip("/"), key or None, sas or None, anonymous)
+
+
+def _credential_source(config: Config, have_string: bool) -> str | None:
+    """Which of the connection string, account key and SAS signs: the first given explicitly,
+    else the first set (adlfs's order: a string, then a key, then a SAS)."""
+    names = ("azure_connection_string", "azure_account_key", "azure_sas_token")
+    have = [n for n in names if (have_string if n == "azure_connection_string" else getattr(config, n))]
+    return next((n for n in have if config.is_explicit(n)), have[0] if have else None)
 
 
 def _account_of(endpoint: str | None) -> str | None:
@@ -694,9 +792,9 @@ def _list_meta(item: Any) -> ObjectMeta:
     )
 
 
-def _batch_error(status: int, code: str, uri: str) -> S3dlioError:
+def _batch_error(status: int, code: str, uri: str, fix: str) -> S3dlioError:
     if status in (401, 403):
-        return PermissionDeniedError(f"delete {uri}: access denied ({code or status})")
+        return PermissionDeniedError(f"delete {uri}: access denied ({code or status}); {fix}")
     if status >= 500:
         return TransferError(f"delete {uri}: the service answered {status} {code}")
     return S3dlioError(f"delete {uri}: {status} {code}")
