@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from contextvars import Context
+from contextvars import Context, ContextVar, copy_context
 from typing import Any, ParamSpec, TypeVar, TypeVarTuple, Unpack
 
 __all__ = [
@@ -148,10 +148,35 @@ def _let_handovers_finish(limit: float = 2.0) -> None:
     time.sleep(0.001)  # the thread's last steps after the pop (releasing the GIL) need the GIL once more
 
 
+#: Set for a call of :func:`run_async` whose awaiting task was cancelled: the batch loops that
+#: call started stop starting items (a cancelled ``put_many_async`` went on writing them all).
+_batch_stop: ContextVar[threading.Event | None] = ContextVar("s3dlio_batch_stop", default=None)
+
+
 async def run_async(fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-    """Await ``fn(*args, **kwargs)`` run on the pool: the body of every ``*_async`` twin."""
+    """Await ``fn(*args, **kwargs)`` run on the pool: the body of every ``*_async`` twin.
+
+    Cancelling the awaiting task stops the batch loops of the call from starting more items;
+    the calls already running finish on their own (a request cannot be taken back)."""
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(executor(), functools.partial(fn, *args, **kwargs))
+    stop = threading.Event()
+    context = copy_context()
+    context.run(_batch_stop.set, stop)
+    call = functools.partial(context.run, functools.partial(fn, *args, **kwargs))
+    try:
+        return await loop.run_in_executor(executor(), call)
+    except asyncio.CancelledError:
+        stop.set()
+        raise
+
+
+def _stopped(stop: threading.Event | None) -> BaseException | None:
+    """Why a batch loop must start nothing more: Ctrl-C in the CLI, or its async caller gone."""
+    if _cancel.is_set():
+        return KeyboardInterrupt()
+    if stop is not None and stop.is_set():
+        return asyncio.CancelledError()
+    return None
 
 
 def map_bounded(
@@ -174,14 +199,15 @@ def map_bounded(
         return results
     counter = iter(range(n))
     first_error: list[BaseException] = []
+    stop = _batch_stop.get()
 
     def worker() -> None:
         with _counted():
             for i in counter:  # next() on a range iterator is atomic under the GIL
                 if first_error:
                     return
-                if _cancel.is_set():
-                    first_error.append(KeyboardInterrupt())
+                if (why := _stopped(stop)) is not None:
+                    first_error.append(why)
                     return
                 try:
                     results[i] = fn(seq[i])
@@ -255,12 +281,13 @@ def for_each_bounded(
     it = iter(items)
     lock = threading.Lock()
     stop: list[BaseException] = []
+    caller_gone = _batch_stop.get()
 
     def worker() -> None:
         with _counted():
             while not stop:
-                if _cancel.is_set():
-                    stop.append(KeyboardInterrupt())
+                if (why := _stopped(caller_gone)) is not None:
+                    stop.append(why)
                     return
                 with lock:
                     item = next(it, _END)
@@ -307,8 +334,11 @@ def iter_bounded(
     pool = executor()
     window: deque[tuple[T, Future[R]]] = deque()
     it = iter(items)
+    stop = _batch_stop.get()
     try:
         for item in it:
+            if (why := _stopped(stop)) is not None:
+                raise why
             window.append((item, pool.submit(fn, item)))
             if len(window) >= max_in_flight:
                 settled = _settle(window.popleft())

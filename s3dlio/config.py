@@ -8,6 +8,8 @@ from the environment or ``.env`` never travels in its pickle (the copy resolves 
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields
 from functools import cache
@@ -428,10 +430,17 @@ def configure(**settings: Any) -> Config:
     return _default
 
 
-_interned: dict[Config, Config] = {}
+_interned: OrderedDict[Config, Config] = OrderedDict()
+_interned_lock = threading.Lock()
 
 
 def interned(config: Config) -> Config:
     """The one Config object equal to ``config``: a store lookup then matches by identity
-    instead of comparing every field (a Client built with the default settings costs nothing)."""
-    return _interned.setdefault(config, config)
+    instead of comparing every field (a Client built with the default settings costs nothing).
+    Only the 64 used last are kept: a job rotating its credentials makes a Config per token."""
+    with _interned_lock:
+        config = _interned.setdefault(config, config)
+        _interned.move_to_end(config)
+        if len(_interned) > 64:
+            _interned.popitem(last=False)
+        return config

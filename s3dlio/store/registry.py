@@ -1,9 +1,17 @@
-"""Open stores by URI, once per (store, config, engine) and per process."""
+"""Open stores by URI, once per (store, config, engine) and per process.
+
+The cache keeps the ``_KEEP`` stores used last: a job that rotates credentials
+(``configure(session_token=...)`` every hour, a new :class:`~s3dlio.Client` per refresh)
+or touches many buckets makes a store per combination, and a portable-engine store holds a
+boto3 client of about 12 MB. A store dropped from the cache closes once nothing uses it; one
+still in use (a reader, a loader) keeps working, and the next lookup builds it again.
+"""
 
 from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from typing import Any
 
 from ..config import Config, default_config
@@ -13,7 +21,8 @@ from .base import Store
 
 __all__ = ["clear", "forget", "open_store"]
 
-_stores: dict[tuple[Any, ...], Store] = {}
+_KEEP = 32
+_stores: OrderedDict[tuple[Any, ...], Store] = OrderedDict()
 _lock = threading.Lock()
 # Stores inherited across fork are kept alive, never used: their destructors could touch a
 # runtime that did not survive the fork.
@@ -25,13 +34,17 @@ def open_store(uri: ObjectUri, config: Config | None = None) -> Store:
     config = config or default_config()
     kind = engine.select(config)
     cache_key = (uri.scheme, uri.bucket, uri.account, config, kind)
-    store = _stores.get(cache_key)
-    if store is None:
-        with _lock:
-            store = _stores.get(cache_key)
-            if store is None:
-                store = _build(uri, config, kind)
-                _stores[cache_key] = store
+    with _lock:
+        store = _stores.get(cache_key)
+        if store is not None:
+            _stores.move_to_end(cache_key)
+            return store
+    built = _build(uri, config, kind)  # outside the lock: a boto3 client takes tens of ms
+    with _lock:
+        store = _stores.setdefault(cache_key, built)
+        _stores.move_to_end(cache_key)
+        while len(_stores) > _KEEP:
+            _stores.popitem(last=False)
     return store
 
 
