@@ -20,7 +20,18 @@ if TYPE_CHECKING:
     from .store.base import Upload
     from .verify import PartDigests
 
-__all__ = ["PartSender"]
+__all__ = ["PartSender", "fitting_part_size"]
+
+
+def fitting_part_size(size: int, part_size: int, max_parts: int) -> int:
+    """``part_size``, raised when an object of ``size`` bytes would need more than ``max_parts``
+    parts of it: the smallest multiple of ``part_size`` that fits (boto3's chunk-size adjuster
+    does the same by doubling). Where the size is known before the first byte is sent, this
+    spares a transfer that would fail after sending ``max_parts`` parts."""
+    if size <= part_size * max_parts:
+        return part_size
+    need = -(-size // max_parts)
+    return -(-need // part_size) * part_size
 
 
 class PartSender:

@@ -13,7 +13,8 @@ with read-ahead; a read after a seek, such as pyarrow's of a Parquet footer or c
 fetches exactly its bytes), ``wb`` (a streaming writer: the object appears on ``close``, an
 exception inside ``with`` leaves nothing, in text and compressed modes and through
 ``fsspec.open`` too), ``xb`` (the same, made only where no object is: one conditional request)
-or ``ab`` (as s3fs: the object is streamed into a new upload, then appended to).
+or ``ab`` (as s3fs: the object is streamed into a new upload, then appended to; it replaces
+the object only if no other writer did meanwhile, see :class:`_AppendUpload`).
 ``cat_ranges`` and ``cat`` of many paths fetch concurrently within the client's limits.
 Nothing is cached between calls, so a listing always shows what the store holds; instances
 are, as s3fs's (one per options and thread: ``fs.transaction`` then covers pandas' writes).
@@ -53,8 +54,19 @@ from . import _parallel, localpath, localread, ranged
 from .config import Config, default_config
 from .errors import AlreadyExistsError, ConfigError, NotFoundError
 from .localread import LocalFile
-from .ops import create_bucket, delete_bucket, list_buckets, resolve, write_file_atomic
+from .ops import (
+    add_parents,
+    create_bucket,
+    delete_bucket,
+    folder_markers,
+    is_folder_object,
+    list_buckets,
+    part_size_for,
+    resolve,
+    write_file_atomic,
+)
 from .reader import ObjectReader
+from .retry import ChangedError
 from .store import ObjectMeta, Store
 from .store.base import Upload
 from .uri import ObjectUri
@@ -107,6 +119,7 @@ _ALIASES = {
     "max_concurrency": "max_in_flight",
     "account_name": "azure_account_name",
     "account_key": "azure_account_key",
+    "sas_token": "azure_sas_token",
     "connection_string": "azure_connection_string",
     "connection_timeout": "connect_timeout",
     "socket_timeout": "read_timeout",
@@ -128,7 +141,6 @@ _REJECTED: dict[str, tuple[Any, str]] = {
     "version_aware": (False, "s3dlio reads the current version of each object only"),
     "s3_additional_kwargs": ({}, _NO_PARAMS),
     "fixed_upload_size": (False, "s3dlio's parts are part_size= bytes each (a Config field)"),
-    "sas_token": (None, "pass connection_string='BlobEndpoint=...;SharedAccessSignature=<token>'"),
     "location_mode": ("primary", "s3dlio reads and writes the primary location only"),
     **dict.fromkeys(
         ("credential", "tenant_id", "client_id", "client_secret"),
@@ -440,9 +452,18 @@ class S3dlioFileSystem(AbstractFileSystem, metaclass=_SharedByOptions):
         uri, parsed, store = self._resolve(name)
         if parsed.key and not parsed.is_prefix:
             try:
-                return self._file(parsed, store.head(parsed.key))
+                meta = store.head(parsed.key)
             except (NotFoundError, IsADirectoryError):
                 pass
+            else:
+                # on S3 a zero-byte object with keys below it stays an object, as s3fs says;
+                # on Azure it is how ADLS Gen2 (hierarchical namespace) lists a directory
+                adls_dir = self.scheme == "az" and self._is_dir(parsed, store)
+                if self._local or meta.size or not (is_folder_object(meta) or adls_dir):
+                    return self._file(parsed, meta)
+                # a folder marker without "/" (ADLS Gen2 lists each directory so): a directory
+                # whose own object has a time and an ETag (rm deletes that object too)
+                return self._dir(name, mtime=meta.last_modified, etag=meta.etag)
         if self._is_dir(parsed, store):
             return self._dir(name)
         raise FileNotFoundError(errno.ENOENT, "no such object or prefix", uri)
@@ -482,6 +503,14 @@ class S3dlioFileSystem(AbstractFileSystem, metaclass=_SharedByOptions):
         else:
             raise ValueError(f"touch({path!r}, truncate=False): the object exists and objects cannot be touched "
                              "without rewriting them; use truncate=True (an empty object)")  # fmt: skip
+
+    def created(self, path: str) -> Any:
+        """Not kept: the listings and HEADs s3dlio reads carry no creation time (S3 keeps none;
+        Azure's is in Get Blob Properties, which s3dlio does not pass on yet)."""
+        raise NotImplementedError(
+            f"created({path!r}): {self.scheme}:// objects have no creation time s3dlio reads; "
+            "use modified() (the last-modified time)"
+        )
 
     def modified(self, path: str) -> Any:
         """Last-modified time (``datetime``) of an object."""
@@ -529,16 +558,37 @@ class S3dlioFileSystem(AbstractFileSystem, metaclass=_SharedByOptions):
                 if isinstance(item, str):
                     if item != prefix and not self._local:
                         entries.append(self._dir(self._name(parsed, item)))
+                elif is_folder_object(item):  # where the listing carries metadata
+                    entries.append(self._dir(self._name(parsed, item.key)))
                 elif not item.key.endswith("/"):  # skip S3 folder markers ("dir/")
                     entries.append(self._file(parsed, item))
         except NotFoundError:
             entries = []
+        entries = self._without_markers(entries)
         if self._local:
             entries = sorted(entries + self._subdirs("/" + prefix), key=lambda e: e["name"])
         if not entries:
             info = self.info(path)  # FileNotFoundError when nothing is there
             entries = [info] if info["type"] == "file" else []
         return entries if detail else [e["name"] for e in entries]
+
+    def _without_markers(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``entries`` of one listing level, each folder marker without a ``/`` (a zero-byte
+        ``data`` beside the prefix ``data/``, see :func:`s3dlio.ops.folder_markers`) listed once,
+        as the directory it names."""
+        if self._local:
+            return entries
+        dirs = {e["name"] for e in entries if e["type"] == "directory"}
+        out, listed = [], set()
+        for e in entries:
+            if e["type"] == "directory":
+                if e["name"] in listed:
+                    continue
+                listed.add(e["name"])
+            elif not e["size"] and e["name"] in dirs:
+                continue
+            out.append(e)
+        return out
 
     def _subdirs(self, directory: str) -> list[dict[str, Any]]:
         """The directories in a local ``directory``, empty ones and symbolic links to one
@@ -599,6 +649,8 @@ class S3dlioFileSystem(AbstractFileSystem, metaclass=_SharedByOptions):
         uri, parsed, store = self._resolve(path)
         prefix = (parsed.key.rstrip("/") + "/" if parsed.key else "") + starting
         found: dict[str, dict[str, Any]] = {}
+        dirs: set[str] = set()  # the keys that are directories of the keys listed
+        empty: list[tuple[str, int]] = []  # zero-byte objects: folder markers when named like one
         try:
             for item in store.list(prefix):
                 if isinstance(item, str):
@@ -607,10 +659,20 @@ class S3dlioFileSystem(AbstractFileSystem, metaclass=_SharedByOptions):
                 marker = item.key.endswith("/")  # an S3 folder marker: a directory, not a file
                 if not marker:
                     found[entry["name"]] = entry
+                    add_parents(dirs, item.key)
+                    if not item.size:
+                        empty.append((item.key, 0))
+                        if is_folder_object(item):
+                            dirs.add(item.key)
                 if withdirs:
                     self._add_parents(found, name, entry["name"] + ("/" if marker else ""))
         except NotFoundError:
             pass
+        for key in folder_markers(empty, dirs):  # a directory, not a file (see ``ls``)
+            folder = self._name(parsed, key)
+            del found[folder]
+            if withdirs:
+                found[folder] = self._dir(folder)
         if withdirs and found and parsed.key:  # the path itself, unless a bucket
             found[name] = self._dir(name)
         if not found and not starting:
@@ -644,12 +706,17 @@ class S3dlioFileSystem(AbstractFileSystem, metaclass=_SharedByOptions):
             parent = parent.rsplit("/", 1)[0]
 
     # -- directories -------------------------------------------------------------------------
+    #: What ``mkdir`` of an existing bucket does without ``exist_ok``: s3fs raises, adlfs passes.
+    _mkdir_exist_ok: ClassVar[bool] = False
+
     def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
         """Make a directory. On object stores an empty directory is a folder marker (a zero-byte
         ``dir/`` object, as the S3 console and TensorFlow's gfile write it), so it exists once
         made, as Orbax and Lightning expect of a directory they made (not on ``mem://``); a missing bucket
-        (container) is created, as s3fs and adlfs do: ``mkdir("bucket")`` (FileExistsError when
-        it exists), or a path in it with ``create_parents``."""
+        (container) is created, as s3fs and adlfs do: ``mkdir("bucket")``, or a path in it with
+        ``create_parents``. An existing bucket is FileExistsError unless ``exist_ok`` (default
+        False on ``s3://``, as in s3fs; True on ``az://``, as in adlfs)."""
+        exist_ok = bool(kwargs.pop("exist_ok", self._mkdir_exist_ok))
         _no_other_args("mkdir", path, kwargs)
         name = self._strip_protocol(path)
         if self._local:
@@ -662,7 +729,11 @@ class S3dlioFileSystem(AbstractFileSystem, metaclass=_SharedByOptions):
         if not bucket:
             raise ValueError(f"mkdir({path!r}): name a bucket (container)")
         if not key:
-            create_bucket(f"{self.scheme}://{bucket}", config=self.config)  # a FileExistsError if it exists
+            try:
+                create_bucket(f"{self.scheme}://{bucket}", config=self.config)
+            except FileExistsError:
+                if not exist_ok:
+                    raise
             return
         if self.scheme != "mem" and not self.isdir(name):  # mem:// keys cannot end in "/"; its buckets come by themselves
             self._put_marker(name, create_parents)
@@ -714,8 +785,29 @@ class S3dlioFileSystem(AbstractFileSystem, metaclass=_SharedByOptions):
             raise OSError(errno.ENOTEMPTY, "directory not empty", uri)
         if held:
             store.delete(marker)
+        elif self._folder_object(name):  # ADLS Gen2's empty directory
+            store.delete(parsed.key)
         elif self.scheme != "mem":  # mem:// has no markers: its mkdir makes nothing to find here
             raise FileNotFoundError(errno.ENOENT, "no such directory", uri)
+
+    def _prefix_only(self, name: str) -> bool:
+        """True when ``name`` is a directory and no object: named alone, a zero-byte object
+        that is also a prefix is fetched as the object (s3fs), unless its metadata calls it a
+        directory (see ``get_file``)."""
+        try:
+            info = self.info(name)
+        except FileNotFoundError:
+            return False
+        return info["type"] == "directory" and info.get("etag") is None
+
+    def _folder_object(self, name: str) -> bool:
+        """True when ``name`` is a folder marker without a ``/`` (its ``info`` is a directory
+        with an object's ETag)."""
+        try:
+            info = self.info(name)
+        except FileNotFoundError:
+            return False
+        return info["type"] == "directory" and info.get("etag") is not None
 
     # -- deleting ----------------------------------------------------------------------------
     def rm_file(self, path: str) -> None:
@@ -773,6 +865,8 @@ class S3dlioFileSystem(AbstractFileSystem, metaclass=_SharedByOptions):
         plan = [] if directory else [functools.partial(self.rm_file, name)]
         if recursive and (directory or not self._local):
             plan.append(functools.partial(self._rm_tree, name))
+        if directory and info.get("etag") is not None:  # a folder marker without "/": after what it holds
+            plan.append(functools.partial(self.rm_file, name))
         if recursive and not self._local and "/" not in name:
             plan.append(functools.partial(self.rmdir, name))
         return plan
@@ -954,7 +1048,7 @@ class S3dlioFileSystem(AbstractFileSystem, metaclass=_SharedByOptions):
             callback.set_size(src.size)
             chunk, got = chunksize or self._chunk(), 0
             how = "xb" if mode == "create" else "wb"  # "xb": one conditional create (see _CreateUpload)
-            with self.open(rpath, how, block_size=chunksize, max_concurrency=concurrency) as dst:
+            with self.open(rpath, how, block_size=chunksize, max_concurrency=concurrency, size=src.size) as dst:
                 while got <= src.size and (data := src.read(min(chunk, src.size + 1 - got))):  # a byte past: grown
                     dst.write(data)
                     got += len(data)
@@ -972,10 +1066,13 @@ class S3dlioFileSystem(AbstractFileSystem, metaclass=_SharedByOptions):
             localpath.check_key("get", uri, parsed.key)
             if (root := _get_into.get()) is not None:
                 localpath.check_inside("get", uri, root, os.fspath(lpath))
-            if self._is_dir(parsed, store) if _get_tree.get() else self.isdir(rpath):
+            if self._is_dir(parsed, store) if _get_tree.get() else self._prefix_only(rpath):
                 os.makedirs(lpath, exist_ok=True)
                 return
         with self._reader(rpath, read_ahead=concurrency) as src:
+            if outfile is None and src._opened is not None and is_folder_object(src._opened):
+                os.makedirs(lpath, exist_ok=True)  # an empty ADLS Gen2 directory, as its HEAD says
+                return
             callback.set_size(src.size)
             if outfile is not None:
                 for block in _blocks(src, self._chunk(), callback):
@@ -1041,7 +1138,7 @@ class S3dlioFileSystem(AbstractFileSystem, metaclass=_SharedByOptions):
         if self.isdir(src):
             self.makedirs(dst, exist_ok=True)
             return
-        with self._reader(src) as reader, self._writer(dst) as writer:
+        with self._reader(src) as reader, self._writer(dst, size=reader.size) as writer:
             _copy(reader, writer, self._chunk(), DEFAULT_CALLBACK)
 
     # -- files -------------------------------------------------------------------------------
@@ -1071,6 +1168,7 @@ class S3dlioFileSystem(AbstractFileSystem, metaclass=_SharedByOptions):
         file's ``commit()``, not at ``close``. ``max_concurrency``: blocks read ahead, or parts
         in flight; ``chunksize``: s3fs's name for ``block_size``."""
         concurrency, chunksize = _tuning("open", kwargs)
+        size = kwargs.pop("size", None)  # written: the part size fits it; read: changes nothing
         _no_other_args("open", path, kwargs)
         block_size = block_size or chunksize
         file: Any
@@ -1087,7 +1185,7 @@ class S3dlioFileSystem(AbstractFileSystem, metaclass=_SharedByOptions):
             if mode == "ab":
                 file = self._appender(path, block_size, concurrency)
             else:
-                file = self._writer(path, block_size, concurrency, create=mode == "xb")
+                file = self._writer(path, block_size, concurrency, create=mode == "xb", size=size)
             if not autocommit:
                 file = _DeferredFile(file)
         else:
@@ -1108,16 +1206,22 @@ class S3dlioFileSystem(AbstractFileSystem, metaclass=_SharedByOptions):
 
     def _appender(self, path: str, part_size: int | None, max_in_flight: int | None) -> _FileWriter:
         """A writer that starts with the object's current bytes, as s3fs's ``"ab"``: the old
-        object is streamed into a new upload, which replaces it on ``close``."""
-        writer = self._writer(path, part_size, max_in_flight)
+        object is streamed into a new upload, which replaces it on ``close`` only if it is still
+        the version read (see :class:`_AppendUpload`); a new object is made only where none is
+        (as ``"xb"``). Of two files appending at once, the second to close gets an error
+        instead of silently dropping the first one's bytes."""
         try:
-            with self._reader(path) as src:
-                _copy(src, writer, self._chunk(), DEFAULT_CALLBACK)
+            src = self._reader(path)
         except FileNotFoundError:
-            pass  # a new object
-        except BaseException:
-            writer.abort()
-            raise
+            return self._writer(path, part_size, max_in_flight, create=True)
+        with src:
+            opened = src._opened
+            writer = self._writer(path, part_size, max_in_flight, expect=opened.etag if opened else None)
+            try:
+                _copy(src, writer, self._chunk(), DEFAULT_CALLBACK)
+            except BaseException:
+                writer.abort()
+                raise
         return writer
 
     def _reader(self, path: str, block_size: int | None = None, read_ahead: int | None = None,
@@ -1131,16 +1235,22 @@ class S3dlioFileSystem(AbstractFileSystem, metaclass=_SharedByOptions):
         return _SeekingReader(uri, store, parsed.key, config=store.config, block_size=block, size=size, **ahead)
 
     def _writer(self, path: str, part_size: int | None = None, max_in_flight: int | None = None,
-                create: bool = False) -> _FileWriter:  # fmt: skip
+                create: bool = False, size: int | None = None, expect: str | None = None) -> _FileWriter:  # fmt: skip
         """What :func:`s3dlio.open_writer` returns, on this filesystem's store (``create``: the
-        object is made only where none is, see :class:`_CreateUpload`)."""
+        object is made only where none is, see :class:`_CreateUpload`; ``expect``: only over
+        the version of that ETag, see :class:`_AppendUpload`; ``size``, when known: the part
+        size is raised where the store allows too few parts for it)."""
         uri, parsed, store = self._resolve(path)
         if parsed.is_prefix:
             raise IsADirectoryError(errno.EISDIR, "is a directory", uri)
         config = store.config
+        if size is not None:
+            part_size = part_size_for(store, parsed.key, size, part_size)
         upload: Upload = store.open_upload(parsed.key, part_size=part_size or config.part_size)
         if create:
             upload = _CreateUpload(uri, store, parsed.key, upload)
+        elif expect is not None:
+            upload = _AppendUpload(uri, store, parsed.key, upload, expect)
         return _FileWriter(uri, store, parsed.key, upload, max_in_flight=max_in_flight or min(8, config.max_in_flight),
                            attempts=config.max_attempts, verify=verify_enabled(None))  # fmt: skip
 
@@ -1297,6 +1407,57 @@ class _CreateUpload:
         with self._lock:
             self._held.clear()
         self._upload.abort()
+
+
+class _AppendUpload:
+    """An :class:`~s3dlio.store.base.Upload` that replaces its object only while the object is
+    still the version of ETag ``expect``, the one an ``"ab"`` file read: a writer that appended
+    and closed meanwhile would otherwise lose its bytes without a word (two workers appending
+    to one log). The stores offer no conditional replace (If-Match), so a HEAD just before the
+    object is published checks it: a writer closing within that last moment can still be lost.
+    A changed object raises :class:`~s3dlio.retry.ChangedError` and nothing is written."""
+
+    def __init__(self, uri: str, store: Store, key: str, upload: Upload, expect: str) -> None:
+        self.part_size, self.max_parts, self.retry_parts = upload.part_size, upload.max_parts, upload.retry_parts
+        self._uri, self._store, self._key, self._upload, self._expect = uri, store, key, upload, expect
+        self._sent = False  # a put was sent: its reply may have been lost
+
+    def upload_part(self, index: int, offset: int, data: memoryview) -> None:
+        self._upload.upload_part(index, offset, data)
+
+    def complete(self, size: int) -> None:
+        self._check()
+        self._upload.complete(size)
+
+    def put_whole(self, data: memoryview) -> None:
+        """The writer retries one that failed in transit: an object found then holding exactly
+        these bytes is that earlier attempt's."""
+        again, self._sent = self._sent, True
+        try:
+            self._check()
+        except ChangedError:
+            with contextlib.suppress(NotFoundError):
+                if again and memoryview(self._store.get(self._key)).cast("B") == data.cast("B"):
+                    return
+            raise
+        self._upload.put_whole(data)
+
+    def abort(self) -> None:
+        self._upload.abort()
+
+    def _check(self) -> None:
+        try:
+            now: str | None = self._store.head(self._key).etag
+        except NotFoundError:
+            now = None
+        if (now or "").strip('"') != self._expect.strip('"'):
+            error = ChangedError(
+                f"append {self._uri}: the object changed since this file read it (ETag {self._expect} -> {now}): "
+                "another writer replaced or appended to it; nothing was written, since replacing it would lose "
+                "that writer's bytes. Open it again with 'ab' and write again"
+            )
+            error.retried = True  # the same write can never succeed
+            raise error
 
 
 def _reopen(fs: S3dlioFileSystem, path: str, block: int, size: int, etag: str | None, pos: int) -> _SeekingReader:
@@ -1537,6 +1698,7 @@ class AzureFileSystem(S3dlioFileSystem):
 
     scheme = "az"
     protocol = ("az", "abfs", "abfss")
+    _mkdir_exist_ok = True  # adlfs: mkdir of an existing container passes
 
     @classmethod
     def _strip_protocol(cls, path: Any) -> Any:

@@ -8,6 +8,7 @@ the shared worker threads, so sync and async behave identically.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import re
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, ParamSpec, TypeVar, overload
 
 from . import _check, _parallel, localpath, ranged
+from ._parts import fitting_part_size
 from ._select import Selection, is_pattern, select
 from .config import Config, default_config
 from .errors import InvalidUriError, NotFoundError
@@ -125,17 +127,23 @@ def _resolve_all(uris: Iterable[str], config: Config | None) -> _list[tuple[Obje
 
 
 def _logged(store: Store) -> Store:
+    """``store`` writing to the op-log now open, if any. Only the current op-log's wrappers
+    are kept (an op-log rotated every epoch left every finalized writer alive), and only
+    as many as the store cache holds."""
     writer = current_writer()
     if writer is None:
         return store
-    key = (id(store), id(writer))
-    logged = _logged_stores.get(key)
-    if logged is None or logged.inner is not store or logged.writer is not writer:
-        logged = _logged_stores[key] = LoggedStore(store, writer)
+    if _logged_for[0] is not writer or len(_logged_stores) > 64:
+        _logged_stores.clear()
+        _logged_for[0] = writer
+    logged = _logged_stores.get(id(store))
+    if logged is None or logged.inner is not store:
+        logged = _logged_stores[id(store)] = LoggedStore(store, writer)
     return logged
 
 
-_logged_stores: dict[tuple[int, int], LoggedStore] = {}
+_logged_stores: dict[int, LoggedStore] = {}
+_logged_for: list[object] = [None]
 
 
 def _in_flight(max_in_flight: int | None, config: Config | None) -> int:
@@ -295,8 +303,11 @@ def exists(uri: str, *, config: Config | None = None) -> bool:
 
 
 # -- listing ---------------------------------------------------------------------------------
-def _matching(store: Store, sel: Selection, parsed: ObjectUri) -> Iterator[tuple[str, ObjectMeta | None]]:
+def _matching(
+    store: Store, sel: Selection, parsed: ObjectUri, seen: Callable[[str], object] | None = None
+) -> Iterator[tuple[str, ObjectMeta | None]]:
     """``(key, metadata)`` of what ``sel`` selects; metadata is None for common prefixes.
+    ``seen`` is called with every key and common prefix listed, selected or not.
 
     obstore cannot parse a listed key with an empty, ``.`` or ``..`` segment (S3 stores them);
     the fast engine's listing then goes on with the portable engine after the last key it
@@ -305,20 +316,24 @@ def _matching(store: Store, sel: Selection, parsed: ObjectUri) -> Iterator[tuple
     """
     last: str | None = None
     try:
-        for key, meta in _matching_on(store, sel):
+        for key, meta in _matching_on(store, sel, seen):
             last = key
             yield key, meta
     except InvalidUriError:
         if store.engine != "fast" or store.in_process:
             raise
         portable = resolve(parsed, store.config.replace(engine="portable"))[1]
-        for key, meta in _matching_on(portable, sel):
+        for key, meta in _matching_on(portable, sel, seen):
             if last is None or key > last:
                 yield key, meta
 
 
-def _matching_on(store: Store, sel: Selection) -> Iterator[tuple[str, ObjectMeta | None]]:
+def _matching_on(
+    store: Store, sel: Selection, seen: Callable[[str], object] | None = None
+) -> Iterator[tuple[str, ObjectMeta | None]]:
     for item in store.list(sel.prefix, delimiter=not sel.recursive):
+        if seen is not None:
+            seen(item if isinstance(item, str) else item.key)
         if isinstance(item, str):
             if sel.matches(item):
                 yield item, None
@@ -411,17 +426,61 @@ def _select(op: str, uri: str, key: str, **options: Any) -> Selection:
 
 
 def _objects(
-    op: str, uri: str, recursive: bool, pattern: str | None, config: Config | None, *, literal: bool = False
-) -> tuple[ObjectUri, Store, _list[str], dict[str, int]]:
+    op: str, uri: str, recursive: bool, pattern: str | None, config: Config | None, *, literal: bool = False,
+    folders: set[str] | None = None,
+) -> tuple[ObjectUri, Store, _list[str], dict[str, int]]:  # fmt: skip
     """Keys (and sizes) of the objects a delete/download/copy selects (never a name prefix);
-    ``literal`` reads the last part as an exact name even when it holds regex characters."""
+    ``literal`` reads the last part as an exact name even when it holds regex characters.
+    ``folders``: filled with the selected keys that are folder markers without a ``/`` (see
+    :func:`folder_markers`)."""
     parsed, store = resolve(uri, config)
     sel = _select(op, uri, parsed.key, recursive=recursive, pattern=pattern, exact=True, literal=literal)
-    sizes = {key: meta.size for key, meta in _matching(store, sel, parsed) if meta is not None}
+    dirs: set[str] = set()
+    sizes: dict[str, int] = {}
+    for key, meta in _matching(store, sel, parsed, functools.partial(add_parents, dirs)):
+        if meta is not None:
+            sizes[key] = meta.size
+            if is_folder_object(meta):  # where the listing carries metadata
+                dirs.add(key)
     keys = _list(sizes)
     if sel.literal and not sel.recursive and pattern is None and parsed.key in sizes:
         keys = [parsed.key]  # an exact key wins over its reading as a regex
+    if folders is not None:
+        folders.update(folder_markers(((key, sizes[key]) for key in keys), dirs))
     return parsed, store, keys, sizes
+
+
+def add_parents(dirs: set[str], key: str) -> None:
+    """Add the directories ``key`` (a key or a common prefix ``a/b/``) is below to ``dirs``:
+    ``a/b/c`` and ``a/b/`` add ``a`` and ``a/b``."""
+    end = key.rfind("/")
+    while end > 0 and key[:end] not in dirs:
+        dirs.add(key[:end])
+        end = key.rfind("/", 0, end)
+
+
+def is_folder_object(meta: ObjectMeta) -> bool:
+    """True for a zero-byte object its metadata calls a directory: what an Azure account with a
+    hierarchical namespace (ADLS Gen2) or the portal lists for each directory (``hdi_isfolder``;
+    adlfs's ``is_directory``)."""
+    flags = {name.lower(): value for name, value in meta.metadata.items()}
+    return not meta.size and "true" in (flags.get("hdi_isfolder", "").lower(), flags.get("is_directory", "").lower())
+
+
+def folder_markers(objects: Iterable[tuple[str, int]], dirs: set[str]) -> _list[str]:
+    """The keys among ``(key, size)`` that are folder markers without a ``/``: zero bytes, and
+    named like a directory in ``dirs`` (:func:`add_parents` of the keys and common prefixes
+    listed beside them). ADLS Gen2 lists each directory as such an object (``data`` beside
+    ``data/x.bin``), and S3 keys may form the same; like a ``data/`` marker it is a directory,
+    never a file (a local file could not hold ``data/x.bin``). An object holding bytes is
+    never one: its name clashing with a directory stays an error."""
+    return [key for key, size in objects if not size and key in dirs]
+
+
+def _rels(keys: Sequence[str], base: str, folders: set[str]) -> _list[str]:
+    """Each key relative to ``base``; a folder marker without a ``/`` (see :func:`folder_markers`)
+    gets one, so it becomes the directory it names, as a ``dir/`` marker does."""
+    return [k[len(base) :] + ("/" if k in folders else "") for k in keys]
 
 
 def _no_body(op: str, uri: str, size: int) -> None:
@@ -611,7 +670,7 @@ def _upload_file(
                 f.check(_read_into(f, memoryview(data)))
                 _put(uri, parsed, store, data, None)
                 return size
-            with writer_for(uri, store, parsed.key) as writer:
+            with writer_for(uri, store, parsed.key, part_size=part_size_for(store, parsed.key, size)) as writer:
                 got = 0
                 while chunk := _read_into(f, writer.reserve()):
                     _parallel.stop_if_cancelled()  # raised inside: the upload is aborted
@@ -619,6 +678,16 @@ def _upload_file(
                     got += chunk
                 f.check(got)  # raised inside: the upload is aborted
             return size
+
+
+def part_size_for(store: Store, key: str, size: int | None, part_size: int | None = None) -> int:
+    """The part size to write ``key`` with: ``part_size`` (default: the configured one), raised
+    where ``size`` bytes (when known) would need more parts than the store allows (Azure: 50,000
+    blocks, S3: 10,000 parts), so the transfer does not fail after sending them all. The store
+    tells its limits on an upload it opens, which sends nothing before its first part."""
+    upload = store.open_upload(key, part_size=part_size or store.config.part_size)
+    upload.abort()  # nothing was sent: a no-op
+    return upload.part_size if size is None else fitting_part_size(size, upload.part_size, upload.max_parts)
 
 
 def _read_into(f: LocalFile, view: memoryview) -> int:
@@ -800,12 +869,13 @@ def download(
     """
     src, dest_dir = _check.uri("download", src, "src"), _check.path("download", "dest_dir", dest_dir)
     _transfer_args("download", recursive, max_in_flight, return_exceptions, config)
-    parsed, store, keys, sizes = _objects("download", src, recursive, None, config)
+    folders: set[str] = set()
+    parsed, store, keys, sizes = _objects("download", src, recursive, None, config, folders=folders)
     if not keys:
         raise NotFoundError(f"download {src}: no object matches")
     base = select(parsed.key).base
     planned = localpath.plan(
-        "download", dest_dir, [k[len(base) :] for k in keys], [str(parsed.with_key(k)) for k in keys]
+        "download", dest_dir, _rels(keys, base, folders), [str(parsed.with_key(k)) for k in keys]
     )
 
     streams = ranged.StreamBudget(store.config)
@@ -863,18 +933,20 @@ def copy(
     _transfer_args("copy", recursive, max_in_flight, return_exceptions, config)
     _check.boolean("copy", "follow_links", follow_links)
     sizes: dict[str, int] = {}
+    folders: set[str] = set()
     parsed, store = resolve(src, config)
     if parsed.scheme in ("file", "direct"):  # upload's walk and link rules, skips reported alike
         keys = local_keys("copy " + src, parsed.key, recursive, follow_links=follow_links, on_skip=on_skip,
                           config=store.config)  # fmt: skip
     else:
-        parsed, store, keys, sizes = _objects("copy", src, recursive, None, config)
+        parsed, store, keys, sizes = _objects("copy", src, recursive, None, config, folders=folders)
     if not keys:
         raise NotFoundError(f"copy {src}: no object matches")
     target = parse(dst)
     single = len(keys) == 1 and keys[0] == parsed.key
     base = select(parsed.key).base
-    rels = [k[len(base) :] for k in keys]
+    local = target.scheme in ("file", "direct")
+    rels = _rels(keys, base, folders if local else set())  # other stores keep them as they are
     dst_keys: _list[str | BaseException]
     if single and not target.is_prefix:
         dst_keys = [target.key]
@@ -888,8 +960,6 @@ def copy(
         dst_keys = [_join_key(target.key, rel) for rel in rels]
     dst_store = resolve(target, config)[1]
     streams = ranged.StreamBudget(store.config)
-
-    local = target.scheme in ("file", "direct")
     budget = _parallel.ByteBudget(store.config.max_bytes_in_flight)
 
     def one(i: int) -> str:
@@ -917,7 +987,8 @@ def copy(
             dst_store.put(key, first)
         else:  # a large object goes through an upload piece by piece, never whole in memory
             in_flight = ranged.ranges_in_flight(store.config)
-            with streams.holding(rest), writer_for(str(target.with_key(key)), dst_store, key,
+            part = part_size_for(dst_store, key, sizes.get(keys[i]))
+            with streams.holding(rest), writer_for(str(target.with_key(key)), dst_store, key, part_size=part,
                                                    max_in_flight=in_flight) as writer:  # fmt: skip
                 writer.write(first)
                 for piece in rest:
