@@ -13,6 +13,8 @@ Azure's own, on moto too.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,18 @@ def test_adls_tree_downloads_and_copies(azurite: Any, az_container: str, tmp_pat
     assert str(tmp_path / "d/data/train/x.bin") in got
     assert s3dlio.copy(az_container + "data/", f"file://{tmp_path}/c/", recursive=True) == 2
     assert _files(tmp_path / "c") == ["train/", "train/x.bin"]
+
+
+def test_cli_downloads_an_adls_tree(azurite: Any, az_container: str, tmp_path: Path) -> None:
+    """The CLI lists for itself (``download -r``, ``get -r -o DIR``): the same rule holds."""
+    _adls_tree(azurite, _name(az_container))
+    exe = str(Path(sys.executable).parent / "s3dlio")
+    for args in (["download", "-r", az_container, str(tmp_path / "d")],
+                 ["get", "-r", "-o", str(tmp_path / "g"), az_container]):  # fmt: skip
+        run = subprocess.run([exe, *args], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+    for root in ("d", "g"):
+        assert (tmp_path / root / "data/train/x.bin").read_bytes() == b"x" * 10, _files(tmp_path / root)
 
 
 @pytest.mark.parametrize("engine", ENGINES)

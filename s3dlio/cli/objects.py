@@ -181,8 +181,15 @@ Sink = Callable[["Target", "Buffer", "Iterator[Buffer] | None"], None]
 def _dir_sink(dest_dir: str, base: str, targets: Sequence[Target], op: str) -> Sink:
     """Write each object under ``dest_dir`` at its key relative to ``base``, where
     :func:`s3dlio.localpath.plan` puts it: keys that would leave ``dest_dir`` or share a path
-    are refused (their error names them), the others written."""
-    planned = localpath.plan(op, dest_dir, [t.key[len(base) :] for t in targets], [t.uri for t in targets])
+    are refused (their error names them), the others written. A zero-byte object named like
+    the directory of others (ADLS Gen2's directories, :func:`s3dlio.ops.folder_markers`) is
+    that directory, as a ``dir/`` marker is."""
+    dirs: set[str] = set()
+    for t in targets:
+        ops.add_parents(dirs, t.key)
+    folders = set(ops.folder_markers(((t.key, t.size) for t in targets if t.size is not None), dirs))
+    rels = [t.key[len(base) :] + ("/" if t.key in folders else "") for t in targets]
+    planned = localpath.plan(op, dest_dir, rels, [t.uri for t in targets])
     paths = dict(zip((t.key for t in targets), planned, strict=True))
 
     def sink(target: Target, data: Buffer, rest: Iterator[Buffer] | None) -> None:
