@@ -394,9 +394,9 @@ class AzureStore(Store):
         with self._errors("list", prefix):
             container = self._container
             if delimiter:
-                paged = container.walk_blobs(name_starts_with=prefix or None, delimiter="/")
-            else:
-                paged = container.list_blobs(name_starts_with=prefix or None)
+                paged = container.walk_blobs(name_starts_with=prefix or None, delimiter="/", include=["metadata"])
+            else:  # metadata: ADLS Gen2's directories are zero-byte blobs with hdi_isfolder=true
+                paged = container.list_blobs(name_starts_with=prefix or None, include=["metadata"])
             pages = paged.by_page()
         seen: set[str] = set()
         tries: Attempts | None = None
@@ -789,6 +789,7 @@ def _list_meta(item: Any) -> ObjectMeta:
         etag=item.etag,
         content_type=item.content_settings.content_type if item.content_settings else None,
         storage_class=str(getattr(item.blob_tier, "value", item.blob_tier)) if item.blob_tier else None,
+        metadata=dict(item.metadata or {}),
     )
 
 
