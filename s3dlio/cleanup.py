@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from . import _parallel
 from .config import Config, default_config
 from .errors import InvalidUriError
+from .store.base import outside_prefix
 from .store.local import TMP_PREFIX, map_errors
 from .store.registry import open_store
 from .uri import ObjectUri, parse
@@ -219,8 +220,6 @@ def _uncommitted_blobs(parsed: ObjectUri, store: Any) -> Iterator[Leftover]:
 def _check_under(parsed: ObjectUri, store: Any, key: str, op: str) -> None:
     """Raise unless ``key`` is under the prefix: what a broken server lists outside it is not removed."""
     if not key.startswith(parsed.key):
-        from .store.s3 import outside_prefix
-
         raise outside_prefix(op, str(parsed), store.endpoint, key)
 
 

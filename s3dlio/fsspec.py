@@ -68,7 +68,7 @@ from .ops import (
 from .reader import ObjectReader
 from .retry import ChangedError
 from .store import ObjectMeta, Store
-from .store.base import Upload
+from .store.base import Upload, bare_etag
 from .uri import ObjectUri
 from .verify import verify_enabled
 from .writer import ObjectWriter
@@ -1450,7 +1450,7 @@ class _AppendUpload:
             now: str | None = self._store.head(self._key).etag
         except NotFoundError:
             now = None
-        if (now or "").strip('"') != self._expect.strip('"'):
+        if bare_etag(now) != bare_etag(self._expect):
             error = ChangedError(
                 f"append {self._uri}: the object changed since this file read it (ETag {self._expect} -> {now}): "
                 "another writer replaced or appended to it; nothing was written, since replacing it would lose "

@@ -34,7 +34,7 @@ from ..errors import (
     TransferError,
 )
 from ..retry import Attempts
-from .base import DeleteFailure, ObjectMeta, Store, check_length, check_range, check_signing
+from .base import DeleteFailure, ObjectMeta, Store, check_length, check_range, check_signing, outside_prefix
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
@@ -421,8 +421,6 @@ class AzureStore(Store):
                 seen.add(token)
             for item in items:
                 if not item.name.startswith(prefix):
-                    from .s3 import outside_prefix
-
                     raise outside_prefix("list", self.uri(prefix), self.endpoint, item.name)
             # Azurite returns a page's prefixes before its blobs; sort into key order.
             items.sort(key=lambda item: item.name)

@@ -29,9 +29,11 @@ __all__ = [
     "ResumableRead",
     "Store",
     "Upload",
+    "bare_etag",
     "check_length",
     "check_range",
     "check_reply",
+    "outside_prefix",
     "put_new_retried",
 ]
 
@@ -451,6 +453,24 @@ def replaced(uri: str, before: str | None, after: str | None) -> TransferError:
         f"get {uri}: the object was replaced while being read (ETag {before} -> {after}); "
         "nothing was kept: read it again"
     )
+
+
+def bare_etag(etag: str | None) -> str:
+    """An ETag without its quotes, for comparing: the SDKs and obstore's HEADs keep them,
+    obstore's listings drop them."""
+    return (etag or "").strip('"')
+
+
+def outside_prefix(op: str, uri: str, endpoint: str, key: str) -> TransferError:
+    """The error for a listing (``op``) that names ``key``, outside the prefix listed at ``uri``:
+    a broken server or proxy. Callers delete what listings give (rm -r, checkpoint retention,
+    cleanup), so every engine stops rather than drop the key and trust the rest. Not retried."""
+    error = TransferError(
+        f"{op} {uri}: the service at {endpoint} listed {key!r}, which is not under the prefix asked for; "
+        "stopped, since nothing that service lists can be trusted (check the endpoint or proxy)"
+    )
+    error.retried = True
+    return error
 
 
 def check_length(uri: str, got: int, first: int, last: int) -> None:

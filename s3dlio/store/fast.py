@@ -57,6 +57,7 @@ from .base import (
     check_length,
     check_reply,
     check_version,
+    outside_prefix,
 )
 from .fast_errors import FIX_ENGINE, bucket_missing, map_errors, range_past_end, short
 
@@ -432,8 +433,6 @@ class FastStore(Store):
             return
         if parent.startswith("/") or "//" in parent or _dot_segment(parent):
             return
-        from .s3 import outside_prefix
-
         raise outside_prefix("list", self._uri(prefix), self.endpoint, path)
 
     def _delimited(self, prefix: str, parent: str | None) -> Any:

@@ -46,6 +46,7 @@ from .base import (
     check_range,
     check_reply,
     check_signing,
+    outside_prefix,
 )
 
 #: SigV4 presigned URLs live at most 7 days.
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
     from ..config import Config
     from .base import Upload
 
-__all__ = ["S3Store", "map_errors", "outside_prefix"]
+__all__ = ["S3Store", "map_errors"]
 
 MiB = 1024 * 1024
 #: S3's smallest part (but the last) and largest part count.
@@ -680,18 +681,6 @@ class _Unmeasured(ValueError):
 
 class _CutShort(TransferError):
     """A listing page marked truncated without a continuation token (:meth:`S3Store._listing`)."""
-
-
-def outside_prefix(op: str, uri: str, endpoint: str, key: str) -> TransferError:
-    """The error for a listing (``op``) that names ``key``, outside the prefix listed at ``uri``:
-    a broken server or proxy. Callers delete what listings give (rm -r, checkpoint retention,
-    cleanup), so every engine stops rather than drop the key and trust the rest. Not retried."""
-    error = TransferError(
-        f"{op} {uri}: the service at {endpoint} listed {key!r}, which is not under the prefix asked for; "
-        "stopped, since nothing that service lists can be trusted (check the endpoint or proxy)"
-    )
-    error.retried = True
-    return error
 
 
 def _list_meta(item: dict[str, Any]) -> ObjectMeta:

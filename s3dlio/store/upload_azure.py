@@ -21,10 +21,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError, TransferError
+from .base import Store, bare_etag
 
 if TYPE_CHECKING:
     from .azure import AzureStore
-    from .base import Store
 
 __all__ = ["AzureUpload", "check_committed"]
 
@@ -125,7 +125,7 @@ def check_committed(store: Store, key: str, uri: str, size: int, etag: str | Non
         meta = store.head(key)
     except NotFoundError:
         meta = None
-    if meta is not None and meta.size == size and (not etag or _bare(meta.etag) == _bare(etag)):
+    if meta is not None and meta.size == size and (not etag or bare_etag(meta.etag) == bare_etag(etag)):
         return
     found = "no blob" if meta is None else f"{meta.size} bytes with ETag {meta.etag}"
     raise TransferError(
@@ -133,8 +133,3 @@ def check_committed(store: Store, key: str, uri: str, size: int, etag: str | Non
         f"{size} bytes committed: the blob was not committed (a proxy or server that answers without "
         "committing)"
     )
-
-
-def _bare(etag: str | None) -> str:
-    """An ETag without its quotes (the SDK and obstore keep them, obstore's listings drop them)."""
-    return (etag or "").strip('"')

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..buffers import BufferReader
 from ..errors import NotFoundError, S3dlioError, TransferError
+from .base import bare_etag
 
 if TYPE_CHECKING:
     from .s3 import S3Store
@@ -102,7 +103,7 @@ class S3Upload:
 
 def multipart_etag(parts: Sequence[dict[str, Any]]) -> str:
     """The ETag S3 gives the object these parts make: MD5 of the parts' MD5s, ``-`` part count."""
-    digests = b"".join(bytes.fromhex(str(p["ETag"]).strip('"')) for p in parts)
+    digests = b"".join(bytes.fromhex(bare_etag(str(p["ETag"]))) for p in parts)
     return f"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(parts)}"
 
 
@@ -117,7 +118,7 @@ def _written(store: S3Store, key: str, parts: Sequence[dict[str, Any]], size: in
         meta = store.head(key)
     except S3dlioError:
         return False
-    return (meta.etag or "").strip('"') == want and size in (None, meta.size)
+    return bare_etag(meta.etag) == want and size in (None, meta.size)
 
 
 def _code(exc: BaseException | None) -> str:
