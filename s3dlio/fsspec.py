@@ -61,7 +61,6 @@ from .ops import (
     folder_markers,
     is_folder_object,
     list_buckets,
-    part_size_for,
     resolve,
     write_file_atomic,
 )
@@ -71,7 +70,7 @@ from .store import ObjectMeta, Store
 from .store.base import Upload, bare_etag
 from .uri import ObjectUri
 from .verify import verify_enabled
-from .writer import ObjectWriter
+from .writer import ObjectWriter, open_upload_for
 
 if TYPE_CHECKING:
     from collections.abc import Buffer
@@ -1244,9 +1243,7 @@ class S3dlioFileSystem(AbstractFileSystem, metaclass=_SharedByOptions):
         if parsed.is_prefix:
             raise IsADirectoryError(errno.EISDIR, "is a directory", uri)
         config = store.config
-        if size is not None:
-            part_size = part_size_for(store, parsed.key, size, part_size)
-        upload: Upload = store.open_upload(parsed.key, part_size=part_size or config.part_size)
+        upload = open_upload_for(store, parsed.key, part_size=part_size, size=size)
         if create:
             upload = _CreateUpload(uri, store, parsed.key, upload)
         elif expect is not None:

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, ParamSpec, TypeVar, overload
 
 from . import _check, _parallel, localpath, ranged
-from ._parts import fitting_part_size
 from ._select import Selection, is_pattern, select
 from .config import Config, default_config
 from .errors import InvalidUriError, NotFoundError
@@ -670,7 +669,7 @@ def _upload_file(
                 f.check(_read_into(f, memoryview(data)))
                 _put(uri, parsed, store, data, None)
                 return size
-            with writer_for(uri, store, parsed.key, part_size=part_size_for(store, parsed.key, size)) as writer:
+            with writer_for(uri, store, parsed.key, size=size) as writer:
                 got = 0
                 while chunk := _read_into(f, writer.reserve()):
                     _parallel.stop_if_cancelled()  # raised inside: the upload is aborted
@@ -678,16 +677,6 @@ def _upload_file(
                     got += chunk
                 f.check(got)  # raised inside: the upload is aborted
             return size
-
-
-def part_size_for(store: Store, key: str, size: int | None, part_size: int | None = None) -> int:
-    """The part size to write ``key`` with: ``part_size`` (default: the configured one), raised
-    where ``size`` bytes (when known) would need more parts than the store allows (Azure: 50,000
-    blocks, S3: 10,000 parts), so the transfer does not fail after sending them all. The store
-    tells its limits on an upload it opens, which sends nothing before its first part."""
-    upload = store.open_upload(key, part_size=part_size or store.config.part_size)
-    upload.abort()  # nothing was sent: a no-op
-    return upload.part_size if size is None else fitting_part_size(size, upload.part_size, upload.max_parts)
 
 
 def _read_into(f: LocalFile, view: memoryview) -> int:
@@ -987,8 +976,7 @@ def copy(
             dst_store.put(key, first)
         else:  # a large object goes through an upload piece by piece, never whole in memory
             in_flight = ranged.ranges_in_flight(store.config)
-            part = part_size_for(dst_store, key, sizes.get(keys[i]))
-            with streams.holding(rest), writer_for(str(target.with_key(key)), dst_store, key, part_size=part,
+            with streams.holding(rest), writer_for(str(target.with_key(key)), dst_store, key, size=sizes.get(keys[i]),
                                                    max_in_flight=in_flight) as writer:  # fmt: skip
                 writer.write(first)
                 for piece in rest:

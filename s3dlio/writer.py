@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import _check
-from ._parts import PartSender
+from ._parts import PartSender, fitting_part_size
 from .buffers import byte_view
 from .retry import retrying
 from .store.base import STREAM_MIN
@@ -248,16 +248,33 @@ def _abort_open_writers() -> None:
         writer._abandon("still open at exit")
 
 
+def open_upload_for(
+    store: Store, key: str, *, part_size: int | None = None, size: int | None = None,
+    content_type: str | None = None,
+) -> Upload:  # fmt: skip
+    """``store.open_upload`` of ``key`` with ``part_size`` (default: the configured one), raised
+    where ``size`` bytes (when known) would need more parts than the store allows (Azure: 50,000
+    blocks, S3: 10,000 parts), so the transfer does not fail after sending them all. The upload
+    tells its limits once open; it sends nothing before its first part, so one that does not
+    fit is opened again."""
+    upload = store.open_upload(key, part_size=part_size or store.config.part_size, content_type=content_type)
+    if size is None or size <= upload.part_size * upload.max_parts:
+        return upload
+    upload.abort()  # nothing was sent: a no-op
+    fitting = fitting_part_size(size, upload.part_size, upload.max_parts)
+    return store.open_upload(key, part_size=fitting, content_type=content_type)
+
+
 def writer_for(
     uri: str, store: Store, key: str, *, part_size: int | None = None, max_in_flight: int | None = None,
-    content_type: str | None = None, verify: bool | None = None,
+    content_type: str | None = None, verify: bool | None = None, size: int | None = None,
 ) -> ObjectWriter:  # fmt: skip
     """A writer of ``key`` in ``store`` (``uri`` names it in errors); what is not given comes
-    from the store's settings: ``part_size``, up to 8 parts in flight, ``S3DLIO_PUT_VERIFY``."""
+    from the store's settings: ``part_size`` (raised to fit ``size`` bytes when known, see
+    :func:`open_upload_for`), up to 8 parts in flight, ``S3DLIO_PUT_VERIFY``."""
     config = store.config
-    size = part_size if part_size is not None else config.part_size
     in_flight = max_in_flight if max_in_flight is not None else min(8, config.max_in_flight)
-    upload = store.open_upload(key, part_size=size, content_type=content_type)
+    upload = open_upload_for(store, key, part_size=part_size, size=size, content_type=content_type)
     return ObjectWriter(uri, store, key, upload, max_in_flight=in_flight, attempts=config.max_attempts,
                         verify=verify_enabled(verify, config))  # fmt: skip
 
