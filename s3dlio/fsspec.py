@@ -456,9 +456,11 @@ class S3dlioFileSystem(AbstractFileSystem, metaclass=_SharedByOptions):
                 pass
             else:
                 # on S3 a zero-byte object with keys below it stays an object, as s3fs says;
-                # on Azure it is how ADLS Gen2 (hierarchical namespace) lists a directory
-                adls_dir = self.scheme == "az" and self._is_dir(parsed, store)
-                if self._local or meta.size or not (is_folder_object(meta) or adls_dir):
+                # on Azure it is how ADLS Gen2 (hierarchical namespace) lists a directory (asked
+                # only of zero-byte blobs: a listing per info would double its requests)
+                if self._local or meta.size or not (
+                    is_folder_object(meta) or (self.scheme == "az" and self._is_dir(parsed, store))
+                ):
                     return self._file(parsed, meta)
                 # a folder marker without "/" (ADLS Gen2 lists each directory so): a directory
                 # whose own object has a time and an ETag (rm deletes that object too)
@@ -784,7 +786,7 @@ class S3dlioFileSystem(AbstractFileSystem, metaclass=_SharedByOptions):
             raise OSError(errno.ENOTEMPTY, "directory not empty", uri)
         if held:
             store.delete(marker)
-        elif self._folder_object(name):  # ADLS Gen2's empty directory
+        elif (folder := self._dir_info(name)) and folder.get("etag") is not None:  # ADLS Gen2's empty directory
             store.delete(parsed.key)
         elif self.scheme != "mem":  # mem:// has no markers: its mkdir makes nothing to find here
             raise FileNotFoundError(errno.ENOENT, "no such directory", uri)
@@ -793,20 +795,16 @@ class S3dlioFileSystem(AbstractFileSystem, metaclass=_SharedByOptions):
         """True when ``name`` is a directory and no object: named alone, a zero-byte object
         that is also a prefix is fetched as the object (s3fs), unless its metadata calls it a
         directory (see ``get_file``)."""
-        try:
-            info = self.info(name)
-        except FileNotFoundError:
-            return False
-        return info["type"] == "directory" and info.get("etag") is None
+        return (info := self._dir_info(name)) is not None and info.get("etag") is None
 
-    def _folder_object(self, name: str) -> bool:
-        """True when ``name`` is a folder marker without a ``/`` (its ``info`` is a directory
-        with an object's ETag)."""
+    def _dir_info(self, name: str) -> dict[str, Any] | None:
+        """``info(name)`` when ``name`` is a directory, else None. Its ``etag`` tells a folder
+        marker without a ``/`` (an object of its own, ADLS Gen2's) from a prefix only."""
         try:
             info = self.info(name)
         except FileNotFoundError:
-            return False
-        return info["type"] == "directory" and info.get("etag") is not None
+            return None
+        return info if info["type"] == "directory" else None
 
     # -- deleting ----------------------------------------------------------------------------
     def rm_file(self, path: str) -> None:
