@@ -89,7 +89,7 @@ def select(
         return Selection(base, base, recursive, None, "", name_prefix=True)
     if plain_prefix:
         return Selection(base, key, recursive, None, last, name_prefix=True)
-    plain = literal or (exact and not _REGEX.intersection(last))
+    plain = literal or (exact and not is_pattern(last))
     head = None if plain else next((i for i, ch in enumerate(last) if ch in _META), None)
     matcher = None if head is None else _regex_or_glob(last, head)
     if matcher is not None:

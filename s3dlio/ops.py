@@ -416,8 +416,8 @@ def _listing_args(func: str, uri: str, recursive: bool, pattern: str | None, con
 
 
 def _select(op: str, uri: str, key: str, **options: Any) -> Selection:
-    """:func:`s3dlio._select.select` of ``key``; a last part that is neither a regex nor a glob
-    raises an error naming ``op`` and ``uri``."""
+    """:func:`s3dlio._select.select` of ``key``; an invalid ``pattern=`` raises an error naming
+    ``op`` and ``uri``."""
     try:
         return select(key, **options)
     except InvalidUriError as exc:
@@ -476,7 +476,7 @@ def folder_markers(objects: Iterable[tuple[str, int]], dirs: set[str]) -> _list[
     return [key for key, size in objects if not size and key in dirs]
 
 
-def _rels(keys: Sequence[str], base: str, folders: set[str]) -> _list[str]:
+def relative_names(keys: Sequence[str], base: str, folders: set[str]) -> _list[str]:
     """Each key relative to ``base``; a folder marker without a ``/`` (see :func:`folder_markers`)
     gets one, so it becomes the directory it names, as a ``dir/`` marker does."""
     return [k[len(base) :] + ("/" if k in folders else "") for k in keys]
@@ -864,7 +864,7 @@ def download(
         raise NotFoundError(f"download {src}: no object matches")
     base = select(parsed.key).base
     planned = localpath.plan(
-        "download", dest_dir, _rels(keys, base, folders), [str(parsed.with_key(k)) for k in keys]
+        "download", dest_dir, relative_names(keys, base, folders), [str(parsed.with_key(k)) for k in keys]
     )
 
     streams = ranged.StreamBudget(store.config)
@@ -935,7 +935,7 @@ def copy(
     single = len(keys) == 1 and keys[0] == parsed.key
     base = select(parsed.key).base
     local = target.scheme in ("file", "direct")
-    rels = _rels(keys, base, folders if local else set())  # other stores keep them as they are
+    rels = relative_names(keys, base, folders if local else set())  # other stores keep them as they are
     dst_keys: _list[str | BaseException]
     if single and not target.is_prefix:
         dst_keys = [target.key]

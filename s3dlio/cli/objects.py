@@ -122,7 +122,7 @@ def _uri_arg(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 
 
 def _selected(
-    op: str, uri: str, recursive: bool, *, literal: bool = False, pattern: str | None = None
+    uri: str, recursive: bool, *, literal: bool = False, pattern: str | None = None
 ) -> tuple[str, list[Target]]:
     """The objects ``uri`` selects, and the key prefix their relative names start after.
 
@@ -132,10 +132,7 @@ def _selected(
     ``pattern`` or a regex last part lists.
     """
     parsed = parse(uri)
-    try:
-        sel = select(parsed.key, recursive=recursive, exact=True, literal=literal)
-    except InvalidUriError as exc:  # neither a regex nor a glob: name the command and the URI
-        raise InvalidUriError(f"{op} {uri}: {exc}") from None
+    sel = select(parsed.key, recursive=recursive, exact=True, literal=literal)
     if pattern is None and sel.literal and sel.regex is None:
         return sel.base, [Target(str(parsed), parsed.key, None)]
     found = [
@@ -188,7 +185,7 @@ def _dir_sink(dest_dir: str, base: str, targets: Sequence[Target], op: str) -> S
     for t in targets:
         ops.add_parents(dirs, t.key)
     folders = set(ops.folder_markers(((t.key, t.size) for t in targets if t.size is not None), dirs))
-    rels = [t.key[len(base) :] + ("/" if t.key in folders else "") for t in targets]
+    rels = ops.relative_names([t.key for t in targets], base, folders)
     planned = localpath.plan(op, dest_dir, rels, [t.uri for t in targets])
     paths = dict(zip((t.key for t in targets), planned, strict=True))
 
@@ -406,7 +403,7 @@ def get(
       s3dlio get 's3://bucket/data/object_1.*'
       s3dlio get --offset 1MiB --length 4k s3://bucket/big.bin -o - | xxd | head
     """
-    base, targets = _selected("get", uri, recursive)
+    base, targets = _selected(uri, recursive)
     if not targets:
         raise _no_match("get", uri)
     sink: Sink | None = None
@@ -455,7 +452,7 @@ def download(state: State, uri: str, dest_dir: str, recursive: bool, jobs: int, 
       s3dlio download 'az://container/logs/.*\\.json' ./logs
       s3dlio download 's3://bucket/NPZ/*.npz' ./npz      (a glob: not a valid regex)
     """
-    base, targets = _selected("download", uri, recursive)
+    base, targets = _selected(uri, recursive)
     if not targets:
         raise _no_match("download", uri)
     on_interrupt(lambda: remove_temp_files(dest_dir))
@@ -625,7 +622,7 @@ def delete(uri: str, recursive: bool, regex: bool, as_json: bool) -> None:
         if not pattern:
             raise InvalidUriError(f"rm --regex {uri}: the URI ends in '/'; put the regex after it")
         uri = str(parsed.with_key(base + slash))
-    _, targets = _selected("delete", uri, recursive, literal=True, pattern=pattern)
+    _, targets = _selected(uri, recursive, literal=True, pattern=pattern)
     if len(targets) == 1 and targets[0].size is None:
         try:
             ops.stat(targets[0].uri)  # a plain key that is missing: NotFoundError names it
