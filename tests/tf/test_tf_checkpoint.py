@@ -7,6 +7,7 @@ the store; a save that fails mid-upload leaves the previous checkpoint as the la
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,6 @@ keras = pytest.importorskip("keras")
 
 import s3dlio  # noqa: E402
 import s3dlio_tf  # noqa: E402
-import s3dlio_tf.checkpoint as tfckpt  # noqa: E402
 from s3dlio.checkpoint import CheckpointNotFoundError  # noqa: E402
 
 
@@ -150,26 +150,14 @@ def test_manager_checkpoint_interval(tmp_path: Path) -> None:
 
 
 def test_save_interrupted_mid_upload_leaves_latest_alone(
-    s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+    s3_bucket: str, monkeypatch: pytest.MonkeyPatch, data_upload_dies: Callable[[int], None]
 ) -> None:
     _, _, ckpt = build(0)
     uri = f"{s3_bucket}run/"
     ckpt.step.assign(1)
     first = s3dlio_tf.save(ckpt, uri)
 
-    real = tfckpt._file_shard
-
-    def dying(path: str) -> Any:
-        if ".data-" not in path:
-            return real(path)
-
-        def half_then_die(stream: Any) -> None:
-            stream.write(b"x" * 1000)
-            raise ConnectionResetError("connection lost mid-upload")
-
-        return half_then_die
-
-    monkeypatch.setattr(tfckpt, "_file_shard", dying)
+    data_upload_dies(1000)
     ckpt.step.assign(2)
     with pytest.raises(ConnectionResetError):
         s3dlio_tf.save(ckpt, uri)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,6 @@ tf = pytest.importorskip("tensorflow")
 
 import s3dlio  # noqa: E402
 import s3dlio_tf  # noqa: E402
-import s3dlio_tf.checkpoint as tfckpt  # noqa: E402
 from s3dlio.checkpoint.retention import steps_to_delete  # noqa: E402
 from s3dlio.errors import ConfigError  # noqa: E402
 
@@ -107,7 +107,7 @@ def test_saving_a_number_again_replaces_it_and_makes_it_latest(base: str, tmp_pa
 
 
 def test_a_replacement_dying_mid_upload_leaves_the_previous_save_latest(
-    base: str, monkeypatch: pytest.MonkeyPatch
+    base: str, monkeypatch: pytest.MonkeyPatch, data_upload_dies: Callable[[int], None]
 ) -> None:
     uri = f"{base}crash/"
     ckpt = tf.train.Checkpoint(v=tf.Variable(5.0))
@@ -115,19 +115,7 @@ def test_a_replacement_dying_mid_upload_leaves_the_previous_save_latest(
     m.save(checkpoint_number=5)
     ckpt.v.assign(6.0)
     m.save(checkpoint_number=6)
-    real = tfckpt._file_shard
-
-    def dying(path: str) -> Any:
-        if ".data-" not in path:
-            return real(path)
-
-        def half_then_die(stream: Any) -> None:
-            stream.write(b"x" * 100)
-            raise ConnectionResetError("connection lost mid-upload")
-
-        return half_then_die
-
-    monkeypatch.setattr(tfckpt, "_file_shard", dying)
+    data_upload_dies(100)
     ckpt.v.assign(55.0)
     with pytest.raises(ConnectionResetError):
         m.save(checkpoint_number=5)  # the old 5 is gone, the new one never committed
